@@ -1,0 +1,107 @@
+/**
+ * The one entry point of chat: `chat serve` runs the server, later `chat connect` the terminal
+ * client and `chat user` the account tool. Wiring only: parse flags, open KV, build the hub,
+ * start the listeners, shut down cleanly.
+ * @module
+ */
+
+import { monotonicFactory } from "ulid";
+import { Hub } from "./server/core/hub.ts";
+import { parseServeArgs, type ServeConfig, UsageError } from "./server/config.ts";
+import { createLogger } from "./server/log.ts";
+import { scryptHasher } from "./server/passwords.ts";
+import { KvStore } from "./server/store/kv_store.ts";
+import { serveTcp } from "./server/transport/tcp.ts";
+
+const USAGE = `chat: a multi-user chat server and its clients
+
+Usage:
+  chat serve [flags]     run the server (chat serve --help lists the flags)
+
+Run with Deno: deno run -A main.ts serve`;
+
+async function openKv(path: string): Promise<Deno.Kv> {
+  if (path !== ":memory:") {
+    const slash = path.lastIndexOf("/");
+    if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true });
+  }
+  return await Deno.openKv(path);
+}
+
+async function serve(config: ServeConfig): Promise<void> {
+  const log = createLogger(config.logLevel);
+  const kv = await openKv(config.data);
+  const store = new KvStore(kv);
+  const newUlid = monotonicFactory();
+  const hub = await Hub.create({
+    store,
+    clock: { now: () => Date.now() },
+    newId: (now) => newUlid(now),
+    passwords: scryptHasher(),
+    historySize: config.history,
+    onError: (error, context) => log.error(`core: ${context}`, { error }),
+  });
+
+  const listener = Deno.listen({ hostname: config.host, port: config.tcpPort, transport: "tcp" });
+  const tcp = serveTcp(hub, listener, { log });
+  const addr = listener.addr as Deno.NetAddr;
+  console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
+  log.info("server started", { data: config.data });
+
+  const maintenance = setInterval(() => {
+    hub.maintain().catch((error) => log.error("maintenance failed", { error }));
+  }, 1000);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    clearInterval(maintenance);
+    tcp.close();
+    await hub.close("server shutting down");
+    await Promise.race([tcp.finished, new Promise((r) => setTimeout(r, 2000))]);
+    kv.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "serve": {
+        const config = parseServeArgs(rest, Deno.env.toObject());
+        if (config === null) {
+          const { SERVE_USAGE } = await import("./server/config.ts");
+          console.log(SERVE_USAGE);
+          return 0;
+        }
+        await serve(config);
+        return -1;
+      }
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        console.error(`chat: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`chat: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  if (code >= 0) Deno.exit(code);
+}

@@ -1,0 +1,430 @@
+/**
+ * The wire vocabulary: every frame a client may send and every frame the server sends, with the
+ * validating decoder. TCP JSON lines, WebSocket and the REST bodies all speak these frames.
+ * @module
+ */
+
+import {
+  MAX_MESSAGE_CHARS,
+  MAX_NAME_CHARS,
+  MAX_PAGE,
+  MAX_PASSWORD_CHARS,
+  MAX_REF_CHARS,
+} from "./limits.ts";
+
+/** Stable error codes carried by `error` frames and REST error bodies. */
+export type ErrorCode =
+  | "bad_json"
+  | "bad_frame"
+  | "unknown_type"
+  | "missing_field"
+  | "bad_field"
+  | "too_long"
+  | "not_logged_in"
+  | "already_logged_in"
+  | "password_required"
+  | "bad_password"
+  | "bad_name"
+  | "name_taken"
+  | "no_such_user"
+  | "no_such_room"
+  | "not_member"
+  | "no_such_message"
+  | "session_conflict"
+  | "no_session_request"
+  | "forbidden"
+  | "muted"
+  | "banned"
+  | "rate_limited"
+  | "too_slow"
+  | "not_stored"
+  | "internal";
+
+/** Bad input from a peer: carries a stable code and a sentence a person can act on. */
+export class ProtocolError extends Error {
+  /** The stable code sent to the peer. */
+  readonly code: ErrorCode;
+  /** Creates a protocol error with its code. */
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProtocolError";
+    this.code = code;
+  }
+}
+
+/** Where a user's plain messages go: a room, or the partner of a private session. */
+export type Mode = { kind: "room"; room: string } | { kind: "session"; with: string };
+
+/** Optional correlation id a client may put on any frame; replies to that frame carry it back. */
+interface Ref {
+  ref?: string;
+}
+
+/** Frames a client sends. */
+export type ClientFrame =
+  & Ref
+  & (
+    | { type: "hello"; username: string; password?: string }
+    | { type: "register"; password: string }
+    | { type: "message"; message: string; room?: string }
+    | { type: "private"; target_username: string; message: string }
+    | { type: "session_request"; target_username: string }
+    | { type: "session_response"; target_username: string; accepted: boolean }
+    | { type: "session_end" }
+    | { type: "users" }
+    | { type: "rooms" }
+    | { type: "join"; room: string }
+    | { type: "leave"; room?: string }
+    | { type: "history"; chat?: string; before?: number; limit?: number }
+    | { type: "status" }
+    | { type: "ping" }
+  );
+
+/** The `type` values of client frames. */
+export type ClientFrameType = ClientFrame["type"];
+
+/** A room message as it travels on the wire (live, in history and in unread replay). */
+export interface RoomMessageFrame {
+  type: "message";
+  id: string;
+  seq: number;
+  room: string;
+  from_username: string;
+  message: string;
+  timestamp: string;
+}
+
+/** A private message as it travels on the wire. */
+export interface PrivateMessageFrame {
+  type: "private";
+  id: string;
+  seq: number;
+  from_username: string;
+  to_username: string;
+  message: string;
+  timestamp: string;
+}
+
+/** Either kind of stored chat message. */
+export type MessageFrame = RoomMessageFrame | PrivateMessageFrame;
+
+/** One user in a `users_list`. */
+export interface UserEntry {
+  username: string;
+  online: boolean;
+  registered: boolean;
+  connections: number;
+}
+
+/** One room in a `rooms_list`. */
+export interface RoomEntry {
+  name: string;
+  members: number;
+  online: number;
+  joined: boolean;
+}
+
+/** How a private session request ended up: `from_username` asked `to_username`. */
+export interface SessionOutcome<
+  T extends "session_accepted" | "session_rejected" | "session_ended",
+> {
+  type: T;
+  from_username: string;
+  to_username: string;
+  message: string;
+  mode: Mode;
+  timestamp: string;
+}
+
+/** Frames the server sends. */
+export type ServerFrame =
+  & Ref
+  & (
+    | {
+      type: "welcome";
+      username: string;
+      registered: boolean;
+      mode: Mode;
+      rooms: string[];
+      online_users: number;
+      timestamp: string;
+    }
+    | {
+      type: "system";
+      message: string;
+      timestamp: string;
+      online_users: number;
+      event?: "online" | "offline" | "joined" | "left" | "info";
+      username?: string;
+      room?: string;
+    }
+    | MessageFrame
+    | { type: "ack"; id: string; seq: number; chat: string; timestamp: string }
+    | { type: "error"; code: ErrorCode; message: string }
+    | {
+      type: "users_list";
+      users: string[];
+      all: UserEntry[];
+      online_users: number;
+      timestamp: string;
+    }
+    | { type: "rooms_list"; rooms: RoomEntry[]; timestamp: string }
+    | { type: "joined"; room: string; mode: Mode; timestamp: string }
+    | { type: "left"; room: string; mode: Mode; timestamp: string }
+    | { type: "mode"; mode: Mode; timestamp: string }
+    | {
+      type: "history";
+      chat: string;
+      reason: "join" | "unread" | "request";
+      messages: MessageFrame[];
+      has_more: boolean;
+      unread?: number;
+    }
+    | { type: "session_request"; from_username: string; message: string; timestamp: string }
+    | SessionOutcome<"session_accepted">
+    | SessionOutcome<"session_rejected">
+    | SessionOutcome<"session_ended">
+    | {
+      type: "status";
+      username: string;
+      registered: boolean;
+      mode: Mode;
+      rooms: string[];
+      session: string | null;
+      connections: number;
+      online_users: number;
+      timestamp: string;
+    }
+    | { type: "pong"; timestamp: string }
+    | { type: "bye"; reason: string; code?: ErrorCode }
+  );
+
+/** The `type` values of server frames. */
+export type ServerFrameType = ServerFrame["type"];
+
+const USERNAME_RE = /^[\p{L}\p{N}_.-]+$/u;
+const ROOM_RE = /^[\p{L}\p{N}_-]+$/u;
+// C0 controls except tab and newline, DEL and the C1 block: terminal escapes and NUL stay out.
+const CONTROL_RE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/u;
+
+/** Checks a user name and returns it, or throws `ProtocolError("bad_name")` saying what is allowed. */
+export function validateUsername(name: string): string {
+  if (name.length === 0 || name.length > MAX_NAME_CHARS || !USERNAME_RE.test(name)) {
+    throw new ProtocolError(
+      "bad_name",
+      `"${
+        printable(name)
+      }" is not a valid name: use 1 to ${MAX_NAME_CHARS} letters, digits, "_", "." or "-"`,
+    );
+  }
+  return name;
+}
+
+/** Checks a room name and returns it in lower case, or throws `ProtocolError("bad_name")`. */
+export function validateRoomName(name: string): string {
+  const room = name.startsWith("#") ? name.slice(1) : name;
+  if (room.length === 0 || room.length > MAX_NAME_CHARS || !ROOM_RE.test(room)) {
+    throw new ProtocolError(
+      "bad_name",
+      `"${
+        printable(name)
+      }" is not a valid room name: use 1 to ${MAX_NAME_CHARS} letters, digits, "_" or "-"`,
+    );
+  }
+  return room.toLowerCase();
+}
+
+/** Checks message text: not blank, not too long, no control characters. */
+export function validateMessageText(text: string): string {
+  if (text.trim().length === 0) {
+    throw new ProtocolError("bad_field", "The message is empty: type some text to send");
+  }
+  if (text.length > MAX_MESSAGE_CHARS) {
+    throw new ProtocolError(
+      "too_long",
+      `The message has ${text.length} characters; the limit is ${MAX_MESSAGE_CHARS}: split it up`,
+    );
+  }
+  if (CONTROL_RE.test(text)) {
+    throw new ProtocolError(
+      "bad_field",
+      "The message contains control characters: send plain text (tabs and newlines are fine)",
+    );
+  }
+  return text;
+}
+
+/** Shortens and escapes untrusted text for use inside an error sentence. */
+function printable(text: string): string {
+  const cut = text.length > 40 ? text.slice(0, 40) + "…" : text;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/gu, "?");
+}
+
+type Json = Record<string, unknown>;
+
+function field(obj: Json, name: string): unknown {
+  return Object.hasOwn(obj, name) ? obj[name] : undefined;
+}
+
+function reqString(obj: Json, name: string, type: string): string {
+  const v = field(obj, name);
+  if (v === undefined || v === null) {
+    throw new ProtocolError("missing_field", `"${type}" needs a "${name}" string field`);
+  }
+  if (typeof v !== "string") {
+    throw new ProtocolError("bad_field", `"${name}" must be a string, got ${typeName(v)}`);
+  }
+  return v;
+}
+
+function optString(obj: Json, name: string, type: string): string | undefined {
+  const v = field(obj, name);
+  return v === undefined || v === null ? undefined : reqString(obj, name, type);
+}
+
+function optInt(obj: Json, name: string, min: number, max: number): number | undefined {
+  const v = field(obj, name);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new ProtocolError("bad_field", `"${name}" must be a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
+function password(obj: Json, type: string, required: boolean): string | undefined {
+  const p = required ? reqString(obj, "password", type) : optString(obj, "password", type);
+  if (p !== undefined && p.length > MAX_PASSWORD_CHARS) {
+    throw new ProtocolError(
+      "too_long",
+      `The password is longer than ${MAX_PASSWORD_CHARS} characters`,
+    );
+  }
+  return p;
+}
+
+function text(obj: Json, type: string): string {
+  return validateMessageText(reqString(obj, "message", type));
+}
+
+/** Decodes one client frame from parsed JSON, validating every field. */
+export function decodeClientValue(value: unknown): ClientFrame {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("bad_frame", `A frame must be a JSON object, got ${typeName(value)}`);
+  }
+  const obj = value as Json;
+  let type = field(obj, "type");
+  // The seed protocol's hello is a bare {"username": ...} with no type.
+  if (type === undefined && field(obj, "username") !== undefined) type = "hello";
+  if (type === undefined) {
+    throw new ProtocolError(
+      "missing_field",
+      'A frame needs a "type" field, e.g. {"type":"message","message":"hi"}',
+    );
+  }
+  if (typeof type !== "string") {
+    throw new ProtocolError("bad_field", `"type" must be a string, got ${typeName(type)}`);
+  }
+  const refValue = optString(obj, "ref", type);
+  if (refValue !== undefined && refValue.length > MAX_REF_CHARS) {
+    throw new ProtocolError("too_long", `"ref" is longer than ${MAX_REF_CHARS} characters`);
+  }
+  const ref = refValue === undefined ? {} : { ref: refValue };
+  switch (type) {
+    case "hello": {
+      const username = validateUsername(reqString(obj, "username", type));
+      const pw = password(obj, type, false);
+      return { type, username, ...(pw === undefined ? {} : { password: pw }), ...ref };
+    }
+    case "register":
+      return { type, password: password(obj, type, true)!, ...ref };
+    case "message": {
+      const message = text(obj, type);
+      const room = optString(obj, "room", type);
+      return {
+        type,
+        message,
+        ...(room === undefined ? {} : { room: validateRoomName(room) }),
+        ...ref,
+      };
+    }
+    case "private": {
+      const target = validateUsername(reqString(obj, "target_username", type));
+      return { type, target_username: target, message: text(obj, type), ...ref };
+    }
+    case "session_request":
+      return {
+        type,
+        target_username: validateUsername(reqString(obj, "target_username", type)),
+        ...ref,
+      };
+    case "session_response": {
+      const target = validateUsername(reqString(obj, "target_username", type));
+      const accepted = field(obj, "accepted");
+      if (typeof accepted !== "boolean") {
+        throw new ProtocolError("bad_field", '"accepted" must be true or false');
+      }
+      return { type, target_username: target, accepted, ...ref };
+    }
+    case "join":
+      return { type, room: validateRoomName(reqString(obj, "room", type)), ...ref };
+    case "leave": {
+      const room = optString(obj, "room", type);
+      return { type, ...(room === undefined ? {} : { room: validateRoomName(room) }), ...ref };
+    }
+    case "history": {
+      const chat = optString(obj, "chat", type);
+      const before = optInt(obj, "before", 1, Number.MAX_SAFE_INTEGER);
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return {
+        type,
+        ...(chat === undefined ? {} : { chat: validateChatAddress(chat) }),
+        ...(before === undefined ? {} : { before }),
+        ...(limit === undefined ? {} : { limit }),
+        ...ref,
+      };
+    }
+    case "session_end":
+    case "users":
+    case "rooms":
+    case "status":
+    case "ping":
+      return { type, ...ref };
+    default:
+      throw new ProtocolError(
+        "unknown_type",
+        `Unknown frame type "${printable(type)}": see docs/protocol.md for the list`,
+      );
+  }
+}
+
+/** Validates a chat address: a room name, or `@user` for the private chat with that user. */
+export function validateChatAddress(address: string): string {
+  if (address.startsWith("@")) return "@" + validateUsername(address.slice(1));
+  return validateRoomName(address);
+}
+
+/** Parses and decodes one JSON text line into a client frame. */
+export function decodeClientFrame(line: string): ClientFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (cause) {
+    throw new ProtocolError(
+      "bad_json",
+      'That line is not valid JSON: send one JSON object per line, e.g. {"type":"message","message":"hi"}',
+      { cause },
+    );
+  }
+  return decodeClientValue(value);
+}
+
+/** Encodes a server frame as one JSON line without the newline. */
+export function encodeFrame(frame: ServerFrame | ClientFrame): string {
+  return JSON.stringify(frame);
+}

@@ -1,0 +1,25 @@
+/**
+ * Every size and count limit of the chat, in one place, shared by server, client and console.
+ * @module
+ */
+
+/** Longest line (JSON frame or text command) a TCP peer may send, in bytes; longer closes the connection. */
+export const MAX_LINE_BYTES = 64 * 1024;
+/** Longest chat message, in characters. */
+export const MAX_MESSAGE_CHARS = 4_000;
+/** Longest user or room name, in characters. */
+export const MAX_NAME_CHARS = 32;
+/** Shortest password accepted by `register`. */
+export const MIN_PASSWORD_CHARS = 6;
+/** Longest password accepted, in characters (the KDF input stays bounded). */
+export const MAX_PASSWORD_CHARS = 256;
+/** Longest client correlation id (`ref`). */
+export const MAX_REF_CHARS = 64;
+/** Most messages one history or unread page returns. */
+export const MAX_PAGE = 200;
+/** Most unread messages replayed per chat on reconnect; the rest stay reachable by paging. */
+export const MAX_UNREAD_REPLAY = 200;
+/** Bytes queued for one connection before it is dropped as too slow. */
+export const MAX_OUTBOUND_BYTES = 1024 * 1024;
+/** How long a TCP peer may stay silent before its first line, before the server greets it as a person. */
+export const TEXT_GREETING_DELAY_MS = 800;

@@ -1,0 +1,273 @@
+/**
+ * The human side of the protocol: slash commands parsed into client frames, and server frames
+ * rendered as readable lines. The telnet/netcat mode of the server and the terminal client both
+ * use this module, so a person sees the same commands and the same output on either.
+ * @module
+ */
+
+import {
+  type ClientFrame,
+  type MessageFrame,
+  type Mode,
+  ProtocolError,
+  type ServerFrame,
+  validateChatAddress,
+  validateMessageText,
+  validateRoomName,
+  validateUsername,
+} from "./frames.ts";
+
+/** What a typed line means. */
+export type ParsedLine =
+  | { kind: "frame"; frame: ClientFrame }
+  | { kind: "help" }
+  | { kind: "quit" }
+  | { kind: "empty" }
+  | { kind: "error"; message: string };
+
+/** Context that changes how a line is read: a pending session request makes `y`/`n` an answer. */
+export interface ParseContext {
+  pendingSessionFrom?: string | undefined;
+}
+
+/** One line per command, with an example, for `/help`. */
+export const HELP_LINES: readonly string[] = [
+  "Commands (plain text goes to where the prompt says):",
+  "  /users                      who is online, e.g. /users",
+  "  /rooms  (/get_chats)        rooms with member and online counts",
+  "  /join ROOM  (/chats ROOM)   join or create a room and talk there, e.g. /join games",
+  "  /leave [ROOM]               leave a room (everyone stays in general)",
+  "  /private NAME TEXT          one private message, e.g. /private Bob hi there",
+  "  /send NAME|#ROOM TEXT       send to a user or a room, e.g. /send #games gg",
+  "  /session NAME               ask NAME for a private session (they answer y or n)",
+  "  /accept NAME, /reject NAME  answer a session request (or just y / n)",
+  "  /exit                       end the private session",
+  "  /history [ROOM|@NAME] [N]   earlier messages, e.g. /history @Bob, or before message N",
+  "  /status                     who you are, where you are, your rooms",
+  "  /register PASSWORD          claim your name with a password",
+  "  /help  (/rules)             this list",
+  "  /quit                       leave the chat",
+];
+
+/** Parses one line typed by a person into a frame or a local action. */
+export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
+  const trimmed = line.trim();
+  if (trimmed === "") return { kind: "empty" };
+  try {
+    if (ctx.pendingSessionFrom !== undefined && /^(y|yes|n|no)$/i.test(trimmed)) {
+      return frame({
+        type: "session_response",
+        target_username: ctx.pendingSessionFrom,
+        accepted: /^y/i.test(trimmed),
+      });
+    }
+    // "//text" sends "/text" as a message.
+    if (trimmed.startsWith("//")) {
+      return frame({ type: "message", message: validateMessageText(line.trim().slice(1)) });
+    }
+    if (!trimmed.startsWith("/")) {
+      return frame({ type: "message", message: validateMessageText(line.trimEnd()) });
+    }
+    const [word = "", ...rest] = trimmed.slice(1).split(/\s+/);
+    const arg = (i: number, what: string): string => {
+      const v = rest[i];
+      if (v === undefined) {
+        throw new ProtocolError("missing_field", `/${word} needs ${what}: /help shows examples`);
+      }
+      return v;
+    };
+    const tail = (i: number): string => {
+      const m = trimmed.match(new RegExp(`^/\\S+(?:\\s+\\S+){${i}}\\s+(.*)$`, "s"));
+      if (!m) {
+        throw new ProtocolError("missing_field", `/${word} needs a message: /help shows examples`);
+      }
+      return validateMessageText(m[1]!);
+    };
+    switch (word.toLowerCase()) {
+      case "help":
+      case "rules":
+      case "?":
+        return { kind: "help" };
+      case "quit":
+      case "close":
+        return { kind: "quit" };
+      case "users":
+      case "who":
+        return frame({ type: "users" });
+      case "rooms":
+      case "get_chats":
+        return frame({ type: "rooms" });
+      case "join":
+      case "chats":
+        return frame({ type: "join", room: validateRoomName(arg(0, "a room name")) });
+      case "leave":
+        return frame(
+          rest[0] === undefined
+            ? { type: "leave" }
+            : { type: "leave", room: validateRoomName(rest[0]) },
+        );
+      case "private":
+      case "msg":
+        return frame({
+          type: "private",
+          target_username: validateUsername(arg(0, "a user name")),
+          message: tail(1),
+        });
+      case "send": {
+        const to = arg(0, "a user or #room");
+        if (to.startsWith("#") || to.toLowerCase() === "general") {
+          return frame({ type: "message", room: validateRoomName(to), message: tail(1) });
+        }
+        return frame({ type: "private", target_username: validateUsername(to), message: tail(1) });
+      }
+      case "session":
+        return frame({
+          type: "session_request",
+          target_username: validateUsername(arg(0, "a user name")),
+        });
+      case "accept":
+      case "reject":
+        return frame({
+          type: "session_response",
+          target_username: validateUsername(arg(0, "the name of who asked")),
+          accepted: word.toLowerCase() === "accept",
+        });
+      case "exit":
+        return frame({ type: "session_end" });
+      case "status":
+        return frame({ type: "status" });
+      case "ping":
+        return frame({ type: "ping" });
+      case "register":
+        return frame({ type: "register", password: arg(0, "a password") });
+      case "history": {
+        let chat: string | undefined;
+        let before: number | undefined;
+        for (const a of rest) {
+          if (/^\d+$/.test(a)) before = Number(a);
+          else chat = validateChatAddress(a);
+        }
+        return frame({
+          type: "history",
+          ...(chat === undefined ? {} : { chat }),
+          ...(before === undefined ? {} : { before }),
+        });
+      }
+      default:
+        return { kind: "error", message: `Unknown command /${word}: /help lists the commands` };
+    }
+  } catch (error) {
+    if (error instanceof ProtocolError) return { kind: "error", message: error.message };
+    throw error;
+  }
+}
+
+function frame(f: ClientFrame): ParsedLine {
+  return { kind: "frame", frame: f };
+}
+
+/** The prompt that shows where plain text goes. */
+export function promptFor(mode: Mode): string {
+  if (mode.kind === "session") return `[private: ${mode.with}]> `;
+  return mode.room === "general" ? "[general]> " : `[#${mode.room}]> `;
+}
+
+/** Formats an ISO timestamp as local HH:MM. */
+export function clock(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "--:--";
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
+function indent(text: string): string {
+  return text.replace(/\n/g, "\n    ");
+}
+
+/** Renders one stored message as a line: `[14:30] #general Alice: hi` or `[14:30] >> Alice → Bob: hi`. */
+export function renderMessage(m: MessageFrame): string {
+  if (m.type === "private") {
+    return `[${clock(m.timestamp)}] >> ${m.from_username} → ${m.to_username}: ${indent(m.message)}`;
+  }
+  return `[${clock(m.timestamp)}] #${m.room} ${m.from_username}: ${indent(m.message)}`;
+}
+
+function modeText(mode: Mode): string {
+  return mode.kind === "session" ? `private session with ${mode.with}` : `#${mode.room}`;
+}
+
+/**
+ * Renders a server frame as text for a person, or null for frames a person need not see
+ * (acks: the message itself comes back as a line).
+ */
+export function renderFrame(f: ServerFrame): string | null {
+  switch (f.type) {
+    case "welcome":
+      return `* Logged in as ${f.username} (${
+        f.registered ? "registered" : "guest: /register PASSWORD claims the name"
+      }). ` +
+        `${f.online_users} online. You are in ${modeText(f.mode)}. /help lists commands.`;
+    case "system":
+      return `[${clock(f.timestamp)}] * ${f.message}` +
+        (f.event === "online" || f.event === "offline" ? ` (${f.online_users} online)` : "");
+    case "message":
+    case "private":
+      return renderMessage(f);
+    case "ack":
+      return null;
+    case "error":
+      return `! ${f.message}`;
+    case "users_list": {
+      const offline = f.all.filter((u) => !u.online).map((u) => u.username);
+      return `* Online (${f.online_users}): ${f.users.join(", ") || "nobody"}` +
+        (offline.length > 0 ? `\n* Offline: ${offline.join(", ")}` : "");
+    }
+    case "rooms_list":
+      return ["* Rooms:"].concat(
+        f.rooms.map((r) =>
+          `  #${r.name}  ${r.members} members, ${r.online} online${r.joined ? "  (joined)" : ""}`
+        ),
+      ).join("\n");
+    case "joined":
+      return `* You are in #${f.room}. Plain text now goes to ${modeText(f.mode)}.`;
+    case "left":
+      return `* You left #${f.room}. Plain text now goes to ${modeText(f.mode)}.`;
+    case "mode":
+      return `* Plain text now goes to ${modeText(f.mode)}.`;
+    case "history": {
+      if (f.messages.length === 0) {
+        return f.reason === "request" ? `* No messages in ${chatName(f.chat)}.` : null;
+      }
+      const head = f.reason === "unread"
+        ? `--- ${f.unread ?? f.messages.length} unread in ${chatName(f.chat)} ---`
+        : `--- ${chatName(f.chat)}: ${f.messages.length} earlier message${
+          f.messages.length === 1 ? "" : "s"
+        }${f.unread ? `, ${f.unread} unread` : ""} ---`;
+      const more = f.has_more ? `\n--- older: /history ${f.chat} ${f.messages[0]!.seq} ---` : "";
+      return [head, ...f.messages.map(renderMessage)].join("\n") + more + "\n--- end ---";
+    }
+    case "session_request":
+      return `[${clock(f.timestamp)}] ? ${f.message}. Answer y or n.`;
+    case "session_accepted":
+    case "session_rejected":
+    case "session_ended":
+      return `[${clock(f.timestamp)}] * ${f.message}`;
+    case "status":
+      return [
+        `* You are ${f.username} (${
+          f.registered ? "registered" : "guest"
+        }), on ${f.connections} connection${f.connections === 1 ? "" : "s"}.`,
+        `* Plain text goes to ${modeText(f.mode)}.${
+          f.session ? ` Private session with ${f.session}.` : ""
+        }`,
+        `* Rooms: ${f.rooms.map((r) => "#" + r).join(", ")}. ${f.online_users} users online.`,
+      ].join("\n");
+    case "pong":
+      return `* pong ${f.timestamp}`;
+    case "bye":
+      return `* Disconnected: ${f.reason}`;
+  }
+}
+
+function chatName(chat: string): string {
+  return chat.startsWith("@") ? `your private chat with ${chat.slice(1)}` : `#${chat}`;
+}

@@ -1,0 +1,1086 @@
+/**
+ * The chat core: one hub that every transport calls with `connect`, `receive` and
+ * `disconnect`. It holds who is online, rooms and sessions in memory, persists through the
+ * `Store`, and takes time and ids from injected functions, so every rule runs under a fake clock.
+ * @module
+ */
+
+import {
+  type ClientFrame,
+  type MessageFrame,
+  type Mode,
+  ProtocolError,
+  type RoomEntry,
+  type ServerFrame,
+  type UserEntry,
+  validateUsername,
+} from "../../protocol/frames.ts";
+import {
+  MAX_MESSAGE_CHARS,
+  MAX_PAGE,
+  MAX_UNREAD_REPLAY,
+  MIN_PASSWORD_CHARS,
+} from "../../protocol/limits.ts";
+import type { ChatRecord, Store, StoredMessage, UserRecord } from "../store/store.ts";
+import { ChatError } from "./errors.ts";
+import { Outbound, type Peer } from "./peer.ts";
+
+/** The room every user is in. */
+export const GENERAL = "general";
+
+/** Where the core reads the time, in epoch milliseconds. */
+export interface Clock {
+  now(): number;
+}
+
+/** Hashes and checks passwords with a slow KDF. */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(password: string, hash: string): Promise<boolean>;
+}
+
+/** What the hub is built from. */
+export interface HubOptions {
+  store: Store;
+  clock: Clock;
+  /** Returns a new sortable unique id (a ULID) for a message created at `now`. */
+  newId: (now: number) => string;
+  passwords: PasswordHasher;
+  /** Messages shown on joining a room. */
+  historySize?: number;
+  /** Called with unexpected errors (the core never logs by itself). */
+  onError?: (error: unknown, context: string) => void;
+}
+
+interface UserState {
+  record: UserRecord;
+  conns: Set<Conn>;
+  chats: Set<string>;
+  /** Read cursors by chat, loaded while the user is online or polled over REST. */
+  cursors: Map<string, number> | null;
+  dirty: Set<string>;
+  session: UserState | null;
+  requestsIn: Set<UserState>;
+  requestsOut: Set<UserState>;
+}
+
+interface RoomState {
+  record: ChatRecord;
+  members: Set<UserState>;
+  /** Members with at least one connection: the fan-out set, so delivery never walks offline members. */
+  online: Set<UserState>;
+}
+
+interface Conn {
+  id: number;
+  peer: Peer;
+  user: UserState | null;
+  room: string;
+  /** Whether this connection shows the user's private session (true) or its room. */
+  sessionView: boolean;
+  chain: Promise<void>;
+  /** The last message of this connection still being stored; other replies wait for it to keep order. */
+  lastPost: Promise<void> | null;
+  connectedAt: number;
+  closed: boolean;
+}
+
+/** Counters the hub keeps, for metrics and benchmarks. */
+export interface HubStats {
+  messages: number;
+  deliveries: number;
+  errors: number;
+}
+
+/** Returns the chat id of the private conversation between two users. */
+export function dmId(a: string, b: string): string {
+  return a < b ? `dm:${a}:${b}` : `dm:${b}:${a}`;
+}
+
+/** The chat core. */
+export class Hub {
+  #store: Store;
+  #clock: Clock;
+  #newId: (now: number) => string;
+  #passwords: PasswordHasher;
+  #historySize: number;
+  #onError: (error: unknown, context: string) => void;
+
+  #users = new Map<string, UserState>();
+  #lowerNames = new Map<string, string>();
+  #rooms = new Map<string, RoomState>();
+  #seqs = new Map<string, number>();
+  #conns = new Map<number, Conn>();
+  #nextConnId = 1;
+  #onlineUsers = 0;
+  #dirtyUsers = new Set<UserState>();
+  #inflight = new Set<Promise<void>>();
+  #closing = false;
+  /** Work counters since start. */
+  readonly stats: HubStats = { messages: 0, deliveries: 0, errors: 0 };
+
+  private constructor(options: HubOptions) {
+    this.#store = options.store;
+    this.#clock = options.clock;
+    this.#newId = options.newId;
+    this.#passwords = options.passwords;
+    this.#historySize = Math.min(options.historySize ?? 20, MAX_PAGE);
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** Loads state from the store and returns a ready hub; creates `general` on first start. */
+  static async create(options: HubOptions): Promise<Hub> {
+    const hub = new Hub(options);
+    await hub.#load();
+    return hub;
+  }
+
+  async #load(): Promise<void> {
+    const snap = await this.#store.load();
+    for (const record of snap.users) this.#addUserState(record);
+    for (const chat of snap.chats) {
+      if (chat.kind === "room") {
+        this.#rooms.set(chat.id, { record: chat, members: new Set(), online: new Set() });
+      }
+    }
+    for (const { chat, user } of snap.members) {
+      const u = this.#users.get(user);
+      if (!u) continue;
+      u.chats.add(chat);
+      this.#rooms.get(chat)?.members.add(u);
+    }
+    for (const [chat, seq] of snap.seqs) this.#seqs.set(chat, seq);
+    if (!this.#rooms.has(GENERAL)) {
+      const record: ChatRecord = {
+        id: GENERAL,
+        kind: "room",
+        createdAt: this.#clock.now(),
+        createdBy: "",
+      };
+      await this.#store.createChat(record);
+      this.#rooms.set(GENERAL, { record, members: new Set(), online: new Set() });
+    }
+  }
+
+  #addUserState(record: UserRecord): UserState {
+    const u: UserState = {
+      record,
+      conns: new Set(),
+      chats: new Set(),
+      cursors: null,
+      dirty: new Set(),
+      session: null,
+      requestsIn: new Set(),
+      requestsOut: new Set(),
+    };
+    this.#users.set(record.name, u);
+    this.#lowerNames.set(record.name.toLowerCase(), record.name);
+    return u;
+  }
+
+  // ---------------------------------------------------------------- transport API
+
+  /** Registers a new connection and returns its id; nothing is sent until it says hello. */
+  connect(peer: Peer): number {
+    const id = this.#nextConnId++;
+    this.#conns.set(id, {
+      id,
+      peer,
+      user: null,
+      room: GENERAL,
+      sessionView: false,
+      chain: Promise.resolve(),
+      lastPost: null,
+      connectedAt: this.#clock.now(),
+      closed: false,
+    });
+    return id;
+  }
+
+  /**
+   * Handles one frame from a connection. Frames of one connection are handled in order; the
+   * promise settles when this frame has been handled (a message's storage may still be pending,
+   * and its `ack` follows the commit).
+   */
+  receive(connId: number, frame: ClientFrame): Promise<void> {
+    const conn = this.#conns.get(connId);
+    if (!conn || conn.closed) return Promise.resolve();
+    const run = conn.chain.then(() => this.#dispatch(conn, frame));
+    conn.chain = run;
+    return run;
+  }
+
+  /** Sends an error frame for input a transport could not decode. */
+  reject(connId: number, error: ProtocolError | ChatError): void {
+    const conn = this.#conns.get(connId);
+    if (conn) this.#send(conn, { type: "error", code: error.code, message: error.message });
+  }
+
+  /** Forgets a connection; the last connection of a user takes them offline. */
+  disconnect(connId: number): void {
+    const conn = this.#conns.get(connId);
+    if (!conn || conn.closed) return;
+    conn.closed = true;
+    this.#conns.delete(connId);
+    const u = conn.user;
+    if (!u) return;
+    u.conns.delete(conn);
+    if (u.conns.size === 0) this.#goOffline(u);
+  }
+
+  /** Periodic work: persists read cursors. Call about once a second. */
+  async maintain(): Promise<void> {
+    await this.#flushCursors();
+  }
+
+  /** Settles once every message accepted so far has been stored (or failed) and delivered. */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  /** Stops taking commands, waits for pending writes, saves cursors and says goodbye to everyone. */
+  async close(reason = "server shutting down"): Promise<void> {
+    this.#closing = true;
+    await this.idle();
+    await this.#flushCursors();
+    await this.#store.flush();
+    const bye = new Outbound({ type: "bye", reason });
+    for (const conn of [...this.#conns.values()]) {
+      conn.peer.send(bye);
+      conn.peer.close(reason);
+    }
+  }
+
+  /** Number of users with at least one connection. */
+  get onlineUsers(): number {
+    return this.#onlineUsers;
+  }
+
+  /** Number of open connections, logged in or not. */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  async #dispatch(conn: Conn, frame: ClientFrame): Promise<void> {
+    if (conn.closed) return;
+    try {
+      if (this.#closing) {
+        throw new ChatError("internal", "The server is shutting down: reconnect in a moment");
+      }
+      // Messages pipeline (storage is batched); anything else answers after them, in order.
+      if (frame.type !== "message" && frame.type !== "private" && conn.lastPost) {
+        await conn.lastPost;
+      }
+      await this.#handle(conn, frame);
+    } catch (error) {
+      this.#replyError(conn, error, frame.ref);
+    }
+  }
+
+  #replyError(conn: Conn, error: unknown, ref: string | undefined): void {
+    const r = ref === undefined ? {} : { ref };
+    if (error instanceof ChatError || error instanceof ProtocolError) {
+      this.#send(conn, { type: "error", code: error.code, message: error.message, ...r });
+      return;
+    }
+    this.stats.errors++;
+    this.#onError(error, "command");
+    this.#send(conn, {
+      type: "error",
+      code: "internal",
+      message: "Something went wrong on the server; it was logged. Try again.",
+      ...r,
+    });
+  }
+
+  async #handle(conn: Conn, frame: ClientFrame): Promise<void> {
+    if (frame.type === "ping") {
+      return this.#send(conn, { type: "pong", timestamp: this.#ts(), ...ref(frame) });
+    }
+    if (frame.type === "hello") return await this.#hello(conn, frame);
+    const u = conn.user;
+    if (!u) {
+      throw new ChatError("not_logged_in", 'Say who you are first: {"username":"YourName"}');
+    }
+    switch (frame.type) {
+      case "register":
+        return await this.#register(conn, u, frame.password, frame.ref);
+      case "message":
+        return this.#message(conn, u, frame.message, frame.room, frame.ref);
+      case "private":
+        return this.#private(conn, u, frame.target_username, frame.message, frame.ref);
+      case "session_request":
+        return this.#sessionRequest(conn, u, frame.target_username, frame.ref);
+      case "session_response":
+        return this.#sessionResponse(u, frame.target_username, frame.accepted);
+      case "session_end":
+        return this.#sessionEnd(u);
+      case "users":
+        return this.#send(conn, this.#usersList(frame.ref));
+      case "rooms":
+        return this.#send(conn, {
+          type: "rooms_list",
+          rooms: this.#roomEntries(u),
+          timestamp: this.#ts(),
+          ...ref(frame),
+        });
+      case "join":
+        return await this.#join(conn, u, frame.room, frame.ref);
+      case "leave":
+        return await this.#leave(conn, u, frame.room ?? conn.room, frame.ref);
+      case "history":
+        return await this.#history(conn, u, frame.chat, frame.before, frame.limit, frame.ref);
+      case "status":
+        return this.#send(conn, this.#status(conn, u, frame.ref));
+    }
+  }
+
+  // ---------------------------------------------------------------- identity
+
+  #findUser(name: string): UserState | undefined {
+    return this.#users.get(name) ?? this.#users.get(this.#lowerNames.get(name.toLowerCase()) ?? "");
+  }
+
+  #requireUser(name: string): UserState {
+    const u = this.#findUser(name);
+    if (!u) {
+      throw new ChatError("no_such_user", `There is no user "${name}": /users lists who is here`);
+    }
+    return u;
+  }
+
+  async #hello(
+    conn: Conn,
+    frame: { username: string; password?: string; ref?: string },
+  ): Promise<void> {
+    if (conn.user) {
+      throw new ChatError(
+        "already_logged_in",
+        `You are already logged in as ${conn.user.record.name}`,
+      );
+    }
+    let u = this.#findUser(validateUsername(frame.username));
+    if (u?.record.passwordHash) {
+      if (frame.password === undefined) {
+        throw new ChatError(
+          "password_required",
+          `${u.record.name} is registered: send the password with hello`,
+        );
+      }
+      if (!(await this.#passwords.verify(frame.password, u.record.passwordHash))) {
+        throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
+      }
+    } else if (frame.password !== undefined) {
+      // A password on an unclaimed name claims it, like s3's POST /connect.
+      u = await this.#claim(frame.username, frame.password, u);
+    } else if (!u) {
+      u = await this.#createUser(frame.username, null);
+    }
+    if (conn.closed) return;
+    await this.#attach(conn, u, frame.ref);
+  }
+
+  async #createUser(name: string, passwordHash: string | null): Promise<UserState> {
+    const existing = this.#findUser(name);
+    if (existing) return existing;
+    const record: UserRecord = { name, passwordHash, admin: false, createdAt: this.#clock.now() };
+    const u = this.#addUserState(record);
+    try {
+      await this.#store.createUser(record);
+    } catch (error) {
+      this.#users.delete(name);
+      this.#lowerNames.delete(name.toLowerCase());
+      throw error;
+    }
+    return u;
+  }
+
+  async #claim(
+    name: string,
+    password: string,
+    existing: UserState | undefined,
+  ): Promise<UserState> {
+    checkPassword(password);
+    const hash = await this.#passwords.hash(password);
+    const u = existing ?? this.#findUser(name);
+    if (!u) return await this.#createUser(name, hash);
+    if (u.record.passwordHash) {
+      throw new ChatError(
+        "name_taken",
+        `${u.record.name} was registered a moment ago: log in with its password`,
+      );
+    }
+    u.record = { ...u.record, passwordHash: hash };
+    await this.#store.updateUser(u.record);
+    return u;
+  }
+
+  async #register(
+    conn: Conn,
+    u: UserState,
+    password: string,
+    r: string | undefined,
+  ): Promise<void> {
+    if (u.record.passwordHash) {
+      throw new ChatError("name_taken", `${u.record.name} is already registered`);
+    }
+    await this.#claim(u.record.name, password, u);
+    this.#send(
+      conn,
+      this.#system(`${u.record.name} is now registered: log in with this password from now on`, r),
+    );
+  }
+
+  async #attach(conn: Conn, u: UserState, r: string | undefined): Promise<void> {
+    const first = u.conns.size === 0;
+    if (!u.cursors) u.cursors = await this.#store.getCursors(u.record.name);
+    if (conn.closed) return;
+    if (!u.chats.has(GENERAL)) await this.#addMember(u, this.#rooms.get(GENERAL)!);
+    conn.user = u;
+    u.conns.add(conn);
+    conn.sessionView = u.session !== null;
+    if (first) this.#goOnline(u);
+    this.#send(conn, {
+      type: "welcome",
+      username: u.record.name,
+      registered: u.record.passwordHash !== null,
+      mode: this.#mode(conn),
+      rooms: this.#roomsOf(u),
+      online_users: this.#onlineUsers,
+      timestamp: this.#ts(),
+      ...(r === undefined ? {} : { ref: r }),
+    });
+    this.#send(conn, this.#system(`Welcome to the chat, ${u.record.name}!`));
+    await this.#replay(conn, u, first);
+    for (const from of u.requestsIn) this.#send(conn, this.#sessionRequestFrame(from));
+  }
+
+  /** Sends the history of the current room and, to a user coming online, every unread message. */
+  async #replay(conn: Conn, u: UserState, first: boolean): Promise<void> {
+    const cursors = u.cursors!;
+    const last = this.#seqs.get(GENERAL) ?? 0;
+    const cursor = cursors.get(GENERAL) ?? last;
+    const unread = first ? Math.max(0, last - cursor) : 0;
+    const count = Math.min(Math.max(this.#historySize, unread), MAX_UNREAD_REPLAY);
+    const general = await this.#store.listMessages(GENERAL, { limit: count });
+    this.#send(conn, {
+      type: "history",
+      chat: GENERAL,
+      reason: "join",
+      messages: general.map(toFrame),
+      has_more: general.length > 0 && general[0]!.seq > 1,
+      ...(unread > 0 ? { unread } : {}),
+    });
+    if (first && last > cursor) this.#advance(u, GENERAL, last);
+    if (!first) return;
+    for (const chat of [...u.chats]) {
+      if (chat === GENERAL) continue;
+      const seq = this.#seqs.get(chat) ?? 0;
+      const from = cursors.get(chat) ?? 0;
+      if (seq <= from) continue;
+      const messages = await this.#store.listMessages(chat, {
+        limit: MAX_UNREAD_REPLAY,
+        after: from,
+      });
+      if (messages.length === 0) continue;
+      this.#send(conn, {
+        type: "history",
+        chat: this.#address(u, chat),
+        reason: "unread",
+        messages: messages.map(toFrame),
+        has_more: messages.length < seq - from,
+        unread: seq - from,
+      });
+      this.#advance(u, chat, messages.at(-1)!.seq);
+    }
+  }
+
+  #goOnline(u: UserState): void {
+    this.#onlineUsers++;
+    for (const chat of u.chats) this.#rooms.get(chat)?.online.add(u);
+    this.#broadcast(
+      {
+        ...this.#system(`${u.record.name} joined the chat`),
+        event: "online",
+        username: u.record.name,
+      },
+      u,
+    );
+  }
+
+  #goOffline(u: UserState): void {
+    this.#onlineUsers--;
+    for (const chat of u.chats) this.#rooms.get(chat)?.online.delete(u);
+    if (u.session) this.#endSession(u, `${u.record.name} went offline`);
+    for (const other of u.requestsIn) other.requestsOut.delete(u);
+    for (const other of u.requestsOut) other.requestsIn.delete(u);
+    u.requestsIn.clear();
+    u.requestsOut.clear();
+    this.#broadcast(
+      {
+        ...this.#system(`${u.record.name} left the chat`),
+        event: "offline",
+        username: u.record.name,
+      },
+      u,
+    );
+    this.#background(
+      this.#flushCursorsOf([u]).finally(() => {
+        if (u.conns.size === 0 && u.dirty.size === 0) u.cursors = null;
+      }),
+      "save cursors",
+    );
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  #message(
+    conn: Conn,
+    u: UserState,
+    text: string,
+    roomName: string | undefined,
+    r: string | undefined,
+  ): void {
+    const mode = this.#mode(conn);
+    if (roomName === undefined && mode.kind === "session") {
+      return this.#private(conn, u, mode.with, text, r);
+    }
+    const room = this.#requireRoom(roomName ?? conn.room);
+    if (!room.members.has(u)) {
+      throw new ChatError(
+        "not_member",
+        `You are not in #${room.record.id}: /join ${room.record.id} first`,
+      );
+    }
+    this.#post(conn, u, room.record.id, text, undefined, r);
+  }
+
+  #private(conn: Conn, u: UserState, target: string, text: string, r: string | undefined): void {
+    const to = this.#requireUser(target);
+    if (to === u) throw new ChatError("bad_field", "You cannot send a private message to yourself");
+    const chat = dmId(u.record.name, to.record.name);
+    if (!u.chats.has(chat) || !to.chats.has(chat)) {
+      // The conversation is created with its first message; both ends remember it for unread replay.
+      u.chats.add(chat);
+      to.chats.add(chat);
+      // Queued before the message itself, so the store commits them first (its writes are FIFO).
+      this.#background(
+        Promise.all([
+          this.#store.createChat({
+            id: chat,
+            kind: "dm",
+            createdAt: this.#clock.now(),
+            createdBy: u.record.name,
+          }),
+          this.#store.addMember(chat, u.record.name, 0),
+          this.#store.addMember(chat, to.record.name, 0),
+        ]),
+        "create private chat",
+      );
+    }
+    this.#post(conn, u, chat, text, to, r);
+  }
+
+  /** Assigns the next sequence number, stores the message, then delivers it and acks the sender. */
+  #post(
+    conn: Conn,
+    u: UserState,
+    chat: string,
+    text: string,
+    to: UserState | undefined,
+    r: string | undefined,
+  ): void {
+    if (text.length > MAX_MESSAGE_CHARS) throw new ChatError("too_long", "The message is too long");
+    const now = this.#clock.now();
+    const seq = (this.#seqs.get(chat) ?? 0) + 1;
+    this.#seqs.set(chat, seq);
+    const msg: StoredMessage = {
+      id: this.#newId(now),
+      chat,
+      seq,
+      from: u.record.name,
+      text,
+      ts: now,
+      ...(to ? { to: to.record.name } : {}),
+    };
+    const done = this.#store.appendMessage(msg).then(
+      () => {
+        this.stats.messages++;
+        this.#deliver(msg);
+        this.#send(conn, {
+          type: "ack",
+          id: msg.id,
+          seq,
+          chat: this.#address(u, chat),
+          timestamp: iso(now),
+          ...(r === undefined ? {} : { ref: r }),
+        });
+      },
+      (error) => {
+        this.#onError(error, "append");
+        this.#replyError(
+          conn,
+          new ChatError("not_stored", "Your message could not be stored: send it again"),
+          r,
+        );
+      },
+    );
+    this.#inflight.add(done);
+    conn.lastPost = done;
+    void done.finally(() => {
+      this.#inflight.delete(done);
+      if (conn.lastPost === done) conn.lastPost = null;
+    });
+  }
+
+  #deliver(msg: StoredMessage): void {
+    const out = new Outbound(toFrame(msg));
+    if (msg.to !== undefined) {
+      for (const name of new Set([msg.from, msg.to])) {
+        const u = this.#users.get(name);
+        if (u && u.conns.size > 0) {
+          this.#sendUser(u, out);
+          this.#advance(u, msg.chat, msg.seq);
+        }
+      }
+      return;
+    }
+    const room = this.#rooms.get(msg.chat);
+    if (!room) return;
+    for (const u of room.online) {
+      this.#sendUser(u, out);
+      this.#advance(u, msg.chat, msg.seq);
+    }
+  }
+
+  async #history(
+    conn: Conn,
+    u: UserState,
+    address: string | undefined,
+    before: number | undefined,
+    limit: number | undefined,
+    r: string | undefined,
+  ): Promise<void> {
+    const chat = this.#resolveChat(conn, u, address);
+    const messages = await this.#store.listMessages(chat, {
+      limit: limit ?? this.#historySize,
+      ...(before === undefined ? {} : { before }),
+    });
+    this.#send(conn, {
+      type: "history",
+      chat: this.#address(u, chat),
+      reason: "request",
+      messages: messages.map(toFrame),
+      has_more: messages.length > 0 && messages[0]!.seq > 1,
+      ...(r === undefined ? {} : { ref: r }),
+    });
+  }
+
+  /** Turns a chat address (`room` or `@user`, default: where this connection is) into a chat id the user may read. */
+  #resolveChat(conn: Conn, u: UserState, address: string | undefined): string {
+    if (address === undefined) {
+      const mode = this.#mode(conn);
+      address = mode.kind === "session" ? "@" + mode.with : mode.room;
+    }
+    if (address.startsWith("@")) {
+      const other = this.#requireUser(address.slice(1));
+      return dmId(u.record.name, other.record.name);
+    }
+    const room = this.#requireRoom(address);
+    if (!room.members.has(u)) {
+      throw new ChatError(
+        "not_member",
+        `You are not in #${room.record.id}: /join ${room.record.id} to read it`,
+      );
+    }
+    return room.record.id;
+  }
+
+  // ---------------------------------------------------------------- rooms
+
+  #requireRoom(name: string): RoomState {
+    const room = this.#rooms.get(name);
+    if (!room) {
+      throw new ChatError("no_such_room", `There is no room #${name}: /join ${name} creates it`);
+    }
+    return room;
+  }
+
+  async #join(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
+    let room = this.#rooms.get(name);
+    if (!room) {
+      const record: ChatRecord = {
+        id: name,
+        kind: "room",
+        createdAt: this.#clock.now(),
+        createdBy: u.record.name,
+      };
+      room = { record, members: new Set(), online: new Set() };
+      this.#rooms.set(name, room);
+      await this.#store.createChat(record);
+    }
+    const isNew = !room.members.has(u);
+    if (isNew) await this.#addMember(u, room);
+    conn.room = name;
+    conn.sessionView = false;
+    if (isNew) {
+      this.#sendRoom(
+        room,
+        {
+          ...this.#system(`${u.record.name} joined #${name}`),
+          event: "joined",
+          username: u.record.name,
+          room: name,
+        },
+        u,
+      );
+    }
+    for (const c of u.conns) {
+      this.#send(c, {
+        type: "joined",
+        room: name,
+        mode: this.#mode(c),
+        timestamp: this.#ts(),
+        ...(c === conn && r !== undefined ? { ref: r } : {}),
+      });
+    }
+    const messages = await this.#store.listMessages(name, { limit: this.#historySize });
+    this.#send(conn, {
+      type: "history",
+      chat: name,
+      reason: "join",
+      messages: messages.map(toFrame),
+      has_more: messages.length > 0 && messages[0]!.seq > 1,
+    });
+  }
+
+  async #addMember(u: UserState, room: RoomState): Promise<void> {
+    const chat = room.record.id;
+    const seq = this.#seqs.get(chat) ?? 0;
+    room.members.add(u);
+    if (u.conns.size > 0) room.online.add(u);
+    u.chats.add(chat);
+    u.cursors?.set(chat, seq);
+    await this.#store.addMember(chat, u.record.name, seq);
+  }
+
+  async #leave(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
+    if (name === GENERAL) {
+      throw new ChatError(
+        "forbidden",
+        `Everyone stays in #${GENERAL}: /join another room to talk there instead`,
+      );
+    }
+    const room = this.#requireRoom(name);
+    if (!room.members.has(u)) throw new ChatError("not_member", `You are not in #${name}`);
+    room.members.delete(u);
+    room.online.delete(u);
+    u.chats.delete(name);
+    u.cursors?.delete(name);
+    u.dirty.delete(name);
+    await this.#store.removeMember(name, u.record.name);
+    for (const c of u.conns) {
+      if (c.room === name) c.room = GENERAL;
+      this.#send(c, {
+        type: "left",
+        room: name,
+        mode: this.#mode(c),
+        timestamp: this.#ts(),
+        ...(c === conn && r !== undefined ? { ref: r } : {}),
+      });
+    }
+    this.#sendRoom(room, {
+      ...this.#system(`${u.record.name} left #${name}`),
+      event: "left",
+      username: u.record.name,
+      room: name,
+    });
+  }
+
+  #roomsOf(u: UserState): string[] {
+    return [...u.chats].filter((c) => this.#rooms.has(c)).sort();
+  }
+
+  #roomEntries(u: UserState): RoomEntry[] {
+    return [...this.#rooms.values()]
+      .map((room) => ({
+        name: room.record.id,
+        members: room.members.size,
+        online: room.online.size,
+        joined: room.members.has(u),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  // ---------------------------------------------------------------- private sessions
+
+  #sessionRequestFrame(from: UserState): ServerFrame {
+    return {
+      type: "session_request",
+      from_username: from.record.name,
+      message: `${from.record.name} wants to start a private session with you (y/n)`,
+      timestamp: this.#ts(),
+    };
+  }
+
+  #sessionRequest(conn: Conn, u: UserState, target: string, r: string | undefined): void {
+    const to = this.#requireUser(target);
+    const name = to.record.name;
+    if (to === u) throw new ChatError("bad_field", "You cannot start a session with yourself");
+    if (to.conns.size === 0) {
+      throw new ChatError(
+        "no_such_user",
+        `${name} is offline: /private ${name} TEXT leaves a message instead`,
+      );
+    }
+    if (u.session) {
+      throw new ChatError(
+        "session_conflict",
+        `You are in a session with ${u.session.record.name}: /exit it first`,
+      );
+    }
+    if (to.session) {
+      throw new ChatError("session_conflict", `${name} is in another private session; try later`);
+    }
+    u.requestsOut.add(to);
+    to.requestsIn.add(u);
+    this.#sendUser(to, new Outbound(this.#sessionRequestFrame(u)));
+    this.#send(conn, this.#system(`Session request sent to ${name}; waiting for an answer`, r));
+  }
+
+  #sessionResponse(u: UserState, requester: string, accepted: boolean): void {
+    const from = this.#findUser(requester);
+    if (!from || !u.requestsIn.has(from)) {
+      throw new ChatError("no_session_request", `${requester} has not asked you for a session`);
+    }
+    u.requestsIn.delete(from);
+    from.requestsOut.delete(u);
+    if (accepted && (u.session || from.session)) {
+      throw new ChatError(
+        "session_conflict",
+        "One of you is already in another private session: /exit it first",
+      );
+    }
+    const names = { from_username: from.record.name, to_username: u.record.name };
+    if (!accepted) {
+      const text = `${from.record.name} and ${u.record.name}: private session declined`;
+      for (const x of [from, u]) {
+        for (const c of x.conns) {
+          this.#send(c, {
+            type: "session_rejected",
+            ...names,
+            message: text,
+            mode: this.#mode(c),
+            timestamp: this.#ts(),
+          });
+        }
+      }
+      return;
+    }
+    u.session = from;
+    from.session = u;
+    const text =
+      `Private session between ${from.record.name} and ${u.record.name} started: /exit ends it`;
+    for (const x of [from, u]) {
+      for (const c of x.conns) {
+        c.sessionView = true;
+        this.#send(c, {
+          type: "session_accepted",
+          ...names,
+          message: text,
+          mode: this.#mode(c),
+          timestamp: this.#ts(),
+        });
+      }
+    }
+  }
+
+  #sessionEnd(u: UserState): void {
+    if (!u.session) throw new ChatError("no_session_request", "You are not in a private session");
+    this.#endSession(u, `${u.record.name} ended the private session`);
+  }
+
+  #endSession(u: UserState, why: string): void {
+    const other = u.session;
+    if (!other) return;
+    u.session = null;
+    other.session = null;
+    for (const x of [u, other]) {
+      for (const c of x.conns) {
+        c.sessionView = false;
+        this.#send(c, {
+          type: "session_ended",
+          from_username: u.record.name,
+          to_username: other.record.name,
+          message: why,
+          mode: this.#mode(c),
+          timestamp: this.#ts(),
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- lists and status
+
+  #usersList(r: string | undefined): ServerFrame {
+    const all: UserEntry[] = [...this.#users.values()]
+      .map((u) => ({
+        username: u.record.name,
+        online: u.conns.size > 0,
+        registered: u.record.passwordHash !== null,
+        connections: u.conns.size,
+      }))
+      .sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username))
+      .slice(0, 500);
+    return {
+      type: "users_list",
+      users: all.filter((e) => e.online).map((e) => e.username),
+      all,
+      online_users: this.#onlineUsers,
+      timestamp: this.#ts(),
+      ...(r === undefined ? {} : { ref: r }),
+    };
+  }
+
+  #status(conn: Conn, u: UserState, r: string | undefined): ServerFrame {
+    return {
+      type: "status",
+      username: u.record.name,
+      registered: u.record.passwordHash !== null,
+      mode: this.#mode(conn),
+      rooms: this.#roomsOf(u),
+      session: u.session?.record.name ?? null,
+      connections: u.conns.size,
+      online_users: this.#onlineUsers,
+      timestamp: this.#ts(),
+      ...(r === undefined ? {} : { ref: r }),
+    };
+  }
+
+  // ---------------------------------------------------------------- cursors
+
+  #advance(u: UserState, chat: string, seq: number): void {
+    if (!u.cursors) return;
+    if ((u.cursors.get(chat) ?? 0) >= seq) return;
+    u.cursors.set(chat, seq);
+    u.dirty.add(chat);
+    this.#dirtyUsers.add(u);
+  }
+
+  async #flushCursors(): Promise<void> {
+    const users = [...this.#dirtyUsers];
+    this.#dirtyUsers.clear();
+    await this.#flushCursorsOf(users);
+  }
+
+  async #flushCursorsOf(users: UserState[]): Promise<void> {
+    const entries = [];
+    for (const u of users) {
+      for (const chat of u.dirty) {
+        const seq = u.cursors?.get(chat);
+        if (seq !== undefined) entries.push({ user: u.record.name, chat, seq });
+      }
+      u.dirty.clear();
+      this.#dirtyUsers.delete(u);
+    }
+    await this.#store.saveCursors(entries);
+  }
+
+  /** Tracks a write nobody waits for, so `close()` can wait for it and a failure is reported. */
+  #background(work: Promise<unknown>, context: string): void {
+    const p = work.then(() => {}, (error) => this.#onError(error, context));
+    this.#inflight.add(p);
+    void p.finally(() => this.#inflight.delete(p));
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  #mode(conn: Conn): Mode {
+    const partner = conn.user?.session;
+    return conn.sessionView && partner
+      ? { kind: "session", with: partner.record.name }
+      : { kind: "room", room: conn.room };
+  }
+
+  /** The address of a chat as this user names it: the room, or `@other` for a private chat. */
+  #address(u: UserState, chat: string): string {
+    if (!chat.startsWith("dm:")) return chat;
+    const [, a, b] = chat.split(":");
+    return "@" + (a === u.record.name ? b : a);
+  }
+
+  #ts(): string {
+    return iso(this.#clock.now());
+  }
+
+  #system(message: string, r?: string): ServerFrame & { type: "system" } {
+    return {
+      type: "system",
+      message,
+      timestamp: this.#ts(),
+      online_users: this.#onlineUsers,
+      ...(r === undefined ? {} : { ref: r }),
+    };
+  }
+
+  #send(conn: Conn, frame: ServerFrame): void {
+    if (!conn.closed) conn.peer.send(new Outbound(frame));
+  }
+
+  #sendUser(u: UserState, out: Outbound): void {
+    for (const c of u.conns) {
+      c.peer.send(out);
+      this.stats.deliveries++;
+    }
+  }
+
+  #sendRoom(room: RoomState, frame: ServerFrame, except?: UserState): void {
+    const out = new Outbound(frame);
+    for (const u of room.online) if (u !== except) this.#sendUser(u, out);
+  }
+
+  #broadcast(frame: ServerFrame, except: UserState): void {
+    const out = new Outbound(frame);
+    for (const c of this.#conns.values()) if (c.user && c.user !== except) c.peer.send(out);
+  }
+}
+
+function ref(frame: { ref?: string }): { ref?: string } {
+  return frame.ref === undefined ? {} : { ref: frame.ref };
+}
+
+function checkPassword(password: string): void {
+  if (password.length < MIN_PASSWORD_CHARS) {
+    throw new ChatError("bad_field", `A password needs at least ${MIN_PASSWORD_CHARS} characters`);
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Turns a stored message into its wire frame. */
+export function toFrame(m: StoredMessage): MessageFrame {
+  if (m.to !== undefined) {
+    return {
+      type: "private",
+      id: m.id,
+      seq: m.seq,
+      from_username: m.from,
+      to_username: m.to,
+      message: m.text,
+      timestamp: iso(m.ts),
+    };
+  }
+  return {
+    type: "message",
+    id: m.id,
+    seq: m.seq,
+    room: m.chat,
+    from_username: m.from,
+    message: m.text,
+    timestamp: iso(m.ts),
+  };
+}

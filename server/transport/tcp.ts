@@ -1,0 +1,399 @@
+/**
+ * The TCP wire: newline-delimited JSON for programs and plain text for people on telnet or
+ * netcat, told apart by the first line. This module only frames bytes and calls the hub;
+ * every chat rule lives in the core.
+ * @module
+ */
+
+import {
+  decodeClientFrame,
+  encodeFrame,
+  type Mode,
+  ProtocolError,
+  type ServerFrame,
+} from "../../protocol/frames.ts";
+import {
+  MAX_LINE_BYTES,
+  MAX_OUTBOUND_BYTES,
+  TEXT_GREETING_DELAY_MS,
+} from "../../protocol/limits.ts";
+import { HELP_LINES, parseLine, promptFor, renderFrame } from "../../protocol/text.ts";
+import type { Hub } from "../core/hub.ts";
+import { Outbound, type Peer, type Transport } from "../core/peer.ts";
+import type { Logger } from "../log.ts";
+
+/** Options of the TCP listener. */
+export interface TcpOptions {
+  log: Logger;
+  /** Bytes queued for one connection before it is dropped as too slow. */
+  maxOutboundBytes?: number;
+  /** Silence after connecting before a person is greeted with a nickname prompt. */
+  greetingDelayMs?: number;
+}
+
+/** A running TCP listener. */
+export interface TcpServer {
+  /** Stops accepting; open connections are closed by the hub's shutdown. */
+  close(): void;
+  /** Settles when the accept loop and every connection have ended. */
+  finished: Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const READ_BUFFER_BYTES = 4096;
+
+/** Serves the chat on a TCP listener. */
+export function serveTcp(hub: Hub, listener: Deno.Listener, options: TcpOptions): TcpServer {
+  const connections = new Set<Promise<void>>();
+  const accept = (async () => {
+    try {
+      for await (const conn of listener) {
+        const done = new TcpConnection(hub, conn, options).run();
+        connections.add(done);
+        void done.finally(() => connections.delete(done));
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) {
+        options.log.error("tcp accept failed", { error });
+      }
+    }
+  })();
+  return {
+    close: () => {
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+    },
+    finished: accept.then(async () => {
+      await Promise.allSettled([...connections]);
+    }),
+  };
+}
+
+type Phase = "new" | "json" | "name" | "password" | "chat";
+
+function jsonLine(frame: ServerFrame): Uint8Array {
+  return encoder.encode(encodeFrame(frame) + "\n");
+}
+
+function textLine(frame: ServerFrame): string | null {
+  const text = renderFrame(frame);
+  return text === null ? null : text.replace(/\n/g, "\r\n") + "\r\n";
+}
+
+/** One TCP connection: reads lines, writes coalesced frames, and for people runs the login dialogue. */
+class TcpConnection implements Peer {
+  readonly ip: string;
+  #hub: Hub;
+  #conn: Deno.Conn;
+  #log: Logger;
+  #id: number;
+  #phase: Phase = "new";
+  #maxOutbound: number;
+  #greetingDelay: number;
+  #greetingTimer: ReturnType<typeof setTimeout> | undefined;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #writing: Promise<void> | null = null;
+  #closing = false;
+  #closed = false;
+  // Text mode state: the name being logged in, the prompt's mode, who asked for a session.
+  #pendingName = "";
+  #mode: Mode = { kind: "room", room: "general" };
+  #pendingSessionFrom: string | undefined;
+  #passwordTries = 0;
+  #promptShown = false;
+
+  constructor(hub: Hub, conn: Deno.Conn, options: TcpOptions) {
+    this.#hub = hub;
+    this.#conn = conn;
+    this.#log = options.log;
+    this.#maxOutbound = options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES;
+    this.#greetingDelay = options.greetingDelayMs ?? TEXT_GREETING_DELAY_MS;
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.ip = addr.hostname;
+    this.#id = hub.connect(this);
+  }
+
+  get transport(): Transport {
+    return this.#phase === "json" || this.#phase === "new" ? "tcp-json" : "tcp-text";
+  }
+
+  async run(): Promise<void> {
+    this.#greetingTimer = setTimeout(() => {
+      this.#greetingTimer = undefined;
+      if (this.#phase === "new") this.#enterText();
+    }, this.#greetingDelay);
+    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    let pending: Uint8Array = new Uint8Array(0);
+    const decoder = new TextDecoder();
+    try {
+      while (!this.#closing) {
+        const n = await this.#conn.read(buf);
+        if (n === null) break;
+        // `buf` is only read into again after every line of this chunk has been handled.
+        const chunk = stripTelnet(buf.subarray(0, n));
+        let start = 0;
+        for (let i = 0; i < chunk.length; i++) {
+          if (chunk[i] !== 10) continue;
+          const lineBytes = concat(pending, chunk.subarray(start, i));
+          pending = new Uint8Array(0);
+          start = i + 1;
+          if (lineBytes.length > MAX_LINE_BYTES) return this.#tooLong();
+          await this.#line(decoder.decode(lineBytes).replace(/\r$/, ""));
+          if (this.#closing) return;
+        }
+        pending = concat(pending, chunk.subarray(start));
+        if (pending.length > MAX_LINE_BYTES) return this.#tooLong();
+      }
+    } catch (error) {
+      if (!isDisconnect(error)) this.#log.warn("tcp read failed", { ip: this.ip, error });
+    } finally {
+      clearTimeout(this.#greetingTimer);
+      this.#hub.disconnect(this.#id);
+      await this.#drainThenClose();
+    }
+  }
+
+  #tooLong(): void {
+    this.#sendFrame({
+      type: "bye",
+      code: "too_long",
+      reason: `A line was longer than ${MAX_LINE_BYTES} bytes; the connection is closed`,
+    });
+    this.close("line too long");
+  }
+
+  async #line(line: string): Promise<void> {
+    if (this.#phase === "new") {
+      clearTimeout(this.#greetingTimer);
+      if (line.trimStart().startsWith("{")) this.#phase = "json";
+      else this.#enterText(false);
+    }
+    if (this.#phase === "json") {
+      if (line.trim() === "") return;
+      try {
+        await this.#hub.receive(this.#id, decodeClientFrame(line));
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        this.#hub.reject(this.#id, error);
+      }
+      return;
+    }
+    await this.#textLine(line);
+  }
+
+  #enterText(greet = true): void {
+    this.#phase = "name";
+    if (greet) this.#writeText("Welcome to chat!\r\nEnter your nickname: ");
+  }
+
+  async #textLine(line: string): Promise<void> {
+    switch (this.#phase) {
+      case "name": {
+        const name = line.trim();
+        if (name === "") return this.#writeText("Enter your nickname: ");
+        this.#pendingName = name;
+        return await this.#hub.receive(this.#id, { type: "hello", username: name });
+      }
+      case "password":
+        return await this.#hub.receive(this.#id, {
+          type: "hello",
+          username: this.#pendingName,
+          password: line,
+        });
+      default:
+        break;
+    }
+    // The person pressed Enter: the prompt they typed after is no longer on the current line.
+    this.#promptShown = false;
+    const parsed = parseLine(line, { pendingSessionFrom: this.#pendingSessionFrom });
+    switch (parsed.kind) {
+      case "empty":
+        return this.#writeText("");
+      case "help":
+        return this.#writeText(HELP_LINES.join("\r\n") + "\r\n");
+      case "quit":
+        this.#writeText("Bye!\r\n");
+        return this.close("quit");
+      case "error":
+        return this.#writeText(`! ${parsed.message}\r\n`);
+      case "frame":
+        if (parsed.frame.type === "session_response") this.#pendingSessionFrom = undefined;
+        return await this.#hub.receive(this.#id, parsed.frame);
+    }
+  }
+
+  /** Called by the hub with every frame for this connection. */
+  send(out: Outbound): void {
+    if (this.#closing) return;
+    if (this.#phase === "json" || this.#phase === "new") {
+      this.#enqueue(out.encoded("json-line", jsonLine));
+      return;
+    }
+    this.#textFrame(out);
+  }
+
+  #textFrame(out: Outbound): void {
+    const f = out.frame;
+    if (this.#phase !== "chat") {
+      // The login dialogue: the hub's answers to hello become questions to the person.
+      if (f.type === "error") {
+        if (f.code === "password_required" || f.code === "bad_password") {
+          if (f.code === "bad_password" && ++this.#passwordTries >= 3) {
+            this.#writeText("! Wrong password three times. Bye.\r\n");
+            return this.close("bad password");
+          }
+          this.#phase = "password";
+          return this.#writeText(
+            `${
+              f.code === "bad_password" ? "! Wrong password.\r\n" : ""
+            }Password for ${this.#pendingName}: `,
+          );
+        }
+        this.#phase = "name";
+        return this.#writeText(`! ${f.message}\r\nEnter your nickname: `);
+      }
+      if (f.type === "welcome") this.#phase = "chat";
+    }
+    if ("mode" in f && f.mode) this.#mode = f.mode;
+    if (f.type === "session_request") this.#pendingSessionFrom = f.from_username;
+    if (f.type === "bye") {
+      this.#writeText(`* Disconnected: ${f.reason}\r\n`);
+      return;
+    }
+    const text = out.encoded("text", textLine);
+    if (text !== null) this.#writeText(text);
+  }
+
+  #sendFrame(frame: ServerFrame): void {
+    this.send(new Outbound(frame));
+  }
+
+  #writeText(text: string): void {
+    // New output replaces a prompt left on screen; #flush puts the prompt back after it.
+    if (this.#promptShown) {
+      this.#promptShown = false;
+      text = "\r\x1b[K" + text;
+    }
+    this.#enqueue(encoder.encode(text));
+  }
+
+  #enqueue(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    this.#queuedBytes += bytes.length;
+    if (this.#queuedBytes > this.#maxOutbound) {
+      // A reader this far behind would hold memory for the whole room: drop it.
+      this.#log.warn("dropping slow tcp reader", { ip: this.ip, queued: this.#queuedBytes });
+      this.#queue = [];
+      this.#queuedBytes = 0;
+      this.#closing = true;
+      this.#hardClose();
+      return;
+    }
+    this.#queue.push(bytes);
+    // Everything queued in this tick goes out in one write.
+    this.#writing ??= Promise.resolve().then(() => this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        if (this.#phase === "chat" && !this.#promptShown && !this.#closing) {
+          const prompt = encoder.encode(promptFor(this.#mode));
+          this.#queue.push(prompt);
+          this.#queuedBytes += prompt.length;
+          this.#promptShown = true;
+        }
+        const chunk = this.#queue.length === 1 ? this.#queue[0]! : concatAll(this.#queue);
+        this.#queue = [];
+        let off = 0;
+        while (off < chunk.length) off += await this.#conn.write(chunk.subarray(off));
+        this.#queuedBytes -= chunk.length;
+      }
+    } catch (error) {
+      if (!isDisconnect(error)) this.#log.warn("tcp write failed", { ip: this.ip, error });
+      this.#hardClose();
+    } finally {
+      this.#writing = null;
+      if (this.#closing) this.#hardClose();
+    }
+  }
+
+  /** Closes after what is queued has been written. */
+  close(_reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (!this.#writing) this.#hardClose();
+  }
+
+  async #drainThenClose(): Promise<void> {
+    this.#closing = true;
+    if (this.#writing) await this.#writing;
+    this.#hardClose();
+  }
+
+  #hardClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+function isDisconnect(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.NotConnected;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b.slice();
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/**
+ * Removes telnet negotiation (IAC sequences). 0xFF never occurs in UTF-8, so this is safe on
+ * JSON lines too.
+ */
+export function stripTelnet(bytes: Uint8Array): Uint8Array {
+  if (!bytes.includes(0xff)) return bytes;
+  const out: number[] = [];
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b !== 0xff) {
+      out.push(b);
+      continue;
+    }
+    const cmd = bytes[i + 1];
+    if (cmd === 0xff) {
+      i++;
+    } else if (cmd !== undefined && cmd >= 251 && cmd <= 254) {
+      i += 2;
+    } else if (cmd === 250) {
+      // Subnegotiation runs to IAC SE.
+      let j = i + 2;
+      while (j < bytes.length - 1 && !(bytes[j] === 0xff && bytes[j + 1] === 240)) j++;
+      i = j + 1;
+    } else {
+      i++;
+    }
+  }
+  return new Uint8Array(out);
+}

@@ -1,0 +1,399 @@
+/**
+ * Test helpers: the real server in a child process on free ports, line clients over real
+ * sockets, and fakes for core unit tests (clock, peer).
+ * @module
+ */
+
+import type { ServerFrame } from "../protocol/frames.ts";
+import { Hub, type HubOptions } from "../server/core/hub.ts";
+import type { Outbound, Peer, Transport } from "../server/core/peer.ts";
+import { scryptHasher } from "../server/passwords.ts";
+import { KvStore } from "../server/store/kv_store.ts";
+
+/** How long a test waits for something that should happen at once, before failing with what it saw. */
+export const WAIT_MS = 5000;
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** A running `main.ts serve` child process. */
+export interface ServerProcess {
+  tcpPort: number;
+  httpPort: number | null;
+  /** Everything the server wrote to stderr so far. */
+  stderr(): string;
+  /** Sends a signal and waits for exit; returns the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+/** Starts `main.ts serve` on free ports with the given data file and extra flags. */
+export async function startServer(
+  options: { data: string; args?: string[]; env?: Record<string, string> },
+): Promise<ServerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "serve",
+      "--tcp-port",
+      "0",
+      "--http-port",
+      "0",
+      "--data",
+      options.data,
+      "--log-level",
+      "warn",
+      ...(options.args ?? []),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: options.env ?? {},
+  }).spawn();
+  let stderrText = "";
+  const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (c) => void (stderrText += c) }),
+  );
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let stdoutText = "";
+  let tcpPort: number | null = null;
+  let httpPort: number | null = null;
+  const deadline = Date.now() + 15_000;
+  while (tcpPort === null) {
+    const { value, done } = await withTimeout(lines.read(), deadline - Date.now(), "server start");
+    if (done) throw new Error(`server exited before listening:\n${stdoutText}\n${stderrText}`);
+    stdoutText += value;
+    const tcp = stdoutText.match(/tcp listening on [^\s]+:(\d+)/);
+    const http = stdoutText.match(/http listening on [^\s]+:(\d+)/);
+    if (http) httpPort = Number(http[1]);
+    if (tcp) tcpPort = Number(tcp[1]);
+  }
+  // Keep draining stdout so the child never blocks on a full pipe.
+  const stdoutDone = (async () => {
+    while (!(await lines.read()).done) { /* drain */ }
+  })();
+  let exited: Promise<number> | null = null;
+  return {
+    tcpPort,
+    httpPort,
+    stderr: () => stderrText,
+    stop(signal: Deno.Signal = "SIGTERM") {
+      exited ??= (async () => {
+        try {
+          child.kill(signal);
+        } catch { /* already gone */ }
+        const status = await child.status;
+        await Promise.all([stdoutDone, stderrDone]);
+        return status.code;
+      })();
+      return exited;
+    },
+  };
+}
+
+/** Resolves with `p`, or rejects after `ms` naming what was awaited; the timer never outlives the call. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${what}`)),
+          Math.max(ms, 0),
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A line-oriented TCP client that keeps everything received and lets a test wait for a line. */
+export class LineClient {
+  readonly lines: string[] = [];
+  #conn: Deno.Conn;
+  #consumed = new Set<number>();
+  #waiters = new Set<() => void>();
+  #reading: Promise<void>;
+  #closedByPeer = false;
+  #encoder = new TextEncoder();
+
+  private constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    this.#reading = this.#read();
+  }
+
+  /** Connects to the server on `port`. */
+  static async connect(port: number): Promise<LineClient> {
+    return new LineClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async #read(): Promise<void> {
+    const decoder = new TextDecoder();
+    let buf = "";
+    try {
+      for await (const chunk of this.#conn.readable) {
+        buf += decoder.decode(chunk, { stream: true });
+        const parts = buf.split("\n");
+        buf = parts.pop()!;
+        for (const p of parts) this.lines.push(p.replace(/\r$/, ""));
+        // A text prompt has no newline: expose the tail as a pseudo-line for prompt checks.
+        this.#tail = buf;
+        for (const w of [...this.#waiters]) w();
+      }
+    } catch { /* closed */ }
+    this.#closedByPeer = true;
+    for (const w of [...this.#waiters]) w();
+  }
+
+  #tail = "";
+
+  /** The unterminated text at the end of the stream (a prompt, in text mode). */
+  get tail(): string {
+    return this.#tail;
+  }
+
+  /** Whether the server closed the connection. */
+  get closed(): boolean {
+    return this.#closedByPeer;
+  }
+
+  /** Sends one line (a newline is added). */
+  async send(line: string): Promise<void> {
+    const bytes = this.#encoder.encode(line + "\n");
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** Sends raw bytes. */
+  async sendBytes(bytes: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+  }
+
+  /** Waits until `test` holds for the connection state (or fails after WAIT_MS). */
+  async until(test: () => boolean, what: string): Promise<void> {
+    if (test()) return;
+    let wake!: () => void;
+    const changed = () => {
+      if (test() || this.#closedByPeer) wake();
+    };
+    try {
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          wake = resolve;
+          this.#waiters.add(changed);
+        }),
+        WAIT_MS,
+        what,
+      );
+    } catch (error) {
+      throw new Error(
+        `${(error as Error).message}; received:\n${this.lines.join("\n")}\n${this.#tail}`,
+      );
+    } finally {
+      this.#waiters.delete(changed);
+    }
+    if (!test()) {
+      throw new Error(
+        `connection closed while waiting for ${what}; received:\n${this.lines.join("\n")}`,
+      );
+    }
+  }
+
+  /** Waits for the next not-yet-taken line matching `pattern` and takes it. */
+  async line(pattern: RegExp | string): Promise<string> {
+    let found = -1;
+    const test = () => {
+      found = this.lines.findIndex((l, i) =>
+        !this.#consumed.has(i) &&
+        (typeof pattern === "string" ? l.includes(pattern) : pattern.test(l))
+      );
+      return found >= 0;
+    };
+    await this.until(test, `a line matching ${pattern}`);
+    this.#consumed.add(found);
+    return this.lines[found]!;
+  }
+
+  /** Waits until the server closes the connection. */
+  async closedByServer(): Promise<void> {
+    await this.until(() => this.#closedByPeer, "the server to close the connection");
+  }
+
+  /** Closes the connection and waits for the reader to finish. */
+  async close(): Promise<void> {
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+    await this.#reading;
+  }
+}
+
+/** A JSON-lines client: sends frames and waits for frames by predicate. */
+export class JsonClient {
+  #lines: LineClient;
+  #taken = new Set<number>();
+
+  private constructor(lines: LineClient) {
+    this.#lines = lines;
+  }
+
+  /** Connects and, when `hello` is given, sends it and waits for the welcome. */
+  static async connect(
+    port: number,
+    hello?: { username: string; password?: string },
+  ): Promise<JsonClient> {
+    const c = new JsonClient(await LineClient.connect(port));
+    if (hello) {
+      await c.send(hello);
+      await c.frame((f) => f.type === "welcome");
+    }
+    return c;
+  }
+
+  /** Every frame received so far. */
+  get frames(): ServerFrame[] {
+    return this.#lines.lines.map((l) => JSON.parse(l) as ServerFrame);
+  }
+
+  /** Sends one frame (any JSON value, so tests can send bad ones). */
+  send(frame: unknown): Promise<void> {
+    return this.#lines.send(JSON.stringify(frame));
+  }
+
+  /** Sends a raw line. */
+  sendRaw(line: string): Promise<void> {
+    return this.#lines.send(line);
+  }
+
+  /** Waits for the next not-yet-taken frame matching `test` and takes it. */
+  async frame<T extends ServerFrame = ServerFrame>(
+    test: (f: ServerFrame) => boolean,
+    what = "a frame",
+  ): Promise<T> {
+    let found = -1;
+    const check = () => {
+      const lines = this.#lines.lines;
+      for (let i = 0; i < lines.length; i++) {
+        if (this.#taken.has(i)) continue;
+        if (test(JSON.parse(lines[i]!) as ServerFrame)) {
+          found = i;
+          return true;
+        }
+      }
+      return false;
+    };
+    await this.#lines.until(check, what);
+    this.#taken.add(found);
+    return JSON.parse(this.#lines.lines[found]!) as T;
+  }
+
+  /** Waits for a frame of a given type (optionally also matching `test`). */
+  type<K extends ServerFrame["type"]>(
+    type: K,
+    test: (f: Extract<ServerFrame, { type: K }>) => boolean = () => true,
+  ): Promise<Extract<ServerFrame, { type: K }>> {
+    return this.frame(
+      (f) => f.type === type && test(f as Extract<ServerFrame, { type: K }>),
+      `a "${type}" frame`,
+    );
+  }
+
+  /** Whether any frame received so far matches. */
+  has(test: (f: ServerFrame) => boolean): boolean {
+    return this.frames.some(test);
+  }
+
+  /** Waits until the server closes the connection. */
+  closedByServer(): Promise<void> {
+    return this.#lines.closedByServer();
+  }
+
+  /** Closes the connection. */
+  close(): Promise<void> {
+    return this.#lines.close();
+  }
+}
+
+/** A clock the test moves by hand. */
+export class FakeClock {
+  /** Current time in epoch ms. */
+  t: number;
+  /** Starts at `start` (default 2026-01-15T14:30:00Z). */
+  constructor(start = Date.UTC(2026, 0, 15, 14, 30)) {
+    this.t = start;
+  }
+  /** Returns the current fake time. */
+  now(): number {
+    return this.t;
+  }
+  /** Moves the clock forward. */
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+/** A peer that records frames, for core tests. */
+export class FakePeer implements Peer {
+  readonly frames: ServerFrame[] = [];
+  readonly ip = "127.0.0.1";
+  closed: string | null = null;
+  /** Creates a fake peer on the given transport. */
+  constructor(readonly transport: Transport = "tcp-json") {}
+  send(out: Outbound): void {
+    this.frames.push(out.frame);
+  }
+  close(reason: string): void {
+    this.closed = reason;
+  }
+  /** Frames of one type received so far. */
+  of<K extends ServerFrame["type"]>(type: K): Array<Extract<ServerFrame, { type: K }>> {
+    return this.frames.filter((f) => f.type === type) as Array<Extract<ServerFrame, { type: K }>>;
+  }
+  /** Forgets what was received. */
+  clear(): void {
+    this.frames.length = 0;
+  }
+}
+
+/** Cheap scrypt cost for tests: the same code path as production, 16x faster. */
+export const TEST_HASHER = scryptHasher({ N: 1024, r: 8, p: 1 });
+
+/** Builds a hub over a KV store with a fake clock and counting ids. */
+export async function makeHub(
+  kv: Deno.Kv,
+  clock = new FakeClock(),
+  options: Partial<HubOptions> = {},
+): Promise<{ hub: Hub; clock: FakeClock; store: KvStore }> {
+  const store = new KvStore(kv);
+  let n = 0;
+  const hub = await Hub.create({
+    store,
+    clock,
+    newId: (now) => `${now.toString(36).padStart(10, "0")}${String(++n).padStart(16, "0")}`,
+    passwords: TEST_HASHER,
+    historySize: 20,
+    onError: (error) => {
+      throw error;
+    },
+    ...options,
+  });
+  return { hub, clock, store };
+}
+
+/** Connects a fake peer, says hello and waits until it is handled. */
+export async function login(
+  hub: Hub,
+  username: string,
+  password?: string,
+): Promise<{ id: number; peer: FakePeer }> {
+  const peer = new FakePeer();
+  const id = hub.connect(peer);
+  await hub.receive(id, {
+    type: "hello",
+    username,
+    ...(password === undefined ? {} : { password }),
+  });
+  return { id, peer };
+}

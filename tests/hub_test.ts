@@ -1,0 +1,419 @@
+import assert from "node:assert/strict";
+import { FakeClock, FakePeer, login, makeHub } from "./_helpers.ts";
+
+Deno.test("Hub: a guest says hello and gets welcome, greeting and the history of general", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const { peer } = await login(hub, "Alice");
+  const [welcome, greeting, history] = peer.frames;
+  assert.deepEqual(welcome, {
+    type: "welcome",
+    username: "Alice",
+    registered: false,
+    mode: { kind: "room", room: "general" },
+    rooms: ["general"],
+    online_users: 1,
+    timestamp: "2026-01-15T14:30:00.000Z",
+  });
+  assert.equal(greeting?.type, "system");
+  assert.match((greeting as { message: string }).message, /Welcome to the chat, Alice!/);
+  assert.deepEqual(history, {
+    type: "history",
+    chat: "general",
+    reason: "join",
+    messages: [],
+    has_more: false,
+  });
+});
+
+Deno.test("Hub: frames before hello are refused with not_logged_in, and the connection goes on", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const peer = new FakePeer();
+  const id = hub.connect(peer);
+  await hub.receive(id, { type: "message", message: "hi", ref: "r1" });
+  assert.deepEqual(peer.of("error")[0], {
+    type: "error",
+    code: "not_logged_in",
+    message: 'Say who you are first: {"username":"YourName"}',
+    ref: "r1",
+  });
+  await hub.receive(id, { type: "hello", username: "Alice" });
+  assert.equal(peer.of("welcome").length, 1);
+});
+
+Deno.test("Hub: a room message reaches every member once, stamped by the clock, and is acked to its sender after storage", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub, clock } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  clock.advance(60_000);
+  await hub.receive(alice.id, { type: "message", message: "hello", ref: "m1" });
+  // Nothing is delivered or acked before the write commits.
+  assert.equal(alice.peer.of("ack").length, 0);
+  await hub.idle();
+  const msg = {
+    type: "message",
+    room: "general",
+    from_username: "Alice",
+    message: "hello",
+    seq: 1,
+    timestamp: "2026-01-15T14:31:00.000Z",
+  };
+  for (const p of [alice.peer, bob.peer]) {
+    const got = p.of("message");
+    assert.equal(got.length, 1);
+    assert.deepEqual({ ...got[0], id: undefined }, { ...msg, id: undefined });
+  }
+  const ack = alice.peer.of("ack")[0]!;
+  assert.equal(ack.ref, "m1");
+  assert.equal(ack.seq, 1);
+  assert.equal(ack.chat, "general");
+  assert.equal(ack.id, alice.peer.of("message")[0]!.id);
+  assert.equal(bob.peer.of("ack").length, 0);
+});
+
+Deno.test("Hub: online and offline notices go to others with the online count", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  const online = alice.peer.of("system").find((f) => f.event === "online");
+  assert.equal(online?.username, "Bob");
+  assert.equal(online?.online_users, 2);
+  assert.equal(bob.peer.of("system").filter((f) => f.event === "online").length, 0);
+  hub.disconnect(bob.id);
+  const offline = alice.peer.of("system").find((f) => f.event === "offline");
+  assert.equal(offline?.username, "Bob");
+  assert.equal(offline?.online_users, 1);
+  assert.equal(hub.onlineUsers, 1);
+});
+
+Deno.test("Hub: a private message reaches both ends only, and waits for an offline recipient", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  const carol = await login(hub, "Carol");
+  await hub.receive(alice.id, { type: "private", target_username: "bob", message: "psst" });
+  await hub.idle();
+  for (const p of [alice.peer, bob.peer]) {
+    const f = p.of("private");
+    assert.equal(f.length, 1);
+    assert.equal(f[0]!.from_username, "Alice");
+    assert.equal(
+      f[0]!.to_username,
+      "Bob",
+      "lookup is case-insensitive and answers with the real name",
+    );
+  }
+  assert.equal(carol.peer.of("private").length, 0);
+  assert.equal(alice.peer.of("ack")[0]!.chat, "@Bob");
+
+  // Bob goes away; two more arrive; on his return they are replayed once.
+  hub.disconnect(bob.id);
+  await hub.receive(alice.id, {
+    type: "private",
+    target_username: "Bob",
+    message: "are you there?",
+  });
+  await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "call me" });
+  await hub.idle();
+  await hub.maintain();
+  const back = await login(hub, "Bob");
+  const unread = back.peer.of("history").find((h) => h.reason === "unread");
+  assert.ok(unread, "unread replay arrives");
+  assert.equal(unread.chat, "@Alice");
+  assert.equal(unread.unread, 2);
+  assert.deepEqual(unread.messages.map((m) => m.message), ["are you there?", "call me"]);
+  hub.disconnect(back.id);
+  await hub.maintain();
+  const again = await login(hub, "Bob");
+  assert.equal(
+    again.peer.of("history").filter((h) => h.reason === "unread").length,
+    0,
+    "read messages are not replayed",
+  );
+});
+
+Deno.test("Hub: private messages to yourself or to nobody are refused with a reason", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  await hub.receive(alice.id, { type: "private", target_username: "Alice", message: "me" });
+  await hub.receive(alice.id, { type: "private", target_username: "Ghost", message: "boo" });
+  const errors = alice.peer.of("error");
+  assert.equal(errors[0]!.code, "bad_field");
+  assert.equal(errors[1]!.code, "no_such_user");
+  assert.match(errors[1]!.message, /There is no user "Ghost"/);
+});
+
+Deno.test("Hub: register claims a name; from then on hello needs the right password", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  await hub.receive(alice.id, { type: "register", password: "123" });
+  assert.equal(alice.peer.of("error")[0]!.code, "bad_field", "too short");
+  await hub.receive(alice.id, { type: "register", password: "correct horse" });
+  assert.match(alice.peer.of("system").at(-1)!.message, /now registered/);
+
+  const noPw = await login(hub, "Alice");
+  assert.equal(noPw.peer.of("error")[0]!.code, "password_required");
+  assert.equal(noPw.peer.of("welcome").length, 0);
+  const wrong = await login(hub, "alice", "wrong horse");
+  assert.equal(wrong.peer.of("error")[0]!.code, "bad_password");
+  const right = await login(hub, "alice", "correct horse");
+  const welcome = right.peer.of("welcome")[0]!;
+  assert.equal(welcome.username, "Alice");
+  assert.equal(welcome.registered, true);
+});
+
+Deno.test("Hub: hello with a password on a free name registers it", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const dave = await login(hub, "Dave", "secret-pw");
+  assert.equal(dave.peer.of("welcome")[0]!.registered, true);
+  const again = await login(hub, "Dave");
+  assert.equal(again.peer.of("error")[0]!.code, "password_required");
+});
+
+Deno.test("Hub: one user on two connections sees what they send and receive on both", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const phone = await login(hub, "Alice");
+  const laptop = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  assert.equal(hub.onlineUsers, 2);
+  await hub.receive(phone.id, { type: "message", message: "from phone" });
+  await hub.receive(bob.id, { type: "private", target_username: "Alice", message: "to alice" });
+  await hub.receive(phone.id, { type: "private", target_username: "Bob", message: "from alice" });
+  await hub.idle();
+  for (const p of [phone.peer, laptop.peer]) {
+    assert.deepEqual(p.of("message").map((m) => m.message), ["from phone"]);
+    assert.deepEqual(p.of("private").map((m) => m.message), ["to alice", "from alice"]);
+  }
+  assert.equal(phone.peer.of("ack").length, 2, "acks go to the sending connection only");
+  assert.equal(laptop.peer.of("ack").length, 0);
+  // Joining a room on one device shows on the other.
+  await hub.receive(laptop.id, { type: "join", room: "games" });
+  assert.equal(phone.peer.of("joined")[0]!.room, "games");
+  assert.deepEqual(
+    phone.peer.of("joined")[0]!.mode,
+    { kind: "room", room: "general" },
+    "the other device stays where it was",
+  );
+  hub.disconnect(phone.id);
+  assert.equal(
+    bob.peer.of("system").filter((f) => f.event === "offline").length,
+    0,
+    "still online on the laptop",
+  );
+});
+
+Deno.test("Hub: sessions: request, accept, plain text goes to the partner, exit ends it for both", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  const carol = await login(hub, "Carol");
+  await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
+  assert.equal(bob.peer.of("session_request")[0]!.from_username, "Alice");
+  await hub.receive(carol.id, {
+    type: "session_response",
+    target_username: "Alice",
+    accepted: true,
+  });
+  assert.equal(carol.peer.of("error")[0]!.code, "no_session_request");
+  await hub.receive(bob.id, { type: "session_response", target_username: "Alice", accepted: true });
+  for (const [p, other] of [[alice.peer, "Bob"], [bob.peer, "Alice"]] as const) {
+    const acc = p.of("session_accepted")[0]!;
+    assert.equal(acc.from_username, "Alice");
+    assert.equal(acc.to_username, "Bob");
+    assert.deepEqual(acc.mode, { kind: "session", with: other });
+  }
+  await hub.receive(alice.id, { type: "status" });
+  assert.equal(alice.peer.of("status")[0]!.session, "Bob");
+  await hub.receive(alice.id, { type: "message", message: "just us" });
+  await hub.idle();
+  assert.equal(bob.peer.of("private")[0]!.message, "just us");
+  assert.equal(carol.peer.of("private").length + carol.peer.of("message").length, 0);
+  // A third user cannot barge in.
+  await hub.receive(carol.id, { type: "session_request", target_username: "Bob" });
+  assert.equal(carol.peer.of("error").at(-1)!.code, "session_conflict");
+  await hub.receive(bob.id, { type: "session_end" });
+  for (const p of [alice.peer, bob.peer]) {
+    assert.deepEqual(p.of("session_ended")[0]!.mode, { kind: "room", room: "general" });
+  }
+  await hub.receive(alice.id, { type: "message", message: "back in general" });
+  await hub.idle();
+  assert.equal(carol.peer.of("message")[0]!.message, "back in general");
+});
+
+Deno.test("Hub: a rejected session tells both sides and changes no mode", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
+  await hub.receive(bob.id, {
+    type: "session_response",
+    target_username: "Alice",
+    accepted: false,
+  });
+  for (const p of [alice.peer, bob.peer]) {
+    const rej = p.of("session_rejected")[0]!;
+    assert.equal(rej.from_username, "Alice");
+    assert.deepEqual(rej.mode, { kind: "room", room: "general" });
+  }
+  await hub.receive(bob.id, { type: "session_response", target_username: "Alice", accepted: true });
+  assert.equal(bob.peer.of("error")[0]!.code, "no_session_request", "a request is answered once");
+});
+
+Deno.test("Hub: a session ends when the partner goes offline, and a request to an offline user is refused", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
+  await hub.receive(bob.id, { type: "session_response", target_username: "Alice", accepted: true });
+  hub.disconnect(bob.id);
+  assert.match(alice.peer.of("session_ended")[0]!.message, /Bob went offline/);
+  await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
+  assert.match(alice.peer.of("error")[0]!.message, /Bob is offline/);
+});
+
+Deno.test("Hub: rooms: join creates, members see each other, counts are right, general cannot be left", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  await hub.receive(alice.id, { type: "join", room: "games" });
+  assert.deepEqual(alice.peer.of("joined")[0]!.mode, { kind: "room", room: "games" });
+  await hub.receive(alice.id, { type: "message", message: "anyone?" });
+  await hub.idle();
+  assert.equal(bob.peer.of("message").length, 0, "not a member, not delivered");
+  await hub.receive(bob.id, { type: "message", room: "games", message: "sneaky" });
+  assert.equal(bob.peer.of("error")[0]!.code, "not_member");
+  await hub.receive(bob.id, { type: "join", room: "games" });
+  const history = bob.peer.of("history").find((h) => h.chat === "games")!;
+  assert.deepEqual(history.messages.map((m) => m.message), ["anyone?"]);
+  assert.equal(alice.peer.of("system").find((f) => f.event === "joined")?.username, "Bob");
+  await hub.receive(bob.id, { type: "rooms" });
+  const rooms = bob.peer.of("rooms_list")[0]!.rooms;
+  assert.deepEqual(rooms, [
+    { name: "games", members: 2, online: 2, joined: true },
+    { name: "general", members: 2, online: 2, joined: true },
+  ]);
+  await hub.receive(bob.id, { type: "leave" });
+  assert.deepEqual(bob.peer.of("left")[0]!.mode, { kind: "room", room: "general" });
+  await hub.receive(bob.id, { type: "leave", room: "general" });
+  assert.equal(bob.peer.of("error").at(-1)!.code, "forbidden");
+  await hub.receive(bob.id, { type: "leave", room: "nowhere" });
+  assert.equal(bob.peer.of("error").at(-1)!.code, "no_such_room");
+});
+
+Deno.test("Hub: history pages backwards with before and limit", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  for (let i = 1; i <= 30; i++) await hub.receive(alice.id, { type: "message", message: `m${i}` });
+  await hub.idle();
+  await hub.receive(alice.id, { type: "history", limit: 5 });
+  let page = alice.peer.of("history").at(-1)!;
+  assert.deepEqual(page.messages.map((m) => m.message), ["m26", "m27", "m28", "m29", "m30"]);
+  assert.equal(page.has_more, true);
+  await hub.receive(alice.id, { type: "history", chat: "general", before: 3, limit: 5 });
+  page = alice.peer.of("history").at(-1)!;
+  assert.deepEqual(page.messages.map((m) => m.message), ["m1", "m2"]);
+  assert.equal(page.has_more, false);
+  await hub.receive(alice.id, { type: "history", chat: "@Nobody" });
+  assert.equal(alice.peer.of("error")[0]!.code, "no_such_user");
+});
+
+Deno.test("Hub: a returning user gets general's history with everything unread since they left", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv, new FakeClock(), { historySize: 3 });
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  await hub.receive(alice.id, { type: "message", message: "seen" });
+  await hub.idle();
+  hub.disconnect(bob.id);
+  for (let i = 1; i <= 5; i++) {
+    await hub.receive(alice.id, { type: "message", message: `missed ${i}` });
+  }
+  await hub.idle();
+  await hub.maintain();
+  const back = await login(hub, "Bob");
+  const h = back.peer.of("history")[0]!;
+  assert.equal(h.unread, 5);
+  assert.deepEqual(h.messages.map((m) => m.message), [
+    "missed 1",
+    "missed 2",
+    "missed 3",
+    "missed 4",
+    "missed 5",
+  ]);
+  hub.disconnect(back.id);
+  await hub.maintain();
+  const again = await login(hub, "Bob");
+  const h2 = again.peer.of("history")[0]!;
+  assert.equal(h2.unread, undefined);
+  assert.equal(h2.messages.length, 3, "only the usual history size once everything is read");
+});
+
+Deno.test("Hub: state survives a restart on the same store: users, rooms, messages, cursors", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/chat.kv`;
+  try {
+    {
+      await using kv = await Deno.openKv(path);
+      const { hub } = await makeHub(kv);
+      const alice = await login(hub, "Alice", "alice-pw");
+      const bob = await login(hub, "Bob");
+      await hub.receive(alice.id, { type: "join", room: "games" });
+      await hub.receive(alice.id, { type: "message", message: "before restart" });
+      await hub.idle();
+      hub.disconnect(bob.id);
+      await hub.receive(alice.id, {
+        type: "private",
+        target_username: "Bob",
+        message: "while you were out",
+      });
+      await hub.close();
+    }
+    {
+      await using kv = await Deno.openKv(path);
+      const { hub } = await makeHub(kv);
+      const noPw = await login(hub, "Alice");
+      assert.equal(noPw.peer.of("error")[0]!.code, "password_required");
+      const alice = await login(hub, "Alice", "alice-pw");
+      assert.deepEqual(alice.peer.of("welcome")[0]!.rooms, ["games", "general"]);
+      const bob = await login(hub, "Bob");
+      const unread = bob.peer.of("history").find((h) => h.reason === "unread")!;
+      assert.deepEqual(unread.messages.map((m) => m.message), ["while you were out"]);
+      await hub.receive(alice.id, { type: "history", chat: "games" });
+      assert.deepEqual(alice.peer.of("history").at(-1)!.messages.map((m) => m.message), [
+        "before restart",
+      ]);
+      await hub.receive(alice.id, { type: "message", room: "games", message: "after restart" });
+      await hub.idle();
+      assert.equal(alice.peer.of("ack")[0]!.seq, 2, "sequence numbers continue");
+      await hub.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Hub: replies to a connection keep the order of its commands", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  alice.peer.clear();
+  // Not awaited one by one: a client that pipelines its commands.
+  const a = hub.receive(alice.id, { type: "message", message: "first" });
+  const b = hub.receive(alice.id, { type: "status" });
+  await Promise.all([a, b]);
+  await hub.idle();
+  assert.deepEqual(alice.peer.frames.map((f) => f.type), ["message", "ack", "status"]);
+});
