@@ -205,7 +205,7 @@ export type ServerFrameType = ServerFrame["type"];
 const USERNAME_RE = /^[\p{L}\p{N}_.-]+$/u;
 const ROOM_RE = /^[\p{L}\p{N}_-]+$/u;
 // C0 controls except tab and newline, DEL and the C1 block: terminal escapes and NUL stay out.
-const CONTROL_RE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/u;
+const CONTROL_RE = /[^\P{Cc}\t\n]/u;
 
 /** Checks a user name and returns it, or throws `ProtocolError("bad_name")` saying what is allowed. */
 export function validateUsername(name: string): string {
@@ -257,7 +257,7 @@ export function validateMessageText(text: string): string {
 /** Shortens and escapes untrusted text for use inside an error sentence. */
 function printable(text: string): string {
   const cut = text.length > 40 ? text.slice(0, 40) + "…" : text;
-  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/gu, "?");
+  return cut.replace(/\p{Cc}/gu, "?");
 }
 
 type Json = Record<string, unknown>;

@@ -76,6 +76,15 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
       }
       return v;
     };
+    // A name cannot hold spaces: extra words mean a mistake, not something to drop silently.
+    const only = (n: number, what: string): void => {
+      if (rest.length > n) {
+        throw new ProtocolError(
+          "bad_field",
+          `/${word} takes ${what}, without spaces: /help shows examples`,
+        );
+      }
+    };
     const tail = (i: number): string => {
       const m = trimmed.match(new RegExp(`^/\\S+(?:\\s+\\S+){${i}}\\s+(.*)$`, "s"));
       if (!m) {
@@ -99,8 +108,10 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
         return frame({ type: "rooms" });
       case "join":
       case "chats":
+        only(1, "one room name");
         return frame({ type: "join", room: validateRoomName(arg(0, "a room name")) });
       case "leave":
+        only(1, "at most one room name");
         return frame(
           rest[0] === undefined
             ? { type: "leave" }
@@ -121,12 +132,14 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
         return frame({ type: "private", target_username: validateUsername(to), message: tail(1) });
       }
       case "session":
+        only(1, "one user name");
         return frame({
           type: "session_request",
           target_username: validateUsername(arg(0, "a user name")),
         });
       case "accept":
       case "reject":
+        only(1, "one user name");
         return frame({
           type: "session_response",
           target_username: validateUsername(arg(0, "the name of who asked")),
@@ -139,8 +152,10 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
       case "ping":
         return frame({ type: "ping" });
       case "register":
+        only(1, "one password");
         return frame({ type: "register", password: arg(0, "a password") });
       case "history": {
+        only(2, "a chat and a message number");
         let chat: string | undefined;
         let before: number | undefined;
         for (const a of rest) {

@@ -136,7 +136,8 @@ export class LineClient {
         buf += decoder.decode(chunk, { stream: true });
         const parts = buf.split("\n");
         buf = parts.pop()!;
-        for (const p of parts) this.lines.push(p.replace(/\r$/, ""));
+        // As a terminal shows it: "\r ESC[K" wipes the prompt that was on the line.
+        for (const p of parts) this.lines.push(p.replace(/\r$/, "").replace(/^.*\r\x1b\[K/, ""));
         // A text prompt has no newline: expose the tail as a pseudo-line for prompt checks.
         this.#tail = buf;
         for (const w of [...this.#waiters]) w();

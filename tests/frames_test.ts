@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { decodeClientFrame, type ErrorCode, ProtocolError } from "../protocol/frames.ts";
+import { MAX_MESSAGE_CHARS } from "../protocol/limits.ts";
+
+const ok: Array<[string, unknown]> = [
+  // The seed protocol, unchanged.
+  ['{"username": "Alice"}', { type: "hello", username: "Alice" }],
+  ['{"type": "message", "message": "Привет всем!"}', { type: "message", message: "Привет всем!" }],
+  [
+    '{"type": "private", "target_username": "Bob", "message": "Привет! Как дела?"}',
+    { type: "private", target_username: "Bob", message: "Привет! Как дела?" },
+  ],
+  ['{"type": "session_request", "target_username": "Bob"}', {
+    type: "session_request",
+    target_username: "Bob",
+  }],
+  [
+    '{"type": "session_response", "target_username": "Alice", "accepted": true}',
+    { type: "session_response", target_username: "Alice", accepted: true },
+  ],
+  ['{"type": "users"}', { type: "users" }],
+  // Additions.
+  ['{"type":"hello","username":"Alice","password":"pw","ref":"1"}', {
+    type: "hello",
+    username: "Alice",
+    password: "pw",
+    ref: "1",
+  }],
+  ['{"type":"message","message":"hi","room":"#Games"}', {
+    type: "message",
+    message: "hi",
+    room: "games",
+  }],
+  ['{"type":"message","message":"two\\nlines\\twith tab"}', {
+    type: "message",
+    message: "two\nlines\twith tab",
+  }],
+  ['{"type":"join","room":"games"}', { type: "join", room: "games" }],
+  ['{"type":"leave"}', { type: "leave" }],
+  ['{"type":"history","chat":"@Bob","before":10,"limit":5}', {
+    type: "history",
+    chat: "@Bob",
+    before: 10,
+    limit: 5,
+  }],
+  ['{"type":"history","chat":null}', { type: "history" }],
+  ['{"type":"register","password":"secret"}', { type: "register", password: "secret" }],
+  ['{"type":"session_end"}', { type: "session_end" }],
+  ['{"type":"rooms"}', { type: "rooms" }],
+  ['{"type":"status"}', { type: "status" }],
+  ['{"type":"ping","extra":"ignored"}', { type: "ping" }],
+];
+
+for (const [line, frame] of ok) {
+  Deno.test(`decodeClientFrame() accepts ${line}`, () => {
+    assert.deepEqual(decodeClientFrame(line), frame);
+  });
+}
+
+const bad: Array<[string, ErrorCode, RegExp]> = [
+  ["not json", "bad_json", /not valid JSON/],
+  ["", "bad_json", /not valid JSON/],
+  ["[1,2]", "bad_frame", /must be a JSON object, got an array/],
+  ["42", "bad_frame", /got a number/],
+  ["null", "bad_frame", /got null/],
+  ['{"message":"hi"}', "missing_field", /needs a "type"/],
+  ['{"type":7}', "bad_field", /"type" must be a string/],
+  ['{"type":"dance"}', "unknown_type", /Unknown frame type "dance"/],
+  ['{"type":"message"}', "missing_field", /"message" needs a "message" string/],
+  ['{"type":"message","message":5}', "bad_field", /"message" must be a string, got a number/],
+  ['{"type":"message","message":"   "}', "bad_field", /empty/],
+  [
+    `{"type":"message","message":"${"x".repeat(MAX_MESSAGE_CHARS + 1)}"}`,
+    "too_long",
+    /limit is 4000/,
+  ],
+  ['{"type":"message","message":"bell\\u0007"}', "bad_field", /control characters/],
+  ['{"type":"message","message":"nul\\u0000"}', "bad_field", /control characters/],
+  ['{"type":"message","message":"esc\\u001b[31m"}', "bad_field", /control characters/],
+  ['{"username":"has space"}', "bad_name", /not a valid name/],
+  ['{"username":""}', "bad_name", /not a valid name/],
+  [`{"username":"${"a".repeat(33)}"}`, "bad_name", /1 to 32/],
+  ['{"username":{"x":1}}', "bad_field", /got an object/],
+  ['{"type":"private","target_username":"Bob"}', "missing_field", /"message"/],
+  [
+    '{"type":"session_response","target_username":"Bob","accepted":"yes"}',
+    "bad_field",
+    /true or false/,
+  ],
+  ['{"type":"join","room":"a b"}', "bad_name", /not a valid room name/],
+  ['{"type":"join","room":"dm:x"}', "bad_name", /not a valid room name/],
+  ['{"type":"history","limit":0}', "bad_field", /from 1 to 200/],
+  ['{"type":"history","limit":1.5}', "bad_field", /whole number/],
+  ['{"type":"history","before":"3"}', "bad_field", /whole number/],
+  ['{"type":"history","chat":"@"}', "bad_name", /not a valid name/],
+  [`{"type":"ping","ref":"${"r".repeat(65)}"}`, "too_long", /"ref"/],
+  [`{"type":"register","password":"${"p".repeat(300)}"}`, "too_long", /password/],
+  ['{"type":"register"}', "missing_field", /password/],
+];
+
+for (const [line, code, message] of bad) {
+  Deno.test(`decodeClientFrame() refuses ${line.slice(0, 60)} with ${code}`, () => {
+    assert.throws(() => decodeClientFrame(line), (e: unknown) => {
+      assert.ok(e instanceof ProtocolError);
+      assert.equal(e.code, code);
+      assert.match(e.message, message);
+      return true;
+    });
+  });
+}

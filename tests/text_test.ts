@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { parseLine, promptFor, renderFrame } from "../protocol/text.ts";
+
+const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
+  ["hello there", { kind: "frame", frame: { type: "message", message: "hello there" } }],
+  ["   ", { kind: "empty" }],
+  ["//not a command", { kind: "frame", frame: { type: "message", message: "/not a command" } }],
+  ["/help", { kind: "help" }],
+  ["/rules", { kind: "help" }],
+  ["/quit", { kind: "quit" }],
+  ["/users", { kind: "frame", frame: { type: "users" } }],
+  ["/rooms", { kind: "frame", frame: { type: "rooms" } }],
+  ["/get_chats", { kind: "frame", frame: { type: "rooms" } }],
+  ["/join Games", { kind: "frame", frame: { type: "join", room: "games" } }],
+  ["/chats games", { kind: "frame", frame: { type: "join", room: "games" } }],
+  ["/leave", { kind: "frame", frame: { type: "leave" } }],
+  ["/leave games", { kind: "frame", frame: { type: "leave", room: "games" } }],
+  ["/private Bob hi  there", {
+    kind: "frame",
+    frame: { type: "private", target_username: "Bob", message: "hi  there" },
+  }],
+  ["/send Bob hi", {
+    kind: "frame",
+    frame: { type: "private", target_username: "Bob", message: "hi" },
+  }],
+  ["/send #games gg", { kind: "frame", frame: { type: "message", room: "games", message: "gg" } }],
+  ["/send general hi all", {
+    kind: "frame",
+    frame: { type: "message", room: "general", message: "hi all" },
+  }],
+  ["/session Bob", { kind: "frame", frame: { type: "session_request", target_username: "Bob" } }],
+  ["/accept Bob", {
+    kind: "frame",
+    frame: { type: "session_response", target_username: "Bob", accepted: true },
+  }],
+  ["/reject Bob", {
+    kind: "frame",
+    frame: { type: "session_response", target_username: "Bob", accepted: false },
+  }],
+  ["y", {
+    kind: "frame",
+    frame: { type: "session_response", target_username: "Alice", accepted: true },
+  }, { pendingSessionFrom: "Alice" }],
+  ["No", {
+    kind: "frame",
+    frame: { type: "session_response", target_username: "Alice", accepted: false },
+  }, { pendingSessionFrom: "Alice" }],
+  ["y", { kind: "frame", frame: { type: "message", message: "y" } }],
+  ["/exit", { kind: "frame", frame: { type: "session_end" } }],
+  ["/status", { kind: "frame", frame: { type: "status" } }],
+  ["/register s3cret!", { kind: "frame", frame: { type: "register", password: "s3cret!" } }],
+  ["/history", { kind: "frame", frame: { type: "history" } }],
+  ["/history @Bob 40", { kind: "frame", frame: { type: "history", chat: "@Bob", before: 40 } }],
+  ["/history games", { kind: "frame", frame: { type: "history", chat: "games" } }],
+];
+
+for (const [line, expected, ctx] of cases) {
+  Deno.test(`parseLine() reads ${JSON.stringify(line)}${ctx ? " with a pending request" : ""}`, () => {
+    assert.deepEqual(parseLine(line, ctx), expected);
+  });
+}
+
+const errors: Array<[string, RegExp]> = [
+  ["/dance", /Unknown command \/dance: \/help lists the commands/],
+  ["/join", /\/join needs a room name/],
+  ["/private Bob", /\/private needs a message/],
+  ["/private", /needs a user name/],
+  ["/session bad name!", /\/session takes one user name, without spaces/],
+  ["/join no spaces!", /\/join takes one room name, without spaces/],
+  ["/session Bob!", /not a valid name/],
+  ["/join a.b", /not a valid room name/],
+];
+
+for (const [line, message] of errors) {
+  Deno.test(`parseLine() explains what is wrong with ${JSON.stringify(line)}`, () => {
+    const parsed = parseLine(line);
+    assert.equal(parsed.kind, "error");
+    assert.match((parsed as { message: string }).message, message);
+  });
+}
+
+Deno.test("promptFor() shows where plain text goes", () => {
+  assert.equal(promptFor({ kind: "room", room: "general" }), "[general]> ");
+  assert.equal(promptFor({ kind: "room", room: "games" }), "[#games]> ");
+  assert.equal(promptFor({ kind: "session", with: "Bob" }), "[private: Bob]> ");
+});
+
+Deno.test("renderFrame() writes messages with time, room and sender, and hides acks", () => {
+  const ts = new Date(2026, 0, 15, 14, 30).toISOString();
+  assert.equal(
+    renderFrame({
+      type: "message",
+      id: "x",
+      seq: 1,
+      room: "general",
+      from_username: "Alice",
+      message: "hi\nthere",
+      timestamp: ts,
+    }),
+    "[14:30] #general Alice: hi\n    there",
+  );
+  assert.equal(
+    renderFrame({
+      type: "private",
+      id: "x",
+      seq: 1,
+      from_username: "Alice",
+      to_username: "Bob",
+      message: "psst",
+      timestamp: ts,
+    }),
+    "[14:30] >> Alice → Bob: psst",
+  );
+  assert.equal(renderFrame({ type: "ack", id: "x", seq: 1, chat: "general", timestamp: ts }), null);
+  assert.equal(
+    renderFrame({ type: "error", code: "muted", message: "You are muted" }),
+    "! You are muted",
+  );
+  assert.equal(
+    renderFrame({
+      type: "history",
+      chat: "@Bob",
+      reason: "unread",
+      messages: [{
+        type: "private",
+        id: "x",
+        seq: 7,
+        from_username: "Bob",
+        to_username: "Alice",
+        message: "yo",
+        timestamp: ts,
+      }],
+      has_more: false,
+      unread: 1,
+    }),
+    "--- 1 unread in your private chat with Bob ---\n[14:30] >> Bob → Alice: yo\n--- end ---",
+  );
+});
