@@ -19,7 +19,12 @@ export const MAX_REF_CHARS = 64;
 export const MAX_PAGE = 200;
 /** Most unread messages replayed per chat on reconnect; the rest stay reachable by paging. */
 export const MAX_UNREAD_REPLAY = 200;
-/** Bytes queued for one connection before it is dropped as too slow. */
-export const MAX_OUTBOUND_BYTES = 1024 * 1024;
+/**
+ * Bytes queued for one connection before it is dropped as too slow. One store commit can
+ * deliver up to ~1 MiB to a connection in a single tick (a batch holds at most 512 KiB of
+ * message text, JSON adds escaping), so the bound sits well above that burst. Queued frames
+ * share their encoded bytes across connections, so this is a bound, not a per-reader cost.
+ */
+export const MAX_OUTBOUND_BYTES = 4 * 1024 * 1024;
 /** How long a TCP peer may stay silent before its first line, before the server greets it as a person. */
 export const TEXT_GREETING_DELAY_MS = 800;

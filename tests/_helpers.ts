@@ -234,7 +234,9 @@ export class LineClient {
 /** A JSON-lines client: sends frames and waits for frames by predicate. */
 export class JsonClient {
   #lines: LineClient;
+  #parsed: ServerFrame[] = [];
   #taken = new Set<number>();
+  #firstUntaken = 0;
 
   private constructor(lines: LineClient) {
     this.#lines = lines;
@@ -253,9 +255,13 @@ export class JsonClient {
     return c;
   }
 
-  /** Every frame received so far. */
+  /** Every frame received so far (each line is parsed once). */
   get frames(): ServerFrame[] {
-    return this.#lines.lines.map((l) => JSON.parse(l) as ServerFrame);
+    const lines = this.#lines.lines;
+    for (let i = this.#parsed.length; i < lines.length; i++) {
+      this.#parsed.push(JSON.parse(lines[i]!) as ServerFrame);
+    }
+    return this.#parsed;
   }
 
   /** Sends one frame (any JSON value, so tests can send bad ones). */
@@ -275,19 +281,25 @@ export class JsonClient {
   ): Promise<T> {
     let found = -1;
     const check = () => {
-      const lines = this.#lines.lines;
-      for (let i = 0; i < lines.length; i++) {
-        if (this.#taken.has(i)) continue;
-        if (test(JSON.parse(lines[i]!) as ServerFrame)) {
+      const frames = this.frames;
+      for (let i = this.#firstUntaken; i < frames.length; i++) {
+        if (!this.#taken.has(i) && test(frames[i]!)) {
           found = i;
           return true;
         }
       }
       return false;
     };
-    await this.#lines.until(check, what);
+    try {
+      await this.#lines.until(check, what);
+    } catch (error) {
+      // Keep the failure readable: the last few frames, each cut short.
+      const recent = this.frames.slice(-15).map((f) => JSON.stringify(f).slice(0, 300)).join("\n");
+      throw new Error(`${(error as Error).message.split(";")[0]}; last frames:\n${recent}`);
+    }
     this.#taken.add(found);
-    return JSON.parse(this.#lines.lines[found]!) as T;
+    while (this.#taken.has(this.#firstUntaken)) this.#firstUntaken++;
+    return this.frames[found] as T;
   }
 
   /** Waits for a frame of a given type (optionally also matching `test`). */

@@ -41,6 +41,8 @@ export interface TcpServer {
 
 const encoder = new TextEncoder();
 const READ_BUFFER_BYTES = 4096;
+/** How long a dropped slow reader gets to take its goodbye frame. */
+const SLOW_GRACE_MS = 2000;
 
 /** Serves the chat on a TCP listener. */
 export function serveTcp(hub: Hub, listener: Deno.Listener, options: TcpOptions): TcpServer {
@@ -103,6 +105,7 @@ class TcpConnection implements Peer {
   #pendingSessionFrom: string | undefined;
   #passwordTries = 0;
   #promptShown = false;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(hub: Hub, conn: Deno.Conn, options: TcpOptions) {
     this.#hub = hub;
@@ -282,15 +285,7 @@ class TcpConnection implements Peer {
   #enqueue(bytes: Uint8Array): void {
     if (this.#closed) return;
     this.#queuedBytes += bytes.length;
-    if (this.#queuedBytes > this.#maxOutbound) {
-      // A reader this far behind would hold memory for the whole room: drop it.
-      this.#log.warn("dropping slow tcp reader", { ip: this.ip, queued: this.#queuedBytes });
-      this.#queue = [];
-      this.#queuedBytes = 0;
-      this.#closing = true;
-      this.#hardClose();
-      return;
-    }
+    if (this.#queuedBytes > this.#maxOutbound) return this.#dropSlow();
     this.#queue.push(bytes);
     // Everything queued in this tick goes out in one write.
     this.#writing ??= Promise.resolve().then(() => this.#flush());
@@ -309,7 +304,8 @@ class TcpConnection implements Peer {
         this.#queue = [];
         let off = 0;
         while (off < chunk.length) off += await this.#conn.write(chunk.subarray(off));
-        this.#queuedBytes -= chunk.length;
+        // A drop may have reset the count while this chunk was being written.
+        this.#queuedBytes = Math.max(0, this.#queuedBytes - chunk.length);
       }
     } catch (error) {
       if (!isDisconnect(error)) this.#log.warn("tcp write failed", { ip: this.ip, error });
@@ -318,6 +314,28 @@ class TcpConnection implements Peer {
       this.#writing = null;
       if (this.#closing) this.#hardClose();
     }
+  }
+
+  /**
+   * A reader this far behind would hold memory for the whole room: forget its backlog, tell it
+   * why in one last frame, and close once that is written or after a grace period.
+   */
+  #dropSlow(): void {
+    this.#log.warn("dropping slow tcp reader", { ip: this.ip, queued: this.#queuedBytes });
+    const bye = this.#phase === "json" || this.#phase === "new"
+      ? jsonLine({
+        type: "bye",
+        code: "too_slow",
+        reason: "You fell too far behind reading; reconnect to catch up",
+      })
+      : encoder.encode(
+        "\r\n* Disconnected: you fell too far behind reading; reconnect to catch up\r\n",
+      );
+    this.#queue = [bye];
+    this.#queuedBytes = bye.length;
+    this.#closing = true;
+    this.#graceTimer = setTimeout(() => this.#hardClose(), SLOW_GRACE_MS);
+    this.#writing ??= Promise.resolve().then(() => this.#flush());
   }
 
   /** Closes after what is queued has been written. */
@@ -334,6 +352,7 @@ class TcpConnection implements Peer {
   }
 
   #hardClose(): void {
+    clearTimeout(this.#graceTimer);
     if (this.#closed) return;
     this.#closed = true;
     try {

@@ -1,0 +1,64 @@
+/**
+ * The TCP transport in-process, on a real socket: behaviour that needs a knob the CLI does not
+ * expose, such as a small outbound queue limit.
+ */
+import assert from "node:assert/strict";
+import { createLogger } from "../server/log.ts";
+import { serveTcp } from "../server/transport/tcp.ts";
+import { JsonClient, makeHub, withTimeout } from "./_helpers.ts";
+
+Deno.test("tcp: a reader that stops reading is dropped with a reason, and the room keeps flowing", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  let dropped!: () => void;
+  const droppedP = new Promise<void>((r) => (dropped = r));
+  const log = createLogger("warn", (line) => {
+    if (line.includes("dropping slow tcp reader")) dropped();
+  });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const tcp = serveTcp(hub, listener, { log, maxOutboundBytes: 2 * 1024 * 1024 });
+
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port });
+  await slow.write(new TextEncoder().encode('{"username":"Sleepy"}\n'));
+  const fast = await JsonClient.connect(port, { username: "Reader" });
+  const sender = await JsonClient.connect(port, { username: "Writer" });
+  await fast.type("system", (f) => f.event === "online" && f.username === "Writer");
+
+  // Send until the server gives up on the sleeper (kernel buffers absorb a few MB first).
+  const text = "x".repeat(4000);
+  let sent = 0;
+  let isDropped = false;
+  void droppedP.then(() => (isDropped = true));
+  while (!isDropped && sent < 8000) {
+    for (let i = 0; i < 100; i++) await sender.send({ type: "message", message: text });
+    sent += 100;
+    const last = sent;
+    await sender.type("ack", (a) => a.seq === last);
+  }
+  assert.ok(isDropped, `the slow reader was not dropped after ${sent} messages`);
+  await fast.type("message", (m) => m.seq === sent);
+  assert.equal(
+    fast.frames.filter((f) => f.type === "message").length,
+    sent,
+    "the fast reader got every message",
+  );
+  assert.equal(sender.frames.some((f) => f.type === "bye"), false, "the sender was not dropped");
+
+  // The sleeper wakes up: it finds the goodbye, with the reason, at the end of what it can read.
+  let tail = "";
+  const decoder = new TextDecoder();
+  await withTimeout(
+    (async () => {
+      for await (const chunk of slow.readable) tail = (tail + decoder.decode(chunk)).slice(-500);
+    })(),
+    5000,
+    "the slow reader's connection to end",
+  );
+  assert.match(tail, /"type":"bye","code":"too_slow"/);
+
+  await Promise.all([fast.close(), sender.close()]);
+  tcp.close();
+  await hub.close();
+  await tcp.finished;
+});
