@@ -272,3 +272,22 @@ Deno.test("e2e tcp: a restart on the same KV file keeps users, rooms, messages a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("e2e tcp: a script that half-closes after its last line still gets its ack", async () => {
+  await withServer(async (server) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.tcpPort });
+    await conn.write(
+      new TextEncoder().encode(
+        '{"username":"Bot"}\n{"type":"message","message":"fire and forget","ref":"1"}\n',
+      ),
+    );
+    await conn.closeWrite();
+    let text = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of conn.readable) text += decoder.decode(chunk, { stream: true });
+    const frames = text.trim().split("\n").map((l) => JSON.parse(l));
+    const ack = frames.find((f) => f.type === "ack");
+    assert.ok(ack, `no ack in:\n${text}`);
+    assert.equal(ack.ref, "1");
+  });
+});

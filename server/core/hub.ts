@@ -216,6 +216,17 @@ export class Hub {
     if (conn) this.#send(conn, { type: "error", code: error.code, message: error.message });
   }
 
+  /**
+   * Settles once every frame this connection sent has been handled and its messages stored and
+   * acked: a client that half-closes after its last line still gets its acks.
+   */
+  async settle(connId: number): Promise<void> {
+    const conn = this.#conns.get(connId);
+    if (!conn) return;
+    await conn.chain;
+    if (conn.lastPost) await conn.lastPost;
+  }
+
   /** Forgets a connection; the last connection of a user takes them offline. */
   disconnect(connId: number): void {
     const conn = this.#conns.get(connId);

@@ -153,6 +153,8 @@ class TcpConnection implements Peer {
       if (!isDisconnect(error)) this.#log.warn("tcp read failed", { ip: this.ip, error });
     } finally {
       clearTimeout(this.#greetingTimer);
+      // The peer may only have closed its sending side: answer what it sent before going.
+      if (!this.#closed) await this.#hub.settle(this.#id);
       this.#hub.disconnect(this.#id);
       await this.#drainThenClose();
     }
