@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { parseServeArgs, UsageError } from "../server/config.ts";
+
+Deno.test("parseServeArgs() uses the defaults of the issue", () => {
+  assert.deepEqual(parseServeArgs([], {}), {
+    host: "127.0.0.1",
+    tcpPort: 8000,
+    httpPort: 8080,
+    data: "./data/chat.kv",
+    history: 20,
+    logLevel: "info",
+  });
+});
+
+Deno.test("parseServeArgs() reads CHAT_* variables, and flags win over them", () => {
+  const env = {
+    CHAT_TCP_PORT: "9000",
+    CHAT_DATA: ":memory:",
+    CHAT_HISTORY: "5",
+    CHAT_HOST: "0.0.0.0",
+  };
+  const c = parseServeArgs(["--tcp-port", "0", "--log-level", "debug"], env)!;
+  assert.equal(c.tcpPort, 0);
+  assert.equal(c.data, ":memory:");
+  assert.equal(c.history, 5);
+  assert.equal(c.host, "0.0.0.0");
+  assert.equal(c.logLevel, "debug");
+});
+
+Deno.test("parseServeArgs() returns null for --help", () => {
+  assert.equal(parseServeArgs(["--help"], {}), null);
+});
+
+for (
+  const [args, message] of [
+    [["--tcp-port", "http"], /--tcp-port must be a port number from 0 to 65535, got "http"/],
+    [["--http-port", "70000"], /--http-port must be a port number/],
+    [["--history=-1"], /--history must be a whole number from 0 to 200/],
+    [["--history", "500"], /--history must be a whole number from 0 to 200, got "500"/],
+    [["--log-level", "loud"], /--log-level must be debug, info, warn, error or silent/],
+    [["--colour"], /Unknown option '--colour'[\s\S]*Usage: chat serve/],
+  ] as Array<[string[], RegExp]>
+) {
+  Deno.test(`parseServeArgs() explains ${args.join(" ")}`, () => {
+    assert.throws(
+      () => parseServeArgs(args, {}),
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+    );
+  });
+}
