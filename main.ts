@@ -11,6 +11,7 @@ import { parseServeArgs, type ServeConfig, UsageError } from "./server/config.ts
 import { createLogger } from "./server/log.ts";
 import { scryptHasher } from "./server/passwords.ts";
 import { KvStore } from "./server/store/kv_store.ts";
+import { createHttpApp } from "./server/transport/http.ts";
 import { serveTcp } from "./server/transport/tcp.ts";
 
 const USAGE = `chat: a multi-user chat server and its clients
@@ -46,6 +47,13 @@ async function serve(config: ServeConfig): Promise<void> {
   const tcp = serveTcp(hub, listener, { log });
   const addr = listener.addr as Deno.NetAddr;
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
+
+  const app = createHttpApp(hub, { log, startedAt: Date.now() });
+  const http = Deno.serve({
+    hostname: config.host,
+    port: config.httpPort,
+    onListen: (a) => console.log(`http listening on ${a.hostname}:${a.port}`),
+  }, app.fetch);
   log.info("server started", { data: config.data });
 
   const maintenance = setInterval(() => {
@@ -59,8 +67,12 @@ async function serve(config: ServeConfig): Promise<void> {
     log.info("shutting down", { signal });
     clearInterval(maintenance);
     tcp.close();
+    const httpDone = http.shutdown();
     await hub.close("server shutting down");
-    await Promise.race([tcp.finished, new Promise((r) => setTimeout(r, 2000))]);
+    await Promise.race([
+      Promise.all([tcp.finished, httpDone]),
+      new Promise((r) => setTimeout(r, 2000)),
+    ]);
     kv.close();
     Deno.exit(0);
   };

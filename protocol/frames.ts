@@ -64,7 +64,8 @@ interface Ref {
 export type ClientFrame =
   & Ref
   & (
-    | { type: "hello"; username: string; password?: string }
+    | { type: "hello"; username: string; password?: string; since?: string }
+    | { type: "auth"; token: string; since?: string }
     | { type: "register"; password: string }
     | { type: "message"; message: string; room?: string }
     | { type: "private"; target_username: string; message: string }
@@ -75,7 +76,10 @@ export type ClientFrame =
     | { type: "rooms" }
     | { type: "join"; room: string }
     | { type: "leave"; room?: string }
-    | { type: "history"; chat?: string; before?: number; limit?: number }
+    | { type: "history"; chat?: string; before?: number; after?: number; limit?: number }
+    | { type: "unread"; chat: string; limit?: number }
+    | { type: "unread_counts" }
+    | { type: "members"; room: string }
     | { type: "status" }
     | { type: "ping" }
   );
@@ -114,6 +118,15 @@ export interface UserEntry {
   online: boolean;
   registered: boolean;
   connections: number;
+}
+
+/** A chat the user is in, for `status`: its members (at most 200 names) and unread count. */
+export interface ChatSummary {
+  chat: string;
+  kind: "room" | "private";
+  members: string[];
+  member_count: number;
+  unread: number;
 }
 
 /** One room in a `rooms_list`. */
@@ -169,13 +182,13 @@ export type ServerFrame =
       timestamp: string;
     }
     | { type: "rooms_list"; rooms: RoomEntry[]; timestamp: string }
-    | { type: "joined"; room: string; mode: Mode; timestamp: string }
+    | { type: "joined"; room: string; created: boolean; mode: Mode; timestamp: string }
     | { type: "left"; room: string; mode: Mode; timestamp: string }
     | { type: "mode"; mode: Mode; timestamp: string }
     | {
       type: "history";
       chat: string;
-      reason: "join" | "unread" | "request";
+      reason: "join" | "unread" | "request" | "resume";
       messages: MessageFrame[];
       has_more: boolean;
       unread?: number;
@@ -191,10 +204,13 @@ export type ServerFrame =
       mode: Mode;
       rooms: string[];
       session: string | null;
+      chats: ChatSummary[];
       connections: number;
       online_users: number;
       timestamp: string;
     }
+    | { type: "unread_counts"; chats: Array<{ chat: string; unread: number }>; timestamp: string }
+    | { type: "members"; room: string; members: UserEntry[]; timestamp: string }
     | { type: "pong"; timestamp: string }
     | { type: "bye"; reason: string; code?: ErrorCode }
   );
@@ -339,8 +355,30 @@ export function decodeClientValue(value: unknown): ClientFrame {
     case "hello": {
       const username = validateUsername(reqString(obj, "username", type));
       const pw = password(obj, type, false);
-      return { type, username, ...(pw === undefined ? {} : { password: pw }), ...ref };
+      const since = optSince(obj, type);
+      return {
+        type,
+        username,
+        ...(pw === undefined ? {} : { password: pw }),
+        ...(since === undefined ? {} : { since }),
+        ...ref,
+      };
     }
+    case "auth": {
+      const token = reqString(obj, "token", type);
+      if (token.length > 200) {
+        throw new ProtocolError("too_long", '"token" is longer than 200 characters');
+      }
+      const since = optSince(obj, type);
+      return { type, token, ...(since === undefined ? {} : { since }), ...ref };
+    }
+    case "unread": {
+      const chat = validateChatAddress(reqString(obj, "chat", type));
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return { type, chat, ...(limit === undefined ? {} : { limit }), ...ref };
+    }
+    case "members":
+      return { type, room: validateRoomName(reqString(obj, "room", type)), ...ref };
     case "register":
       return { type, password: password(obj, type, true)!, ...ref };
     case "message": {
@@ -380,16 +418,22 @@ export function decodeClientValue(value: unknown): ClientFrame {
     case "history": {
       const chat = optString(obj, "chat", type);
       const before = optInt(obj, "before", 1, Number.MAX_SAFE_INTEGER);
+      const after = optInt(obj, "after", 0, Number.MAX_SAFE_INTEGER);
+      if (before !== undefined && after !== undefined) {
+        throw new ProtocolError("bad_field", 'Give "before" or "after", not both');
+      }
       const limit = optInt(obj, "limit", 1, MAX_PAGE);
       return {
         type,
         ...(chat === undefined ? {} : { chat: validateChatAddress(chat) }),
         ...(before === undefined ? {} : { before }),
+        ...(after === undefined ? {} : { after }),
         ...(limit === undefined ? {} : { limit }),
         ...ref,
       };
     }
     case "session_end":
+    case "unread_counts":
     case "users":
     case "rooms":
     case "status":
@@ -401,6 +445,16 @@ export function decodeClientValue(value: unknown): ClientFrame {
         `Unknown frame type "${printable(type)}": see docs/protocol.md for the list`,
       );
   }
+}
+
+const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+function optSince(obj: Json, type: string): string | undefined {
+  const since = optString(obj, "since", type);
+  if (since !== undefined && !ULID_RE.test(since)) {
+    throw new ProtocolError("bad_field", '"since" must be a message id (a 26-character ULID)');
+  }
+  return since;
 }
 
 /** Validates a chat address: a room name, or `@user` for the private chat with that user. */

@@ -252,7 +252,7 @@ export function renderFrame(f: ServerFrame): string | null {
       if (f.messages.length === 0) {
         return f.reason === "request" ? `* No messages in ${chatName(f.chat)}.` : null;
       }
-      const head = f.reason === "unread"
+      const head = f.reason === "unread" || f.reason === "resume"
         ? `--- ${f.unread ?? f.messages.length} unread in ${chatName(f.chat)} ---`
         : `--- ${chatName(f.chat)}: ${f.messages.length} earlier message${
           f.messages.length === 1 ? "" : "s"
@@ -276,6 +276,13 @@ export function renderFrame(f: ServerFrame): string | null {
         }`,
         `* Rooms: ${f.rooms.map((r) => "#" + r).join(", ")}. ${f.online_users} users online.`,
       ].join("\n");
+    case "unread_counts":
+      return f.chats.length === 0
+        ? "* Nothing unread."
+        : "* Unread: " + f.chats.map((c) => `${chatName(c.chat)} ${c.unread}`).join(", ");
+    case "members":
+      return `* Members of #${f.room} (${f.members.length}): ` +
+        f.members.map((m) => m.username + (m.online ? "" : " (offline)")).join(", ");
     case "pong":
       return `* pong ${f.timestamp}`;
     case "bye":

@@ -140,14 +140,18 @@ export class LineClient {
         for (const p of parts) this.lines.push(p.replace(/\r$/, "").replace(/^.*\r\x1b\[K/, ""));
         // A text prompt has no newline: expose the tail as a pseudo-line for prompt checks.
         this.#tail = buf;
+        this.onChange();
         for (const w of [...this.#waiters]) w();
       }
     } catch { /* closed */ }
     this.#closedByPeer = true;
+    this.onChange();
     for (const w of [...this.#waiters]) w();
   }
 
   #tail = "";
+  /** Called after new lines arrive or the connection closes. */
+  onChange: () => void = () => {};
 
   /** The unterminated text at the end of the stream (a prompt, in text mode). */
   get tail(): string {
@@ -231,47 +235,54 @@ export class LineClient {
   }
 }
 
-/** A JSON-lines client: sends frames and waits for frames by predicate. */
-export class JsonClient {
-  #lines: LineClient;
-  #parsed: ServerFrame[] = [];
+/** Frames received by a client, with waiting by predicate; shared by the TCP, WebSocket and SSE clients. */
+export class FrameInbox {
+  readonly frames: ServerFrame[] = [];
+  /** SSE event ids, parallel to `frames` (undefined where an event had none). */
+  readonly ids: Array<string | undefined> = [];
+  closed = false;
   #taken = new Set<number>();
   #firstUntaken = 0;
+  #waiters = new Set<() => void>();
 
-  private constructor(lines: LineClient) {
-    this.#lines = lines;
+  /** Adds a received frame. */
+  push(frame: ServerFrame, id?: string): void {
+    this.frames.push(frame);
+    this.ids.push(id);
+    for (const w of [...this.#waiters]) w();
   }
 
-  /** Connects and, when `hello` is given, sends it and waits for the welcome. */
-  static async connect(
-    port: number,
-    hello?: { username: string; password?: string },
-  ): Promise<JsonClient> {
-    const c = new JsonClient(await LineClient.connect(port));
-    if (hello) {
-      await c.send(hello);
-      await c.frame((f) => f.type === "welcome");
+  /** Marks the stream ended. */
+  end(): void {
+    this.closed = true;
+    for (const w of [...this.#waiters]) w();
+  }
+
+  /** Waits until `test` holds (or fails after WAIT_MS with the last frames). */
+  async until(test: () => boolean, what: string): Promise<void> {
+    if (test()) return;
+    let wake!: () => void;
+    const changed = () => {
+      if (test() || this.closed) wake();
+    };
+    try {
+      await withTimeout(
+        new Promise<void>((r) => ((wake = r), this.#waiters.add(changed))),
+        WAIT_MS,
+        what,
+      );
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; last frames:\n${this.#recent()}`);
+    } finally {
+      this.#waiters.delete(changed);
     }
-    return c;
-  }
-
-  /** Every frame received so far (each line is parsed once). */
-  get frames(): ServerFrame[] {
-    const lines = this.#lines.lines;
-    for (let i = this.#parsed.length; i < lines.length; i++) {
-      this.#parsed.push(JSON.parse(lines[i]!) as ServerFrame);
+    if (!test()) {
+      throw new Error(`stream closed while waiting for ${what}; last frames:\n${this.#recent()}`);
     }
-    return this.#parsed;
   }
 
-  /** Sends one frame (any JSON value, so tests can send bad ones). */
-  send(frame: unknown): Promise<void> {
-    return this.#lines.send(JSON.stringify(frame));
-  }
-
-  /** Sends a raw line. */
-  sendRaw(line: string): Promise<void> {
-    return this.#lines.send(line);
+  #recent(): string {
+    return this.frames.slice(-15).map((f) => JSON.stringify(f).slice(0, 300)).join("\n");
   }
 
   /** Waits for the next not-yet-taken frame matching `test` and takes it. */
@@ -280,23 +291,15 @@ export class JsonClient {
     what = "a frame",
   ): Promise<T> {
     let found = -1;
-    const check = () => {
-      const frames = this.frames;
-      for (let i = this.#firstUntaken; i < frames.length; i++) {
-        if (!this.#taken.has(i) && test(frames[i]!)) {
+    await this.until(() => {
+      for (let i = this.#firstUntaken; i < this.frames.length; i++) {
+        if (!this.#taken.has(i) && test(this.frames[i]!)) {
           found = i;
           return true;
         }
       }
       return false;
-    };
-    try {
-      await this.#lines.until(check, what);
-    } catch (error) {
-      // Keep the failure readable: the last few frames, each cut short.
-      const recent = this.frames.slice(-15).map((f) => JSON.stringify(f).slice(0, 300)).join("\n");
-      throw new Error(`${(error as Error).message.split(";")[0]}; last frames:\n${recent}`);
-    }
+    }, what);
     this.#taken.add(found);
     while (this.#taken.has(this.#firstUntaken)) this.#firstUntaken++;
     return this.frames[found] as T;
@@ -317,15 +320,157 @@ export class JsonClient {
   has(test: (f: ServerFrame) => boolean): boolean {
     return this.frames.some(test);
   }
+}
+
+/** A JSON-lines TCP client: sends frames and waits for frames by predicate. */
+export class JsonClient extends FrameInbox {
+  #lines: LineClient;
+  #seen = 0;
+
+  private constructor(lines: LineClient) {
+    super();
+    this.#lines = lines;
+    const pump = () => {
+      while (this.#seen < lines.lines.length) {
+        this.push(JSON.parse(lines.lines[this.#seen++]!) as ServerFrame);
+      }
+      if (lines.closed && !this.closed) this.end();
+    };
+    lines.onChange = pump;
+  }
+
+  /** Connects and, when `hello` is given, sends it and waits for the welcome. */
+  static async connect(
+    port: number,
+    hello?: { username: string; password?: string },
+  ): Promise<JsonClient> {
+    const c = new JsonClient(await LineClient.connect(port));
+    if (hello) {
+      await c.send(hello);
+      await c.type("welcome");
+    }
+    return c;
+  }
+
+  /** Sends one frame (any JSON value, so tests can send bad ones). */
+  send(frame: unknown): Promise<void> {
+    return this.#lines.send(JSON.stringify(frame));
+  }
+
+  /** Sends a raw line. */
+  sendRaw(line: string): Promise<void> {
+    return this.#lines.send(line);
+  }
 
   /** Waits until the server closes the connection. */
   closedByServer(): Promise<void> {
-    return this.#lines.closedByServer();
+    return this.until(() => this.closed, "the server to close the connection");
   }
 
   /** Closes the connection. */
   close(): Promise<void> {
     return this.#lines.close();
+  }
+}
+
+/** A WebSocket client that splits each message on newlines into frames. */
+export class WsClient extends FrameInbox {
+  readonly messages: string[] = [];
+  #ws: WebSocket;
+  #closedP: Promise<void>;
+
+  private constructor(ws: WebSocket) {
+    super();
+    this.#ws = ws;
+    ws.onmessage = (e) => {
+      this.messages.push(String(e.data));
+      for (const line of String(e.data).split("\n")) {
+        if (line) this.push(JSON.parse(line) as ServerFrame);
+      }
+    };
+    this.#closedP = new Promise((r) => (ws.onclose = () => (this.end(), r())));
+  }
+
+  /** Opens a WebSocket to `url` and waits until it is open. */
+  static async open(url: string): Promise<WsClient> {
+    const ws = new WebSocket(url);
+    const c = new WsClient(ws);
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        ws.onopen = () => resolve();
+        ws.onerror = () => reject(new Error(`websocket to ${url} failed`));
+      }),
+      WAIT_MS,
+      "the websocket to open",
+    );
+    return c;
+  }
+
+  /** Sends one frame as a text message. */
+  send(frame: unknown): void {
+    this.#ws.send(JSON.stringify(frame));
+  }
+
+  /** Sends raw text as one message. */
+  sendRaw(text: string): void {
+    this.#ws.send(text);
+  }
+
+  /** Closes and waits for the close to finish. */
+  async close(): Promise<void> {
+    if (this.#ws.readyState !== WebSocket.CLOSED) this.#ws.close();
+    await this.#closedP;
+  }
+}
+
+/** An SSE client over fetch: parses `id:` and `data:` lines into frames. */
+export class SseClient extends FrameInbox {
+  readonly lastEventId: () => string | undefined;
+  #abort: AbortController;
+  #done: Promise<void>;
+
+  private constructor(res: Response, abort: AbortController) {
+    super();
+    this.#abort = abort;
+    let lastId: string | undefined;
+    this.lastEventId = () => lastId;
+    this.#done = (async () => {
+      const decoder = new TextDecoder();
+      let buf = "";
+      try {
+        for await (const chunk of res.body!) {
+          buf += decoder.decode(chunk, { stream: true });
+          let i;
+          while ((i = buf.indexOf("\n\n")) >= 0) {
+            const event = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            let id: string | undefined;
+            let data = "";
+            for (const line of event.split("\n")) {
+              if (line.startsWith("id: ")) id = line.slice(4);
+              else if (line.startsWith("data: ")) data += line.slice(6);
+            }
+            if (id !== undefined) lastId = id;
+            if (data) this.push(JSON.parse(data) as ServerFrame, id);
+          }
+        }
+      } catch { /* aborted */ }
+      this.end();
+    })();
+  }
+
+  /** Opens an event stream; throws with the status and body if it is refused. */
+  static async open(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+    const abort = new AbortController();
+    const res = await fetch(url, { headers, signal: abort.signal });
+    if (!res.ok) throw new Error(`SSE refused: ${res.status} ${await res.text()}`);
+    return new SseClient(res, abort);
+  }
+
+  /** Stops reading and waits for the reader to end. */
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#done;
   }
 }
 

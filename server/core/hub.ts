@@ -6,6 +6,7 @@
  */
 
 import {
+  type ChatSummary,
   type ClientFrame,
   type MessageFrame,
   type Mode,
@@ -48,6 +49,8 @@ export interface HubOptions {
   passwords: PasswordHasher;
   /** Messages shown on joining a room. */
   historySize?: number;
+  /** How long a login token lives, in ms (default 7 days). */
+  tokenTtlMs?: number;
   /** Called with unexpected errors (the core never logs by itself). */
   onError?: (error: unknown, context: string) => void;
 }
@@ -104,6 +107,7 @@ export class Hub {
   #newId: (now: number) => string;
   #passwords: PasswordHasher;
   #historySize: number;
+  #tokenTtlMs: number;
   #onError: (error: unknown, context: string) => void;
 
   #users = new Map<string, UserState>();
@@ -125,6 +129,7 @@ export class Hub {
     this.#newId = options.newId;
     this.#passwords = options.passwords;
     this.#historySize = Math.min(options.historySize ?? 20, MAX_PAGE);
+    this.#tokenTtlMs = options.tokenTtlMs ?? 7 * 24 * 3600_000;
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -272,6 +277,93 @@ export class Hub {
     return this.#conns.size;
   }
 
+  // ---------------------------------------------------------------- request/response API (REST)
+
+  /**
+   * Logs in with a password, registering the name if nobody has claimed it (s3's `/connect`),
+   * and returns a new token. Tokens are random; only their SHA-256 is stored.
+   */
+  async login(
+    username: string,
+    password: string,
+  ): Promise<{ token: string; username: string; expiresAt: number }> {
+    let u = this.#findUser(validateUsername(username));
+    if (u?.record.passwordHash) {
+      if (!(await this.#passwords.verify(password, u.record.passwordHash))) {
+        throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
+      }
+    } else {
+      u = await this.#claim(username, password, u);
+    }
+    await this.#loadCursors(u);
+    if (!u.chats.has(GENERAL)) await this.#addMember(u, this.#rooms.get(GENERAL)!);
+    const token = randomToken();
+    const now = this.#clock.now();
+    const expiresAt = now + this.#tokenTtlMs;
+    await this.#store.putToken(await sha256(token), {
+      user: u.record.name,
+      createdAt: now,
+      expiresAt,
+    });
+    return { token, username: u.record.name, expiresAt };
+  }
+
+  /** Returns the user a token belongs to, or throws `not_logged_in` if it is unknown or expired. */
+  async authenticate(token: string): Promise<string> {
+    const record = token.length > 0 && token.length <= 200
+      ? await this.#store.getToken(await sha256(token))
+      : null;
+    // KV expiry is best effort: the expiry is checked here too.
+    if (!record || record.expiresAt <= this.#clock.now() || !this.#users.has(record.user)) {
+      throw new ChatError(
+        "not_logged_in",
+        "Your token is unknown or expired: log in again (POST /connect)",
+      );
+    }
+    return record.user;
+  }
+
+  /** Revokes a token. */
+  async logout(token: string): Promise<void> {
+    const user = await this.authenticate(token);
+    await this.#store.deleteToken(await sha256(token), user);
+  }
+
+  /**
+   * Runs one command for a user without a live connection (REST) and returns the frames it
+   * produced, after the message it sent (if any) is stored. An `error` reply is thrown as a
+   * `ChatError`, so the caller maps it in one place.
+   */
+  async request(username: string, frame: ClientFrame, ip = ""): Promise<ServerFrame[]> {
+    const u = this.#users.get(username);
+    if (!u) throw new ChatError("not_logged_in", "This account no longer exists: log in again");
+    if (frame.type === "hello" || frame.type === "auth") {
+      throw new ChatError("bad_frame", "Requests are already authenticated by their token");
+    }
+    await this.#loadCursors(u);
+    const frames: ServerFrame[] = [];
+    const conn: Conn = {
+      id: 0,
+      peer: { transport: "rest", ip, send: (out) => void frames.push(out.frame), close: () => {} },
+      user: u,
+      room: GENERAL,
+      sessionView: false,
+      chain: Promise.resolve(),
+      lastPost: null,
+      connectedAt: this.#clock.now(),
+      closed: false,
+    };
+    await this.#dispatch(conn, frame);
+    if (conn.lastPost) await conn.lastPost;
+    const error = frames.find((f) => f.type === "error");
+    if (error) throw new ChatError(error.code, error.message);
+    return frames;
+  }
+
+  async #loadCursors(u: UserState): Promise<void> {
+    if (!u.cursors) u.cursors = await this.#store.getCursors(u.record.name);
+  }
+
   // ---------------------------------------------------------------- dispatch
 
   async #dispatch(conn: Conn, frame: ClientFrame): Promise<void> {
@@ -311,6 +403,7 @@ export class Hub {
       return this.#send(conn, { type: "pong", timestamp: this.#ts(), ...ref(frame) });
     }
     if (frame.type === "hello") return await this.#hello(conn, frame);
+    if (frame.type === "auth") return await this.#auth(conn, frame.token, frame.since, frame.ref);
     const u = conn.user;
     if (!u) {
       throw new ChatError("not_logged_in", 'Say who you are first: {"username":"YourName"}');
@@ -325,9 +418,9 @@ export class Hub {
       case "session_request":
         return this.#sessionRequest(conn, u, frame.target_username, frame.ref);
       case "session_response":
-        return this.#sessionResponse(u, frame.target_username, frame.accepted);
+        return this.#sessionResponse(conn, u, frame.target_username, frame.accepted);
       case "session_end":
-        return this.#sessionEnd(u);
+        return this.#sessionEnd(conn, u);
       case "users":
         return this.#send(conn, this.#usersList(frame.ref));
       case "rooms":
@@ -342,7 +435,18 @@ export class Hub {
       case "leave":
         return await this.#leave(conn, u, frame.room ?? conn.room, frame.ref);
       case "history":
-        return await this.#history(conn, u, frame.chat, frame.before, frame.limit, frame.ref);
+        return await this.#history(conn, u, frame.chat, frame, frame.ref);
+      case "unread":
+        return await this.#unread(conn, u, frame.chat, frame.limit, frame.ref);
+      case "unread_counts":
+        return this.#send(conn, {
+          type: "unread_counts",
+          chats: this.#unreadCounts(u),
+          timestamp: this.#ts(),
+          ...ref(frame),
+        });
+      case "members":
+        return this.#send(conn, this.#members(frame.room, frame.ref));
       case "status":
         return this.#send(conn, this.#status(conn, u, frame.ref));
     }
@@ -362,9 +466,27 @@ export class Hub {
     return u;
   }
 
+  async #auth(
+    conn: Conn,
+    token: string,
+    since: string | undefined,
+    r: string | undefined,
+  ): Promise<void> {
+    if (conn.user) {
+      throw new ChatError(
+        "already_logged_in",
+        `You are already logged in as ${conn.user.record.name}`,
+      );
+    }
+    const name = await this.authenticate(token);
+    const u = this.#users.get(name)!;
+    if (conn.closed) return;
+    await this.#attach(conn, u, r, since);
+  }
+
   async #hello(
     conn: Conn,
-    frame: { username: string; password?: string; ref?: string },
+    frame: { username: string; password?: string; since?: string; ref?: string },
   ): Promise<void> {
     if (conn.user) {
       throw new ChatError(
@@ -390,7 +512,7 @@ export class Hub {
       u = await this.#createUser(frame.username, null);
     }
     if (conn.closed) return;
-    await this.#attach(conn, u, frame.ref);
+    await this.#attach(conn, u, frame.ref, frame.since);
   }
 
   async #createUser(name: string, passwordHash: string | null): Promise<UserState> {
@@ -444,9 +566,9 @@ export class Hub {
     );
   }
 
-  async #attach(conn: Conn, u: UserState, r: string | undefined): Promise<void> {
+  async #attach(conn: Conn, u: UserState, r: string | undefined, since?: string): Promise<void> {
     const first = u.conns.size === 0;
-    if (!u.cursors) u.cursors = await this.#store.getCursors(u.record.name);
+    await this.#loadCursors(u);
     if (conn.closed) return;
     if (!u.chats.has(GENERAL)) await this.#addMember(u, this.#rooms.get(GENERAL)!);
     conn.user = u;
@@ -464,7 +586,8 @@ export class Hub {
       ...(r === undefined ? {} : { ref: r }),
     });
     this.#send(conn, this.#system(`Welcome to the chat, ${u.record.name}!`));
-    await this.#replay(conn, u, first);
+    if (since === undefined) await this.#replay(conn, u, first);
+    else await this.#resume(conn, u, since);
     for (const from of u.requestsIn) this.#send(conn, this.#sessionRequestFrame(from));
   }
 
@@ -503,6 +626,22 @@ export class Hub {
         messages: messages.map(toFrame),
         has_more: messages.length < seq - from,
         unread: seq - from,
+      });
+      this.#advance(u, chat, messages.at(-1)!.seq);
+    }
+  }
+
+  /** Sends every message of the user's chats newer than `since` (a message id): a client resuming a stream. */
+  async #resume(conn: Conn, u: UserState, since: string): Promise<void> {
+    for (const chat of [...u.chats]) {
+      const messages = await this.#store.listMessagesSinceId(chat, since, MAX_UNREAD_REPLAY);
+      if (messages.length === 0) continue;
+      this.#send(conn, {
+        type: "history",
+        chat: this.#address(u, chat),
+        reason: "resume",
+        messages: messages.map(toFrame),
+        has_more: messages.length === MAX_UNREAD_REPLAY,
       });
       this.#advance(u, chat, messages.at(-1)!.seq);
     }
@@ -620,6 +759,8 @@ export class Hub {
       () => {
         this.stats.messages++;
         this.#deliver(msg);
+        // Whoever sent it has read it, on whatever wire (REST senders are not in the fan-out).
+        this.#advance(u, chat, seq);
         this.#send(conn, {
           type: "ack",
           id: msg.id,
@@ -670,23 +811,75 @@ export class Hub {
     conn: Conn,
     u: UserState,
     address: string | undefined,
-    before: number | undefined,
-    limit: number | undefined,
+    page: { before?: number; after?: number; limit?: number },
     r: string | undefined,
   ): Promise<void> {
     const chat = this.#resolveChat(conn, u, address);
+    const limit = page.limit ?? this.#historySize;
     const messages = await this.#store.listMessages(chat, {
-      limit: limit ?? this.#historySize,
-      ...(before === undefined ? {} : { before }),
+      limit,
+      ...(page.before === undefined ? {} : { before: page.before }),
+      ...(page.after === undefined ? {} : { after: page.after }),
     });
+    const hasMore = page.after === undefined
+      ? messages.length > 0 && messages[0]!.seq > 1
+      : messages.length === limit && messages.at(-1)!.seq < (this.#seqs.get(chat) ?? 0);
     this.#send(conn, {
       type: "history",
       chat: this.#address(u, chat),
       reason: "request",
       messages: messages.map(toFrame),
-      has_more: messages.length > 0 && messages[0]!.seq > 1,
+      has_more: hasMore,
       ...(r === undefined ? {} : { ref: r }),
     });
+  }
+
+  /** Returns up to `limit` unread messages of a chat and moves the read cursor past them (s3's polling). */
+  async #unread(
+    conn: Conn,
+    u: UserState,
+    address: string,
+    limit: number | undefined,
+    r: string | undefined,
+  ): Promise<void> {
+    const chat = this.#resolveChat(conn, u, address);
+    const seq = this.#seqs.get(chat) ?? 0;
+    const from = u.cursors?.get(chat) ?? 0;
+    const messages = seq > from
+      ? await this.#store.listMessages(chat, { limit: limit ?? this.#historySize, after: from })
+      : [];
+    if (messages.length > 0) this.#advance(u, chat, messages.at(-1)!.seq);
+    this.#send(conn, {
+      type: "history",
+      chat: this.#address(u, chat),
+      reason: "unread",
+      messages: messages.map(toFrame),
+      has_more: messages.length < seq - from,
+      unread: Math.max(0, seq - from),
+      ...(r === undefined ? {} : { ref: r }),
+    });
+  }
+
+  #unreadCounts(u: UserState): Array<{ chat: string; unread: number }> {
+    const out = [];
+    for (const chat of u.chats) {
+      const unread = (this.#seqs.get(chat) ?? 0) - (u.cursors?.get(chat) ?? 0);
+      if (unread > 0) out.push({ chat: this.#address(u, chat), unread });
+    }
+    return out.sort((a, b) => a.chat.localeCompare(b.chat));
+  }
+
+  #members(name: string, r: string | undefined): ServerFrame {
+    const room = this.#requireRoom(name);
+    return {
+      type: "members",
+      room: name,
+      members: [...room.members].map((m) => this.#userEntry(m)).sort((a, b) =>
+        a.username.localeCompare(b.username)
+      ),
+      timestamp: this.#ts(),
+      ...(r === undefined ? {} : { ref: r }),
+    };
   }
 
   /** Turns a chat address (`room` or `@user`, default: where this connection is) into a chat id the user may read. */
@@ -721,6 +914,7 @@ export class Hub {
 
   async #join(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
     let room = this.#rooms.get(name);
+    const created = !room;
     if (!room) {
       const record: ChatRecord = {
         id: name,
@@ -748,10 +942,11 @@ export class Hub {
         u,
       );
     }
-    for (const c of u.conns) {
+    for (const c of this.#connsWith(u, conn)) {
       this.#send(c, {
         type: "joined",
         room: name,
+        created,
         mode: this.#mode(c),
         timestamp: this.#ts(),
         ...(c === conn && r !== undefined ? { ref: r } : {}),
@@ -765,16 +960,19 @@ export class Hub {
       messages: messages.map(toFrame),
       has_more: messages.length > 0 && messages[0]!.seq > 1,
     });
+    // A live connection has now shown them; over REST they wait for the next poll.
+    if (u.conns.has(conn) && messages.length > 0) this.#advance(u, name, messages.at(-1)!.seq);
   }
 
+  /** Makes `u` a member; the room's last N messages start out unread, as history on joining. */
   async #addMember(u: UserState, room: RoomState): Promise<void> {
     const chat = room.record.id;
-    const seq = this.#seqs.get(chat) ?? 0;
+    const cursor = Math.max(0, (this.#seqs.get(chat) ?? 0) - this.#historySize);
     room.members.add(u);
     if (u.conns.size > 0) room.online.add(u);
     u.chats.add(chat);
-    u.cursors?.set(chat, seq);
-    await this.#store.addMember(chat, u.record.name, seq);
+    u.cursors?.set(chat, cursor);
+    await this.#store.addMember(chat, u.record.name, cursor);
   }
 
   async #leave(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
@@ -792,7 +990,7 @@ export class Hub {
     u.cursors?.delete(name);
     u.dirty.delete(name);
     await this.#store.removeMember(name, u.record.name);
-    for (const c of u.conns) {
+    for (const c of this.#connsWith(u, conn)) {
       if (c.room === name) c.room = GENERAL;
       this.#send(c, {
         type: "left",
@@ -840,6 +1038,7 @@ export class Hub {
     const to = this.#requireUser(target);
     const name = to.record.name;
     if (to === u) throw new ChatError("bad_field", "You cannot start a session with yourself");
+    requireLive(u);
     if (to.conns.size === 0) {
       throw new ChatError(
         "no_such_user",
@@ -861,11 +1060,12 @@ export class Hub {
     this.#send(conn, this.#system(`Session request sent to ${name}; waiting for an answer`, r));
   }
 
-  #sessionResponse(u: UserState, requester: string, accepted: boolean): void {
+  #sessionResponse(conn: Conn, u: UserState, requester: string, accepted: boolean): void {
     const from = this.#findUser(requester);
     if (!from || !u.requestsIn.has(from)) {
       throw new ChatError("no_session_request", `${requester} has not asked you for a session`);
     }
+    if (accepted) requireLive(u);
     u.requestsIn.delete(from);
     from.requestsOut.delete(u);
     if (accepted && (u.session || from.session)) {
@@ -878,7 +1078,7 @@ export class Hub {
     if (!accepted) {
       const text = `${from.record.name} and ${u.record.name}: private session declined`;
       for (const x of [from, u]) {
-        for (const c of x.conns) {
+        for (const c of x === u ? this.#connsWith(u, conn) : x.conns) {
           this.#send(c, {
             type: "session_rejected",
             ...names,
@@ -895,7 +1095,7 @@ export class Hub {
     const text =
       `Private session between ${from.record.name} and ${u.record.name} started: /exit ends it`;
     for (const x of [from, u]) {
-      for (const c of x.conns) {
+      for (const c of x === u ? this.#connsWith(u, conn) : x.conns) {
         c.sessionView = true;
         this.#send(c, {
           type: "session_accepted",
@@ -908,18 +1108,18 @@ export class Hub {
     }
   }
 
-  #sessionEnd(u: UserState): void {
+  #sessionEnd(conn: Conn, u: UserState): void {
     if (!u.session) throw new ChatError("no_session_request", "You are not in a private session");
-    this.#endSession(u, `${u.record.name} ended the private session`);
+    this.#endSession(u, `${u.record.name} ended the private session`, conn);
   }
 
-  #endSession(u: UserState, why: string): void {
+  #endSession(u: UserState, why: string, conn?: Conn): void {
     const other = u.session;
     if (!other) return;
     u.session = null;
     other.session = null;
     for (const x of [u, other]) {
-      for (const c of x.conns) {
+      for (const c of x === u && conn ? this.#connsWith(u, conn) : x.conns) {
         c.sessionView = false;
         this.#send(c, {
           type: "session_ended",
@@ -937,12 +1137,7 @@ export class Hub {
 
   #usersList(r: string | undefined): ServerFrame {
     const all: UserEntry[] = [...this.#users.values()]
-      .map((u) => ({
-        username: u.record.name,
-        online: u.conns.size > 0,
-        registered: u.record.passwordHash !== null,
-        connections: u.conns.size,
-      }))
+      .map((u) => this.#userEntry(u))
       .sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username))
       .slice(0, 500);
     return {
@@ -955,6 +1150,32 @@ export class Hub {
     };
   }
 
+  #chatSummaries(u: UserState): ChatSummary[] {
+    const out: ChatSummary[] = [];
+    for (const chat of u.chats) {
+      const unread = Math.max(0, (this.#seqs.get(chat) ?? 0) - (u.cursors?.get(chat) ?? 0));
+      const room = this.#rooms.get(chat);
+      if (room) {
+        const names = [...room.members].slice(0, 200).map((m) => m.record.name).sort();
+        out.push({ chat, kind: "room", members: names, member_count: room.members.size, unread });
+      } else {
+        const address = this.#address(u, chat);
+        const names = [u.record.name, address.slice(1)].sort();
+        out.push({ chat: address, kind: "private", members: names, member_count: 2, unread });
+      }
+    }
+    return out.sort((a, b) => a.chat.localeCompare(b.chat));
+  }
+
+  #userEntry(u: UserState): UserEntry {
+    return {
+      username: u.record.name,
+      online: u.conns.size > 0,
+      registered: u.record.passwordHash !== null,
+      connections: u.conns.size,
+    };
+  }
+
   #status(conn: Conn, u: UserState, r: string | undefined): ServerFrame {
     return {
       type: "status",
@@ -963,6 +1184,7 @@ export class Hub {
       mode: this.#mode(conn),
       rooms: this.#roomsOf(u),
       session: u.session?.record.name ?? null,
+      chats: this.#chatSummaries(u),
       connections: u.conns.size,
       online_users: this.#onlineUsers,
       timestamp: this.#ts(),
@@ -1040,6 +1262,11 @@ export class Hub {
     if (!conn.closed) conn.peer.send(new Outbound(frame));
   }
 
+  /** The user's live connections plus `conn`, which may be a transient REST one. */
+  #connsWith(u: UserState, conn: Conn): Set<Conn> {
+    return u.conns.has(conn) ? u.conns : new Set([...u.conns, conn]);
+  }
+
   #sendUser(u: UserState, out: Outbound): void {
     for (const c of u.conns) {
       c.peer.send(out);
@@ -1060,6 +1287,30 @@ export class Hub {
 
 function ref(frame: { ref?: string }): { ref?: string } {
   return frame.ref === undefined ? {} : { ref: frame.ref };
+}
+
+function requireLive(u: UserState): void {
+  if (u.conns.size === 0) {
+    throw new ChatError(
+      "forbidden",
+      "A private session needs a live connection: use TCP, /ws or /api/v1/events, not plain REST",
+    );
+  }
+}
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+async function sha256(text: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function checkPassword(password: string): void {

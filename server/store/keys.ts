@@ -16,6 +16,9 @@ export const keys = {
   seq: (chat: string) => ["chat_seq", chat] as const,
   messages: (chat: string) => ["messages", chat] as const,
   message: (chat: string, seq: number) => ["messages", chat, seq] as const,
+  token: (hash: string) => ["tokens", hash] as const,
+  userTokens: (user: string) => ["user_tokens", user] as const,
+  userToken: (user: string, hash: string) => ["user_tokens", user, hash] as const,
   cursors: (user: string) => ["cursors", user] as const,
   cursor: (user: string, chat: string) => ["cursors", user, chat] as const,
 };

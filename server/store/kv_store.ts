@@ -13,6 +13,7 @@ import {
   type Store,
   type StoredMessage,
   type StoreSnapshot,
+  type TokenRecord,
   type UserRecord,
 } from "./store.ts";
 
@@ -129,6 +130,39 @@ export class KvStore implements Store {
       out.push(e.value);
     }
     return out.reverse();
+  }
+
+  async listMessagesSinceId(chat: string, id: string, limit: number): Promise<StoredMessage[]> {
+    // Ids grow with seq (one writer, monotonic ULIDs), so walk back from the newest until `id`.
+    const out: StoredMessage[] = [];
+    const iter = this.#kv.list<StoredMessage>({ prefix: keys.messages(chat) }, {
+      reverse: true,
+      batchSize: 100,
+    });
+    for await (const e of iter) {
+      if (e.value.id <= id || out.length >= limit) break;
+      out.push(e.value);
+    }
+    return out.reverse();
+  }
+
+  async putToken(hash: string, token: TokenRecord): Promise<void> {
+    const expireIn = Math.max(1, token.expiresAt - token.createdAt);
+    await this.#write([
+      { type: "set", key: keys.token(hash), value: token, expireIn },
+      { type: "set", key: keys.userToken(token.user, hash), value: token.expiresAt, expireIn },
+    ]);
+  }
+
+  async getToken(hash: string): Promise<TokenRecord | null> {
+    return (await this.#kv.get<TokenRecord>(keys.token(hash))).value;
+  }
+
+  deleteToken(hash: string, user: string): Promise<void> {
+    return this.#write([
+      { type: "delete", key: keys.token(hash) },
+      { type: "delete", key: keys.userToken(user, hash) },
+    ]);
   }
 
   async getCursors(user: string): Promise<Map<string, number>> {

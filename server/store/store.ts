@@ -46,6 +46,13 @@ export interface Cursor {
   seq: number;
 }
 
+/** A login token, stored under the SHA-256 of the token itself (never the token). */
+export interface TokenRecord {
+  user: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 /** Paging options for `listMessages`: at most `limit` messages before or after a sequence number. */
 export interface ListOptions {
   limit: number;
@@ -71,6 +78,14 @@ export interface Store {
   appendMessage(message: StoredMessage): Promise<void>;
   /** Lists messages of a chat in ascending order. */
   listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]>;
+  /** Lists the messages of a chat whose id sorts after `id` (oldest first), at most the newest `limit`. */
+  listMessagesSinceId(chat: string, id: string, limit: number): Promise<StoredMessage[]>;
+  /** Stores a token record under its hash until it expires. */
+  putToken(hash: string, token: TokenRecord): Promise<void>;
+  /** Reads a token record by hash (null if unknown; the caller checks expiry). */
+  getToken(hash: string): Promise<TokenRecord | null>;
+  /** Deletes one token. */
+  deleteToken(hash: string, user: string): Promise<void>;
   /** Reads every read cursor of a user, by chat. */
   getCursors(user: string): Promise<Map<string, number>>;
   /** Saves read cursors (batched with other writes). */

@@ -1,0 +1,406 @@
+/**
+ * The HTTP wire on Hono: s3's REST API at its exact paths, a resource API under `/api/v1`,
+ * WebSocket at `/ws`, Server-Sent Events at `/api/v1/events`, health and the OpenAPI
+ * document. Route handlers only translate HTTP to hub calls; every rule lives in the core.
+ * @module
+ */
+
+import { type Context, Hono } from "hono";
+import {
+  type ClientFrame,
+  decodeClientValue,
+  type ErrorCode,
+  ProtocolError,
+  type ServerFrame,
+} from "../../protocol/frames.ts";
+import { MAX_LINE_BYTES } from "../../protocol/limits.ts";
+import { ChatError } from "../core/errors.ts";
+import { GENERAL, type Hub } from "../core/hub.ts";
+import type { Logger } from "../log.ts";
+import { openApiDocument } from "./openapi.ts";
+import { openEventStream } from "./sse.ts";
+import { serveWebSocket } from "./ws.ts";
+
+/** HTTP status for each error code: the one place codes become statuses. */
+export const STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 503> = {
+  bad_json: 400,
+  bad_frame: 400,
+  unknown_type: 400,
+  missing_field: 400,
+  bad_field: 400,
+  bad_name: 400,
+  too_long: 413,
+  not_logged_in: 401,
+  password_required: 401,
+  bad_password: 401,
+  already_logged_in: 409,
+  name_taken: 409,
+  session_conflict: 409,
+  no_such_user: 404,
+  no_such_room: 404,
+  no_such_message: 404,
+  no_session_request: 404,
+  not_member: 403,
+  forbidden: 403,
+  muted: 403,
+  banned: 403,
+  rate_limited: 429,
+  too_slow: 503,
+  not_stored: 503,
+  internal: 500,
+};
+
+/** What the HTTP app needs besides the hub. */
+export interface HttpOptions {
+  log: Logger;
+  /** When the server started (epoch ms), for /healthz. */
+  startedAt: number;
+}
+
+type Env = {
+  Variables: { user: string; token: string };
+  // What Deno.serve passes as the second argument; absent under app.request() in tests.
+  Bindings: Partial<Deno.ServeHandlerInfo>;
+};
+
+function ipOf(c: Context<Env>): string {
+  const info = c.env as Partial<Deno.ServeHandlerInfo> | undefined;
+  const addr = info?.remoteAddr as Deno.NetAddr | undefined;
+  return addr?.hostname ?? "";
+}
+
+/** The token from `Authorization: Bearer X`, `Authorization: X` (s3) or `?token=X`. */
+function tokenOf(c: Context<Env>): string | undefined {
+  const header = c.req.header("authorization");
+  if (header) return header.replace(/^Bearer\s+/i, "").trim();
+  return c.req.query("token") ?? undefined;
+}
+
+/** Reads a JSON object body of at most MAX_LINE_BYTES, refusing more before reading it all. */
+async function jsonBody(c: Context<Env>): Promise<Record<string, unknown>> {
+  const declared = Number(c.req.header("content-length") ?? "0");
+  const tooLong = () =>
+    new ProtocolError("too_long", `The body is larger than ${MAX_LINE_BYTES} bytes: send less`);
+  if (declared > MAX_LINE_BYTES) throw tooLong();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (c.req.raw.body) {
+    const reader = c.req.raw.body.getReader();
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > MAX_LINE_BYTES) {
+        await reader.cancel();
+        throw tooLong();
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(size);
+  let off = 0;
+  for (const ch of chunks) {
+    bytes.set(ch, off);
+    off += ch.length;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (cause) {
+    throw new ProtocolError("bad_json", 'The body is not valid JSON: send e.g. {"message":"hi"}', {
+      cause,
+    });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("bad_frame", "The body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A path parameter (Hono's typing loses them behind shared middleware). */
+function param(c: Context<Env>, name: string): string {
+  const v = c.req.param(name);
+  if (v === undefined) throw new ProtocolError("missing_field", `The path needs a ${name}`);
+  return v;
+}
+
+function intQuery(c: Context<Env>, name: string): number | undefined {
+  const v = c.req.query(name);
+  if (v === undefined || v === "") return undefined;
+  if (!/^\d+$/.test(v)) {
+    throw new ProtocolError("bad_field", `"${name}" must be a whole number, got "${v}"`);
+  }
+  return Number(v);
+}
+
+function pick<K extends ServerFrame["type"]>(
+  frames: ServerFrame[],
+  type: K,
+): Extract<ServerFrame, { type: K }> {
+  const f = frames.find((x) => x.type === type);
+  if (!f) throw new ChatError("internal", `The server did not answer with "${type}"`);
+  return f as Extract<ServerFrame, { type: K }>;
+}
+
+/** Validates a resume point (a message id) with the same decoder as the `auth` frame. */
+function resumePoint(token: string, since: string | undefined): string | undefined {
+  if (since === undefined || since === "") return undefined;
+  const frame = decodeClientValue({ type: "auth", token, since });
+  return frame.type === "auth" ? frame.since : undefined;
+}
+
+/** Builds the Hono app over a hub. */
+export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
+  const app = new Hono<Env>();
+  const { log } = options;
+
+  app.onError((error, c) => {
+    if (error instanceof ChatError || error instanceof ProtocolError) {
+      return c.json({ error: { code: error.code, message: error.message } }, STATUS[error.code]);
+    }
+    log.error("http handler failed", { path: c.req.path, error });
+    return c.json({
+      error: {
+        code: "internal",
+        message: "Something went wrong on the server; it was logged. Try again.",
+      },
+    }, 500);
+  });
+  app.notFound((c) =>
+    c.json({
+      error: {
+        code: "not_found",
+        message: `No route ${c.req.method} ${c.req.path}: see /api/v1/openapi.json`,
+      },
+    }, 404)
+  );
+
+  const auth = async (c: Context<Env>, next: () => Promise<void>) => {
+    const token = tokenOf(c);
+    if (!token) {
+      throw new ChatError(
+        "not_logged_in",
+        "Send your token: Authorization: Bearer TOKEN (get one from POST /connect)",
+      );
+    }
+    c.set("user", await hub.authenticate(token));
+    c.set("token", token);
+    await next();
+  };
+  const run = (c: Context<Env>, frame: Record<string, unknown>): Promise<ServerFrame[]> =>
+    hub.request(c.get("user"), decodeClientValue(frame), ipOf(c));
+  const ackBody = (frames: ServerFrame[]) => {
+    const { type: _t, ref: _r, ...ack } = pick(frames, "ack");
+    return ack;
+  };
+
+  // ------------------------------------------------------------ health, docs
+  app.get("/healthz", (c) =>
+    c.json({
+      status: "ok",
+      uptime_s: Math.round((Date.now() - options.startedAt) / 1000),
+      connections: hub.connections,
+      online_users: hub.onlineUsers,
+    }));
+  app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument()));
+
+  // ------------------------------------------------------------ s3's API, at its exact paths
+  app.post("/connect", async (c) => {
+    const body = await jsonBody(c);
+    const login = body.login;
+    const password = body.password;
+    if (typeof login !== "string" || typeof password !== "string") {
+      throw new ProtocolError("missing_field", 'Send {"login": "...", "password": "..."}');
+    }
+    const session = await hub.login(login, password);
+    return c.json({
+      token: session.token,
+      login: session.username,
+      expires_at: new Date(session.expiresAt).toISOString(),
+    });
+  });
+  app.get("/status", auth, async (c) => {
+    const status = pick(await run(c, { type: "status" }), "status");
+    const users = pick(await run(c, { type: "users" }), "users_list");
+    return c.json({
+      user: { login: status.username, registered: status.registered },
+      chats: status.chats.map((ch) => ({
+        name: ch.chat,
+        members: ch.members,
+        member_count: ch.member_count,
+        unread: ch.unread,
+      })),
+      online: users.users,
+      online_count: users.online_users,
+    });
+  });
+  app.post("/send", auth, async (c) => {
+    const body = await jsonBody(c);
+    return c.json(
+      ackBody(await run(c, { type: "message", room: GENERAL, message: body.message })),
+      201,
+    );
+  });
+  app.post("/send_to", auth, async (c) => {
+    const body = await jsonBody(c);
+    return c.json(
+      ackBody(
+        await run(c, { type: "private", target_username: body.user_login, message: body.message }),
+      ),
+      201,
+    );
+  });
+  app.post("/chats/:chat/messages", auth, async (c) => {
+    // s3 calls the common chat "main"; here it is "general".
+    const name = param(c, "chat");
+    const chat = name === "main" ? GENERAL : name;
+    const h = pick(await run(c, { type: "unread", chat, limit: 20 }), "history");
+    return c.json({
+      chat: h.chat,
+      messages: h.messages,
+      unread_left: Math.max(0, (h.unread ?? 0) - h.messages.length),
+    });
+  });
+
+  // ------------------------------------------------------------ /api/v1
+  const v1 = new Hono<Env>();
+  v1.post("/session", async (c) => {
+    const body = await jsonBody(c);
+    if (typeof body.username !== "string" || typeof body.password !== "string") {
+      throw new ProtocolError("missing_field", 'Send {"username": "...", "password": "..."}');
+    }
+    const s = await hub.login(body.username, body.password);
+    return c.json({
+      token: s.token,
+      username: s.username,
+      expires_at: new Date(s.expiresAt).toISOString(),
+    }, 201);
+  });
+  v1.get("/session", auth, async (c) => c.json(pick(await run(c, { type: "status" }), "status")));
+  v1.delete("/session", auth, async (c) => {
+    await hub.logout(c.get("token"));
+    return c.body(null, 204);
+  });
+  v1.get("/users", auth, async (c) => c.json(pick(await run(c, { type: "users" }), "users_list")));
+  v1.get("/users/:user", auth, async (c) => {
+    const name = param(c, "user");
+    const list = pick(await run(c, { type: "users" }), "users_list");
+    const entry = list.all.find((u) => u.username.toLowerCase() === name.toLowerCase());
+    if (!entry) throw new ChatError("no_such_user", `There is no user "${name}"`);
+    return c.json(entry);
+  });
+  v1.get("/rooms", auth, async (c) => c.json(pick(await run(c, { type: "rooms" }), "rooms_list")));
+  v1.post("/rooms", auth, async (c) => {
+    const body = await jsonBody(c);
+    const joined = pick(await run(c, { type: "join", room: body.name }), "joined");
+    return c.json(joined, joined.created ? 201 : 200);
+  });
+  v1.post(
+    "/rooms/:room/join",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "join", room: param(c, "room") }), "joined")),
+  );
+  v1.post(
+    "/rooms/:room/leave",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "leave", room: param(c, "room") }), "left")),
+  );
+  v1.get(
+    "/rooms/:room/members",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "members", room: param(c, "room") }), "members")),
+  );
+  const page = (c: Context<Env>, chat: string) => ({
+    type: "history",
+    chat,
+    limit: intQuery(c, "limit"),
+    before: intQuery(c, "before"),
+    after: intQuery(c, "after"),
+  });
+  v1.get(
+    "/rooms/:room/messages",
+    auth,
+    async (c) => c.json(pick(await run(c, page(c, param(c, "room"))), "history")),
+  );
+  v1.post("/rooms/:room/messages", auth, async (c) => {
+    const body = await jsonBody(c);
+    return c.json(
+      ackBody(await run(c, { type: "message", room: param(c, "room"), message: body.message })),
+      201,
+    );
+  });
+  v1.get(
+    "/private/:user/messages",
+    auth,
+    async (c) => c.json(pick(await run(c, page(c, "@" + param(c, "user"))), "history")),
+  );
+  v1.post("/private/:user/messages", auth, async (c) => {
+    const body = await jsonBody(c);
+    return c.json(
+      ackBody(
+        await run(c, {
+          type: "private",
+          target_username: param(c, "user"),
+          message: body.message,
+        }),
+      ),
+      201,
+    );
+  });
+  v1.get(
+    "/unread",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "unread_counts" }), "unread_counts")),
+  );
+  v1.post("/chats/:chat/read", auth, async (c) => {
+    const frame = { type: "unread", chat: param(c, "chat"), limit: intQuery(c, "limit") };
+    return c.json(pick(await run(c, frame), "history"));
+  });
+  v1.post("/sessions", auth, async (c) => {
+    const body = await jsonBody(c);
+    await run(c, { type: "session_request", target_username: body.username });
+    return c.json({ requested: body.username }, 202);
+  });
+  const answer = (accepted: boolean) => async (c: Context<Env>) => {
+    const frames = await run(c, {
+      type: "session_response",
+      target_username: param(c, "user"),
+      accepted,
+    });
+    return c.json(pick(frames, accepted ? "session_accepted" : "session_rejected"));
+  };
+  v1.post("/sessions/:user/accept", auth, answer(true));
+  v1.post("/sessions/:user/reject", auth, answer(false));
+  v1.delete(
+    "/sessions",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "session_end" }), "session_ended")),
+  );
+  v1.get("/events", auth, (c) => {
+    const since = resumePoint(
+      c.get("token"),
+      c.req.header("last-event-id") ?? c.req.query("since"),
+    );
+    return openEventStream(hub, { token: c.get("token"), since, ip: ipOf(c), log });
+  });
+  app.route("/api/v1", v1);
+
+  // ------------------------------------------------------------ WebSocket
+  app.get("/ws", async (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      throw new ProtocolError(
+        "bad_frame",
+        "GET /ws is a WebSocket endpoint: connect with a WebSocket client",
+      );
+    }
+    const token = c.req.query("token");
+    // A bad token is refused before the upgrade, with a status a client can read.
+    if (token !== undefined) await hub.authenticate(token);
+    const since = token === undefined ? undefined : resumePoint(token, c.req.query("since"));
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    serveWebSocket(hub, socket, { ip: ipOf(c), token, since, log });
+    return response;
+  });
+
+  return app;
+}

@@ -1,0 +1,132 @@
+/**
+ * The Server-Sent Events wire: the same frames as WebSocket, one SSE event each, for clients
+ * that cannot use WebSocket. Stored messages carry their ULID as the event id, so a client
+ * reconnecting with `Last-Event-ID` gets everything it missed.
+ * @module
+ */
+
+import { encodeFrame, type ServerFrame } from "../../protocol/frames.ts";
+import { MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
+import type { Hub } from "../core/hub.ts";
+import type { Outbound, Peer } from "../core/peer.ts";
+import type { Logger } from "../log.ts";
+
+const encoder = new TextEncoder();
+/** A comment line every so often keeps proxies from closing an idle stream. */
+const KEEPALIVE_MS = 20_000;
+
+/** Encodes one frame as an SSE event: `id:` for stored messages (and history pages), then `data:`. */
+export function sseEvent(frame: ServerFrame): Uint8Array {
+  let id: string | undefined;
+  if (frame.type === "message" || frame.type === "private") id = frame.id;
+  else if (frame.type === "history" && frame.messages.length > 0) id = frame.messages.at(-1)!.id;
+  return encoder.encode(`${id ? `id: ${id}\n` : ""}data: ${encodeFrame(frame)}\n\n`);
+}
+
+/** Opens an SSE stream for an already authenticated token; the response body is the stream. */
+export function openEventStream(
+  hub: Hub,
+  options: {
+    token: string;
+    since?: string | undefined;
+    ip: string;
+    log: Logger;
+    maxOutboundBytes?: number;
+  },
+): Response {
+  const max = options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let id = 0;
+  let closed = false;
+  let keepalive: ReturnType<typeof setInterval> | undefined;
+  let pending: Uint8Array[] = [];
+  let scheduled = false;
+
+  const shut = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(keepalive);
+    hub.disconnect(id);
+  };
+  const flush = () => {
+    scheduled = false;
+    if (closed || pending.length === 0) return;
+    const parts = pending;
+    pending = [];
+    // One enqueue per tick: the whole burst becomes one chunk on the wire.
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const chunk = new Uint8Array(n);
+    let off = 0;
+    for (const p of parts) {
+      chunk.set(p, off);
+      off += p.length;
+    }
+    try {
+      controller.enqueue(chunk);
+    } catch {
+      shut();
+    }
+  };
+  const peer: Peer = {
+    transport: "sse",
+    ip: options.ip,
+    send(out: Outbound) {
+      if (closed) return;
+      pending.push(out.encoded("sse", sseEvent));
+      // desiredSize goes negative by the bytes the client has not taken yet.
+      if ((controller.desiredSize ?? 0) < -max) {
+        options.log.warn("dropping slow sse reader", { ip: options.ip });
+        pending = [
+          sseEvent({
+            type: "bye",
+            code: "too_slow",
+            reason: "You fell too far behind reading; reconnect to catch up",
+          }),
+        ];
+        flush();
+        peer.close("too slow");
+        return;
+      }
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(flush);
+      }
+    },
+    close() {
+      flush();
+      shut();
+      try {
+        controller.close();
+      } catch { /* already closed */ }
+    },
+  };
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+        id = hub.connect(peer);
+        controller.enqueue(encoder.encode(": connected\n\n"));
+        keepalive = setInterval(() => {
+          if (!closed) controller.enqueue(encoder.encode(": keepalive\n\n"));
+        }, KEEPALIVE_MS);
+        void hub.receive(id, {
+          type: "auth",
+          token: options.token,
+          ...(options.since === undefined ? {} : { since: options.since }),
+        });
+      },
+      cancel() {
+        shut();
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+  );
+  return new Response(body, {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no",
+    },
+  });
+}

@@ -1,0 +1,448 @@
+/**
+ * The HTTP app in-process (`app.request`): every REST route, its success and its refusals,
+ * and s3's README flow step by step.
+ */
+import assert from "node:assert/strict";
+import type { Hub } from "../server/core/hub.ts";
+import { createLogger } from "../server/log.ts";
+import { createHttpApp } from "../server/transport/http.ts";
+import { documentedRoutes, openApiDocument } from "../server/transport/openapi.ts";
+import { login, makeHub } from "./_helpers.ts";
+
+type App = ReturnType<typeof createHttpApp>;
+
+async function setup(kv: Deno.Kv): Promise<{ app: App; hub: Hub }> {
+  const { hub } = await makeHub(kv);
+  const app = createHttpApp(hub, { log: createLogger("silent"), startedAt: Date.now() });
+  return { app, hub };
+}
+
+async function call(
+  app: App,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; raw?: string; s3?: boolean } = {},
+): Promise<
+  { status: number; json: Record<string, unknown> & { error?: { code: string; message: string } } }
+> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (options.token) headers.authorization = options.s3 ? options.token : `Bearer ${options.token}`;
+  const hasBody = method !== "GET" && method !== "HEAD";
+  const body = hasBody
+    ? options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body))
+    : undefined;
+  const res = await app.request(path, { method, headers, ...(body === undefined ? {} : { body }) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : {} };
+}
+
+async function tokenFor(app: App, username: string, password = "password1"): Promise<string> {
+  const r = await call(app, "POST", "/api/v1/session", { body: { username, password } });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  return r.json.token as string;
+}
+
+Deno.test("s3 flow: connect, status, send, send_to, and messages that are returned once", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  // 1. Log in with login and password (registers a new login).
+  const a = await call(app, "POST", "/connect", {
+    body: { login: "alice", password: "wonderland" },
+  });
+  assert.equal(a.status, 200);
+  assert.equal(a.json.login, "alice");
+  const alice = a.json.token as string;
+  assert.match(alice, /^[A-Za-z0-9_-]{43}$/);
+  const b = await call(app, "POST", "/connect", { body: { login: "bob", password: "builder1" } });
+  const bob = b.json.token as string;
+  // 3. status: the chats and their members.
+  const status = await call(app, "GET", "/status", { token: alice, s3: true });
+  assert.equal(status.status, 200);
+  assert.deepEqual(status.json.user, { login: "alice", registered: true });
+  assert.deepEqual(status.json.chats, [{
+    name: "general",
+    members: ["alice", "bob"],
+    member_count: 2,
+    unread: 0,
+  }]);
+  // 4. send to the common chat.
+  const sent = await call(app, "POST", "/send", {
+    token: alice,
+    s3: true,
+    body: { message: "hello everyone" },
+  });
+  assert.equal(sent.status, 201);
+  assert.equal(sent.json.chat, "general");
+  // 5. send_to a user.
+  const dm = await call(app, "POST", "/send_to", {
+    token: alice,
+    s3: true,
+    body: { user_login: "bob", message: "hi bob" },
+  });
+  assert.equal(dm.status, 201);
+  assert.equal(dm.json.chat, "@bob");
+  // 6. messages: unread ones, once.
+  const first = await call(app, "POST", "/chats/main/messages", { token: bob, s3: true });
+  assert.equal(first.status, 200);
+  assert.deepEqual((first.json.messages as Array<{ message: string }>).map((m) => m.message), [
+    "hello everyone",
+  ]);
+  const again = await call(app, "POST", "/chats/main/messages", { token: bob, s3: true });
+  assert.deepEqual(again.json.messages, [], "a second call returns nothing already read");
+  await call(app, "POST", "/send", { token: alice, s3: true, body: { message: "newer" } });
+  const newer = await call(app, "POST", "/chats/general/messages", { token: bob, s3: true });
+  assert.deepEqual((newer.json.messages as Array<{ message: string }>).map((m) => m.message), [
+    "newer",
+  ]);
+  const priv = await call(app, "POST", "/chats/@alice/messages", { token: bob, s3: true });
+  assert.deepEqual((priv.json.messages as Array<{ message: string }>).map((m) => m.message), [
+    "hi bob",
+  ]);
+  // Bob's status now shows the private chat; Alice's own messages are not unread for her.
+  const bobStatus = await call(app, "GET", "/status", { token: bob });
+  assert.deepEqual((bobStatus.json.chats as Array<{ name: string }>).map((c) => c.name), [
+    "@alice",
+    "general",
+  ]);
+  const aliceStatus = await call(app, "GET", "/status", { token: alice });
+  assert.deepEqual((aliceStatus.json.chats as Array<{ unread: number }>).map((c) => c.unread), [
+    0,
+    0,
+  ]);
+});
+
+Deno.test("s3: a new login's first poll of main returns the last messages, at most 20", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  const alice =
+    (await call(app, "POST", "/connect", { body: { login: "alice", password: "wonderland" } })).json
+      .token as string;
+  for (let i = 1; i <= 25; i++) {
+    await call(app, "POST", "/send", { token: alice, body: { message: `m${i}` } });
+  }
+  const carol =
+    (await call(app, "POST", "/connect", { body: { login: "carol", password: "carol-pw" } })).json
+      .token as string;
+  const r = await call(app, "POST", "/chats/main/messages", { token: carol });
+  const got = (r.json.messages as Array<{ message: string }>).map((m) => m.message);
+  assert.equal(got.length, 20);
+  assert.equal(got[0], "m6");
+  assert.equal(r.json.unread_left, 0);
+});
+
+Deno.test("s3: refusals: bad login body, wrong password, no token, bad token, bad bodies", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  assert.equal((await call(app, "POST", "/connect", { body: { login: "alice" } })).status, 400);
+  assert.equal(
+    (await call(app, "POST", "/connect", { raw: "{oops" })).json.error?.code,
+    "bad_json",
+  );
+  await call(app, "POST", "/connect", { body: { login: "alice", password: "wonderland" } });
+  const wrong = await call(app, "POST", "/connect", {
+    body: { login: "alice", password: "nope-nope" },
+  });
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.json.error?.code, "bad_password");
+  const short = await call(app, "POST", "/connect", { body: { login: "dave", password: "123" } });
+  assert.equal(short.status, 400);
+  for (
+    const [method, path] of [["GET", "/status"], ["POST", "/send"], ["POST", "/send_to"], [
+      "POST",
+      "/chats/main/messages",
+    ]]
+  ) {
+    const none = await call(app, method!, path!, { body: { message: "x" } });
+    assert.equal(none.status, 401, `${method} ${path} without a token`);
+    assert.match(none.json.error!.message, /Authorization: Bearer TOKEN/);
+    const bad = await call(app, method!, path!, { token: "not-a-token", body: { message: "x" } });
+    assert.equal(bad.status, 401, `${method} ${path} with a bad token`);
+  }
+  const alice =
+    (await call(app, "POST", "/connect", { body: { login: "alice", password: "wonderland" } })).json
+      .token as string;
+  assert.equal((await call(app, "POST", "/send", { token: alice, body: {} })).status, 400);
+  assert.equal(
+    (await call(app, "POST", "/send", { token: alice, body: { message: "x".repeat(4001) } }))
+      .status,
+    413,
+  );
+  assert.equal(
+    (await call(app, "POST", "/send", { token: alice, raw: "[]" })).json.error?.code,
+    "bad_frame",
+  );
+  assert.equal(
+    (await call(app, "POST", "/send_to", {
+      token: alice,
+      body: { user_login: "ghost", message: "x" },
+    })).status,
+    404,
+  );
+  assert.equal((await call(app, "POST", "/chats/nowhere/messages", { token: alice })).status, 404);
+  const huge = await call(app, "POST", "/send", {
+    token: alice,
+    raw: JSON.stringify({ message: "x".repeat(70_000) }),
+  });
+  assert.equal(huge.status, 413);
+  assert.equal(huge.json.error?.code, "too_long");
+});
+
+Deno.test("api v1: session login, whoami, logout revokes only that token", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  const t1 = await tokenFor(app, "alice");
+  const t2 = await tokenFor(app, "alice");
+  const me = await call(app, "GET", "/api/v1/session", { token: t1 });
+  assert.equal(me.status, 200);
+  assert.equal(me.json.username, "alice");
+  assert.equal((await call(app, "DELETE", "/api/v1/session", { token: t1 })).status, 204);
+  assert.equal((await call(app, "GET", "/api/v1/session", { token: t1 })).status, 401);
+  assert.equal(
+    (await call(app, "GET", "/api/v1/session", { token: t2 })).status,
+    200,
+    "other tokens stay valid",
+  );
+  assert.equal(
+    (await call(app, "POST", "/api/v1/session", {
+      body: { username: "alice", password: "wrong-one" },
+    })).status,
+    401,
+  );
+  assert.equal(
+    (await call(app, "POST", "/api/v1/session", {
+      body: { username: "bad name", password: "password1" },
+    })).status,
+    400,
+  );
+  assert.equal((await call(app, "DELETE", "/api/v1/session", {})).status, 401);
+});
+
+Deno.test("api v1: tokens expire", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub, clock } = await makeHub(kv);
+  const app = createHttpApp(hub, { log: createLogger("silent"), startedAt: 0 });
+  const t = await tokenFor(app, "alice");
+  clock.advance(7 * 24 * 3600_000 - 1);
+  assert.equal((await call(app, "GET", "/api/v1/session", { token: t })).status, 200);
+  clock.advance(1);
+  const expired = await call(app, "GET", "/api/v1/session", { token: t });
+  assert.equal(expired.status, 401);
+  assert.match(expired.json.error!.message, /unknown or expired/);
+});
+
+Deno.test("api v1: users and one user", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app, hub } = await setup(kv);
+  const t = await tokenFor(app, "alice");
+  await login(hub, "Bob");
+  const users = await call(app, "GET", "/api/v1/users", { token: t });
+  assert.equal(users.status, 200);
+  assert.deepEqual(
+    users.json.users,
+    ["Bob"],
+    "alice has no live connection, so only Bob is online",
+  );
+  const bob = await call(app, "GET", "/api/v1/users/bob", { token: t });
+  assert.deepEqual(bob.json, { username: "Bob", online: true, registered: false, connections: 1 });
+  assert.equal((await call(app, "GET", "/api/v1/users/ghost", { token: t })).status, 404);
+  assert.equal((await call(app, "GET", "/api/v1/users", {})).status, 401);
+});
+
+Deno.test("api v1: rooms: create, join, members, leave, and their refusals", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  const a = await tokenFor(app, "alice");
+  const b = await tokenFor(app, "bob");
+  const created = await call(app, "POST", "/api/v1/rooms", { token: a, body: { name: "Games" } });
+  assert.equal(created.status, 201);
+  assert.equal(created.json.room, "games");
+  assert.equal(
+    (await call(app, "POST", "/api/v1/rooms", { token: a, body: { name: "games" } })).status,
+    200,
+    "already there",
+  );
+  assert.equal(
+    (await call(app, "POST", "/api/v1/rooms", { token: a, body: { name: "no spaces" } })).status,
+    400,
+  );
+  assert.equal((await call(app, "POST", "/api/v1/rooms/games/join", { token: b })).status, 200);
+  const members = await call(app, "GET", "/api/v1/rooms/games/members", { token: a });
+  assert.deepEqual((members.json.members as Array<{ username: string }>).map((m) => m.username), [
+    "alice",
+    "bob",
+  ]);
+  assert.equal((await call(app, "GET", "/api/v1/rooms/nowhere/members", { token: a })).status, 404);
+  const rooms = await call(app, "GET", "/api/v1/rooms", { token: a });
+  assert.deepEqual(
+    (rooms.json.rooms as Array<{ name: string; members: number }>).map((r) => [r.name, r.members]),
+    [["games", 2], ["general", 2]],
+  );
+  assert.equal((await call(app, "POST", "/api/v1/rooms/games/leave", { token: b })).status, 200);
+  assert.equal(
+    (await call(app, "POST", "/api/v1/rooms/games/leave", { token: b })).status,
+    403,
+    "not a member any more",
+  );
+  assert.equal((await call(app, "POST", "/api/v1/rooms/general/leave", { token: b })).status, 403);
+  assert.equal((await call(app, "POST", "/api/v1/rooms/games/join", {})).status, 401);
+});
+
+Deno.test("api v1: room and private messages: send, page with limit/before/after, read, unread counts", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  const a = await tokenFor(app, "alice");
+  const b = await tokenFor(app, "bob");
+  for (let i = 1; i <= 5; i++) {
+    const r = await call(app, "POST", "/api/v1/rooms/general/messages", {
+      token: a,
+      body: { message: `g${i}` },
+    });
+    assert.equal(r.status, 201);
+  }
+  const sent = await call(app, "POST", "/api/v1/private/bob/messages", {
+    token: a,
+    body: { message: "p1" },
+  });
+  assert.equal(sent.json.chat, "@bob");
+  const texts = (r: { json: Record<string, unknown> }) =>
+    (r.json.messages as Array<{ message: string }>).map((m) => m.message);
+  assert.deepEqual(
+    texts(await call(app, "GET", "/api/v1/rooms/general/messages?limit=2", { token: b })),
+    ["g4", "g5"],
+  );
+  assert.deepEqual(
+    texts(await call(app, "GET", "/api/v1/rooms/general/messages?limit=2&before=4", { token: b })),
+    ["g2", "g3"],
+  );
+  assert.deepEqual(
+    texts(await call(app, "GET", "/api/v1/rooms/general/messages?after=3", { token: b })),
+    ["g4", "g5"],
+  );
+  assert.deepEqual(texts(await call(app, "GET", "/api/v1/private/alice/messages", { token: b })), [
+    "p1",
+  ]);
+  const counts = await call(app, "GET", "/api/v1/unread", { token: b });
+  assert.deepEqual(counts.json.chats, [{ chat: "@alice", unread: 1 }, {
+    chat: "general",
+    unread: 5,
+  }]);
+  const read = await call(app, "POST", "/api/v1/chats/general/read?limit=3", { token: b });
+  assert.deepEqual(texts(read), ["g1", "g2", "g3"]);
+  assert.equal(read.json.has_more, true);
+  assert.deepEqual(texts(await call(app, "POST", "/api/v1/chats/general/read", { token: b })), [
+    "g4",
+    "g5",
+  ]);
+  assert.deepEqual((await call(app, "GET", "/api/v1/unread", { token: b })).json.chats, [{
+    chat: "@alice",
+    unread: 1,
+  }]);
+  // Refusals.
+  assert.equal(
+    (await call(app, "GET", "/api/v1/rooms/general/messages?limit=abc", { token: b })).status,
+    400,
+  );
+  assert.equal(
+    (await call(app, "GET", "/api/v1/rooms/general/messages?limit=500", { token: b })).status,
+    400,
+  );
+  assert.equal(
+    (await call(app, "GET", "/api/v1/rooms/general/messages?before=3&after=1", { token: b }))
+      .status,
+    400,
+  );
+  await call(app, "POST", "/api/v1/rooms", { token: a, body: { name: "secret" } });
+  assert.equal(
+    (await call(app, "GET", "/api/v1/rooms/secret/messages", { token: b })).status,
+    403,
+    "not a member",
+  );
+  assert.equal(
+    (await call(app, "POST", "/api/v1/rooms/secret/messages", { token: b, body: { message: "x" } }))
+      .status,
+    403,
+  );
+  assert.equal(
+    (await call(app, "POST", "/api/v1/private/ghost/messages", {
+      token: b,
+      body: { message: "x" },
+    })).status,
+    404,
+  );
+  assert.equal(
+    (await call(app, "POST", "/api/v1/private/bob/messages", { token: b, body: { message: "me" } }))
+      .status,
+    400,
+  );
+  assert.equal(
+    (await call(app, "GET", "/api/v1/private/ghost/messages", { token: b })).status,
+    404,
+  );
+  assert.equal((await call(app, "POST", "/api/v1/chats/@ghost/read", { token: b })).status, 404);
+  assert.equal((await call(app, "GET", "/api/v1/unread", {})).status, 401);
+});
+
+Deno.test("api v1: sessions need a live connection; with one they work over REST", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app, hub } = await setup(kv);
+  const a = await tokenFor(app, "alice");
+  const bob = await login(hub, "bob", "password1");
+  const refused = await call(app, "POST", "/api/v1/sessions", {
+    token: a,
+    body: { username: "bob" },
+  });
+  assert.equal(refused.status, 403);
+  assert.match(refused.json.error!.message, /needs a live connection/);
+  // Alice opens a live connection (as an SSE stream would); REST calls now act for her.
+  const live = await login(hub, "alice", "password1");
+  assert.equal(
+    (await call(app, "POST", "/api/v1/sessions", { token: a, body: { username: "bob" } })).status,
+    202,
+  );
+  assert.equal(bob.peer.of("session_request")[0]!.from_username, "alice");
+  const bt = await tokenFor(app, "bob");
+  assert.equal(
+    (await call(app, "POST", "/api/v1/sessions/carol/accept", { token: bt })).status,
+    404,
+  );
+  const ok = await call(app, "POST", "/api/v1/sessions/alice/accept", { token: bt });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json.type, "session_accepted");
+  assert.equal(live.peer.of("session_accepted").length, 1);
+  assert.equal((await call(app, "DELETE", "/api/v1/sessions", { token: a })).status, 200);
+  assert.equal(
+    (await call(app, "DELETE", "/api/v1/sessions", { token: a })).status,
+    404,
+    "no session any more",
+  );
+  await call(app, "POST", "/api/v1/sessions", { token: a, body: { username: "bob" } });
+  const rejected = await call(app, "POST", "/api/v1/sessions/alice/reject", { token: bt });
+  assert.equal(rejected.json.type, "session_rejected");
+  assert.equal((await call(app, "POST", "/api/v1/sessions", { token: a, body: {} })).status, 400);
+});
+
+Deno.test("http: health, unknown routes and the OpenAPI document", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  const health = await call(app, "GET", "/healthz");
+  assert.equal(health.status, 200);
+  assert.equal(health.json.status, "ok");
+  const missing = await call(app, "GET", "/nope");
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json.error?.code, "not_found");
+  const doc = await call(app, "GET", "/api/v1/openapi.json");
+  assert.equal(doc.json.openapi, "3.1.0");
+  assert.ok((doc.json.paths as Record<string, unknown>)["/chats/{chat}/messages"]);
+});
+
+Deno.test("OpenAPI documents exactly the routes the app serves", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  const served = new Set(
+    app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`),
+  );
+  const documented = new Set(documentedRoutes().map((r) => `${r.method} ${r.path}`));
+  assert.deepEqual([...served].filter((r) => !documented.has(r)), [], "served but not documented");
+  assert.deepEqual([...documented].filter((r) => !served.has(r)), [], "documented but not served");
+  assert.ok(Object.keys(openApiDocument().paths as object).length >= 20);
+});
