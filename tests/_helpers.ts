@@ -108,6 +108,15 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
   }
 }
 
+const CLEAR_LINE = "\r\x1b[K";
+
+/** A line as a terminal shows it: "\r ESC[K" wipes what was on the line (the prompt). */
+function screenLine(raw: string): string {
+  const line = raw.replace(/\r$/, "");
+  const i = line.lastIndexOf(CLEAR_LINE);
+  return i >= 0 ? line.slice(i + CLEAR_LINE.length) : line;
+}
+
 /** A line-oriented TCP client that keeps everything received and lets a test wait for a line. */
 export class LineClient {
   readonly lines: string[] = [];
@@ -137,7 +146,7 @@ export class LineClient {
         const parts = buf.split("\n");
         buf = parts.pop()!;
         // As a terminal shows it: "\r ESC[K" wipes the prompt that was on the line.
-        for (const p of parts) this.lines.push(p.replace(/\r$/, "").replace(/^.*\r\x1b\[K/, ""));
+        for (const p of parts) this.lines.push(screenLine(p));
         // A text prompt has no newline: expose the tail as a pseudo-line for prompt checks.
         this.#tail = buf;
         this.onChange();

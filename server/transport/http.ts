@@ -7,7 +7,6 @@
 
 import { type Context, Hono } from "hono";
 import {
-  type ClientFrame,
   decodeClientValue,
   type ErrorCode,
   ProtocolError,
