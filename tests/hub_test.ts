@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { KvStore } from "../server/store/kv_store.ts";
+import type { Cursor } from "../server/store/store.ts";
 import { FakeClock, FakePeer, login, makeHub } from "./_helpers.ts";
 
 Deno.test("Hub: a guest says hello and gets welcome, greeting and the history of general", async () => {
@@ -416,4 +418,66 @@ Deno.test("Hub: replies to a connection keep the order of its commands", async (
   await Promise.all([a, b]);
   await hub.idle();
   assert.deepEqual(alice.peer.frames.map((f) => f.type), ["message", "ack", "status"]);
+});
+
+Deno.test("Hub: reconnecting while the last disconnect's cursors are being saved loses nothing", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  // A store whose cursor saves wait for the test to let them through.
+  let release: () => void = () => {};
+  let arrived!: Promise<void>;
+  let arrive!: () => void;
+  const expectSave = () => (arrived = new Promise((r) => (arrive = r)));
+  class GatedStore extends KvStore {
+    override async saveCursors(cursors: Cursor[]): Promise<void> {
+      await super.saveCursors(cursors);
+      // Written; the caller hears so only when the test says.
+      const gate = new Promise<void>((r) => (release = r));
+      arrive();
+      await gate;
+    }
+  }
+  const { hub } = await makeHub(kv, new FakeClock(), { store: new GatedStore(kv) });
+  const alice = await login(hub, "Alice");
+  let bob = await login(hub, "Bob");
+  // The save may finish at any point of the next login: try every offset of a few microtask hops.
+  for (let hops = 0; hops < 20; hops++) {
+    await hub.receive(alice.id, { type: "private", target_username: "Bob", message: `m${hops}` });
+    await hub.idle();
+    expectSave();
+    hub.disconnect(bob.id);
+    const saving = hub.idle();
+    await arrived;
+    release();
+    for (let i = 0; i < hops; i++) await Promise.resolve();
+    bob = await login(hub, "Bob");
+    await saving;
+    assert.deepEqual(bob.peer.of("error"), [], `offset ${hops}`);
+    assert.equal(bob.peer.of("welcome").length, 1);
+    assert.equal(
+      bob.peer.of("history").filter((h) => h.reason === "unread").length,
+      0,
+      "m was delivered live",
+    );
+  }
+});
+
+Deno.test("Hub: an idle offline user's cursors leave memory after a minute and come back from the store", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub, clock } = await makeHub(kv);
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "seen" });
+  await hub.idle();
+  hub.disconnect(bob.id);
+  await hub.maintain();
+  assert.equal(hub.cursorsCached("Bob"), true, "kept while recently used");
+  clock.advance(61_000);
+  await hub.maintain();
+  assert.equal(hub.cursorsCached("Bob"), false);
+  assert.equal(hub.cursorsCached("Alice"), true, "online users keep theirs");
+  await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "unseen" });
+  await hub.idle();
+  const back = await login(hub, "Bob");
+  const unread = back.peer.of("history").filter((h) => h.reason === "unread");
+  assert.deepEqual(unread.flatMap((h) => h.messages.map((m) => m.message)), ["unseen"]);
 });

@@ -26,6 +26,9 @@ import type { ChatRecord, Store, StoredMessage, UserRecord } from "../store/stor
 import { ChatError } from "./errors.ts";
 import { Outbound, type Peer } from "./peer.ts";
 
+/** How long an offline user's read cursors stay cached after their last use. */
+const CURSOR_IDLE_MS = 60_000;
+
 /** The room every user is in. */
 export const GENERAL = "general";
 
@@ -65,6 +68,9 @@ interface UserState {
   session: UserState | null;
   requestsIn: Set<UserState>;
   requestsOut: Set<UserState>;
+  /** Commands of this user in progress; the cursor cache is never evicted under one. */
+  busy: number;
+  lastUsed: number;
 }
 
 interface RoomState {
@@ -118,6 +124,8 @@ export class Hub {
   #nextConnId = 1;
   #onlineUsers = 0;
   #dirtyUsers = new Set<UserState>();
+  /** Users whose cursors are loaded in memory. */
+  #cursorCache = new Set<UserState>();
   #inflight = new Set<Promise<void>>();
   #closing = false;
   /** Work counters since start. */
@@ -177,6 +185,8 @@ export class Hub {
       session: null,
       requestsIn: new Set(),
       requestsOut: new Set(),
+      busy: 0,
+      lastUsed: 0,
     };
     this.#users.set(record.name, u);
     this.#lowerNames.set(record.name.toLowerCase(), record.name);
@@ -244,9 +254,37 @@ export class Hub {
     if (u.conns.size === 0) this.#goOffline(u);
   }
 
-  /** Periodic work: persists read cursors. Call about once a second. */
+  /**
+   * Periodic work: persists read cursors, then forgets the cursors of users idle for a minute
+   * with no connection (they are reloaded on next use). Call about once a second.
+   */
   async maintain(): Promise<void> {
     await this.#flushCursors();
+    const now = this.#clock.now();
+    for (const u of this.#cursorCache) {
+      if (
+        u.conns.size === 0 && u.busy === 0 && u.dirty.size === 0 &&
+        now - u.lastUsed > CURSOR_IDLE_MS
+      ) {
+        u.cursors = null;
+        this.#cursorCache.delete(u);
+      }
+    }
+  }
+
+  /** Whether a user's cursors are cached (for tests of eviction). */
+  cursorsCached(username: string): boolean {
+    return this.#users.get(username)?.cursors != null;
+  }
+
+  #use(u: UserState): void {
+    u.busy++;
+    u.lastUsed = this.#clock.now();
+  }
+
+  #release(u: UserState): void {
+    u.busy--;
+    u.lastUsed = this.#clock.now();
   }
 
   /** Settles once every message accepted so far has been stored (or failed) and delivered. */
@@ -295,8 +333,13 @@ export class Hub {
     } else {
       u = await this.#claim(username, password, u);
     }
-    await this.#loadCursors(u);
-    if (!u.chats.has(GENERAL)) await this.#addMember(u, this.#rooms.get(GENERAL)!);
+    this.#use(u);
+    try {
+      await this.#loadCursors(u);
+      if (!u.chats.has(GENERAL)) await this.#addMember(u, this.#rooms.get(GENERAL)!);
+    } finally {
+      this.#release(u);
+    }
     const token = randomToken();
     const now = this.#clock.now();
     const expiresAt = now + this.#tokenTtlMs;
@@ -340,6 +383,15 @@ export class Hub {
     if (frame.type === "hello" || frame.type === "auth") {
       throw new ChatError("bad_frame", "Requests are already authenticated by their token");
     }
+    this.#use(u);
+    try {
+      return await this.#requestAs(u, frame, ip);
+    } finally {
+      this.#release(u);
+    }
+  }
+
+  async #requestAs(u: UserState, frame: ClientFrame, ip: string): Promise<ServerFrame[]> {
     await this.#loadCursors(u);
     const frames: ServerFrame[] = [];
     const conn: Conn = {
@@ -360,8 +412,15 @@ export class Hub {
     return frames;
   }
 
+  /** Loads a user's cursors; call only while the user is marked busy (#use). */
   async #loadCursors(u: UserState): Promise<void> {
-    if (!u.cursors) u.cursors = await this.#store.getCursors(u.record.name);
+    if (u.cursors) return;
+    const cursors = await this.#store.getCursors(u.record.name);
+    // Another command of the same user may have loaded them meanwhile: keep that copy.
+    if (!u.cursors) {
+      u.cursors = cursors;
+      this.#cursorCache.add(u);
+    }
   }
 
   // ---------------------------------------------------------------- dispatch
@@ -376,7 +435,13 @@ export class Hub {
       if (frame.type !== "message" && frame.type !== "private" && conn.lastPost) {
         await conn.lastPost;
       }
-      await this.#handle(conn, frame);
+      const u = conn.user;
+      if (u) this.#use(u);
+      try {
+        await this.#handle(conn, frame);
+      } finally {
+        if (u) this.#release(u);
+      }
     } catch (error) {
       this.#replyError(conn, error, frame.ref);
     }
@@ -567,6 +632,15 @@ export class Hub {
   }
 
   async #attach(conn: Conn, u: UserState, r: string | undefined, since?: string): Promise<void> {
+    this.#use(u);
+    try {
+      await this.#attachAs(conn, u, r, since);
+    } finally {
+      this.#release(u);
+    }
+  }
+
+  async #attachAs(conn: Conn, u: UserState, r: string | undefined, since?: string): Promise<void> {
     const first = u.conns.size === 0;
     await this.#loadCursors(u);
     if (conn.closed) return;
@@ -676,12 +750,8 @@ export class Hub {
       },
       u,
     );
-    this.#background(
-      this.#flushCursorsOf([u]).finally(() => {
-        if (u.conns.size === 0 && u.dirty.size === 0) u.cursors = null;
-      }),
-      "save cursors",
-    );
+    // The cache stays: maintain() evicts it once the user has been idle for a while.
+    this.#background(this.#flushCursorsOf([u]), "save cursors");
   }
 
   // ---------------------------------------------------------------- messages
