@@ -18,7 +18,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 /** A running `main.ts serve` child process. */
 export interface ServerProcess {
   tcpPort: number;
-  httpPort: number | null;
+  httpPort: number;
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
   /** Sends a signal and waits for exit; returns the exit code. */
@@ -58,7 +58,7 @@ export async function startServer(
   let tcpPort: number | null = null;
   let httpPort: number | null = null;
   const deadline = Date.now() + 15_000;
-  while (tcpPort === null) {
+  while (tcpPort === null || httpPort === null) {
     const { value, done } = await withTimeout(lines.read(), deadline - Date.now(), "server start");
     if (done) throw new Error(`server exited before listening:\n${stdoutText}\n${stderrText}`);
     stdoutText += value;

@@ -481,3 +481,22 @@ Deno.test("Hub: an idle offline user's cursors leave memory after a minute and c
   const unread = back.peer.of("history").filter((h) => h.reason === "unread");
   assert.deepEqual(unread.flatMap((h) => h.messages.map((m) => m.message)), ["unseen"]);
 });
+
+Deno.test("Hub: a REST sender's own message is read for them, but never skips earlier unread ones", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  await hub.login("Rest", "password1");
+  await hub.request("Rest", { type: "message", message: "mine first" });
+  let counts = (await hub.request("Rest", { type: "unread_counts" }))[0] as { chats: unknown[] };
+  assert.deepEqual(counts.chats, [], "nothing unread: the only new message is its own");
+  const live = await login(hub, "Live");
+  await hub.receive(live.id, { type: "message", message: "from live" });
+  await hub.idle();
+  await hub.request("Rest", { type: "message", message: "mine second" });
+  counts = (await hub.request("Rest", { type: "unread_counts" }))[0] as { chats: unknown[] };
+  assert.deepEqual(counts.chats, [{ chat: "general", unread: 2 }]);
+  const page = (await hub.request("Rest", { type: "unread", chat: "general" }))[0] as {
+    messages: Array<{ message: string }>;
+  };
+  assert.deepEqual(page.messages.map((m) => m.message), ["from live", "mine second"]);
+});

@@ -829,8 +829,9 @@ export class Hub {
       () => {
         this.stats.messages++;
         this.#deliver(msg);
-        // Whoever sent it has read it, on whatever wire (REST senders are not in the fan-out).
-        this.#advance(u, chat, seq);
+        // The sender has read it, on whatever wire (REST senders are not in the fan-out), but a
+        // cursor is one number: it may not jump over earlier messages the sender has not read.
+        if ((u.cursors?.get(chat) ?? 0) === seq - 1) this.#advance(u, chat, seq);
         this.#send(conn, {
           type: "ack",
           id: msg.id,

@@ -396,8 +396,10 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     // A bad token is refused before the upgrade, with a status a client can read.
     if (token !== undefined) await hub.authenticate(token);
     const since = token === undefined ? undefined : resumePoint(token, c.req.query("since"));
+    // Deno closes the request's connection info once upgraded: read the address first.
+    const ip = ipOf(c);
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    serveWebSocket(hub, socket, { ip: ipOf(c), token, since, log });
+    serveWebSocket(hub, socket, { ip, token, since, log });
     return response;
   });
 
