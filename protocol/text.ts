@@ -43,6 +43,8 @@ export const HELP_LINES: readonly string[] = [
   "  /accept NAME, /reject NAME  answer a session request (or just y / n)",
   "  /exit                       end the private session",
   "  /history [ROOM|@NAME] [N]   earlier messages, e.g. /history @Bob, or before message N",
+  "  /unread [ROOM|@NAME]        unread counts, or read a chat's unread messages",
+  "  /members ROOM               who is in a room, e.g. /members general",
   "  /status                     who you are, where you are, your rooms",
   "  /register PASSWORD          claim your name with a password",
   "  /help  (/rules)             this list",
@@ -149,6 +151,16 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
         return frame({ type: "session_end" });
       case "status":
         return frame({ type: "status" });
+      case "unread":
+        only(1, "at most one chat");
+        return frame(
+          rest[0] === undefined
+            ? { type: "unread_counts" }
+            : { type: "unread", chat: validateChatAddress(rest[0]) },
+        );
+      case "members":
+        only(1, "one room name");
+        return frame({ type: "members", room: validateRoomName(arg(0, "a room name")) });
       case "ping":
         return frame({ type: "ping" });
       case "register":

@@ -500,3 +500,44 @@ Deno.test("Hub: a REST sender's own message is read for them, but never skips ea
   };
   assert.deepEqual(page.messages.map((m) => m.message), ["from live", "mine second"]);
 });
+
+Deno.test("Hub: a message that arrives while a connection's history is being read comes after that history", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  let gate: Promise<void> | null = null;
+  let open!: () => void;
+  let reading!: () => void;
+  const readingP = new Promise<void>((r) => (reading = r));
+  class SlowHistory extends KvStore {
+    override async listMessages(
+      chat: string,
+      o: { limit: number; before?: number; after?: number },
+    ) {
+      const page = await super.listMessages(chat, o);
+      if (gate) {
+        reading();
+        await gate;
+      }
+      return page;
+    }
+  }
+  const { hub } = await makeHub(kv, new FakeClock(), { store: new SlowHistory(kv) });
+  const alice = await login(hub, "Alice");
+  await hub.receive(alice.id, { type: "message", message: "old" });
+  await hub.idle();
+  gate = new Promise((r) => (open = r));
+  const bob = new FakePeer();
+  const bobId = hub.connect(bob);
+  const hello = hub.receive(bobId, { type: "hello", username: "Bob" });
+  await readingP; // Bob is online, his history read is in progress
+  await hub.receive(alice.id, { type: "message", message: "new" });
+  await hub.idle();
+  assert.equal(bob.of("message").length, 0, "held back during the replay");
+  gate = null;
+  open();
+  await hello;
+  const order = bob.frames.map((f) =>
+    f.type === "history" ? `history:${f.messages.map((m) => m.message)}` : f.type
+  );
+  assert.deepEqual(order, ["welcome", "system", "history:old", "message"]);
+  assert.equal(bob.of("message")[0]!.message, "new");
+});

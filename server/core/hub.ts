@@ -88,6 +88,8 @@ interface Conn {
   /** Whether this connection shows the user's private session (true) or its room. */
   sessionView: boolean;
   chain: Promise<void>;
+  /** Live deliveries held back while this connection's history/unread replay is being sent. */
+  held: Outbound[] | null;
   /** The last message of this connection still being stored; other replies wait for it to keep order. */
   lastPost: Promise<void> | null;
   connectedAt: number;
@@ -205,6 +207,7 @@ export class Hub {
       room: GENERAL,
       sessionView: false,
       chain: Promise.resolve(),
+      held: null,
       lastPost: null,
       connectedAt: this.#clock.now(),
       closed: false,
@@ -401,6 +404,7 @@ export class Hub {
       room: GENERAL,
       sessionView: false,
       chain: Promise.resolve(),
+      held: null,
       lastPost: null,
       connectedAt: this.#clock.now(),
       closed: false,
@@ -646,6 +650,8 @@ export class Hub {
     if (conn.closed) return;
     if (!u.chats.has(GENERAL)) await this.#addMember(u, this.#rooms.get(GENERAL)!);
     conn.user = u;
+    // From here the connection is live; what arrives during the replay waits until after it.
+    conn.held = [];
     u.conns.add(conn);
     conn.sessionView = u.session !== null;
     if (first) this.#goOnline(u);
@@ -660,9 +666,15 @@ export class Hub {
       ...(r === undefined ? {} : { ref: r }),
     });
     this.#send(conn, this.#system(`Welcome to the chat, ${u.record.name}!`));
-    if (since === undefined) await this.#replay(conn, u, first);
-    else await this.#resume(conn, u, since);
-    for (const from of u.requestsIn) this.#send(conn, this.#sessionRequestFrame(from));
+    try {
+      if (since === undefined) await this.#replay(conn, u, first);
+      else await this.#resume(conn, u, since);
+      for (const from of u.requestsIn) this.#send(conn, this.#sessionRequestFrame(from));
+    } finally {
+      const held = conn.held;
+      conn.held = null;
+      for (const out of held) if (!conn.closed) conn.peer.send(out);
+    }
   }
 
   /** Sends the history of the current room and, to a user coming online, every unread message. */
@@ -1339,10 +1351,14 @@ export class Hub {
   }
 
   #sendUser(u: UserState, out: Outbound): void {
-    for (const c of u.conns) {
-      c.peer.send(out);
-      this.stats.deliveries++;
-    }
+    for (const c of u.conns) this.#deliverTo(c, out);
+  }
+
+  /** Delivers a broadcast frame, or holds it while the connection's replay is going out. */
+  #deliverTo(c: Conn, out: Outbound): void {
+    if (c.held) c.held.push(out);
+    else c.peer.send(out);
+    this.stats.deliveries++;
   }
 
   #sendRoom(room: RoomState, frame: ServerFrame, except?: UserState): void {
@@ -1352,7 +1368,7 @@ export class Hub {
 
   #broadcast(frame: ServerFrame, except: UserState): void {
     const out = new Outbound(frame);
-    for (const c of this.#conns.values()) if (c.user && c.user !== except) c.peer.send(out);
+    for (const c of this.#conns.values()) if (c.user && c.user !== except) this.#deliverTo(c, out);
   }
 }
 

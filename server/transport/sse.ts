@@ -15,11 +15,13 @@ const encoder = new TextEncoder();
 /** A comment line every so often keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 20_000;
 
-/** Encodes one frame as an SSE event: `id:` for stored messages (and history pages), then `data:`. */
+/**
+ * Encodes one frame as an SSE event. Only live messages carry an `id:` (their ULID): those
+ * arrive in id order, so the last id a client saw is a safe resume point. History pages span
+ * several chats whose ids interleave, so they carry none.
+ */
 export function sseEvent(frame: ServerFrame): Uint8Array {
-  let id: string | undefined;
-  if (frame.type === "message" || frame.type === "private") id = frame.id;
-  else if (frame.type === "history" && frame.messages.length > 0) id = frame.messages.at(-1)!.id;
+  const id = frame.type === "message" || frame.type === "private" ? frame.id : undefined;
   return encoder.encode(`${id ? `id: ${id}\n` : ""}data: ${encodeFrame(frame)}\n\n`);
 }
 
