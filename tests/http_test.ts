@@ -446,3 +446,30 @@ Deno.test("OpenAPI documents exactly the routes the app serves", async () => {
   assert.deepEqual([...documented].filter((r) => !served.has(r)), [], "documented but not served");
   assert.ok(Object.keys(openApiDocument().paths as object).length >= 20);
 });
+
+Deno.test("every route that needs a token answers 401 without one, and with a revoked one", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { app } = await setup(kv);
+  const revoked = await tokenFor(app, "alice");
+  await call(app, "DELETE", "/api/v1/session", { token: revoked });
+  const authed = documentedRoutes().filter((r) => r.auth);
+  assert.ok(authed.length >= 20);
+  for (const r of authed) {
+    const path = r.path.replace(
+      /:(\w+)/g,
+      (_m, p) => (p === "user" ? "bob" : p === "chat" ? "general" : "general"),
+    );
+    for (const token of [undefined, revoked]) {
+      const res = await call(app, r.method, path, {
+        ...(token ? { token } : {}),
+        body: { message: "x", username: "bob", name: "x" },
+      });
+      assert.equal(
+        res.status,
+        401,
+        `${r.method} ${path} ${token ? "with a revoked token" : "without a token"}`,
+      );
+      assert.equal(res.json.error?.code, "not_logged_in");
+    }
+  }
+});

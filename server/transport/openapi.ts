@@ -356,11 +356,12 @@ const ERROR_TEXT: Record<number, string> = {
   429: "rate limited",
 };
 
-/** Method and path (Hono style, `:param`) of every documented route. */
-export function documentedRoutes(): Array<{ method: string; path: string }> {
+/** Method, path (Hono style, `:param`) and whether a token is needed, of every documented route. */
+export function documentedRoutes(): Array<{ method: string; path: string; auth: boolean }> {
   return OPS.map((op) => ({
     method: op.method.toUpperCase(),
     path: op.path.replace(/\{(\w+)\}/g, ":$1"),
+    auth: op.auth === true,
   }));
 }
 
