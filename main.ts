@@ -13,11 +13,13 @@ import { scryptHasher } from "./server/passwords.ts";
 import { KvStore } from "./server/store/kv_store.ts";
 import { createHttpApp } from "./server/transport/http.ts";
 import { serveTcp } from "./server/transport/tcp.ts";
+import { parseUserArgs, runUserCommand, USER_USAGE } from "./server/user_cli.ts";
 
 const USAGE = `chat: a multi-user chat server and its clients
 
 Usage:
   chat serve [flags]     run the server (chat serve --help lists the flags)
+  chat user COMMAND      manage accounts: add, passwd, admin, list, del (chat user --help)
 
 Run with Deno: deno run -A main.ts serve`;
 
@@ -40,6 +42,12 @@ async function serve(config: ServeConfig): Promise<void> {
     newId: (now) => newUlid(now),
     passwords: scryptHasher(),
     historySize: config.history,
+    reportsToMute: config.reportsToMute,
+    muteForMs: config.muteForMs,
+    rateLimit: config.rateLimit,
+    privateRateLimit: config.privateRateLimit,
+    messageTtlMs: config.messageTtlMs,
+    registration: config.registration,
     onError: (error, context) => log.error(`core: ${context}`, { error }),
   });
 
@@ -56,8 +64,14 @@ async function serve(config: ServeConfig): Promise<void> {
   }, app.fetch);
   log.info("server started", { data: config.data });
 
+  // The lease tells `chat user` that this data file is in use.
+  const lease = () =>
+    store.putLease({ pid: Deno.pid, hostname: Deno.hostname(), at: Date.now() }, 10_000);
+  await lease();
+  let ticks = 0;
   const maintenance = setInterval(() => {
     hub.maintain().catch((error) => log.error("maintenance failed", { error }));
+    if (++ticks % 2 === 0) lease().catch((error) => log.warn("lease refresh failed", { error }));
   }, 1000);
 
   let stopping = false;
@@ -93,6 +107,19 @@ async function main(args: string[]): Promise<number> {
         }
         await serve(config);
         return -1;
+      }
+      case "user": {
+        const cmd = parseUserArgs(rest, Deno.env.toObject());
+        if (cmd === null) {
+          console.log(USER_USAGE);
+          return 0;
+        }
+        const kv = await openKv(cmd.data);
+        try {
+          return await runUserCommand(new KvStore(kv), cmd, (line) => console.log(line));
+        } finally {
+          kv.close();
+        }
       }
       case undefined:
       case "help":

@@ -82,7 +82,35 @@ export type ClientFrame =
     | { type: "members"; room: string }
     | { type: "status" }
     | { type: "ping" }
+    | { type: "report"; username: string; reason?: string }
+    | { type: "delete_message"; id: string }
+    | AdminFrame
   );
+
+/** Frames only admins may send. */
+export type AdminFrame =
+  | { type: "kick"; username: string; reason?: string }
+  | { type: "mute"; username: string; minutes?: number; reason?: string }
+  | { type: "unmute"; username: string; reason?: string }
+  | { type: "ban"; username: string; minutes?: number; reason?: string }
+  | { type: "unban"; username: string; reason?: string }
+  | { type: "connections" }
+  | { type: "audit"; limit?: number; before?: string }
+  | { type: "reports" }
+  | { type: "create_user"; username: string; password: string; admin?: boolean };
+
+/** The `type` values of admin frames. */
+export const ADMIN_TYPES: ReadonlySet<string> = new Set([
+  "kick",
+  "mute",
+  "unmute",
+  "ban",
+  "unban",
+  "connections",
+  "audit",
+  "reports",
+  "create_user",
+]);
 
 /** The `type` values of client frames. */
 export type ClientFrameType = ClientFrame["type"];
@@ -129,6 +157,36 @@ export interface ChatSummary {
   unread: number;
 }
 
+/** One open connection, for admins. */
+export interface ConnectionEntry {
+  id: number;
+  username: string | null;
+  transport: string;
+  ip: string;
+  connected_at: string;
+  last_seen: string;
+}
+
+/** One audit record: who did what to whom, when and why. */
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: string;
+  action: "report" | "mute" | "unmute" | "ban" | "unban" | "kick" | "delete" | "create_user";
+  target: string;
+  reason: string;
+  detail?: string;
+}
+
+/** The public-room quota as `status` shows it. */
+export interface QuotaState {
+  limit: number;
+  window_s: number;
+  remaining: number;
+  /** When the next slot frees up (ISO), if none is free now. */
+  next_at: string | null;
+}
+
 /** One room in a `rooms_list`. */
 export interface RoomEntry {
   name: string;
@@ -157,6 +215,7 @@ export type ServerFrame =
       type: "welcome";
       username: string;
       registered: boolean;
+      admin: boolean;
       mode: Mode;
       rooms: string[];
       online_users: number;
@@ -204,6 +263,9 @@ export type ServerFrame =
       mode: Mode;
       rooms: string[];
       session: string | null;
+      admin: boolean;
+      muted_until: string | null;
+      quota: QuotaState | null;
       chats: ChatSummary[];
       connections: number;
       online_users: number;
@@ -211,6 +273,21 @@ export type ServerFrame =
     }
     | { type: "unread_counts"; chats: Array<{ chat: string; unread: number }>; timestamp: string }
     | { type: "members"; room: string; members: UserEntry[]; timestamp: string }
+    | {
+      type: "message_deleted";
+      id: string;
+      chat: string;
+      seq: number;
+      by: string;
+      timestamp: string;
+    }
+    | { type: "connections_list"; connections: ConnectionEntry[]; timestamp: string }
+    | { type: "audit_log"; entries: AuditEntry[]; has_more: boolean }
+    | {
+      type: "reports_list";
+      reports: Array<{ username: string; reporters: string[]; muted_until: string | null }>;
+      timestamp: string;
+    }
     | { type: "pong"; timestamp: string }
     | { type: "bye"; reason: string; code?: ErrorCode }
   );
@@ -432,6 +509,76 @@ export function decodeClientValue(value: unknown): ClientFrame {
         ...ref,
       };
     }
+    case "report": {
+      const reason = optReason(obj, type);
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        ...(reason === undefined ? {} : { reason }),
+        ...ref,
+      };
+    }
+    case "kick":
+    case "unmute":
+    case "unban": {
+      const reason = optReason(obj, type);
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        ...(reason === undefined ? {} : { reason }),
+        ...ref,
+      };
+    }
+    case "mute":
+    case "ban": {
+      const reason = optReason(obj, type);
+      const minutes = optInt(obj, "minutes", 1, 366 * 24 * 60);
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        ...(minutes === undefined ? {} : { minutes }),
+        ...(reason === undefined ? {} : { reason }),
+        ...ref,
+      };
+    }
+    case "delete_message": {
+      const id = reqString(obj, "id", type);
+      if (!ULID_RE.test(id)) {
+        throw new ProtocolError("bad_field", '"id" must be a message id (a 26-character ULID)');
+      }
+      return { type, id, ...ref };
+    }
+    case "audit": {
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      const before = optString(obj, "before", type);
+      if (before !== undefined && !ULID_RE.test(before)) {
+        throw new ProtocolError(
+          "bad_field",
+          '"before" must be an audit entry id (a 26-character ULID)',
+        );
+      }
+      return {
+        type,
+        ...(limit === undefined ? {} : { limit }),
+        ...(before === undefined ? {} : { before }),
+        ...ref,
+      };
+    }
+    case "create_user": {
+      const admin = field(obj, "admin");
+      if (admin !== undefined && typeof admin !== "boolean") {
+        throw new ProtocolError("bad_field", '"admin" must be true or false');
+      }
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        password: password(obj, type, true)!,
+        ...(admin === undefined ? {} : { admin }),
+        ...ref,
+      };
+    }
+    case "connections":
+    case "reports":
     case "session_end":
     case "unread_counts":
     case "users":
@@ -448,6 +595,19 @@ export function decodeClientValue(value: unknown): ClientFrame {
 }
 
 const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const MAX_REASON_CHARS = 500;
+
+function optReason(obj: Json, type: string): string | undefined {
+  const reason = optString(obj, "reason", type);
+  if (reason === undefined) return undefined;
+  if (reason.length > MAX_REASON_CHARS) {
+    throw new ProtocolError("too_long", `"reason" is longer than ${MAX_REASON_CHARS} characters`);
+  }
+  if (CONTROL_RE.test(reason)) {
+    throw new ProtocolError("bad_field", '"reason" contains control characters');
+  }
+  return reason;
+}
 
 function optSince(obj: Json, type: string): string | undefined {
   const since = optString(obj, "since", type);

@@ -7,6 +7,7 @@
 
 import {
   type ClientFrame,
+  decodeClientValue,
   type MessageFrame,
   type Mode,
   ProtocolError,
@@ -21,6 +22,7 @@ import {
 export type ParsedLine =
   | { kind: "frame"; frame: ClientFrame }
   | { kind: "help" }
+  | { kind: "admin_help" }
   | { kind: "quit" }
   | { kind: "empty" }
   | { kind: "error"; message: string };
@@ -47,8 +49,25 @@ export const HELP_LINES: readonly string[] = [
   "  /members ROOM               who is in a room, e.g. /members general",
   "  /status                     who you are, where you are, your rooms",
   "  /register PASSWORD          claim your name with a password",
+  "  /report NAME [REASON]       report abuse (also /ban NAME); 3 reports mute for 4 hours",
+  "  /delete MESSAGE_ID          delete your message (admins: any message)",
+  "  /admin help                 admin commands (admins only)",
   "  /help  (/rules)             this list",
   "  /quit                       leave the chat",
+];
+
+/** Admin commands under `/admin`, with examples. */
+export const ADMIN_HELP_LINES: readonly string[] = [
+  "Admin commands:",
+  "  /admin kick NAME [REASON]             close all of NAME's connections",
+  "  /admin mute NAME [MINUTES] [REASON]   NAME can read but not send (default: the server's mute time)",
+  "  /admin unmute NAME",
+  "  /admin ban NAME [MINUTES] [REASON]    NAME cannot log in (no MINUTES: for good)",
+  "  /admin unban NAME",
+  "  /admin connections                    every connection: user, transport, IP, since, last seen",
+  "  /admin reports                        open reports and muted users",
+  "  /admin audit [N]                      the last N moderation actions",
+  "  /admin adduser NAME PASSWORD [admin]  create an account",
 ];
 
 /** Parses one line typed by a person into a frame or a local action. */
@@ -158,6 +177,18 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
             ? { type: "unread_counts" }
             : { type: "unread", chat: validateChatAddress(rest[0]) },
         );
+      case "report":
+      case "ban": {
+        // The seeds' /ban NAME is a report: three of them mute the user.
+        const username = validateUsername(arg(0, "a user name"));
+        const reason = rest.length > 1 ? tail(1) : undefined;
+        return frame({ type: "report", username, ...(reason === undefined ? {} : { reason }) });
+      }
+      case "delete":
+        only(1, "one message id");
+        return frame(decodeClientValue({ type: "delete_message", id: arg(0, "a message id") }));
+      case "admin":
+        return parseAdmin(rest, tail);
       case "members":
         only(1, "one room name");
         return frame({ type: "members", room: validateRoomName(arg(0, "a room name")) });
@@ -186,6 +217,61 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
   } catch (error) {
     if (error instanceof ProtocolError) return { kind: "error", message: error.message };
     throw error;
+  }
+}
+
+function parseAdmin(rest: string[], tail: (i: number) => string): ParsedLine {
+  const [sub = "help", name, third] = rest;
+  const need = () => {
+    if (name === undefined) {
+      throw new ProtocolError("missing_field", `/admin ${sub} needs a user name: /admin help`);
+    }
+    return validateUsername(name);
+  };
+  // "/admin mute NAME 30 spamming": an optional number of minutes, then the reason.
+  const minutesAndReason = () => {
+    const minutes = third !== undefined && /^\d+$/.test(third) ? Number(third) : undefined;
+    const from = minutes === undefined ? 2 : 3;
+    const reason = rest.length > from ? tail(from + 1) : undefined;
+    return {
+      ...(minutes === undefined ? {} : { minutes }),
+      ...(reason === undefined ? {} : { reason }),
+    };
+  };
+  const reasonOnly = () => (rest.length > 2 ? { reason: tail(3) } : {});
+  switch (sub.toLowerCase()) {
+    case "help":
+      return { kind: "admin_help" };
+    case "kick":
+      return frame({ type: "kick", username: need(), ...reasonOnly() });
+    case "mute":
+      return frame(decodeClientValue({ type: "mute", username: need(), ...minutesAndReason() }));
+    case "ban":
+      return frame(decodeClientValue({ type: "ban", username: need(), ...minutesAndReason() }));
+    case "unmute":
+      return frame({ type: "unmute", username: need(), ...reasonOnly() });
+    case "unban":
+      return frame({ type: "unban", username: need(), ...reasonOnly() });
+    case "connections":
+      return frame({ type: "connections" });
+    case "reports":
+      return frame({ type: "reports" });
+    case "audit":
+      return frame(decodeClientValue({ type: "audit", ...(name ? { limit: Number(name) } : {}) }));
+    case "adduser":
+      if (third === undefined) {
+        throw new ProtocolError("missing_field", "/admin adduser needs NAME PASSWORD [admin]");
+      }
+      return frame(
+        decodeClientValue({
+          type: "create_user",
+          username: need(),
+          password: third,
+          admin: rest[3] === "admin",
+        }),
+      );
+    default:
+      return { kind: "error", message: `Unknown admin command "${sub}": /admin help lists them` };
   }
 }
 
@@ -229,7 +315,7 @@ function modeText(mode: Mode): string {
 export function renderFrame(f: ServerFrame): string | null {
   switch (f.type) {
     case "welcome":
-      return `* Logged in as ${f.username} (${
+      return `* Logged in as ${f.username}${f.admin ? " (admin)" : ""} (${
         f.registered ? "registered" : "guest: /register PASSWORD claims the name"
       }). ` +
         `${f.online_users} online. You are in ${modeText(f.mode)}. /help lists commands.`;
@@ -287,6 +373,15 @@ export function renderFrame(f: ServerFrame): string | null {
           f.session ? ` Private session with ${f.session}.` : ""
         }`,
         `* Rooms: ${f.rooms.map((r) => "#" + r).join(", ")}. ${f.online_users} users online.`,
+        ...(f.muted_until ? [`* You are muted until ${f.muted_until}.`] : []),
+        ...(f.quota
+          ? [
+            `* Quota: ${f.quota.remaining} of ${f.quota.limit} messages left this ${
+              f.quota.window_s / 60
+            } minutes${f.quota.next_at ? `; next at ${f.quota.next_at}` : ""}.`,
+          ]
+          : []),
+        ...(f.admin ? ["* You are an admin: /admin help."] : []),
       ].join("\n");
     case "unread_counts":
       return f.chats.length === 0
@@ -295,6 +390,36 @@ export function renderFrame(f: ServerFrame): string | null {
     case "members":
       return `* Members of #${f.room} (${f.members.length}): ` +
         f.members.map((m) => m.username + (m.online ? "" : " (offline)")).join(", ");
+    case "message_deleted":
+      return `[${clock(f.timestamp)}] * Message ${f.seq} in ${
+        chatName(f.chat)
+      } was deleted by ${f.by}`;
+    case "connections_list":
+      return [`* Connections (${f.connections.length}):`].concat(
+        f.connections.map((c) =>
+          `  #${c.id} ${c.username ?? "(not logged in)"}  ${c.transport}  ${c.ip}  since ${
+            clock(c.connected_at)
+          }, last seen ${clock(c.last_seen)}`
+        ),
+      ).join("\n");
+    case "audit_log":
+      return f.entries.length === 0
+        ? "* The audit log is empty."
+        : ["* Audit (newest first):"].concat(
+          f.entries.map((e) =>
+            `  ${e.at.slice(0, 16).replace("T", " ")}  ${e.actor} ${e.action} ${e.target}${
+              e.reason ? `: ${e.reason}` : ""
+            }${e.detail ? ` (${e.detail})` : ""}`
+          ),
+        ).join("\n");
+    case "reports_list":
+      return f.reports.length === 0 ? "* No open reports, nobody muted." : ["* Reports:"].concat(
+        f.reports.map((x) =>
+          `  ${x.username}: ${x.reporters.length} report${x.reporters.length === 1 ? "" : "s"}${
+            x.reporters.length ? ` (${x.reporters.join(", ")})` : ""
+          }${x.muted_until ? `, muted until ${x.muted_until}` : ""}`
+        ),
+      ).join("\n");
     case "pong":
       return `* pong ${f.timestamp}`;
     case "bye":

@@ -15,6 +15,18 @@ export interface ServeConfig {
   data: string;
   history: number;
   logLevel: LogLevel;
+  reportsToMute: number;
+  muteForMs: number;
+  rateLimit: RateLimit | null;
+  privateRateLimit: RateLimit | null;
+  messageTtlMs: number;
+  registration: "open" | "closed";
+}
+
+/** At most `count` messages per `windowMs`. */
+export interface RateLimit {
+  count: number;
+  windowMs: number;
 }
 
 interface FlagSpec {
@@ -51,6 +63,42 @@ const FLAGS: FlagSpec[] = [
     def: "info",
     help: "debug, info, warn, error or silent",
   },
+  {
+    name: "reports-to-mute",
+    env: "CHAT_REPORTS_TO_MUTE",
+    def: "3",
+    help: "reports from distinct users that mute someone",
+  },
+  {
+    name: "mute-for",
+    env: "CHAT_MUTE_FOR",
+    def: "4h",
+    help: "how long a mute lasts (e.g. 4h, 30m)",
+  },
+  {
+    name: "rate-limit",
+    env: "CHAT_RATE_LIMIT",
+    def: "20/1h",
+    help: 'messages per user into public rooms, e.g. 20/1h; "0" turns it off',
+  },
+  {
+    name: "private-rate-limit",
+    env: "CHAT_PRIVATE_RATE_LIMIT",
+    def: "30/1m",
+    help: 'private messages per user, against flooding; "0" turns it off',
+  },
+  {
+    name: "message-ttl",
+    env: "CHAT_MESSAGE_TTL",
+    def: "1h",
+    help: 'how long messages live; "0" keeps them',
+  },
+  {
+    name: "registration",
+    env: "CHAT_REGISTRATION",
+    def: "open",
+    help: "open, or closed (only admins create accounts)",
+  },
 ];
 
 /** The `--help` text of `chat serve`. */
@@ -58,7 +106,7 @@ export const SERVE_USAGE = [
   "Usage: chat serve [flags]",
   "",
   "Flags (each also read from the environment variable shown):",
-  ...FLAGS.map((f) => `  --${f.name.padEnd(12)} ${f.help} (default ${f.def}; env ${f.env})`),
+  ...FLAGS.map((f) => `  --${f.name.padEnd(19)} ${f.help} (default ${f.def}; env ${f.env})`),
   "  --help         this text",
 ].join("\n");
 
@@ -77,6 +125,31 @@ function port(name: string, value: string): number {
     throw new UsageError(`--${name} must be a port number from 0 to 65535, got "${value}"`);
   }
   return n;
+}
+
+/** Parses a duration like `90s`, `30m`, `4h`, `2d` (or `0`) into milliseconds. */
+export function parseDuration(flag: string, value: string): number {
+  if (value === "0") return 0;
+  const m = value.match(/^(\d+)(ms|s|m|h|d)$/);
+  if (!m) {
+    throw new UsageError(`--${flag} must be a duration like 90s, 30m, 4h or 2d, got "${value}"`);
+  }
+  const unit =
+    { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+/** Parses a rate like `20/1h` (or `0` for none). */
+export function parseRate(flag: string, value: string): RateLimit | null {
+  if (value === "0") return null;
+  const m = value.match(/^(\d+)\/(.+)$/);
+  const windowMs = m ? parseDuration(flag, m[2]!) : 0;
+  if (!m || Number(m[1]) < 1 || windowMs <= 0) {
+    throw new UsageError(
+      `--${flag} must look like 20/1h (messages per window) or 0, got "${value}"`,
+    );
+  }
+  return { count: Number(m[1]), windowMs };
 }
 
 /** Parses `serve` arguments and environment into a config; returns null when `--help` was asked. */
@@ -116,6 +189,18 @@ export function parseServeArgs(
       `--log-level must be debug, info, warn, error or silent, got "${logLevel}"`,
     );
   }
+  const reportsToMute = Number(get("reports-to-mute"));
+  if (!Number.isInteger(reportsToMute) || reportsToMute < 1 || reportsToMute > 1000) {
+    throw new UsageError(
+      `--reports-to-mute must be a whole number from 1 to 1000, got "${get("reports-to-mute")}"`,
+    );
+  }
+  const muteForMs = parseDuration("mute-for", get("mute-for"));
+  if (muteForMs === 0) throw new UsageError("--mute-for must be longer than 0");
+  const registration = get("registration");
+  if (registration !== "open" && registration !== "closed") {
+    throw new UsageError(`--registration must be open or closed, got "${registration}"`);
+  }
   return {
     host: get("host"),
     tcpPort: port("tcp-port", get("tcp-port")),
@@ -123,5 +208,11 @@ export function parseServeArgs(
     data: get("data"),
     history,
     logLevel,
+    reportsToMute,
+    muteForMs,
+    rateLimit: parseRate("rate-limit", get("rate-limit")),
+    privateRateLimit: parseRate("private-rate-limit", get("private-rate-limit")),
+    messageTtlMs: parseDuration("message-ttl", get("message-ttl")),
+    registration,
   };
 }

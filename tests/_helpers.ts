@@ -527,26 +527,41 @@ export class FakePeer implements Peer {
 /** Cheap scrypt cost for tests: the same code path as production, 16x faster. */
 export const TEST_HASHER = scryptHasher({ N: 1024, r: 8, p: 1 });
 
-/** Builds a hub over a KV store with a fake clock and counting ids. */
+/** Builds a hub over a KV store with a fake clock, ULID-shaped counting ids and no quotas. */
 export async function makeHub(
   kv: Deno.Kv,
   clock = new FakeClock(),
   options: Partial<HubOptions> = {},
-): Promise<{ hub: Hub; clock: FakeClock; store: KvStore }> {
+): Promise<{ hub: Hub; clock: FakeClock; store: KvStore; [Symbol.asyncDispose](): Promise<void> }> {
   const store = new KvStore(kv);
   let n = 0;
   const hub = await Hub.create({
     store,
     clock,
-    newId: (now) => `${now.toString(36).padStart(10, "0")}${String(++n).padStart(16, "0")}`,
+    newId: (now) => fakeUlid(now, ++n),
     passwords: TEST_HASHER,
     historySize: 20,
+    // Quotas are off unless a test is about them (many tests send more than 20 messages).
+    rateLimit: null,
+    privateRateLimit: null,
     onError: (error) => {
       throw error;
     },
     ...options,
   });
-  return { hub, clock, store };
+  // `await using ctx = await makeHub(kv)` closes the hub (waiting for its writes) before KV closes.
+  return { hub, clock, store, [Symbol.asyncDispose]: () => hub.close() };
+}
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/** A ULID-shaped id that sorts by time, then by counter, like the real monotonic factory. */
+export function fakeUlid(now: number, n: number): string {
+  let t = "";
+  for (let i = 0, x = now; i < 10; i++, x = Math.floor(x / 32)) t = CROCKFORD[x % 32] + t;
+  let c = "";
+  for (let i = 0, x = n; i < 16; i++, x = Math.floor(x / 32)) c = CROCKFORD[x % 32] + c;
+  return t + c;
 }
 
 /** Connects a fake peer, says hello and waits until it is handled. */

@@ -9,6 +9,12 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     data: "./data/chat.kv",
     history: 20,
     logLevel: "info",
+    reportsToMute: 3,
+    muteForMs: 4 * 3600_000,
+    rateLimit: { count: 20, windowMs: 3600_000 },
+    privateRateLimit: { count: 30, windowMs: 60_000 },
+    messageTtlMs: 3600_000,
+    registration: "open",
   });
 });
 
@@ -39,6 +45,12 @@ for (
     [["--history", "500"], /--history must be a whole number from 0 to 200, got "500"/],
     [["--log-level", "loud"], /--log-level must be debug, info, warn, error or silent/],
     [["--colour"], /Unknown option '--colour'[\s\S]*Usage: chat serve/],
+    [["--rate-limit", "20"], /--rate-limit must look like 20\/1h/],
+    [["--rate-limit", "0/1h"], /--rate-limit must look like 20\/1h/],
+    [["--message-ttl", "1 hour"], /--message-ttl must be a duration like 90s, 30m, 4h or 2d/],
+    [["--mute-for", "0"], /--mute-for must be longer than 0/],
+    [["--reports-to-mute", "0"], /--reports-to-mute must be a whole number from 1 to 1000/],
+    [["--registration", "invite"], /--registration must be open or closed/],
   ] as Array<[string[], RegExp]>
 ) {
   Deno.test(`parseServeArgs() explains ${args.join(" ")}`, () => {
@@ -48,3 +60,23 @@ for (
     );
   });
 }
+
+Deno.test("parseServeArgs() reads limits and lifetimes", () => {
+  const c = parseServeArgs([
+    "--rate-limit",
+    "5/30s",
+    "--private-rate-limit",
+    "0",
+    "--message-ttl",
+    "0",
+    "--mute-for",
+    "90m",
+    "--registration",
+    "closed",
+  ], {})!;
+  assert.deepEqual(c.rateLimit, { count: 5, windowMs: 30_000 });
+  assert.equal(c.privateRateLimit, null);
+  assert.equal(c.messageTtlMs, 0);
+  assert.equal(c.muteForMs, 90 * 60_000);
+  assert.equal(c.registration, "closed");
+});

@@ -8,9 +8,10 @@ import { JsonClient, type ServerProcess, SseClient, startServer, WsClient } from
 
 async function withServer(
   fn: (server: ServerProcess, base: string) => Promise<void>,
+  args: string[] = [],
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "chat_http_" });
-  const server = await startServer({ data: `${dir}/chat.kv` });
+  const server = await startServer({ data: `${dir}/chat.kv`, args });
   try {
     assert.ok(server.httpPort, "the server printed its http port");
     await fn(server, `http://127.0.0.1:${server.httpPort}`);
@@ -171,7 +172,7 @@ Deno.test("e2e http: /ws logs in with ?token=, refuses a bad one before upgradin
     assert.equal(frames, 100);
     assert.ok(messages < frames, `100 frames came in ${messages} WebSocket messages`);
     await Promise.all([ws.close(), tcp.close()]);
-  });
+  }, ["--rate-limit", "0"]);
 });
 
 Deno.test("e2e http: an SSE stream resumes with Last-Event-ID and misses nothing", async () => {

@@ -8,10 +8,11 @@ import { JsonClient, LineClient, type ServerProcess, startServer } from "./_help
 
 async function withServer(
   fn: (server: ServerProcess, data: string) => Promise<void>,
+  args: string[] = [],
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "chat_e2e_" });
   const data = `${dir}/chat.kv`;
-  const server = await startServer({ data });
+  const server = await startServer({ data, args });
   try {
     await fn(server, data);
   } finally {
@@ -145,7 +146,7 @@ Deno.test("e2e tcp: joining a room shows its last messages; a returning user get
       "nothing replayed twice",
     );
     await Promise.all([again.close(), alice.close()]);
-  });
+  }, ["--rate-limit", "0"]);
 });
 
 Deno.test("e2e tcp: one user on two connections, one JSON and one text, stays in sync", async () => {

@@ -11,10 +11,13 @@ import { login, makeHub } from "./_helpers.ts";
 
 type App = ReturnType<typeof createHttpApp>;
 
-async function setup(kv: Deno.Kv): Promise<{ app: App; hub: Hub }> {
+/** The app over a fresh hub; `await using` it so the hub closes before its KV. */
+async function setup(
+  kv: Deno.Kv,
+): Promise<{ app: App; hub: Hub; [Symbol.asyncDispose](): Promise<void> }> {
   const { hub } = await makeHub(kv);
   const app = createHttpApp(hub, { log: createLogger("silent"), startedAt: Date.now() });
-  return { app, hub };
+  return { app, hub, [Symbol.asyncDispose]: () => hub.close() };
 }
 
 async function call(
@@ -44,7 +47,8 @@ async function tokenFor(app: App, username: string, password = "password1"): Pro
 
 Deno.test("s3 flow: connect, status, send, send_to, and messages that are returned once", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   // 1. Log in with login and password (registers a new login).
   const a = await call(app, "POST", "/connect", {
     body: { login: "alice", password: "wonderland" },
@@ -113,7 +117,8 @@ Deno.test("s3 flow: connect, status, send, send_to, and messages that are return
 
 Deno.test("s3: a new login's first poll of main returns the last messages, at most 20", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   const alice =
     (await call(app, "POST", "/connect", { body: { login: "alice", password: "wonderland" } })).json
       .token as string;
@@ -132,7 +137,8 @@ Deno.test("s3: a new login's first poll of main returns the last messages, at mo
 
 Deno.test("s3: refusals: bad login body, wrong password, no token, bad token, bad bodies", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   assert.equal((await call(app, "POST", "/connect", { body: { login: "alice" } })).status, 400);
   assert.equal(
     (await call(app, "POST", "/connect", { raw: "{oops" })).json.error?.code,
@@ -189,7 +195,8 @@ Deno.test("s3: refusals: bad login body, wrong password, no token, bad token, ba
 
 Deno.test("api v1: session login, whoami, logout revokes only that token", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   const t1 = await tokenFor(app, "alice");
   const t2 = await tokenFor(app, "alice");
   const me = await call(app, "GET", "/api/v1/session", { token: t1 });
@@ -219,7 +226,8 @@ Deno.test("api v1: session login, whoami, logout revokes only that token", async
 
 Deno.test("api v1: tokens expire", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub, clock } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
   const app = createHttpApp(hub, { log: createLogger("silent"), startedAt: 0 });
   const t = await tokenFor(app, "alice");
   clock.advance(7 * 24 * 3600_000 - 1);
@@ -232,7 +240,8 @@ Deno.test("api v1: tokens expire", async () => {
 
 Deno.test("api v1: users and one user", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app, hub } = await setup(kv);
+  await using s = await setup(kv);
+  const { app, hub } = s;
   const t = await tokenFor(app, "alice");
   await login(hub, "Bob");
   const users = await call(app, "GET", "/api/v1/users", { token: t });
@@ -250,7 +259,8 @@ Deno.test("api v1: users and one user", async () => {
 
 Deno.test("api v1: rooms: create, join, members, leave, and their refusals", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   const a = await tokenFor(app, "alice");
   const b = await tokenFor(app, "bob");
   const created = await call(app, "POST", "/api/v1/rooms", { token: a, body: { name: "Games" } });
@@ -289,7 +299,8 @@ Deno.test("api v1: rooms: create, join, members, leave, and their refusals", asy
 
 Deno.test("api v1: room and private messages: send, page with limit/before/after, read, unread counts", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   const a = await tokenFor(app, "alice");
   const b = await tokenFor(app, "bob");
   for (let i = 1; i <= 5; i++) {
@@ -384,7 +395,8 @@ Deno.test("api v1: room and private messages: send, page with limit/before/after
 
 Deno.test("api v1: sessions need a live connection; with one they work over REST", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app, hub } = await setup(kv);
+  await using s = await setup(kv);
+  const { app, hub } = s;
   const a = await tokenFor(app, "alice");
   const bob = await login(hub, "bob", "password1");
   const refused = await call(app, "POST", "/api/v1/sessions", {
@@ -423,7 +435,8 @@ Deno.test("api v1: sessions need a live connection; with one they work over REST
 
 Deno.test("http: health, unknown routes and the OpenAPI document", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   const health = await call(app, "GET", "/healthz");
   assert.equal(health.status, 200);
   assert.equal(health.json.status, "ok");
@@ -437,7 +450,8 @@ Deno.test("http: health, unknown routes and the OpenAPI document", async () => {
 
 Deno.test("OpenAPI documents exactly the routes the app serves", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   const served = new Set(
     app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path}`),
   );
@@ -449,7 +463,8 @@ Deno.test("OpenAPI documents exactly the routes the app serves", async () => {
 
 Deno.test("every route that needs a token answers 401 without one, and with a revoked one", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { app } = await setup(kv);
+  await using s = await setup(kv);
+  const { app } = s;
   const revoked = await tokenFor(app, "alice");
   await call(app, "DELETE", "/api/v1/session", { token: revoked });
   const authed = documentedRoutes().filter((r) => r.auth);

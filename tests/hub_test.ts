@@ -5,13 +5,15 @@ import { FakeClock, FakePeer, login, makeHub } from "./_helpers.ts";
 
 Deno.test("Hub: a guest says hello and gets welcome, greeting and the history of general", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const { peer } = await login(hub, "Alice");
   const [welcome, greeting, history] = peer.frames;
   assert.deepEqual(welcome, {
     type: "welcome",
     username: "Alice",
     registered: false,
+    admin: false,
     mode: { kind: "room", room: "general" },
     rooms: ["general"],
     online_users: 1,
@@ -30,7 +32,8 @@ Deno.test("Hub: a guest says hello and gets welcome, greeting and the history of
 
 Deno.test("Hub: frames before hello are refused with not_logged_in, and the connection goes on", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const peer = new FakePeer();
   const id = hub.connect(peer);
   await hub.receive(id, { type: "message", message: "hi", ref: "r1" });
@@ -46,7 +49,8 @@ Deno.test("Hub: frames before hello are refused with not_logged_in, and the conn
 
 Deno.test("Hub: a room message reaches every member once, stamped by the clock, and is acked to its sender after storage", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub, clock } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   clock.advance(60_000);
@@ -77,7 +81,8 @@ Deno.test("Hub: a room message reaches every member once, stamped by the clock, 
 
 Deno.test("Hub: online and offline notices go to others with the online count", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   const online = alice.peer.of("system").find((f) => f.event === "online");
@@ -93,7 +98,8 @@ Deno.test("Hub: online and offline notices go to others with the online count", 
 
 Deno.test("Hub: a private message reaches both ends only, and waits for an offline recipient", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   const carol = await login(hub, "Carol");
@@ -140,7 +146,8 @@ Deno.test("Hub: a private message reaches both ends only, and waits for an offli
 
 Deno.test("Hub: private messages to yourself or to nobody are refused with a reason", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   await hub.receive(alice.id, { type: "private", target_username: "Alice", message: "me" });
   await hub.receive(alice.id, { type: "private", target_username: "Ghost", message: "boo" });
@@ -152,7 +159,8 @@ Deno.test("Hub: private messages to yourself or to nobody are refused with a rea
 
 Deno.test("Hub: register claims a name; from then on hello needs the right password", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   await hub.receive(alice.id, { type: "register", password: "123" });
   assert.equal(alice.peer.of("error")[0]!.code, "bad_field", "too short");
@@ -172,7 +180,8 @@ Deno.test("Hub: register claims a name; from then on hello needs the right passw
 
 Deno.test("Hub: hello with a password on a free name registers it", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const dave = await login(hub, "Dave", "secret-pw");
   assert.equal(dave.peer.of("welcome")[0]!.registered, true);
   const again = await login(hub, "Dave");
@@ -181,7 +190,8 @@ Deno.test("Hub: hello with a password on a free name registers it", async () => 
 
 Deno.test("Hub: one user on two connections sees what they send and receive on both", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const phone = await login(hub, "Alice");
   const laptop = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
@@ -214,7 +224,8 @@ Deno.test("Hub: one user on two connections sees what they send and receive on b
 
 Deno.test("Hub: sessions: request, accept, plain text goes to the partner, exit ends it for both", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   const carol = await login(hub, "Carol");
@@ -253,7 +264,8 @@ Deno.test("Hub: sessions: request, accept, plain text goes to the partner, exit 
 
 Deno.test("Hub: a rejected session tells both sides and changes no mode", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
@@ -273,7 +285,8 @@ Deno.test("Hub: a rejected session tells both sides and changes no mode", async 
 
 Deno.test("Hub: a session ends when the partner goes offline, and a request to an offline user is refused", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
@@ -286,7 +299,8 @@ Deno.test("Hub: a session ends when the partner goes offline, and a request to a
 
 Deno.test("Hub: rooms: join creates, members see each other, counts are right, general cannot be left", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "join", room: "games" });
@@ -316,7 +330,8 @@ Deno.test("Hub: rooms: join creates, members see each other, counts are right, g
 
 Deno.test("Hub: history pages backwards with before and limit", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   for (let i = 1; i <= 30; i++) await hub.receive(alice.id, { type: "message", message: `m${i}` });
   await hub.idle();
@@ -334,7 +349,8 @@ Deno.test("Hub: history pages backwards with before and limit", async () => {
 
 Deno.test("Hub: a returning user gets general's history with everything unread since they left", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv, new FakeClock(), { historySize: 3 });
+  await using ctx = await makeHub(kv, new FakeClock(), { historySize: 3 });
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "message", message: "seen" });
@@ -369,7 +385,8 @@ Deno.test("Hub: state survives a restart on the same store: users, rooms, messag
   try {
     {
       await using kv = await Deno.openKv(path);
-      const { hub } = await makeHub(kv);
+      await using ctx = await makeHub(kv);
+      const { hub } = ctx;
       const alice = await login(hub, "Alice", "alice-pw");
       const bob = await login(hub, "Bob");
       await hub.receive(alice.id, { type: "join", room: "games" });
@@ -385,7 +402,8 @@ Deno.test("Hub: state survives a restart on the same store: users, rooms, messag
     }
     {
       await using kv = await Deno.openKv(path);
-      const { hub } = await makeHub(kv);
+      await using ctx = await makeHub(kv);
+      const { hub } = ctx;
       const noPw = await login(hub, "Alice");
       assert.equal(noPw.peer.of("error")[0]!.code, "password_required");
       const alice = await login(hub, "Alice", "alice-pw");
@@ -409,7 +427,8 @@ Deno.test("Hub: state survives a restart on the same store: users, rooms, messag
 
 Deno.test("Hub: replies to a connection keep the order of its commands", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   alice.peer.clear();
   // Not awaited one by one: a client that pipelines its commands.
@@ -428,15 +447,19 @@ Deno.test("Hub: reconnecting while the last disconnect's cursors are being saved
   let arrive!: () => void;
   const expectSave = () => (arrived = new Promise((r) => (arrive = r)));
   class GatedStore extends KvStore {
+    gated = true;
     override async saveCursors(cursors: Cursor[]): Promise<void> {
       await super.saveCursors(cursors);
+      if (!this.gated) return;
       // Written; the caller hears so only when the test says.
       const gate = new Promise<void>((r) => (release = r));
       arrive();
       await gate;
     }
   }
-  const { hub } = await makeHub(kv, new FakeClock(), { store: new GatedStore(kv) });
+  const store = new GatedStore(kv);
+  await using ctx = await makeHub(kv, new FakeClock(), { store });
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   let bob = await login(hub, "Bob");
   // The save may finish at any point of the next login: try every offset of a few microtask hops.
@@ -459,11 +482,13 @@ Deno.test("Hub: reconnecting while the last disconnect's cursors are being saved
       "m was delivered live",
     );
   }
+  store.gated = false; // let the final close save without waiting
 });
 
 Deno.test("Hub: an idle offline user's cursors leave memory after a minute and come back from the store", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub, clock } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "seen" });
@@ -484,7 +509,8 @@ Deno.test("Hub: an idle offline user's cursors leave memory after a minute and c
 
 Deno.test("Hub: a REST sender's own message is read for them, but never skips earlier unread ones", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   await hub.login("Rest", "password1");
   await hub.request("Rest", { type: "message", message: "mine first" });
   let counts = (await hub.request("Rest", { type: "unread_counts" }))[0] as { chats: unknown[] };
@@ -520,7 +546,8 @@ Deno.test("Hub: a message that arrives while a connection's history is being rea
       return page;
     }
   }
-  const { hub } = await makeHub(kv, new FakeClock(), { store: new SlowHistory(kv) });
+  await using ctx = await makeHub(kv, new FakeClock(), { store: new SlowHistory(kv) });
+  const { hub } = ctx;
   const alice = await login(hub, "Alice");
   await hub.receive(alice.id, { type: "message", message: "old" });
   await hub.idle();

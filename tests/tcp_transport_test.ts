@@ -9,7 +9,8 @@ import { JsonClient, makeHub, withTimeout } from "./_helpers.ts";
 
 Deno.test("tcp: a reader that stops reading is dropped with a reason, and the room keeps flowing", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const { hub } = await makeHub(kv);
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
   let dropped!: () => void;
   const droppedP = new Promise<void>((r) => (dropped = r));
   const log = createLogger("warn", (line) => {

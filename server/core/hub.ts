@@ -6,11 +6,14 @@
  */
 
 import {
+  type AdminFrame,
   type ChatSummary,
   type ClientFrame,
+  type ConnectionEntry,
   type MessageFrame,
   type Mode,
   ProtocolError,
+  type QuotaState,
   type RoomEntry,
   type ServerFrame,
   type UserEntry,
@@ -22,9 +25,19 @@ import {
   MAX_UNREAD_REPLAY,
   MIN_PASSWORD_CHARS,
 } from "../../protocol/limits.ts";
-import type { ChatRecord, Store, StoredMessage, UserRecord } from "../store/store.ts";
+import type {
+  AuditRecord,
+  ChatRecord,
+  ReportRecord,
+  Store,
+  StoredMessage,
+  UserRecord,
+} from "../store/store.ts";
 import { ChatError } from "./errors.ts";
 import { Outbound, type Peer } from "./peer.ts";
+
+/** How often expired messages are removed from storage (they are hidden on read at once). */
+const SWEEP_EVERY_MS = 60_000;
 
 /** How long an offline user's read cursors stay cached after their last use. */
 const CURSOR_IDLE_MS = 60_000;
@@ -54,12 +67,33 @@ export interface HubOptions {
   historySize?: number;
   /** How long a login token lives, in ms (default 7 days). */
   tokenTtlMs?: number;
+  /** Reports from distinct users that mute someone (default 3). */
+  reportsToMute?: number;
+  /** How long a mute lasts, in ms (default 4 hours). */
+  muteForMs?: number;
+  /** Messages a user may send into public rooms per window (default 20 per hour); null: no limit. */
+  rateLimit?: RateLimit | null;
+  /** Private messages a user may send per window (default 30 per minute); null: no limit. */
+  privateRateLimit?: RateLimit | null;
+  /** How long messages live, in ms (default 1 hour); 0 keeps them. */
+  messageTtlMs?: number;
+  /** `closed`: only admins create accounts, and every login needs a password. */
+  registration?: "open" | "closed";
   /** Called with unexpected errors (the core never logs by itself). */
   onError?: (error: unknown, context: string) => void;
 }
 
+/** At most `count` messages in any `windowMs`. */
+export interface RateLimit {
+  count: number;
+  windowMs: number;
+}
+
 interface UserState {
   record: UserRecord;
+  /** Send times inside the current window, oldest first: public rooms and private messages. */
+  sent: number[];
+  sentPrivate: number[];
   conns: Set<Conn>;
   chats: Set<string>;
   /** Read cursors by chat, loaded while the user is online or polled over REST. */
@@ -93,6 +127,7 @@ interface Conn {
   /** The last message of this connection still being stored; other replies wait for it to keep order. */
   lastPost: Promise<void> | null;
   connectedAt: number;
+  lastSeen: number;
   closed: boolean;
 }
 
@@ -116,6 +151,15 @@ export class Hub {
   #passwords: PasswordHasher;
   #historySize: number;
   #tokenTtlMs: number;
+  #reportsToMute: number;
+  #muteForMs: number;
+  #rateLimit: RateLimit | null;
+  #privateRateLimit: RateLimit | null;
+  #messageTtlMs: number;
+  #registration: "open" | "closed";
+  /** Open reports by target, then reporter. */
+  #reports = new Map<string, Map<string, ReportRecord>>();
+  #lastSweep = 0;
   #onError: (error: unknown, context: string) => void;
 
   #users = new Map<string, UserState>();
@@ -140,6 +184,16 @@ export class Hub {
     this.#passwords = options.passwords;
     this.#historySize = Math.min(options.historySize ?? 20, MAX_PAGE);
     this.#tokenTtlMs = options.tokenTtlMs ?? 7 * 24 * 3600_000;
+    this.#reportsToMute = options.reportsToMute ?? 3;
+    this.#muteForMs = options.muteForMs ?? 4 * 3600_000;
+    this.#rateLimit = options.rateLimit === undefined
+      ? { count: 20, windowMs: 3600_000 }
+      : options.rateLimit;
+    this.#privateRateLimit = options.privateRateLimit === undefined
+      ? { count: 30, windowMs: 60_000 }
+      : options.privateRateLimit;
+    this.#messageTtlMs = options.messageTtlMs ?? 3600_000;
+    this.#registration = options.registration ?? "open";
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -165,6 +219,11 @@ export class Hub {
       this.#rooms.get(chat)?.members.add(u);
     }
     for (const [chat, seq] of snap.seqs) this.#seqs.set(chat, seq);
+    for (const report of snap.reports) {
+      let m = this.#reports.get(report.target);
+      if (!m) this.#reports.set(report.target, m = new Map());
+      m.set(report.reporter, report);
+    }
     if (!this.#rooms.has(GENERAL)) {
       const record: ChatRecord = {
         id: GENERAL,
@@ -180,6 +239,8 @@ export class Hub {
   #addUserState(record: UserRecord): UserState {
     const u: UserState = {
       record,
+      sent: [],
+      sentPrivate: [],
       conns: new Set(),
       chats: new Set(),
       cursors: null,
@@ -210,6 +271,7 @@ export class Hub {
       held: null,
       lastPost: null,
       connectedAt: this.#clock.now(),
+      lastSeen: this.#clock.now(),
       closed: false,
     });
     return id;
@@ -223,6 +285,7 @@ export class Hub {
   receive(connId: number, frame: ClientFrame): Promise<void> {
     const conn = this.#conns.get(connId);
     if (!conn || conn.closed) return Promise.resolve();
+    conn.lastSeen = this.#clock.now();
     const run = conn.chain.then(() => this.#dispatch(conn, frame));
     conn.chain = run;
     return run;
@@ -264,6 +327,10 @@ export class Hub {
   async maintain(): Promise<void> {
     await this.#flushCursors();
     const now = this.#clock.now();
+    if (this.#messageTtlMs > 0 && now - this.#lastSweep >= SWEEP_EVERY_MS) {
+      this.#lastSweep = now;
+      for (const chat of this.#seqs.keys()) await this.#store.sweepExpired(chat, now);
+    }
     for (const u of this.#cursorCache) {
       if (
         u.conns.size === 0 && u.busy === 0 && u.dirty.size === 0 &&
@@ -333,9 +400,15 @@ export class Hub {
       if (!(await this.#passwords.verify(password, u.record.passwordHash))) {
         throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
       }
+    } else if (this.#registration === "closed") {
+      throw new ChatError(
+        "forbidden",
+        "Registration is closed: ask an admin to create your account",
+      );
     } else {
       u = await this.#claim(username, password, u);
     }
+    this.#checkNotBanned(u);
     this.#use(u);
     try {
       await this.#loadCursors(u);
@@ -366,6 +439,7 @@ export class Hub {
         "Your token is unknown or expired: log in again (POST /connect)",
       );
     }
+    this.#checkNotBanned(this.#users.get(record.user)!);
     return record.user;
   }
 
@@ -407,6 +481,7 @@ export class Hub {
       held: null,
       lastPost: null,
       connectedAt: this.#clock.now(),
+      lastSeen: this.#clock.now(),
       closed: false,
     };
     await this.#dispatch(conn, frame);
@@ -516,6 +591,12 @@ export class Hub {
         });
       case "members":
         return this.#send(conn, this.#members(frame.room, frame.ref));
+      case "report":
+        return await this.#report(conn, u, frame.username, frame.reason ?? "", frame.ref);
+      case "delete_message":
+        return await this.#deleteMessage(conn, u, frame.id, frame.ref);
+      default:
+        return await this.#admin(conn, u, frame);
       case "status":
         return this.#send(conn, this.#status(conn, u, frame.ref));
     }
@@ -564,6 +645,12 @@ export class Hub {
       );
     }
     let u = this.#findUser(validateUsername(frame.username));
+    if (this.#registration === "closed" && !u?.record.passwordHash) {
+      throw new ChatError(
+        "forbidden",
+        "Registration is closed: ask an admin to create your account",
+      );
+    }
     if (u?.record.passwordHash) {
       if (frame.password === undefined) {
         throw new ChatError(
@@ -580,6 +667,7 @@ export class Hub {
     } else if (!u) {
       u = await this.#createUser(frame.username, null);
     }
+    this.#checkNotBanned(u);
     if (conn.closed) return;
     await this.#attach(conn, u, frame.ref, frame.since);
   }
@@ -655,10 +743,12 @@ export class Hub {
     u.conns.add(conn);
     conn.sessionView = u.session !== null;
     if (first) this.#goOnline(u);
+    this.#touch(u, conn.peer.ip);
     this.#send(conn, {
       type: "welcome",
       username: u.record.name,
       registered: u.record.passwordHash !== null,
+      admin: u.record.admin,
       mode: this.#mode(conn),
       rooms: this.#roomsOf(u),
       online_users: this.#onlineUsers,
@@ -684,7 +774,10 @@ export class Hub {
     const cursor = cursors.get(GENERAL) ?? last;
     const unread = first ? Math.max(0, last - cursor) : 0;
     const count = Math.min(Math.max(this.#historySize, unread), MAX_UNREAD_REPLAY);
-    const general = await this.#store.listMessages(GENERAL, { limit: count });
+    const general = await this.#store.listMessages(GENERAL, {
+      limit: count,
+      now: this.#clock.now(),
+    });
     this.#send(conn, {
       type: "history",
       chat: GENERAL,
@@ -701,6 +794,7 @@ export class Hub {
       const from = cursors.get(chat) ?? 0;
       if (seq <= from) continue;
       const messages = await this.#store.listMessages(chat, {
+        now: this.#clock.now(),
         limit: MAX_UNREAD_REPLAY,
         after: from,
       });
@@ -720,7 +814,12 @@ export class Hub {
   /** Sends every message of the user's chats newer than `since` (a message id): a client resuming a stream. */
   async #resume(conn: Conn, u: UserState, since: string): Promise<void> {
     for (const chat of [...u.chats]) {
-      const messages = await this.#store.listMessagesSinceId(chat, since, MAX_UNREAD_REPLAY);
+      const messages = await this.#store.listMessagesSinceId(
+        chat,
+        since,
+        MAX_UNREAD_REPLAY,
+        this.#clock.now(),
+      );
       if (messages.length === 0) continue;
       this.#send(conn, {
         type: "history",
@@ -762,8 +861,9 @@ export class Hub {
       },
       u,
     );
+    this.#touch(u, u.record.lastIp ?? "");
     // The cache stays: maintain() evicts it once the user has been idle for a while.
-    this.#background(this.#flushCursorsOf([u]), "save cursors");
+    if (!this.#closing) this.#background(this.#flushCursorsOf([u]), "save cursors");
   }
 
   // ---------------------------------------------------------------- messages
@@ -826,6 +926,7 @@ export class Hub {
   ): void {
     if (text.length > MAX_MESSAGE_CHARS) throw new ChatError("too_long", "The message is too long");
     const now = this.#clock.now();
+    this.#checkCanSend(u, to !== undefined, now);
     const seq = (this.#seqs.get(chat) ?? 0) + 1;
     this.#seqs.set(chat, seq);
     const msg: StoredMessage = {
@@ -836,6 +937,7 @@ export class Hub {
       text,
       ts: now,
       ...(to ? { to: to.record.name } : {}),
+      ...(this.#messageTtlMs > 0 ? { expiresAt: now + this.#messageTtlMs } : {}),
     };
     const done = this.#store.appendMessage(msg).then(
       () => {
@@ -900,6 +1002,7 @@ export class Hub {
     const chat = this.#resolveChat(conn, u, address);
     const limit = page.limit ?? this.#historySize;
     const messages = await this.#store.listMessages(chat, {
+      now: this.#clock.now(),
       limit,
       ...(page.before === undefined ? {} : { before: page.before }),
       ...(page.after === undefined ? {} : { after: page.after }),
@@ -929,7 +1032,11 @@ export class Hub {
     const seq = this.#seqs.get(chat) ?? 0;
     const from = u.cursors?.get(chat) ?? 0;
     const messages = seq > from
-      ? await this.#store.listMessages(chat, { limit: limit ?? this.#historySize, after: from })
+      ? await this.#store.listMessages(chat, {
+        limit: limit ?? this.#historySize,
+        after: from,
+        now: this.#clock.now(),
+      })
       : [];
     if (messages.length > 0) this.#advance(u, chat, messages.at(-1)!.seq);
     this.#send(conn, {
@@ -1035,7 +1142,10 @@ export class Hub {
         ...(c === conn && r !== undefined ? { ref: r } : {}),
       });
     }
-    const messages = await this.#store.listMessages(name, { limit: this.#historySize });
+    const messages = await this.#store.listMessages(name, {
+      limit: this.#historySize,
+      now: this.#clock.now(),
+    });
     this.#send(conn, {
       type: "history",
       chat: name,
@@ -1216,6 +1326,342 @@ export class Hub {
     }
   }
 
+  // ---------------------------------------------------------------- moderation
+
+  #mutedUntil(u: UserState): number | null {
+    const until = u.record.mutedUntil;
+    return until && until > this.#clock.now() ? until : null;
+  }
+
+  #checkNotBanned(u: UserState): void {
+    const until = u.record.bannedUntil;
+    if (until && until > this.#clock.now()) {
+      const when = until >= Number.MAX_SAFE_INTEGER ? "for good" : `until ${iso(until)}`;
+      throw new ChatError(
+        "banned",
+        `${u.record.name} is banned ${when}${u.record.banReason ? `: ${u.record.banReason}` : ""}`,
+      );
+    }
+  }
+
+  /** Refuses a message from a muted user or one over their quota, and counts it otherwise. */
+  #checkCanSend(u: UserState, isPrivate: boolean, now: number): void {
+    const muted = this.#mutedUntil(u);
+    if (muted !== null) {
+      throw new ChatError("muted", `You are muted until ${iso(muted)}; you can still read`);
+    }
+    const limit = isPrivate ? this.#privateRateLimit : this.#rateLimit;
+    if (!limit) return;
+    const sent = isPrivate ? u.sentPrivate : u.sent;
+    while (sent.length > 0 && sent[0]! <= now - limit.windowMs) sent.shift();
+    if (sent.length >= limit.count) {
+      const next = sent[0]! + limit.windowMs;
+      const what = isPrivate ? "private messages" : "messages to rooms";
+      throw new ChatError(
+        "rate_limited",
+        `You can send ${limit.count} ${what} per ${
+          duration(limit.windowMs)
+        }; the next one is accepted at ${iso(next)}`,
+      );
+    }
+    sent.push(now);
+  }
+
+  #quotaState(u: UserState): QuotaState | null {
+    const limit = this.#rateLimit;
+    if (!limit) return null;
+    const now = this.#clock.now();
+    const inWindow = u.sent.filter((t) => t > now - limit.windowMs);
+    const remaining = Math.max(0, limit.count - inWindow.length);
+    return {
+      limit: limit.count,
+      window_s: Math.round(limit.windowMs / 1000),
+      remaining,
+      next_at: remaining > 0 ? null : iso(inWindow[0]! + limit.windowMs),
+    };
+  }
+
+  async #audit(
+    actor: UserState | null,
+    action: AuditRecord["action"],
+    target: string,
+    reason: string,
+    detail?: string,
+  ): Promise<void> {
+    const at = this.#clock.now();
+    await this.#store.appendAudit({
+      id: this.#newId(at),
+      at,
+      actor: actor?.record.name ?? "system",
+      action,
+      target,
+      reason,
+      ...(detail === undefined ? {} : { detail }),
+    });
+  }
+
+  async #report(
+    conn: Conn,
+    u: UserState,
+    name: string,
+    reason: string,
+    r: string | undefined,
+  ): Promise<void> {
+    const target = this.#requireUser(name);
+    const t = target.record.name;
+    if (target === u) throw new ChatError("bad_field", "You cannot report yourself");
+    const muted = this.#mutedUntil(target);
+    if (muted !== null) {
+      return this.#send(conn, this.#system(`${t} is already muted until ${iso(muted)}`, r));
+    }
+    let reports = this.#reports.get(t);
+    if (!reports) this.#reports.set(t, reports = new Map());
+    if (reports.has(u.record.name)) {
+      return this.#send(
+        conn,
+        this.#system(
+          `You already reported ${t}; ${reports.size} of ${this.#reportsToMute} reports so far`,
+          r,
+        ),
+      );
+    }
+    const record: ReportRecord = {
+      target: t,
+      reporter: u.record.name,
+      at: this.#clock.now(),
+      reason,
+    };
+    reports.set(u.record.name, record);
+    await this.#store.putReport(record);
+    await this.#audit(u, "report", t, reason);
+    if (reports.size < this.#reportsToMute) {
+      return this.#send(
+        conn,
+        this.#system(`You reported ${t} (${reports.size} of ${this.#reportsToMute})`, r),
+      );
+    }
+    // Enough distinct reporters: the mute starts, and the count starts again from zero.
+    const reporters = [...reports.keys()];
+    this.#reports.delete(t);
+    await this.#store.clearReports(t, reporters);
+    const until = this.#clock.now() + this.#muteForMs;
+    await this.#setMute(null, target, until, `reported by ${reporters.length} users`);
+    this.#send(conn, this.#system(`You reported ${t}; ${t} is now muted until ${iso(until)}`, r));
+  }
+
+  async #setMute(
+    actor: UserState | null,
+    target: UserState,
+    until: number | null,
+    reason: string,
+  ): Promise<void> {
+    target.record = { ...target.record, mutedUntil: until };
+    await this.#store.updateUser(target.record);
+    const action = until === null ? "unmute" : "mute";
+    await this.#audit(
+      actor,
+      action,
+      target.record.name,
+      reason,
+      until === null ? undefined : `until ${iso(until)}`,
+    );
+    const text = until === null
+      ? "You are no longer muted"
+      : `You are muted until ${iso(until)} (${reason}); you can still read`;
+    this.#sendUser(target, new Outbound(this.#system(text)));
+  }
+
+  async #deleteMessage(conn: Conn, u: UserState, id: string, r: string | undefined): Promise<void> {
+    const msg = await this.#store.getMessage(id);
+    if (!msg || (msg.expiresAt !== undefined && msg.expiresAt <= this.#clock.now())) {
+      throw new ChatError(
+        "no_such_message",
+        `There is no message ${id} (it may have expired or been deleted)`,
+      );
+    }
+    if (msg.from !== u.record.name && !u.record.admin) {
+      throw new ChatError("forbidden", "Only its author or an admin can delete a message");
+    }
+    await this.#store.deleteMessage(msg);
+    await this.#audit(
+      u,
+      "delete",
+      msg.from,
+      "",
+      `${msg.chat}#${msg.seq}: ${msg.text.slice(0, 80)}`,
+    );
+    const frame = (viewer: UserState): ServerFrame => ({
+      type: "message_deleted",
+      id: msg.id,
+      chat: this.#address(viewer, msg.chat),
+      seq: msg.seq,
+      by: u.record.name,
+      timestamp: this.#ts(),
+    });
+    const audience = msg.to !== undefined
+      ? [msg.from, msg.to].map((n) => this.#users.get(n)).filter((x): x is UserState =>
+        x !== undefined
+      )
+      : [...(this.#rooms.get(msg.chat)?.online ?? [])];
+    for (const viewer of audience) this.#sendUser(viewer, new Outbound(frame(viewer)));
+    // The one who asked always hears back (a REST caller or an admin outside the room).
+    if (!audience.includes(u) || !u.conns.has(conn)) {
+      this.#send(conn, { ...frame(u), ...(r === undefined ? {} : { ref: r }) });
+    }
+  }
+
+  /** Admin commands: only admins, checked here for every wire. */
+  async #admin(conn: Conn, u: UserState, frame: AdminFrame & { ref?: string }): Promise<void> {
+    if (!u.record.admin) {
+      throw new ChatError("forbidden", `Only admins can use "${frame.type}"`);
+    }
+    const r = frame.ref;
+    switch (frame.type) {
+      case "kick": {
+        const target = this.#requireUser(frame.username);
+        const reason = frame.reason ?? "";
+        await this.#audit(u, "kick", target.record.name, reason);
+        const n = this.#closeAll(
+          target,
+          `You were kicked by ${u.record.name}${reason ? `: ${reason}` : ""}`,
+        );
+        return this.#send(
+          conn,
+          this.#system(`Kicked ${target.record.name} (${n} connection${n === 1 ? "" : "s"})`, r),
+        );
+      }
+      case "mute": {
+        const target = this.#requireUser(frame.username);
+        const until = this.#clock.now() +
+          (frame.minutes === undefined ? this.#muteForMs : frame.minutes * 60_000);
+        await this.#setMute(u, target, until, frame.reason || `muted by ${u.record.name}`);
+        return this.#send(
+          conn,
+          this.#system(`${target.record.name} is muted until ${iso(until)}`, r),
+        );
+      }
+      case "unmute": {
+        const target = this.#requireUser(frame.username);
+        this.#reports.delete(target.record.name);
+        await this.#setMute(u, target, null, frame.reason ?? "");
+        return this.#send(conn, this.#system(`${target.record.name} is no longer muted`, r));
+      }
+      case "ban": {
+        const target = this.#requireUser(frame.username);
+        if (target === u) throw new ChatError("bad_field", "You cannot ban yourself");
+        const until = frame.minutes === undefined
+          ? Number.MAX_SAFE_INTEGER
+          : this.#clock.now() + frame.minutes * 60_000;
+        const reason = frame.reason ?? "";
+        target.record = { ...target.record, bannedUntil: until, banReason: reason };
+        await this.#store.updateUser(target.record);
+        await this.#store.revokeTokens(target.record.name);
+        const when = frame.minutes === undefined ? "for good" : `until ${iso(until)}`;
+        await this.#audit(u, "ban", target.record.name, reason, when);
+        this.#closeAll(target, `You are banned ${when}${reason ? `: ${reason}` : ""}`);
+        return this.#send(conn, this.#system(`${target.record.name} is banned ${when}`, r));
+      }
+      case "unban": {
+        const target = this.#requireUser(frame.username);
+        target.record = { ...target.record, bannedUntil: null };
+        await this.#store.updateUser(target.record);
+        await this.#audit(u, "unban", target.record.name, frame.reason ?? "");
+        return this.#send(conn, this.#system(`${target.record.name} is no longer banned`, r));
+      }
+      case "connections": {
+        const connections: ConnectionEntry[] = [...this.#conns.values()].map((c) => ({
+          id: c.id,
+          username: c.user?.record.name ?? null,
+          transport: c.peer.transport,
+          ip: c.peer.ip,
+          connected_at: iso(c.connectedAt),
+          last_seen: iso(c.lastSeen),
+        }));
+        return this.#send(conn, {
+          type: "connections_list",
+          connections,
+          timestamp: this.#ts(),
+          ...(r === undefined ? {} : { ref: r }),
+        });
+      }
+      case "audit": {
+        const limit = frame.limit ?? 50;
+        const entries = await this.#store.listAudit({
+          limit,
+          ...(frame.before === undefined ? {} : { before: frame.before }),
+        });
+        return this.#send(conn, {
+          type: "audit_log",
+          entries: entries.map((e) => ({ ...e, at: iso(e.at) })),
+          has_more: entries.length === limit,
+          ...(r === undefined ? {} : { ref: r }),
+        });
+      }
+      case "reports": {
+        const reports = [...this.#users.values()]
+          .filter((x) => this.#reports.has(x.record.name) || this.#mutedUntil(x) !== null)
+          .map((x) => {
+            const muted = this.#mutedUntil(x);
+            return {
+              username: x.record.name,
+              reporters: [...(this.#reports.get(x.record.name)?.keys() ?? [])].sort(),
+              muted_until: muted === null ? null : iso(muted),
+            };
+          });
+        return this.#send(conn, {
+          type: "reports_list",
+          reports,
+          timestamp: this.#ts(),
+          ...(r === undefined ? {} : { ref: r }),
+        });
+      }
+      case "create_user": {
+        if (this.#findUser(frame.username)) {
+          throw new ChatError("name_taken", `The name ${frame.username} is taken`);
+        }
+        checkPassword(frame.password);
+        const created = await this.#createUser(
+          frame.username,
+          await this.#passwords.hash(frame.password),
+        );
+        if (frame.admin) {
+          created.record = { ...created.record, admin: true };
+          await this.#store.updateUser(created.record);
+        }
+        await this.#audit(
+          u,
+          "create_user",
+          created.record.name,
+          "",
+          frame.admin ? "admin" : undefined,
+        );
+        return this.#send(
+          conn,
+          this.#system(`Created ${frame.admin ? "admin" : "user"} ${created.record.name}`, r),
+        );
+      }
+    }
+  }
+
+  /** Says goodbye to every connection of a user and closes them; returns how many. */
+  #closeAll(u: UserState, reason: string): number {
+    const conns = [...u.conns];
+    const bye = new Outbound({ type: "bye", reason });
+    for (const c of conns) {
+      c.peer.send(bye);
+      c.peer.close(reason);
+    }
+    return conns.length;
+  }
+
+  /** Records when and from where a user was last seen. */
+  #touch(u: UserState, ip: string): void {
+    u.record = { ...u.record, lastSeen: this.#clock.now(), ...(ip ? { lastIp: ip } : {}) };
+    // After close() the store may be gone: connections closing then change nothing durable.
+    if (this.#closing) return;
+    this.#background(this.#store.updateUser(u.record), "save last seen");
+  }
+
   // ---------------------------------------------------------------- lists and status
 
   #usersList(r: string | undefined): ServerFrame {
@@ -1267,6 +1713,9 @@ export class Hub {
       mode: this.#mode(conn),
       rooms: this.#roomsOf(u),
       session: u.session?.record.name ?? null,
+      admin: u.record.admin,
+      muted_until: this.#mutedUntil(u) === null ? null : iso(this.#mutedUntil(u)!),
+      quota: this.#quotaState(u),
       chats: this.#chatSummaries(u),
       connections: u.conns.size,
       online_users: this.#onlineUsers,
@@ -1398,6 +1847,13 @@ async function sha256(text: string): Promise<string> {
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
   );
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Formats a window length for people: "1h", "30m", "45s". */
+function duration(ms: number): string {
+  if (ms % 3600_000 === 0) return `${ms / 3600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
 }
 
 function checkPassword(password: string): void {

@@ -19,6 +19,13 @@ export const keys = {
   token: (hash: string) => ["tokens", hash] as const,
   userTokens: (user: string) => ["user_tokens", user] as const,
   userToken: (user: string, hash: string) => ["user_tokens", user, hash] as const,
+  messageId: (id: string) => ["message_ids", id] as const,
+  reports: () => ["reports"] as const,
+  reportsOf: (target: string) => ["reports", target] as const,
+  report: (target: string, reporter: string) => ["reports", target, reporter] as const,
+  audits: () => ["audit"] as const,
+  audit: (id: string) => ["audit", id] as const,
+  lease: () => ["server_lease"] as const,
   cursors: (user: string) => ["cursors", user] as const,
   cursor: (user: string, chat: string) => ["cursors", user, chat] as const,
 };

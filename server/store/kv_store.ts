@@ -6,10 +6,13 @@
 
 import { keys } from "./keys.ts";
 import {
+  type AuditRecord,
   type ChatRecord,
   ConflictError,
   type Cursor,
+  type LeaseRecord,
   type ListOptions,
+  type ReportRecord,
   type Store,
   type StoredMessage,
   type StoreSnapshot,
@@ -18,7 +21,7 @@ import {
 } from "./store.ts";
 
 /** Deno KV refuses an atomic with more than 1000 mutations or 800 KiB; stay well below. */
-const MAX_BATCH_MUTATIONS = 500;
+const MAX_BATCH_MUTATIONS = 900;
 const MAX_BATCH_BYTES = 512 * 1024;
 
 interface PendingWrite {
@@ -68,7 +71,13 @@ export class KvStore implements Store {
     for await (const e of this.#kv.list<number>({ prefix: keys.seqs() }, { batchSize: 500 })) {
       seqs.set(String(e.key[1]), e.value);
     }
-    return { users, chats, members, seqs };
+    const reports: ReportRecord[] = [];
+    for await (
+      const e of this.#kv.list<ReportRecord>({ prefix: keys.reports() }, { batchSize: 500 })
+    ) {
+      reports.push(e.value);
+    }
+    return { users, chats, members, seqs, reports };
   }
 
   async createUser(user: UserRecord): Promise<void> {
@@ -100,39 +109,172 @@ export class KvStore implements Store {
   }
 
   appendMessage(message: StoredMessage): Promise<void> {
+    // KV's expireIn is best effort: readers check expiresAt too, and maintain() sweeps.
+    const ttl = message.expiresAt === undefined
+      ? {}
+      : { expireIn: Math.max(1, message.expiresAt - message.ts) };
     return this.#write(
       [
-        { type: "set", key: keys.message(message.chat, message.seq), value: message },
+        { type: "set", key: keys.message(message.chat, message.seq), value: message, ...ttl },
+        {
+          type: "set",
+          key: keys.messageId(message.id),
+          value: [message.chat, message.seq],
+          ...ttl,
+        },
         // The counter survives even when every message of a chat has expired and been swept.
         { type: "set", key: keys.seq(message.chat), value: message.seq },
       ],
-      message.text.length * 3 + 256,
+      message.text.length * 3 + 300,
     );
+  }
+
+  async getMessage(id: string): Promise<StoredMessage | null> {
+    const ref = (await this.#kv.get<[string, number]>(keys.messageId(id))).value;
+    if (!ref) return null;
+    return (await this.#kv.get<StoredMessage>(keys.message(ref[0], ref[1]))).value;
+  }
+
+  deleteMessage(message: StoredMessage): Promise<void> {
+    return this.#write([
+      { type: "delete", key: keys.message(message.chat, message.seq) },
+      { type: "delete", key: keys.messageId(message.id) },
+    ]);
+  }
+
+  async sweepExpired(chat: string, now: number): Promise<number> {
+    // Messages expire in the order they were written: sweep from the oldest until a live one.
+    const doomed: StoredMessage[] = [];
+    for await (
+      const e of this.#kv.list<StoredMessage>({ prefix: keys.messages(chat) }, { limit: 200 })
+    ) {
+      if (e.value.expiresAt === undefined || e.value.expiresAt > now) break;
+      doomed.push(e.value);
+    }
+    if (doomed.length === 0) return 0;
+    await this.#write(doomed.flatMap((m) => [
+      { type: "delete", key: keys.message(m.chat, m.seq) } as const,
+      { type: "delete", key: keys.messageId(m.id) } as const,
+    ]));
+    return doomed.length;
+  }
+
+  putReport(report: ReportRecord): Promise<void> {
+    return this.#write([{
+      type: "set",
+      key: keys.report(report.target, report.reporter),
+      value: report,
+    }]);
+  }
+
+  clearReports(target: string, reporters: string[]): Promise<void> {
+    return this.#write(reporters.map((r) => ({ type: "delete", key: keys.report(target, r) })));
+  }
+
+  appendAudit(entry: AuditRecord): Promise<void> {
+    return this.#write([{ type: "set", key: keys.audit(entry.id), value: entry }]);
+  }
+
+  async listAudit(options: { limit: number; before?: string }): Promise<AuditRecord[]> {
+    const selector = options.before === undefined
+      ? { prefix: keys.audits() }
+      : { prefix: keys.audits(), end: keys.audit(options.before) };
+    const out: AuditRecord[] = [];
+    for await (
+      const e of this.#kv.list<AuditRecord>(selector, { limit: options.limit, reverse: true })
+    ) {
+      out.push(e.value);
+    }
+    return out;
+  }
+
+  async revokeTokens(user: string): Promise<void> {
+    const mutations: Deno.KvMutation[] = [];
+    for await (const e of this.#kv.list({ prefix: keys.userTokens(user) })) {
+      mutations.push({ type: "delete", key: e.key }, {
+        type: "delete",
+        key: keys.token(String(e.key[2])),
+      });
+    }
+    for (let i = 0; i < mutations.length; i += 400) await this.#write(mutations.slice(i, i + 400));
+  }
+
+  /** Deletes a user with their tokens, memberships, cursors and reports (their messages stay). */
+  async deleteUser(name: string): Promise<void> {
+    await this.revokeTokens(name);
+    const mutations: Deno.KvMutation[] = [{ type: "delete", key: keys.user(name) }];
+    for await (const e of this.#kv.list({ prefix: keys.cursors(name) })) {
+      mutations.push({ type: "delete", key: e.key }, {
+        type: "delete",
+        key: keys.member(String(e.key[2]), name),
+      });
+    }
+    for await (const e of this.#kv.list({ prefix: keys.reportsOf(name) })) {
+      mutations.push({ type: "delete", key: e.key });
+    }
+    for (let i = 0; i < mutations.length; i += 400) await this.#write(mutations.slice(i, i + 400));
+  }
+
+  /** Reads a user record. */
+  async getUser(name: string): Promise<UserRecord | null> {
+    return (await this.#kv.get<UserRecord>(keys.user(name))).value;
+  }
+
+  /** Writes who holds this data file, for `ttlMs`. */
+  async putLease(lease: LeaseRecord, ttlMs: number): Promise<void> {
+    await this.#kv.set(keys.lease(), lease, { expireIn: ttlMs });
+  }
+
+  /** Reads who holds this data file (the caller checks how fresh it is). */
+  async getLease(): Promise<LeaseRecord | null> {
+    return (await this.#kv.get<LeaseRecord>(keys.lease())).value;
+  }
+
+  /** Releases the data file. */
+  async deleteLease(): Promise<void> {
+    await this.#kv.delete(keys.lease());
   }
 
   async listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]> {
     const prefix = keys.messages(chat);
+    const now = options.now;
+    const live = (m: StoredMessage) =>
+      now === undefined || m.expiresAt === undefined || m.expiresAt > now;
     const out: StoredMessage[] = [];
     if (options.after !== undefined) {
+      // Expired messages not yet swept are skipped, so a page is still `limit` long when it can be.
       const iter = this.#kv.list<StoredMessage>(
         { prefix, start: keys.message(chat, options.after + 1) },
-        { limit: options.limit },
+        { batchSize: Math.min(options.limit + 10, 500) },
       );
-      for await (const e of iter) out.push(e.value);
+      for await (const e of iter) {
+        if (!live(e.value)) continue;
+        out.push(e.value);
+        if (out.length >= options.limit) break;
+      }
       return out;
     }
     const selector = options.before === undefined
       ? { prefix }
       : { prefix, end: keys.message(chat, options.before) };
-    for await (
-      const e of this.#kv.list<StoredMessage>(selector, { limit: options.limit, reverse: true })
-    ) {
+    const iter = this.#kv.list<StoredMessage>(selector, {
+      reverse: true,
+      batchSize: Math.min(options.limit + 10, 500),
+    });
+    for await (const e of iter) {
+      if (!live(e.value)) continue;
       out.push(e.value);
+      if (out.length >= options.limit) break;
     }
     return out.reverse();
   }
 
-  async listMessagesSinceId(chat: string, id: string, limit: number): Promise<StoredMessage[]> {
+  async listMessagesSinceId(
+    chat: string,
+    id: string,
+    limit: number,
+    now?: number,
+  ): Promise<StoredMessage[]> {
     // Ids grow with seq (one writer, monotonic ULIDs), so walk back from the newest until `id`.
     const out: StoredMessage[] = [];
     const iter = this.#kv.list<StoredMessage>({ prefix: keys.messages(chat) }, {
@@ -141,6 +283,9 @@ export class KvStore implements Store {
     });
     for await (const e of iter) {
       if (e.value.id <= id || out.length >= limit) break;
+      if (now !== undefined && e.value.expiresAt !== undefined && e.value.expiresAt <= now) {
+        continue;
+      }
       out.push(e.value);
     }
     return out.reverse();

@@ -10,6 +10,40 @@ export interface UserRecord {
   passwordHash: string | null;
   admin: boolean;
   createdAt: number;
+  /** Muted (can read, cannot send) until this time. */
+  mutedUntil?: number | null;
+  /** Banned (cannot log in) until this time; `Number.MAX_SAFE_INTEGER` for good. */
+  bannedUntil?: number | null;
+  banReason?: string;
+  /** Last time the user did anything, and from where. */
+  lastSeen?: number;
+  lastIp?: string;
+}
+
+/** One report against a user. */
+export interface ReportRecord {
+  target: string;
+  reporter: string;
+  at: number;
+  reason: string;
+}
+
+/** One audit entry (see AuditEntry on the wire). */
+export interface AuditRecord {
+  id: string;
+  at: number;
+  actor: string;
+  action: "report" | "mute" | "unmute" | "ban" | "unban" | "kick" | "delete" | "create_user";
+  target: string;
+  reason: string;
+  detail?: string;
+}
+
+/** Who holds a data file: written by a running server, checked by the `user` command. */
+export interface LeaseRecord {
+  pid: number;
+  hostname: string;
+  at: number;
 }
 
 /** A chat: a public room, or the private conversation of two users (`dm`). */
@@ -29,6 +63,8 @@ export interface StoredMessage {
   text: string;
   ts: number;
   to?: string;
+  /** When the message stops existing (message lifetime); absent: kept. */
+  expiresAt?: number;
 }
 
 /** What the core loads once at start: everything but messages and cursors, which are read on demand. */
@@ -37,6 +73,7 @@ export interface StoreSnapshot {
   chats: ChatRecord[];
   members: Array<{ chat: string; user: string }>;
   seqs: Map<string, number>;
+  reports: ReportRecord[];
 }
 
 /** One read cursor: the last message of `chat` that `user` has seen. */
@@ -58,6 +95,8 @@ export interface ListOptions {
   limit: number;
   before?: number;
   after?: number;
+  /** Messages that expired at or before this time are skipped. */
+  now?: number;
 }
 
 /** Persistence for the chat core. Writes resolve only once they are durable. */
@@ -79,13 +118,34 @@ export interface Store {
   /** Lists messages of a chat in ascending order. */
   listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]>;
   /** Lists the messages of a chat whose id sorts after `id` (oldest first), at most the newest `limit`. */
-  listMessagesSinceId(chat: string, id: string, limit: number): Promise<StoredMessage[]>;
+  listMessagesSinceId(
+    chat: string,
+    id: string,
+    limit: number,
+    now?: number,
+  ): Promise<StoredMessage[]>;
   /** Stores a token record under its hash until it expires. */
   putToken(hash: string, token: TokenRecord): Promise<void>;
   /** Reads a token record by hash (null if unknown; the caller checks expiry). */
   getToken(hash: string): Promise<TokenRecord | null>;
   /** Deletes one token. */
   deleteToken(hash: string, user: string): Promise<void>;
+  /** Finds a message by id (null if unknown or deleted; the caller checks expiry). */
+  getMessage(id: string): Promise<StoredMessage | null>;
+  /** Removes a message. */
+  deleteMessage(message: StoredMessage): Promise<void>;
+  /** Removes expired messages at the start of a chat; returns how many. */
+  sweepExpired(chat: string, now: number): Promise<number>;
+  /** Records a report. */
+  putReport(report: ReportRecord): Promise<void>;
+  /** Forgets every report against a user. */
+  clearReports(target: string, reporters: string[]): Promise<void>;
+  /** Appends an audit entry. */
+  appendAudit(entry: AuditRecord): Promise<void>;
+  /** Lists audit entries, newest first, older than `before` (an entry id). */
+  listAudit(options: { limit: number; before?: string }): Promise<AuditRecord[]>;
+  /** Revokes every token of a user. */
+  revokeTokens(user: string): Promise<void>;
   /** Reads every read cursor of a user, by chat. */
   getCursors(user: string): Promise<Map<string, number>>;
   /** Saves read cursors (batched with other writes). */

@@ -17,7 +17,13 @@ import {
   MAX_OUTBOUND_BYTES,
   TEXT_GREETING_DELAY_MS,
 } from "../../protocol/limits.ts";
-import { HELP_LINES, parseLine, promptFor, renderFrame } from "../../protocol/text.ts";
+import {
+  ADMIN_HELP_LINES,
+  HELP_LINES,
+  parseLine,
+  promptFor,
+  renderFrame,
+} from "../../protocol/text.ts";
 import type { Hub } from "../core/hub.ts";
 import { Outbound, type Peer, type Transport } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
@@ -218,6 +224,8 @@ class TcpConnection implements Peer {
         return this.#writeText("");
       case "help":
         return this.#writeText(HELP_LINES.join("\r\n") + "\r\n");
+      case "admin_help":
+        return this.#writeText(ADMIN_HELP_LINES.join("\r\n") + "\r\n");
       case "quit":
         this.#writeText("Bye!\r\n");
         return this.close("quit");
