@@ -116,6 +116,12 @@ async function jsonBody(c: Context<Env>): Promise<Record<string, unknown>> {
   return value as Record<string, unknown>;
 }
 
+/** A JSON object body that may be left out entirely (then `{}`). */
+async function optionalBody(c: Context<Env>): Promise<Record<string, unknown>> {
+  if (!c.req.raw.body || c.req.header("content-length") === "0") return {};
+  return await jsonBody(c);
+}
+
 /** A path parameter (Hono's typing loses them behind shared middleware). */
 function param(c: Context<Env>, name: string): string {
   const v = c.req.param(name);
@@ -382,6 +388,72 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     );
     return openEventStream(hub, { token: c.get("token"), since, ip: ipOf(c), log });
   });
+  // ------------------------------------------------------------ moderation
+  const sys = (frames: ServerFrame[]) => {
+    const { type: _t, ref: _r, ...rest } = pick(frames, "system");
+    return rest;
+  };
+  v1.post("/users/:user/report", auth, async (c) => {
+    const body = await optionalBody(c);
+    return c.json(
+      sys(await run(c, { type: "report", username: param(c, "user"), reason: body.reason })),
+    );
+  });
+  v1.delete(
+    "/messages/:id",
+    auth,
+    async (c) =>
+      c.json(pick(await run(c, { type: "delete_message", id: param(c, "id") }), "message_deleted")),
+  );
+  v1.post("/admin/users", auth, async (c) => {
+    const body = await jsonBody(c);
+    const frame = {
+      type: "create_user",
+      username: body.username,
+      password: body.password,
+      admin: body.admin,
+    };
+    return c.json(sys(await run(c, frame)), 201);
+  });
+  for (const action of ["kick", "mute", "ban"] as const) {
+    v1.post(`/admin/users/:user/${action}`, auth, async (c) => {
+      const body = await optionalBody(c);
+      const frame = {
+        type: action,
+        username: param(c, "user"),
+        reason: body.reason,
+        minutes: body.minutes,
+      };
+      return c.json(
+        sys(await run(c, action === "kick" ? { ...frame, minutes: undefined } : frame)),
+      );
+    });
+  }
+  for (const action of ["mute", "ban"] as const) {
+    v1.delete(`/admin/users/:user/${action}`, auth, async (c) => {
+      const frame = { type: action === "mute" ? "unmute" : "unban", username: param(c, "user") };
+      return c.json(sys(await run(c, frame)));
+    });
+  }
+  v1.get(
+    "/admin/connections",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "connections" }), "connections_list")),
+  );
+  v1.get(
+    "/admin/reports",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "reports" }), "reports_list")),
+  );
+  v1.get("/admin/audit", auth, async (c) => {
+    const frame = {
+      type: "audit",
+      limit: intQuery(c, "limit"),
+      before: c.req.query("before") || undefined,
+    };
+    return c.json(pick(await run(c, frame), "audit_log"));
+  });
+
   app.route("/api/v1", v1);
 
   // ------------------------------------------------------------ WebSocket
