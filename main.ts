@@ -69,9 +69,12 @@ async function serve(config: ServeConfig): Promise<void> {
     store.putLease({ pid: Deno.pid, hostname: Deno.hostname(), at: Date.now() }, 10_000);
   await lease();
   let ticks = 0;
+  let leasing: Promise<void> = Promise.resolve();
   const maintenance = setInterval(() => {
     hub.maintain().catch((error) => log.error("maintenance failed", { error }));
-    if (++ticks % 2 === 0) lease().catch((error) => log.warn("lease refresh failed", { error }));
+    if (++ticks % 2 === 0) {
+      leasing = lease().catch((error) => log.warn("lease refresh failed", { error }));
+    }
   }, 1000);
 
   let stopping = false;
@@ -87,6 +90,9 @@ async function serve(config: ServeConfig): Promise<void> {
       Promise.all([tcp.finished, httpDone]),
       new Promise((r) => setTimeout(r, 2000)),
     ]);
+    // Let `chat user` in at once; a refresh still in flight must not re-create the lease.
+    await leasing;
+    await store.deleteLease().catch((error) => log.warn("could not release the lease", { error }));
     kv.close();
     Deno.exit(0);
   };

@@ -232,13 +232,13 @@ function parseAdmin(rest: string[], tail: (i: number) => string): ParsedLine {
   const minutesAndReason = () => {
     const minutes = third !== undefined && /^\d+$/.test(third) ? Number(third) : undefined;
     const from = minutes === undefined ? 2 : 3;
-    const reason = rest.length > from ? tail(from + 1) : undefined;
+    const reason = rest.length > from ? tail(from) : undefined;
     return {
       ...(minutes === undefined ? {} : { minutes }),
       ...(reason === undefined ? {} : { reason }),
     };
   };
-  const reasonOnly = () => (rest.length > 2 ? { reason: tail(3) } : {});
+  const reasonOnly = () => (rest.length > 2 ? { reason: tail(2) } : {});
   switch (sub.toLowerCase()) {
     case "help":
       return { kind: "admin_help" };

@@ -51,6 +51,51 @@ const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
   ["/unread", { kind: "frame", frame: { type: "unread_counts" } }],
   ["/unread @Bob", { kind: "frame", frame: { type: "unread", chat: "@Bob" } }],
   ["/members games", { kind: "frame", frame: { type: "members", room: "games" } }],
+  ["/ban Troll", { kind: "frame", frame: { type: "report", username: "Troll" } }],
+  ["/report Troll keeps spamming", {
+    kind: "frame",
+    frame: { type: "report", username: "Troll", reason: "keeps spamming" },
+  }],
+  ["/delete 01M81MNGFKSHK6S1K51BNS5FK4", {
+    kind: "frame",
+    frame: { type: "delete_message", id: "01M81MNGFKSHK6S1K51BNS5FK4" },
+  }],
+  ["/admin", { kind: "admin_help" }],
+  ["/admin kick Troll", { kind: "frame", frame: { type: "kick", username: "Troll" } }],
+  ["/admin kick Troll go cool off", {
+    kind: "frame",
+    frame: { type: "kick", username: "Troll", reason: "go cool off" },
+  }],
+  ["/admin mute Troll", { kind: "frame", frame: { type: "mute", username: "Troll" } }],
+  ["/admin mute Troll 30", {
+    kind: "frame",
+    frame: { type: "mute", username: "Troll", minutes: 30 },
+  }],
+  ["/admin mute Troll 30 bad words", {
+    kind: "frame",
+    frame: { type: "mute", username: "Troll", minutes: 30, reason: "bad words" },
+  }],
+  ["/admin mute Troll bad words", {
+    kind: "frame",
+    frame: { type: "mute", username: "Troll", reason: "bad words" },
+  }],
+  ["/admin unmute Troll", { kind: "frame", frame: { type: "unmute", username: "Troll" } }],
+  ["/admin ban Troll spamming", {
+    kind: "frame",
+    frame: { type: "ban", username: "Troll", reason: "spamming" },
+  }],
+  ["/admin ban Troll 60", {
+    kind: "frame",
+    frame: { type: "ban", username: "Troll", minutes: 60 },
+  }],
+  ["/admin unban Troll", { kind: "frame", frame: { type: "unban", username: "Troll" } }],
+  ["/admin connections", { kind: "frame", frame: { type: "connections" } }],
+  ["/admin reports", { kind: "frame", frame: { type: "reports" } }],
+  ["/admin audit 10", { kind: "frame", frame: { type: "audit", limit: 10 } }],
+  ["/admin adduser Dave dave-password admin", {
+    kind: "frame",
+    frame: { type: "create_user", username: "Dave", password: "dave-password", admin: true },
+  }],
   ["/register s3cret!", { kind: "frame", frame: { type: "register", password: "s3cret!" } }],
   ["/history", { kind: "frame", frame: { type: "history" } }],
   ["/history @Bob 40", { kind: "frame", frame: { type: "history", chat: "@Bob", before: 40 } }],
@@ -72,6 +117,10 @@ const errors: Array<[string, RegExp]> = [
   ["/join no spaces!", /\/join takes one room name, without spaces/],
   ["/session Bob!", /not a valid name/],
   ["/join a.b", /not a valid room name/],
+  ["/delete 42", /must be a message id/],
+  ["/admin ban", /\/admin ban needs a user name/],
+  ["/admin frobnicate x", /Unknown admin command "frobnicate"/],
+  ["/admin audit many", /whole number/],
 ];
 
 for (const [line, message] of errors) {
