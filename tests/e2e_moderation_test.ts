@@ -39,6 +39,14 @@ async function api(base: string, method: string, path: string, token?: string, b
   return { status: res.status, json: text ? JSON.parse(text) : {} };
 }
 
+async function rawRequest(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(request));
+  let text = "";
+  for await (const chunk of conn.readable) text += new TextDecoder().decode(chunk);
+  return text;
+}
+
 Deno.test("chat user: manages accounts, and refuses clearly while a server holds the data file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat_user_" });
   const data = `${dir}/chat.kv`;
@@ -136,10 +144,12 @@ Deno.test("e2e moderation: a mute through one wire holds on the others; admin ki
     await c.type("welcome");
     await a.send("/ban Troll");
     await a.line("You reported Troll (1 of 3)");
-    assert.equal(
-      (await api(base, "POST", "/api/v1/users/Troll/report", bToken, { reason: "spam" })).status,
-      200,
+    // Exactly what `curl -X POST` sends: no body and no Content-Length.
+    const raw = await rawRequest(
+      server.httpPort,
+      `POST /api/v1/users/Troll/report HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${bToken}\r\nConnection: close\r\n\r\n`,
     );
+    assert.match(raw, /^HTTP\/1\.1 200/, raw);
     c.send({ type: "report", username: "Troll", reason: "insults" });
     await c.type("system", (f) => /Troll is now muted until/.test(f.message));
 

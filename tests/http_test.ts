@@ -488,3 +488,20 @@ Deno.test("every route that needs a token answers 401 without one, and with a re
     }
   }
 });
+
+Deno.test("api v1: a report may come without a body; a bad body is still refused", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using s = await setup(kv);
+  const { app, hub } = s;
+  await login(hub, "Troll");
+  const a = await tokenFor(app, "alice");
+  const res = await app.request("/api/v1/users/Troll/report", {
+    method: "POST",
+    headers: { authorization: `Bearer ${a}` },
+  });
+  assert.equal(res.status, 200);
+  assert.match((await res.json()).message, /You reported Troll \(1 of 3\)/);
+  const bad = await call(app, "POST", "/api/v1/users/Troll/report", { token: a, raw: "{nope" });
+  assert.equal(bad.json.error?.code, "bad_json");
+  assert.equal((await call(app, "POST", "/api/v1/users/Ghost/report", { token: a })).status, 404);
+});
