@@ -48,6 +48,7 @@ async function serve(config: ServeConfig): Promise<void> {
     privateRateLimit: config.privateRateLimit,
     messageTtlMs: config.messageTtlMs,
     registration: config.registration,
+    maxFileSize: config.maxFileSize,
     onError: (error, context) => log.error(`core: ${context}`, { error }),
   });
 
@@ -60,7 +61,10 @@ async function serve(config: ServeConfig): Promise<void> {
   const http = Deno.serve({
     hostname: config.host,
     port: config.httpPort,
-    onListen: (a) => console.log(`http listening on ${a.hostname}:${a.port}`),
+    onListen: (a) => {
+      hub.setHttpPort(a.port);
+      console.log(`http listening on ${a.hostname}:${a.port}`);
+    },
   }, app.fetch);
   log.info("server started", { data: config.data });
 
@@ -68,6 +72,15 @@ async function serve(config: ServeConfig): Promise<void> {
   const lease = () =>
     store.putLease({ pid: Deno.pid, hostname: Deno.hostname(), at: Date.now() }, 10_000);
   await lease();
+  // Scheduled messages go out within a quarter of a second of their time.
+  let scheduling = false;
+  const scheduler = setInterval(() => {
+    if (scheduling) return;
+    scheduling = true;
+    hub.runScheduled()
+      .catch((error) => log.error("scheduled messages failed", { error }))
+      .finally(() => (scheduling = false));
+  }, 250);
   let ticks = 0;
   let leasing: Promise<void> = Promise.resolve();
   const maintenance = setInterval(() => {
@@ -83,6 +96,7 @@ async function serve(config: ServeConfig): Promise<void> {
     stopping = true;
     log.info("shutting down", { signal });
     clearInterval(maintenance);
+    clearInterval(scheduler);
     tcp.close();
     const httpDone = http.shutdown();
     await hub.close("server shutting down");

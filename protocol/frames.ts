@@ -67,8 +67,8 @@ export type ClientFrame =
     | { type: "hello"; username: string; password?: string; since?: string }
     | { type: "auth"; token: string; since?: string }
     | { type: "register"; password: string }
-    | { type: "message"; message: string; room?: string }
-    | { type: "private"; target_username: string; message: string }
+    | { type: "message"; message: string; room?: string; reply_to?: string }
+    | { type: "private"; target_username: string; message: string; reply_to?: string }
     | { type: "session_request"; target_username: string }
     | { type: "session_response"; target_username: string; accepted: boolean }
     | { type: "session_end" }
@@ -84,6 +84,22 @@ export type ClientFrame =
     | { type: "ping" }
     | { type: "report"; username: string; reason?: string }
     | { type: "delete_message"; id: string }
+    | { type: "replies"; id: string }
+    | { type: "schedule"; message: string; at: string; room?: string; target_username?: string }
+    | { type: "scheduled" }
+    | { type: "cancel_scheduled"; id: string }
+    | { type: "create_group"; room: string }
+    | { type: "invite"; room: string; username: string }
+    | { type: "invite_response"; room: string; accepted: boolean }
+    | { type: "create_link"; room: string }
+    | { type: "revoke_link"; room: string; token: string }
+    | { type: "join_link"; token: string }
+    | { type: "join_decision"; room: string; username: string; approved: boolean }
+    | { type: "remove_member"; room: string; username: string }
+    | { type: "contacts" }
+    | { type: "add_contact"; username: string }
+    | { type: "remove_contact"; username: string }
+    | { type: "token" }
     | AdminFrame
   );
 
@@ -124,6 +140,31 @@ export interface RoomMessageFrame {
   from_username: string;
   message: string;
   timestamp: string;
+  reply_to?: ReplyRef;
+  file?: FileRef;
+}
+
+/** The message a reply answers: its id, author and the start of its text. */
+export interface ReplyRef {
+  id: string;
+  from_username: string;
+  message: string;
+}
+
+/** A file announced in a message; download it from `GET /api/v1/files/{id}`. */
+export interface FileRef {
+  id: string;
+  name: string;
+  size: number;
+  mime: string;
+}
+
+/** A message waiting to be sent at `at`. */
+export interface ScheduledEntry {
+  id: string;
+  chat: string;
+  message: string;
+  at: string;
 }
 
 /** A private message as it travels on the wire. */
@@ -135,6 +176,8 @@ export interface PrivateMessageFrame {
   to_username: string;
   message: string;
   timestamp: string;
+  reply_to?: ReplyRef;
+  file?: FileRef;
 }
 
 /** Either kind of stored chat message. */
@@ -193,6 +236,9 @@ export interface RoomEntry {
   members: number;
   online: number;
   joined: boolean;
+  /** A private group chat (listed only to its members). */
+  private: boolean;
+  owner: string | null;
 }
 
 /** How a private session request ended up: `from_username` asked `to_username`. */
@@ -288,6 +334,19 @@ export type ServerFrame =
       reports: Array<{ username: string; reporters: string[]; muted_until: string | null }>;
       timestamp: string;
     }
+    | { type: "replies"; id: string; messages: MessageFrame[] }
+    | { type: "scheduled"; entry: ScheduledEntry }
+    | { type: "scheduled_list"; entries: ScheduledEntry[] }
+    | { type: "scheduled_cancelled"; id: string }
+    | { type: "invite"; room: string; from_username: string; timestamp: string }
+    | { type: "link"; room: string; token: string; timestamp: string }
+    | { type: "join_request"; room: string; username: string; timestamp: string }
+    | {
+      type: "contacts_list";
+      contacts: Array<{ username: string; online: boolean }>;
+      timestamp: string;
+    }
+    | { type: "token"; token: string; expires_at: string; http_port: number | null }
     | { type: "pong"; timestamp: string }
     | { type: "bye"; reason: string; code?: ErrorCode }
   );
@@ -461,17 +520,99 @@ export function decodeClientValue(value: unknown): ClientFrame {
     case "message": {
       const message = text(obj, type);
       const room = optString(obj, "room", type);
+      const reply = optId(obj, "reply_to", type);
       return {
         type,
         message,
         ...(room === undefined ? {} : { room: validateRoomName(room) }),
+        ...(reply === undefined ? {} : { reply_to: reply }),
         ...ref,
       };
     }
     case "private": {
       const target = validateUsername(reqString(obj, "target_username", type));
-      return { type, target_username: target, message: text(obj, type), ...ref };
+      const reply = optId(obj, "reply_to", type);
+      return {
+        type,
+        target_username: target,
+        message: text(obj, type),
+        ...(reply === undefined ? {} : { reply_to: reply }),
+        ...ref,
+      };
     }
+    case "replies":
+    case "cancel_scheduled":
+      return { type, id: optId(obj, "id", type, true)!, ...ref };
+    case "schedule": {
+      const message = text(obj, type);
+      const at = reqString(obj, "at", type);
+      if (Number.isNaN(Date.parse(at)) || !/^\d{4}-\d\d-\d\dT/.test(at)) {
+        throw new ProtocolError(
+          "bad_field",
+          '"at" must be an ISO date and time, e.g. 2026-11-22T18:30:00Z',
+        );
+      }
+      const room = optString(obj, "room", type);
+      const target = optString(obj, "target_username", type);
+      if (room !== undefined && target !== undefined) {
+        throw new ProtocolError("bad_field", 'Give "room" or "target_username", not both');
+      }
+      return {
+        type,
+        message,
+        at,
+        ...(room === undefined ? {} : { room: validateRoomName(room) }),
+        ...(target === undefined ? {} : { target_username: validateUsername(target) }),
+        ...ref,
+      };
+    }
+    case "create_group":
+    case "create_link":
+      return { type, room: validateRoomName(reqString(obj, "room", type)), ...ref };
+    case "invite":
+    case "remove_member":
+      return {
+        type,
+        room: validateRoomName(reqString(obj, "room", type)),
+        username: validateUsername(reqString(obj, "username", type)),
+        ...ref,
+      };
+    case "invite_response": {
+      const accepted = field(obj, "accepted");
+      if (typeof accepted !== "boolean") {
+        throw new ProtocolError("bad_field", '"accepted" must be true or false');
+      }
+      return { type, room: validateRoomName(reqString(obj, "room", type)), accepted, ...ref };
+    }
+    case "join_decision": {
+      const approved = field(obj, "approved");
+      if (typeof approved !== "boolean") {
+        throw new ProtocolError("bad_field", '"approved" must be true or false');
+      }
+      return {
+        type,
+        room: validateRoomName(reqString(obj, "room", type)),
+        username: validateUsername(reqString(obj, "username", type)),
+        approved,
+        ...ref,
+      };
+    }
+    case "revoke_link":
+      return {
+        type,
+        room: validateRoomName(reqString(obj, "room", type)),
+        token: linkToken(obj, type),
+        ...ref,
+      };
+    case "join_link":
+      return { type, token: linkToken(obj, type), ...ref };
+    case "add_contact":
+    case "remove_contact":
+      return { type, username: validateUsername(reqString(obj, "username", type)), ...ref };
+    case "contacts":
+    case "scheduled":
+    case "token":
+      return { type, ...ref };
     case "session_request":
       return {
         type,
@@ -596,6 +737,25 @@ export function decodeClientValue(value: unknown): ClientFrame {
 
 const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const MAX_REASON_CHARS = 500;
+
+function optId(obj: Json, name: string, type: string, required = false): string | undefined {
+  const id = required ? reqString(obj, name, type) : optString(obj, name, type);
+  if (id !== undefined && !ULID_RE.test(id)) {
+    throw new ProtocolError("bad_field", `"${name}" must be an id (a 26-character ULID)`);
+  }
+  return id;
+}
+
+function linkToken(obj: Json, type: string): string {
+  const token = reqString(obj, "token", type);
+  if (!/^[A-Za-z0-9_-]{8,64}$/.test(token)) {
+    throw new ProtocolError(
+      "bad_field",
+      '"token" must be an invite link token (letters, digits, "_" and "-")',
+    );
+  }
+  return token;
+}
 
 function optReason(obj: Json, type: string): string | undefined {
   const reason = optString(obj, "reason", type);

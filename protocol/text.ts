@@ -30,6 +30,35 @@ export type ParsedLine =
 /** Context that changes how a line is read: a pending session request makes `y`/`n` an answer. */
 export interface ParseContext {
   pendingSessionFrom?: string | undefined;
+  /** The time relative schedules (`+10m`, `18:30`) count from; default the system clock. */
+  now?: number;
+}
+
+/**
+ * Reads when a scheduled message should go: `+90s`, `+10m`, `+2h`, `+1d`, `HH:MM` (local time,
+ * today or tomorrow) or an ISO date and time. Returns an ISO string.
+ */
+export function parseWhen(when: string, now: number): string {
+  const rel = when.match(/^\+(\d+)(s|m|h|d)$/);
+  if (rel) {
+    const unit =
+      { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[rel[2] as "s" | "m" | "h" | "d"];
+    return new Date(now + Number(rel[1]) * unit).toISOString();
+  }
+  const hm = when.match(/^(\d{1,2}):(\d\d)$/);
+  if (hm && Number(hm[1]) < 24 && Number(hm[2]) < 60) {
+    const d = new Date(now);
+    d.setHours(Number(hm[1]), Number(hm[2]), 0, 0);
+    if (d.getTime() <= now) d.setDate(d.getDate() + 1);
+    return d.toISOString();
+  }
+  if (/^\d{4}-\d\d-\d\dT/.test(when) && !Number.isNaN(Date.parse(when))) {
+    return new Date(when).toISOString();
+  }
+  throw new ProtocolError(
+    "bad_field",
+    `"${when}" is not a time: use +10m, +2h, 18:30 or an ISO time`,
+  );
 }
 
 /** One line per command, with an example, for `/help`. */
@@ -49,6 +78,17 @@ export const HELP_LINES: readonly string[] = [
   "  /members ROOM               who is in a room, e.g. /members general",
   "  /status                     who you are, where you are, your rooms",
   "  /register PASSWORD          claim your name with a password",
+  "  /reply ID TEXT              answer a message (/history shows ids)",
+  "  /replies ID                 the answers to a message",
+  "  /schedule WHEN TEXT         send later: WHEN is +10m, +2h, 18:30 or an ISO time",
+  "  /scheduled, /cancel ID      your pending scheduled messages; cancel one",
+  "  /group NAME                 create a private group chat",
+  "  /invite GROUP NAME          invite someone (they /join GROUP to accept, /decline GROUP)",
+  "  /link GROUP, /unlink GROUP TOKEN   make or revoke an invite link",
+  "  /joinlink TOKEN             ask to join a group with a link (the owner decides)",
+  "  /approve GROUP NAME, /refuse GROUP NAME, /remove GROUP NAME   owner's decisions",
+  "  /contacts, /addcontact NAME, /delcontact NAME   your contacts",
+  "  /token                      a token for the HTTP API (files: curl with ?token=)",
   "  /report NAME [REASON]       report abuse (also /ban NAME); 3 reports mute for 4 hours",
   "  /delete MESSAGE_ID          delete your message (admins: any message)",
   "  /admin help                 admin commands (admins only)",
@@ -189,6 +229,78 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
         return frame(decodeClientValue({ type: "delete_message", id: arg(0, "a message id") }));
       case "admin":
         return parseAdmin(rest, tail);
+      case "reply":
+        return frame(
+          decodeClientValue({
+            type: "message",
+            reply_to: arg(0, "a message id"),
+            message: tail(1),
+          }),
+        );
+      case "replies":
+        only(1, "one message id");
+        return frame(decodeClientValue({ type: "replies", id: arg(0, "a message id") }));
+      case "schedule": {
+        const at = parseWhen(
+          arg(0, "when to send it (+10m, 18:30 or an ISO time)"),
+          ctx.now ?? Date.now(),
+        );
+        return frame(decodeClientValue({ type: "schedule", at, message: tail(1) }));
+      }
+      case "scheduled":
+        return frame({ type: "scheduled" });
+      case "cancel":
+        only(1, "one scheduled message id");
+        return frame(
+          decodeClientValue({ type: "cancel_scheduled", id: arg(0, "a scheduled message id") }),
+        );
+      case "group":
+        only(1, "one group name");
+        return frame({ type: "create_group", room: validateRoomName(arg(0, "a group name")) });
+      case "invite":
+      case "approve":
+      case "refuse":
+      case "remove": {
+        only(2, "a group and a user name");
+        const room = validateRoomName(arg(0, "a group name"));
+        const username = validateUsername(arg(1, "a user name"));
+        if (word === "invite") return frame({ type: "invite", room, username });
+        if (word === "remove") return frame({ type: "remove_member", room, username });
+        return frame({ type: "join_decision", room, username, approved: word === "approve" });
+      }
+      case "decline":
+        only(1, "one group name");
+        return frame({
+          type: "invite_response",
+          room: validateRoomName(arg(0, "a group name")),
+          accepted: false,
+        });
+      case "link":
+        only(1, "one group name");
+        return frame({ type: "create_link", room: validateRoomName(arg(0, "a group name")) });
+      case "unlink":
+        only(2, "a group and a link token");
+        return frame(
+          decodeClientValue({
+            type: "revoke_link",
+            room: arg(0, "a group name"),
+            token: arg(1, "the link token"),
+          }),
+        );
+      case "joinlink":
+        only(1, "one link token");
+        return frame(decodeClientValue({ type: "join_link", token: arg(0, "a link token") }));
+      case "contacts":
+        return frame({ type: "contacts" });
+      case "addcontact":
+      case "delcontact":
+        only(1, "one user name");
+        return frame({
+          type: word === "addcontact" ? "add_contact" : "remove_contact",
+          username: validateUsername(arg(0, "a user name")),
+        });
+      case "token":
+        return frame({ type: "token" });
       case "members":
         only(1, "one room name");
         return frame({ type: "members", room: validateRoomName(arg(0, "a room name")) });
@@ -296,12 +408,25 @@ function indent(text: string): string {
   return text.replace(/\n/g, "\n    ");
 }
 
-/** Renders one stored message as a line: `[14:30] #general Alice: hi` or `[14:30] >> Alice → Bob: hi`. */
-export function renderMessage(m: MessageFrame): string {
-  if (m.type === "private") {
-    return `[${clock(m.timestamp)}] >> ${m.from_username} → ${m.to_username}: ${indent(m.message)}`;
-  }
-  return `[${clock(m.timestamp)}] #${m.room} ${m.from_username}: ${indent(m.message)}`;
+/**
+ * Renders one stored message as a line: `[14:30] #general Alice: hi` or
+ * `[14:30] >> Alice → Bob: hi`; a reply shows what it answers, a file where to get it.
+ */
+export function renderMessage(m: MessageFrame, options: { ids?: boolean } = {}): string {
+  const who = m.type === "private"
+    ? `>> ${m.from_username} → ${m.to_username}`
+    : `#${m.room} ${m.from_username}`;
+  const reply = m.reply_to
+    ? ` (↪ ${m.reply_to.from_username}: ${shorten(m.reply_to.message)})`
+    : "";
+  const file = m.file ? `\n    file: GET /api/v1/files/${m.file.id}` : "";
+  const id = options.ids ? `  [${m.id}]` : "";
+  return `[${clock(m.timestamp)}] ${who}${reply}: ${indent(m.message)}${file}${id}`;
+}
+
+function shorten(text: string): string {
+  const line = text.replace(/\s+/g, " ");
+  return line.length > 40 ? line.slice(0, 40) + "…" : line;
 }
 
 function modeText(mode: Mode): string {
@@ -337,7 +462,9 @@ export function renderFrame(f: ServerFrame): string | null {
     case "rooms_list":
       return ["* Rooms:"].concat(
         f.rooms.map((r) =>
-          `  #${r.name}  ${r.members} members, ${r.online} online${r.joined ? "  (joined)" : ""}`
+          `  #${r.name}  ${r.members} members, ${r.online} online${
+            r.private ? `, private (owner ${r.owner})` : ""
+          }${r.joined ? "  (joined)" : ""}`
         ),
       ).join("\n");
     case "joined":
@@ -356,7 +483,8 @@ export function renderFrame(f: ServerFrame): string | null {
           f.messages.length === 1 ? "" : "s"
         }${f.unread ? `, ${f.unread} unread` : ""} ---`;
       const more = f.has_more ? `\n--- older: /history ${f.chat} ${f.messages[0]!.seq} ---` : "";
-      return [head, ...f.messages.map(renderMessage)].join("\n") + more + "\n--- end ---";
+      return [head, ...f.messages.map((m) => renderMessage(m, { ids: f.reason === "request" }))]
+        .join("\n") + more + "\n--- end ---";
     }
     case "session_request":
       return `[${clock(f.timestamp)}] ? ${f.message}. Answer y or n.`;
@@ -420,6 +548,45 @@ export function renderFrame(f: ServerFrame): string | null {
           }${x.muted_until ? `, muted until ${x.muted_until}` : ""}`
         ),
       ).join("\n");
+    case "replies":
+      return f.messages.length === 0 ? `* No replies to ${f.id}.` : [
+        `--- replies to ${f.id} ---`,
+        ...f.messages.map((m) => renderMessage(m, { ids: true })),
+        "--- end ---",
+      ]
+        .join("\n");
+    case "scheduled":
+      return `* Scheduled for ${f.entry.at} to ${chatName(f.entry.chat)}: ${
+        shorten(f.entry.message)
+      } ` +
+        `(id ${f.entry.id}; /cancel ${f.entry.id})`;
+    case "scheduled_list":
+      return f.entries.length === 0 ? "* Nothing scheduled." : ["* Scheduled:"].concat(
+        f.entries.map((e) => `  ${e.at}  ${chatName(e.chat)}: ${shorten(e.message)}  (id ${e.id})`),
+      ).join("\n");
+    case "scheduled_cancelled":
+      return `* Cancelled scheduled message ${f.id}.`;
+    case "invite":
+      return `[${
+        clock(f.timestamp)
+      }] ? ${f.from_username} invites you to the private group #${f.room}: ` +
+        `/join ${f.room} to accept, /decline ${f.room} to say no.`;
+    case "link":
+      return `* Invite link for #${f.room}: /joinlink ${f.token}  (revoke: /unlink ${f.room} ${f.token})`;
+    case "join_request":
+      return `[${clock(f.timestamp)}] ? ${f.username} asks to join #${f.room}: ` +
+        `/approve ${f.room} ${f.username} or /refuse ${f.room} ${f.username}`;
+    case "contacts_list":
+      return f.contacts.length === 0
+        ? "* No contacts yet: /addcontact NAME"
+        : `* Contacts: ${
+          f.contacts.map((c) => c.username + (c.online ? " (online)" : "")).join(", ")
+        }`;
+    case "token":
+      return `* Token (valid until ${f.expires_at}): ${f.token}` +
+        (f.http_port
+          ? `\n* e.g. curl -O -J "http://HOST:${f.http_port}/api/v1/files/ID?token=${f.token}"`
+          : "");
     case "pong":
       return `* pong ${f.timestamp}`;
     case "bye":

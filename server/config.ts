@@ -21,6 +21,7 @@ export interface ServeConfig {
   privateRateLimit: RateLimit | null;
   messageTtlMs: number;
   registration: "open" | "closed";
+  maxFileSize: number;
 }
 
 /** At most `count` messages per `windowMs`. */
@@ -99,6 +100,12 @@ const FLAGS: FlagSpec[] = [
     def: "open",
     help: "open, or closed (only admins create accounts)",
   },
+  {
+    name: "max-file-size",
+    env: "CHAT_MAX_FILE_SIZE",
+    def: "5MB",
+    help: "largest file a user may send (e.g. 5MB, 500KB)",
+  },
 ];
 
 /** The `--help` text of `chat serve`. */
@@ -136,6 +143,17 @@ export function parseDuration(flag: string, value: string): number {
   }
   const unit =
     { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+/** Parses a size like `5MB`, `500KB` or `1048576` (bytes). */
+export function parseSize(flag: string, value: string): number {
+  const m = value.match(/^(\d+)(B|KB|MB)?$/i);
+  if (!m || Number(m[1]) === 0) {
+    throw new UsageError(`--${flag} must be a size like 5MB, 500KB or 1048576, got "${value}"`);
+  }
+  const unit =
+    { b: 1, kb: 1024, mb: 1024 * 1024 }[(m[2] ?? "b").toLowerCase() as "b" | "kb" | "mb"];
   return Number(m[1]) * unit;
 }
 
@@ -214,5 +232,6 @@ export function parseServeArgs(
     privateRateLimit: parseRate("private-rate-limit", get("private-rate-limit")),
     messageTtlMs: parseDuration("message-ttl", get("message-ttl")),
     registration,
+    maxFileSize: parseSize("max-file-size", get("max-file-size")),
   };
 }

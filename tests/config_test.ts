@@ -15,6 +15,7 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     privateRateLimit: { count: 30, windowMs: 60_000 },
     messageTtlMs: 3600_000,
     registration: "open",
+    maxFileSize: 5 * 1024 * 1024,
   });
 });
 

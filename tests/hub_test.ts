@@ -317,8 +317,8 @@ Deno.test("Hub: rooms: join creates, members see each other, counts are right, g
   await hub.receive(bob.id, { type: "rooms" });
   const rooms = bob.peer.of("rooms_list")[0]!.rooms;
   assert.deepEqual(rooms, [
-    { name: "games", members: 2, online: 2, joined: true },
-    { name: "general", members: 2, online: 2, joined: true },
+    { name: "games", members: 2, online: 2, joined: true, private: false, owner: null },
+    { name: "general", members: 2, online: 2, joined: true, private: false, owner: null },
   ]);
   await hub.receive(bob.id, { type: "leave" });
   assert.deepEqual(bob.peer.of("left")[0]!.mode, { kind: "room", room: "general" });

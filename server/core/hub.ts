@@ -10,13 +10,16 @@ import {
   type ChatSummary,
   type ClientFrame,
   type ConnectionEntry,
+  type FileRef,
   type MessageFrame,
   type Mode,
   ProtocolError,
   type QuotaState,
   type RoomEntry,
+  type ScheduledEntry,
   type ServerFrame,
   type UserEntry,
+  validateRoomName,
   validateUsername,
 } from "../../protocol/frames.ts";
 import {
@@ -28,7 +31,9 @@ import {
 import type {
   AuditRecord,
   ChatRecord,
+  FileRecord,
   ReportRecord,
+  ScheduledRecord,
   Store,
   StoredMessage,
   UserRecord,
@@ -77,6 +82,8 @@ export interface HubOptions {
   privateRateLimit?: RateLimit | null;
   /** How long messages live, in ms (default 1 hour); 0 keeps them. */
   messageTtlMs?: number;
+  /** Largest file a user may send, in bytes (default 5 MiB). */
+  maxFileSize?: number;
   /** `closed`: only admins create accounts, and every login needs a password. */
   registration?: "open" | "closed";
   /** Called with unexpected errors (the core never logs by itself). */
@@ -102,6 +109,9 @@ interface UserState {
   session: UserState | null;
   requestsIn: Set<UserState>;
   requestsOut: Set<UserState>;
+  /** Contacts (user names), and pending invites to private groups (room → who invited). */
+  contacts: Set<string>;
+  invites: Map<string, string>;
   /** Commands of this user in progress; the cursor cache is never evicted under one. */
   busy: number;
   lastUsed: number;
@@ -112,6 +122,8 @@ interface RoomState {
   members: Set<UserState>;
   /** Members with at least one connection: the fan-out set, so delivery never walks offline members. */
   online: Set<UserState>;
+  /** Private groups: who asked to join through a link, and when. */
+  requests: Map<string, number>;
 }
 
 interface Conn {
@@ -122,6 +134,8 @@ interface Conn {
   /** Whether this connection shows the user's private session (true) or its room. */
   sessionView: boolean;
   chain: Promise<void>;
+  /** A file the next message of this (transient, upload) connection announces. */
+  file?: FileRef;
   /** Live deliveries held back while this connection's history/unread replay is being sent. */
   held: Outbound[] | null;
   /** The last message of this connection still being stored; other replies wait for it to keep order. */
@@ -160,6 +174,9 @@ export class Hub {
   /** Open reports by target, then reporter. */
   #reports = new Map<string, Map<string, ReportRecord>>();
   #lastSweep = 0;
+  #links = new Map<string, { room: string; by: string; at: number }>();
+  #maxFileSize: number;
+  #httpPort: number | null = null;
   #onError: (error: unknown, context: string) => void;
 
   #users = new Map<string, UserState>();
@@ -194,6 +211,7 @@ export class Hub {
       : options.privateRateLimit;
     this.#messageTtlMs = options.messageTtlMs ?? 3600_000;
     this.#registration = options.registration ?? "open";
+    this.#maxFileSize = options.maxFileSize ?? 5 * 1024 * 1024;
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -209,7 +227,12 @@ export class Hub {
     for (const record of snap.users) this.#addUserState(record);
     for (const chat of snap.chats) {
       if (chat.kind === "room") {
-        this.#rooms.set(chat.id, { record: chat, members: new Set(), online: new Set() });
+        this.#rooms.set(chat.id, {
+          record: chat,
+          members: new Set(),
+          online: new Set(),
+          requests: new Map(),
+        });
       }
     }
     for (const { chat, user } of snap.members) {
@@ -219,6 +242,14 @@ export class Hub {
       this.#rooms.get(chat)?.members.add(u);
     }
     for (const [chat, seq] of snap.seqs) this.#seqs.set(chat, seq);
+    for (const { user, contact } of snap.contacts) this.#users.get(user)?.contacts.add(contact);
+    for (const inv of snap.groups.invites) {
+      this.#users.get(inv.user)?.invites.set(inv.room, inv.from);
+    }
+    for (const link of snap.groups.links) this.#links.set(link.token, link);
+    for (const req of snap.groups.requests) {
+      this.#rooms.get(req.room)?.requests.set(req.user, req.at);
+    }
     for (const report of snap.reports) {
       let m = this.#reports.get(report.target);
       if (!m) this.#reports.set(report.target, m = new Map());
@@ -232,7 +263,12 @@ export class Hub {
         createdBy: "",
       };
       await this.#store.createChat(record);
-      this.#rooms.set(GENERAL, { record, members: new Set(), online: new Set() });
+      this.#rooms.set(GENERAL, {
+        record,
+        members: new Set(),
+        online: new Set(),
+        requests: new Map(),
+      });
     }
   }
 
@@ -248,6 +284,8 @@ export class Hub {
       session: null,
       requestsIn: new Set(),
       requestsOut: new Set(),
+      contacts: new Set(),
+      invites: new Map(),
       busy: 0,
       lastUsed: 0,
     };
@@ -375,6 +413,16 @@ export class Hub {
     }
   }
 
+  /** Tells the hub the HTTP port, so `token` replies can say where files go. */
+  setHttpPort(port: number): void {
+    this.#httpPort = port;
+  }
+
+  /** Largest file accepted, in bytes. */
+  get maxFileSize(): number {
+    return this.#maxFileSize;
+  }
+
   /** Number of users with at least one connection. */
   get onlineUsers(): number {
     return this.#onlineUsers;
@@ -416,6 +464,11 @@ export class Hub {
     } finally {
       this.#release(u);
     }
+    return { ...(await this.#issueToken(u)), username: u.record.name };
+  }
+
+  /** Makes a new login token for a user; only its hash is stored. */
+  async #issueToken(u: UserState): Promise<{ token: string; expiresAt: number }> {
     const token = randomToken();
     const now = this.#clock.now();
     const expiresAt = now + this.#tokenTtlMs;
@@ -424,7 +477,7 @@ export class Hub {
       createdAt: now,
       expiresAt,
     });
-    return { token, username: u.record.name, expiresAt };
+    return { token, expiresAt };
   }
 
   /** Returns the user a token belongs to, or throws `not_logged_in` if it is unknown or expired. */
@@ -454,7 +507,12 @@ export class Hub {
    * produced, after the message it sent (if any) is stored. An `error` reply is thrown as a
    * `ChatError`, so the caller maps it in one place.
    */
-  async request(username: string, frame: ClientFrame, ip = ""): Promise<ServerFrame[]> {
+  async request(
+    username: string,
+    frame: ClientFrame,
+    ip = "",
+    file?: FileRef,
+  ): Promise<ServerFrame[]> {
     const u = this.#users.get(username);
     if (!u) throw new ChatError("not_logged_in", "This account no longer exists: log in again");
     if (frame.type === "hello" || frame.type === "auth") {
@@ -462,13 +520,18 @@ export class Hub {
     }
     this.#use(u);
     try {
-      return await this.#requestAs(u, frame, ip);
+      return await this.#requestAs(u, frame, ip, file);
     } finally {
       this.#release(u);
     }
   }
 
-  async #requestAs(u: UserState, frame: ClientFrame, ip: string): Promise<ServerFrame[]> {
+  async #requestAs(
+    u: UserState,
+    frame: ClientFrame,
+    ip: string,
+    file?: FileRef,
+  ): Promise<ServerFrame[]> {
     await this.#loadCursors(u);
     const frames: ServerFrame[] = [];
     const conn: Conn = {
@@ -483,6 +546,7 @@ export class Hub {
       connectedAt: this.#clock.now(),
       lastSeen: this.#clock.now(),
       closed: false,
+      ...(file === undefined ? {} : { file }),
     };
     await this.#dispatch(conn, frame);
     if (conn.lastPost) await conn.lastPost;
@@ -556,9 +620,79 @@ export class Hub {
       case "register":
         return await this.#register(conn, u, frame.password, frame.ref);
       case "message":
-        return this.#message(conn, u, frame.message, frame.room, frame.ref);
+        return await this.#message(
+          conn,
+          u,
+          frame.message,
+          frame.room,
+          frame.ref,
+          replyOf(frame, conn),
+        );
       case "private":
-        return this.#private(conn, u, frame.target_username, frame.message, frame.ref);
+        return await this.#private(
+          conn,
+          u,
+          frame.target_username,
+          frame.message,
+          frame.ref,
+          replyOf(frame, conn),
+        );
+      case "replies":
+        return await this.#replies(conn, u, frame.id, frame.ref);
+      case "schedule":
+        return await this.#schedule(conn, u, frame, frame.ref);
+      case "scheduled": {
+        const entries = (await this.#store.listScheduledOf(u.record.name)).map((x) =>
+          this.#scheduledEntry(x)
+        );
+        return this.#send(conn, { type: "scheduled_list", entries, ...ref(frame) });
+      }
+      case "cancel_scheduled":
+        return await this.#cancelScheduled(conn, u, frame.id, frame.ref);
+      case "create_group":
+        return await this.#createGroup(conn, u, frame.room, frame.ref);
+      case "invite":
+        return await this.#invite(conn, u, frame.room, frame.username, frame.ref);
+      case "invite_response":
+        return await this.#inviteResponse(conn, u, frame.room, frame.accepted, frame.ref);
+      case "create_link":
+        return await this.#createLink(conn, u, frame.room, frame.ref);
+      case "revoke_link":
+        return await this.#revokeLink(conn, u, frame.room, frame.token, frame.ref);
+      case "join_link":
+        return await this.#joinLink(conn, u, frame.token, frame.ref);
+      case "join_decision":
+        return await this.#joinDecision(
+          conn,
+          u,
+          frame.room,
+          frame.username,
+          frame.approved,
+          frame.ref,
+        );
+      case "remove_member":
+        return await this.#removeMember(conn, u, frame.room, frame.username, frame.ref);
+      case "contacts":
+        return this.#send(conn, this.#contactsFrame(u, frame.ref));
+      case "add_contact":
+      case "remove_contact":
+        return await this.#changeContact(
+          conn,
+          u,
+          frame.username,
+          frame.type === "add_contact",
+          frame.ref,
+        );
+      case "token": {
+        const session = await this.#issueToken(u);
+        return this.#send(conn, {
+          type: "token",
+          token: session.token,
+          expires_at: iso(session.expiresAt),
+          http_port: this.#httpPort,
+          ...ref(frame),
+        });
+      }
       case "session_request":
         return this.#sessionRequest(conn, u, frame.target_username, frame.ref);
       case "session_response":
@@ -590,7 +724,7 @@ export class Hub {
           ...ref(frame),
         });
       case "members":
-        return this.#send(conn, this.#members(frame.room, frame.ref));
+        return this.#send(conn, this.#members(u, frame.room, frame.ref));
       case "report":
         return await this.#report(conn, u, frame.username, frame.reason ?? "", frame.ref);
       case "delete_message":
@@ -760,6 +894,13 @@ export class Hub {
       if (since === undefined) await this.#replay(conn, u, first);
       else await this.#resume(conn, u, since);
       for (const from of u.requestsIn) this.#send(conn, this.#sessionRequestFrame(from));
+      for (const [room, from] of u.invites) this.#send(conn, this.#inviteFrame(room, from));
+      for (const room of this.#rooms.values()) {
+        if (room.record.owner !== u.record.name) continue;
+        for (const who of room.requests.keys()) {
+          this.#send(conn, this.#joinRequestFrame(room.record.id, who));
+        }
+      }
     } finally {
       const held = conn.held;
       conn.held = null;
@@ -868,16 +1009,17 @@ export class Hub {
 
   // ---------------------------------------------------------------- messages
 
-  #message(
+  async #message(
     conn: Conn,
     u: UserState,
     text: string,
     roomName: string | undefined,
     r: string | undefined,
-  ): void {
+    extra: PostExtra = {},
+  ): Promise<void> {
     const mode = this.#mode(conn);
     if (roomName === undefined && mode.kind === "session") {
-      return this.#private(conn, u, mode.with, text, r);
+      return await this.#private(conn, u, mode.with, text, r, extra);
     }
     const room = this.#requireRoom(roomName ?? conn.room);
     if (!room.members.has(u)) {
@@ -886,13 +1028,22 @@ export class Hub {
         `You are not in #${room.record.id}: /join ${room.record.id} first`,
       );
     }
-    this.#post(conn, u, room.record.id, text, undefined, r);
+    const attach = await this.#attachments(room.record.id, extra);
+    this.#post(conn, u, room.record.id, text, undefined, r, attach);
   }
 
-  #private(conn: Conn, u: UserState, target: string, text: string, r: string | undefined): void {
+  async #private(
+    conn: Conn,
+    u: UserState,
+    target: string,
+    text: string,
+    r: string | undefined,
+    extra: PostExtra = {},
+  ): Promise<void> {
     const to = this.#requireUser(target);
     if (to === u) throw new ChatError("bad_field", "You cannot send a private message to yourself");
     const chat = dmId(u.record.name, to.record.name);
+    const attach = await this.#attachments(chat, extra);
     if (!u.chats.has(chat) || !to.chats.has(chat)) {
       // The conversation is created with its first message; both ends remember it for unread replay.
       u.chats.add(chat);
@@ -912,7 +1063,31 @@ export class Hub {
         "create private chat",
       );
     }
-    this.#post(conn, u, chat, text, to, r);
+    this.#post(conn, u, chat, text, to, r, attach);
+    // A message from someone not in your contacts adds them (s4), and the other way round.
+    this.#addContact(to, u);
+    this.#addContact(u, to);
+  }
+
+  /** Resolves what a message carries besides text: the message it replies to (same chat, alive). */
+  async #attachments(chat: string, extra: PostExtra): Promise<Attachments> {
+    const out: Attachments = {};
+    if (extra.file) out.file = extra.file;
+    if (extra.replyTo !== undefined) {
+      const parent = await this.#store.getMessage(extra.replyTo);
+      if (!parent || parent.chat !== chat || this.#expired(parent)) {
+        throw new ChatError(
+          "no_such_message",
+          `There is no message ${extra.replyTo} in this chat to reply to (it may have expired)`,
+        );
+      }
+      out.replyTo = { id: parent.id, from: parent.from, text: parent.text.slice(0, 100) };
+    }
+    return out;
+  }
+
+  #expired(m: { expiresAt?: number }): boolean {
+    return m.expiresAt !== undefined && m.expiresAt <= this.#clock.now();
   }
 
   /** Assigns the next sequence number, stores the message, then delivers it and acks the sender. */
@@ -923,6 +1098,7 @@ export class Hub {
     text: string,
     to: UserState | undefined,
     r: string | undefined,
+    attach: Attachments = {},
   ): void {
     if (text.length > MAX_MESSAGE_CHARS) throw new ChatError("too_long", "The message is too long");
     const now = this.#clock.now();
@@ -937,6 +1113,8 @@ export class Hub {
       text,
       ts: now,
       ...(to ? { to: to.record.name } : {}),
+      ...(attach.replyTo ? { replyTo: attach.replyTo } : {}),
+      ...(attach.file ? { file: attach.file } : {}),
       ...(this.#messageTtlMs > 0 ? { expiresAt: now + this.#messageTtlMs } : {}),
     };
     const done = this.#store.appendMessage(msg).then(
@@ -1059,8 +1237,14 @@ export class Hub {
     return out.sort((a, b) => a.chat.localeCompare(b.chat));
   }
 
-  #members(name: string, r: string | undefined): ServerFrame {
+  #members(u: UserState, name: string, r: string | undefined): ServerFrame {
     const room = this.#requireRoom(name);
+    if (room.record.private && !room.members.has(u)) {
+      throw new ChatError(
+        "not_member",
+        `#${name} is a private group: only its members see who is in it`,
+      );
+    }
     return {
       type: "members",
       room: name,
@@ -1104,6 +1288,14 @@ export class Hub {
 
   async #join(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
     let room = this.#rooms.get(name);
+    if (room?.record.private && !room.members.has(u)) {
+      // Joining a private group you were invited to accepts the invite.
+      if (u.invites.has(name)) return await this.#inviteResponse(conn, u, name, true, r);
+      throw new ChatError(
+        "forbidden",
+        `#${name} is a private group: ask its owner for an invite, or use an invite link`,
+      );
+    }
     const created = !room;
     if (!room) {
       const record: ChatRecord = {
@@ -1112,7 +1304,7 @@ export class Hub {
         createdAt: this.#clock.now(),
         createdBy: u.record.name,
       };
-      room = { record, members: new Set(), online: new Set() };
+      room = { record, members: new Set(), online: new Set(), requests: new Map() };
       this.#rooms.set(name, room);
       await this.#store.createChat(record);
     }
@@ -1177,13 +1369,28 @@ export class Hub {
     }
     const room = this.#requireRoom(name);
     if (!room.members.has(u)) throw new ChatError("not_member", `You are not in #${name}`);
+    await this.#removeFromRoom(u, room, conn, r);
+    if (room.record.private && room.record.owner === u.record.name) {
+      // The group lives on: the first remaining member by name owns it.
+      const heir = [...room.members].map((m) => m.record.name).sort()[0];
+      if (heir !== undefined) {
+        room.record = { ...room.record, owner: heir };
+        await this.#store.createChat(room.record);
+        this.#sendRoom(room, this.#system(`${heir} now owns #${name}`));
+      }
+    }
+  }
+
+  /** Takes a user out of a room and tells their connections and the room. */
+  async #removeFromRoom(u: UserState, room: RoomState, conn?: Conn, r?: string): Promise<void> {
+    const name = room.record.id;
     room.members.delete(u);
     room.online.delete(u);
     u.chats.delete(name);
     u.cursors?.delete(name);
     u.dirty.delete(name);
     await this.#store.removeMember(name, u.record.name);
-    for (const c of this.#connsWith(u, conn)) {
+    for (const c of conn ? this.#connsWith(u, conn) : u.conns) {
       if (c.room === name) c.room = GENERAL;
       this.#send(c, {
         type: "left",
@@ -1207,11 +1414,15 @@ export class Hub {
 
   #roomEntries(u: UserState): RoomEntry[] {
     return [...this.#rooms.values()]
+      // Private groups are listed only to their members.
+      .filter((room) => !room.record.private || room.members.has(u))
       .map((room) => ({
         name: room.record.id,
         members: room.members.size,
         online: room.online.size,
         joined: room.members.has(u),
+        private: room.record.private === true,
+        owner: room.record.owner ?? null,
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -1324,6 +1535,515 @@ export class Hub {
         });
       }
     }
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  async #replies(conn: Conn, u: UserState, id: string, r: string | undefined): Promise<void> {
+    const parent = await this.#store.getMessage(id);
+    if (!parent || this.#expired(parent) || !this.#canRead(u, parent.chat)) {
+      throw new ChatError("no_such_message", `There is no message ${id} you can read`);
+    }
+    const now = this.#clock.now();
+    const replies = (await this.#store.listReplies(id, MAX_PAGE)).filter((m) =>
+      !this.#expired(m) && m.ts <= now
+    );
+    this.#send(conn, {
+      type: "replies",
+      id,
+      messages: replies.map(toFrame),
+      ...(r === undefined ? {} : { ref: r }),
+    });
+  }
+
+  /** Whether a user may read a chat: a member of the room, or one of the two ends of a private chat. */
+  #canRead(u: UserState, chat: string): boolean {
+    return u.chats.has(chat);
+  }
+
+  // ---------------------------------------------------------------- scheduled messages
+
+  async #schedule(
+    conn: Conn,
+    u: UserState,
+    frame: { message: string; at: string; room?: string; target_username?: string },
+    r: string | undefined,
+  ): Promise<void> {
+    const now = this.#clock.now();
+    const dueAt = Date.parse(frame.at);
+    if (dueAt <= now) {
+      throw new ChatError("bad_field", `${frame.at} is in the past: pick a later time`);
+    }
+    if (dueAt > now + MAX_SCHEDULE_AHEAD_MS) {
+      throw new ChatError("bad_field", "Messages can be scheduled at most 30 days ahead");
+    }
+    let room: string | null = null;
+    let to: string | null = null;
+    if (frame.target_username !== undefined) {
+      const target = this.#requireUser(frame.target_username);
+      if (target === u) {
+        throw new ChatError("bad_field", "You cannot send a private message to yourself");
+      }
+      to = target.record.name;
+    } else {
+      const mode = this.#mode(conn);
+      if (frame.room === undefined && mode.kind === "session") to = mode.with;
+      else {
+        room = frame.room ?? conn.room;
+        if (!this.#requireRoom(room).members.has(u)) {
+          throw new ChatError("not_member", `You are not in #${room}: /join ${room} first`);
+        }
+      }
+    }
+    const pending = await this.#store.listScheduledOf(u.record.name);
+    if (pending.length >= MAX_SCHEDULED_PER_USER) {
+      throw new ChatError(
+        "forbidden",
+        `You have ${pending.length} scheduled messages: cancel some first`,
+      );
+    }
+    const record: ScheduledRecord = {
+      id: this.#newId(now),
+      user: u.record.name,
+      room,
+      to,
+      text: frame.message,
+      dueAt,
+      createdAt: now,
+    };
+    await this.#store.putScheduled(record);
+    this.#send(conn, {
+      type: "scheduled",
+      entry: this.#scheduledEntry(record),
+      ...(r === undefined ? {} : { ref: r }),
+    });
+  }
+
+  #scheduledEntry(rec: ScheduledRecord): ScheduledEntry {
+    return { id: rec.id, chat: rec.room ?? "@" + rec.to, message: rec.text, at: iso(rec.dueAt) };
+  }
+
+  async #cancelScheduled(
+    conn: Conn,
+    u: UserState,
+    id: string,
+    r: string | undefined,
+  ): Promise<void> {
+    const mine = (await this.#store.listScheduledOf(u.record.name)).find((x) => x.id === id);
+    // Claiming it is what cancels it: if the scheduler got there first, it has been sent.
+    const claimed = mine ? await this.#store.claimScheduled(id) : null;
+    if (!claimed) {
+      throw new ChatError(
+        "no_such_message",
+        `No pending scheduled message ${id}: it was sent or cancelled`,
+      );
+    }
+    this.#send(conn, { type: "scheduled_cancelled", id, ...(r === undefined ? {} : { ref: r }) });
+  }
+
+  /**
+   * Sends every scheduled message that is due. Each is claimed with an atomic check first, so two
+   * server processes on one store never send a message twice. Call a few times a second.
+   */
+  async runScheduled(): Promise<number> {
+    if (this.#closing) return 0;
+    let sent = 0;
+    for (const rec of await this.#store.listDueScheduled(this.#clock.now(), 100)) {
+      const claimed = await this.#store.claimScheduled(rec.id);
+      if (!claimed) continue;
+      const u = this.#users.get(claimed.user);
+      if (!u) continue;
+      const frame: ClientFrame = claimed.to !== null
+        ? { type: "private", target_username: claimed.to, message: claimed.text }
+        : { type: "message", room: claimed.room!, message: claimed.text };
+      try {
+        await this.request(u.record.name, frame);
+        sent++;
+      } catch (error) {
+        // Muted, over quota, no longer a member...: tell the author why it did not go out.
+        const why = error instanceof ChatError ? error.message : "a server error";
+        this.#sendUser(
+          u,
+          new Outbound({
+            type: "error",
+            code: error instanceof ChatError ? error.code : "internal",
+            message: `Your scheduled message ${claimed.id} could not be sent: ${why}`,
+          }),
+        );
+        if (!(error instanceof ChatError)) this.#onError(error, "scheduled message");
+      }
+    }
+    return sent;
+  }
+
+  // ---------------------------------------------------------------- private group chats
+
+  #requireOwner(u: UserState, name: string): RoomState {
+    const room = this.#requireRoom(name);
+    if (!room.record.private) {
+      throw new ChatError("bad_field", `#${name} is public: anyone can /join it`);
+    }
+    if (room.record.owner !== u.record.name) {
+      throw new ChatError(
+        "forbidden",
+        `Only the owner of #${name} (${room.record.owner}) can do that`,
+      );
+    }
+    return room;
+  }
+
+  async #createGroup(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
+    if (this.#rooms.has(name)) {
+      throw new ChatError("name_taken", `#${name} exists already: pick another name`);
+    }
+    const record: ChatRecord = {
+      id: name,
+      kind: "room",
+      createdAt: this.#clock.now(),
+      createdBy: u.record.name,
+      private: true,
+      owner: u.record.name,
+    };
+    this.#rooms.set(name, { record, members: new Set(), online: new Set(), requests: new Map() });
+    await this.#store.createChat(record);
+    await this.#join(conn, u, name, r);
+  }
+
+  async #invite(
+    conn: Conn,
+    u: UserState,
+    name: string,
+    username: string,
+    r: string | undefined,
+  ): Promise<void> {
+    const room = this.#requireOwner(u, name);
+    const target = this.#requireUser(username);
+    if (room.members.has(target)) {
+      throw new ChatError("bad_field", `${target.record.name} is already in #${name}`);
+    }
+    target.invites.set(name, u.record.name);
+    await this.#store.setInvite(name, target.record.name, {
+      from: u.record.name,
+      at: this.#clock.now(),
+    });
+    this.#sendUser(target, new Outbound(this.#inviteFrame(name, u.record.name)));
+    this.#send(conn, this.#system(`Invited ${target.record.name} to #${name}`, r));
+  }
+
+  #inviteFrame(room: string, from: string): ServerFrame {
+    return { type: "invite", room, from_username: from, timestamp: this.#ts() };
+  }
+
+  async #inviteResponse(
+    conn: Conn,
+    u: UserState,
+    name: string,
+    accepted: boolean,
+    r: string | undefined,
+  ): Promise<void> {
+    const from = u.invites.get(name);
+    if (from === undefined) {
+      throw new ChatError("no_session_request", `Nobody has invited you to #${name}`);
+    }
+    u.invites.delete(name);
+    await this.#store.setInvite(name, u.record.name, null);
+    const owner = this.#users.get(from);
+    if (!accepted) {
+      if (owner) {
+        this.#sendUser(
+          owner,
+          new Outbound(this.#system(`${u.record.name} declined your invite to #${name}`)),
+        );
+      }
+      return this.#send(conn, this.#system(`You declined the invite to #${name}`, r));
+    }
+    const room = this.#requireRoom(name);
+    if (!room.members.has(u)) await this.#addMember(u, room);
+    await this.#join(conn, u, name, r);
+  }
+
+  async #createLink(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
+    this.#requireOwner(u, name);
+    const token = randomToken().slice(0, 22);
+    const link = { room: name, by: u.record.name, at: this.#clock.now() };
+    this.#links.set(token, link);
+    await this.#store.setLink(token, link);
+    this.#send(conn, {
+      type: "link",
+      room: name,
+      token,
+      timestamp: this.#ts(),
+      ...(r === undefined ? {} : { ref: r }),
+    });
+  }
+
+  async #revokeLink(
+    conn: Conn,
+    u: UserState,
+    name: string,
+    token: string,
+    r: string | undefined,
+  ): Promise<void> {
+    this.#requireOwner(u, name);
+    if (this.#links.get(token)?.room !== name) {
+      throw new ChatError("no_such_message", `#${name} has no invite link ${token}`);
+    }
+    this.#links.delete(token);
+    await this.#store.setLink(token, null);
+    this.#send(conn, this.#system(`The invite link ${token} of #${name} no longer works`, r));
+  }
+
+  async #joinLink(conn: Conn, u: UserState, token: string, r: string | undefined): Promise<void> {
+    const link = this.#links.get(token);
+    const room = link ? this.#rooms.get(link.room) : undefined;
+    if (!link || !room) {
+      throw new ChatError("no_such_room", "That invite link does not work (revoked, or mistyped)");
+    }
+    if (room.members.has(u)) return await this.#join(conn, u, link.room, r);
+    // A link only asks: the owner decides.
+    room.requests.set(u.record.name, this.#clock.now());
+    await this.#store.setJoinRequest(link.room, u.record.name, { at: this.#clock.now() });
+    const owner = this.#users.get(room.record.owner ?? "");
+    if (owner) {
+      this.#sendUser(owner, new Outbound(this.#joinRequestFrame(link.room, u.record.name)));
+    }
+    this.#send(
+      conn,
+      this.#system(`Asked the owner of #${link.room} to let you in; you will be told`, r),
+    );
+  }
+
+  #joinRequestFrame(room: string, username: string): ServerFrame {
+    return { type: "join_request", room, username, timestamp: this.#ts() };
+  }
+
+  async #joinDecision(
+    conn: Conn,
+    u: UserState,
+    name: string,
+    username: string,
+    approved: boolean,
+    r: string | undefined,
+  ): Promise<void> {
+    const room = this.#requireOwner(u, name);
+    const target = this.#findUser(username);
+    if (!target || !room.requests.has(target.record.name)) {
+      throw new ChatError("no_session_request", `${username} has not asked to join #${name}`);
+    }
+    room.requests.delete(target.record.name);
+    await this.#store.setJoinRequest(name, target.record.name, null);
+    if (approved) {
+      await this.#addMember(target, room);
+      for (const c of target.conns) {
+        this.#send(c, {
+          type: "joined",
+          room: name,
+          created: false,
+          mode: this.#mode(c),
+          timestamp: this.#ts(),
+        });
+      }
+      this.#sendRoom(room, {
+        ...this.#system(`${target.record.name} joined #${name}`),
+        event: "joined",
+        username: target.record.name,
+        room: name,
+      }, target);
+    } else {
+      this.#sendUser(
+        target,
+        new Outbound(this.#system(`Your request to join #${name} was refused`)),
+      );
+    }
+    this.#send(
+      conn,
+      this.#system(
+        `${approved ? "Let" : "Refused"} ${target.record.name} ${
+          approved ? "into" : "for"
+        } #${name}`,
+        r,
+      ),
+    );
+  }
+
+  async #removeMember(
+    conn: Conn,
+    u: UserState,
+    name: string,
+    username: string,
+    r: string | undefined,
+  ): Promise<void> {
+    this.#requireOwner(u, name);
+    const target = this.#requireUser(username);
+    if (target === u) {
+      throw new ChatError("bad_field", "You own the group: to go, /leave it (ownership passes on)");
+    }
+    const room = this.#requireRoom(name);
+    if (!room.members.has(target)) {
+      throw new ChatError("not_member", `${target.record.name} is not in #${name}`);
+    }
+    await this.#removeFromRoom(target, room);
+    this.#sendUser(
+      target,
+      new Outbound(this.#system(`${u.record.name} removed you from #${name}`)),
+    );
+    this.#send(conn, this.#system(`Removed ${target.record.name} from #${name}`, r));
+  }
+
+  // ---------------------------------------------------------------- contacts
+
+  #contactsFrame(u: UserState, r?: string): ServerFrame {
+    const contacts = [...u.contacts].sort().map((name) => ({
+      username: name,
+      online: (this.#users.get(name)?.conns.size ?? 0) > 0,
+    }));
+    return {
+      type: "contacts_list",
+      contacts,
+      timestamp: this.#ts(),
+      ...(r === undefined ? {} : { ref: r }),
+    };
+  }
+
+  /** Adds `contact` to `u`'s contacts if missing, and tells `u`'s connections. */
+  #addContact(u: UserState, contact: UserState): void {
+    if (u.contacts.has(contact.record.name)) return;
+    u.contacts.add(contact.record.name);
+    this.#background(
+      this.#store.setContact(u.record.name, contact.record.name, true),
+      "save contact",
+    );
+    this.#sendUser(u, new Outbound(this.#contactsFrame(u)));
+  }
+
+  async #changeContact(
+    conn: Conn,
+    u: UserState,
+    username: string,
+    add: boolean,
+    r: string | undefined,
+  ): Promise<void> {
+    const other = this.#requireUser(username);
+    if (other === u) throw new ChatError("bad_field", "You cannot add yourself as a contact");
+    if (add) u.contacts.add(other.record.name);
+    else u.contacts.delete(other.record.name);
+    await this.#store.setContact(u.record.name, other.record.name, add);
+    // Every device sees the new list; the asking connection gets its ref back.
+    for (const c of this.#connsWith(u, conn)) {
+      this.#send(c, this.#contactsFrame(u, c === conn ? r : undefined));
+    }
+  }
+
+  // ---------------------------------------------------------------- files
+
+  /**
+   * Stores a file sent to a room or a user, reading `chunks` as they come and refusing it as soon
+   * as it grows past the limit, then announces it with a message. Returns the ack.
+   */
+  async uploadFile(
+    username: string,
+    meta: { name: string; mime: string; size?: number; room?: string; to?: string },
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<ServerFrame> {
+    const u = this.#users.get(username);
+    if (!u) throw new ChatError("not_logged_in", "This account no longer exists: log in again");
+    if (meta.size !== undefined && meta.size > this.#maxFileSize) throw this.#tooBig(meta.size);
+    const name = meta.name.replace(/[\/\\\p{Cc}]/gu, "_").slice(0, 200) || "file";
+    // Check where it goes before taking any bytes.
+    let chat: string;
+    if (meta.to !== undefined) {
+      const to = this.#requireUser(meta.to);
+      if (to === u) throw new ChatError("bad_field", "You cannot send a file to yourself");
+      chat = dmId(u.record.name, to.record.name);
+    } else {
+      chat = validateRoomName(meta.room ?? GENERAL);
+      if (!this.#requireRoom(chat).members.has(u)) {
+        throw new ChatError("not_member", `You are not in #${chat}: /join ${chat} first`);
+      }
+    }
+    const muted = this.#mutedUntil(u);
+    if (muted !== null) {
+      throw new ChatError("muted", `You are muted until ${iso(muted)}; you can still read`);
+    }
+    const now = this.#clock.now();
+    const id = this.#newId(now);
+    const expiresAt = this.#messageTtlMs > 0 ? now + this.#messageTtlMs : undefined;
+    let size = 0;
+    let index = 0;
+    let pending = new Uint8Array(FILE_CHUNK_BYTES);
+    let fill = 0;
+    const writes: Promise<void>[] = [];
+    const flush = () => {
+      if (fill === 0) return;
+      writes.push(this.#store.putFileChunk(id, index++, pending.slice(0, fill), expiresAt));
+      fill = 0;
+    };
+    try {
+      for await (const chunk of chunks) {
+        size += chunk.length;
+        if (size > this.#maxFileSize) throw this.#tooBig(size);
+        let off = 0;
+        while (off < chunk.length) {
+          const n = Math.min(chunk.length - off, FILE_CHUNK_BYTES - fill);
+          pending.set(chunk.subarray(off, off + n), fill);
+          fill += n;
+          off += n;
+          if (fill === FILE_CHUNK_BYTES) flush();
+        }
+      }
+      flush();
+      await Promise.all(writes);
+    } catch (error) {
+      await Promise.allSettled(writes);
+      await this.#store.deleteFile(id);
+      throw error;
+    }
+    pending = new Uint8Array(0);
+    const file = { id, name, size, mime: meta.mime || "application/octet-stream" };
+    await this.#store.putFile({
+      ...file,
+      chunks: index,
+      chat,
+      uploader: u.record.name,
+      createdAt: now,
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+    });
+    const text = `sent a file: ${name} (${formatSize(size)}, ${file.mime})`;
+    const frames = await this.request(
+      u.record.name,
+      meta.to !== undefined
+        ? { type: "private", target_username: meta.to, message: text }
+        : { type: "message", room: chat, message: text },
+      "",
+      file,
+    );
+    return frames.find((f) => f.type === "ack")!;
+  }
+
+  #tooBig(size: number): ChatError {
+    return new ChatError(
+      "too_long",
+      `The file is ${formatSize(size)}; the limit is ${formatSize(this.#maxFileSize)}`,
+    );
+  }
+
+  /** Opens a file for a user who may read its chat; expired or unknown files are not found. */
+  async openFile(
+    username: string,
+    id: string,
+  ): Promise<{ file: FileRecord; chunks: AsyncIterable<Uint8Array> }> {
+    const u = this.#users.get(username);
+    const file = await this.#store.getFile(id);
+    if (!file || this.#expired(file)) {
+      throw new ChatError("no_such_message", `There is no file ${id} (it may have expired)`);
+    }
+    if (!u || !this.#canRead(u, file.chat)) {
+      throw new ChatError(
+        "forbidden",
+        "Only members of the chat it was sent to can download this file",
+      );
+    }
+    return { file, chunks: this.#store.readFile(id) };
   }
 
   // ---------------------------------------------------------------- moderation
@@ -1825,6 +2545,37 @@ function ref(frame: { ref?: string }): { ref?: string } {
   return frame.ref === undefined ? {} : { ref: frame.ref };
 }
 
+/** What a message may carry besides text, as asked by the client. */
+interface PostExtra {
+  replyTo?: string;
+  file?: FileRef;
+}
+
+/** What a message carries besides text, resolved and checked. */
+interface Attachments {
+  replyTo?: { id: string; from: string; text: string };
+  file?: FileRef;
+}
+
+function replyOf(frame: { reply_to?: string }, conn: Conn): PostExtra {
+  return {
+    ...(frame.reply_to === undefined ? {} : { replyTo: frame.reply_to }),
+    ...(conn.file === undefined ? {} : { file: conn.file }),
+  };
+}
+
+/** File bytes are stored in chunks below KV's 64 KiB value limit. */
+const FILE_CHUNK_BYTES = 60_000;
+const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 3600_000;
+const MAX_SCHEDULED_PER_USER = 100;
+
+/** Formats a byte count for people: "512 B", "12.3 KB", "5.0 MB". */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
 function requireLive(u: UserState): void {
   if (u.conns.size === 0) {
     throw new ChatError(
@@ -1868,6 +2619,12 @@ function iso(ms: number): string {
 
 /** Turns a stored message into its wire frame. */
 export function toFrame(m: StoredMessage): MessageFrame {
+  const extra = {
+    ...(m.replyTo
+      ? { reply_to: { id: m.replyTo.id, from_username: m.replyTo.from, message: m.replyTo.text } }
+      : {}),
+    ...(m.file ? { file: m.file } : {}),
+  };
   if (m.to !== undefined) {
     return {
       type: "private",
@@ -1877,6 +2634,7 @@ export function toFrame(m: StoredMessage): MessageFrame {
       to_username: m.to,
       message: m.text,
       timestamp: iso(m.ts),
+      ...extra,
     };
   }
   return {
@@ -1887,5 +2645,6 @@ export function toFrame(m: StoredMessage): MessageFrame {
     from_username: m.from,
     message: m.text,
     timestamp: iso(m.ts),
+    ...extra,
   };
 }

@@ -10,9 +10,12 @@ import {
   type ChatRecord,
   ConflictError,
   type Cursor,
+  type FileRecord,
+  type GroupState,
   type LeaseRecord,
   type ListOptions,
   type ReportRecord,
+  type ScheduledRecord,
   type Store,
   type StoredMessage,
   type StoreSnapshot,
@@ -77,7 +80,23 @@ export class KvStore implements Store {
     ) {
       reports.push(e.value);
     }
-    return { users, chats, members, seqs, reports };
+    const groups: GroupState = { invites: [], links: [], requests: [] };
+    for await (const e of this.#kv.list<{ from: string; at: number }>({ prefix: keys.invites() })) {
+      groups.invites.push({ room: String(e.key[1]), user: String(e.key[2]), ...e.value });
+    }
+    for await (
+      const e of this.#kv.list<{ room: string; by: string; at: number }>({ prefix: keys.links() })
+    ) {
+      groups.links.push({ token: String(e.key[1]), ...e.value });
+    }
+    for await (const e of this.#kv.list<{ at: number }>({ prefix: keys.joinRequests() })) {
+      groups.requests.push({ room: String(e.key[1]), user: String(e.key[2]), ...e.value });
+    }
+    const contacts: Array<{ user: string; contact: string }> = [];
+    for await (const e of this.#kv.list({ prefix: keys.contacts() }, { batchSize: 500 })) {
+      contacts.push({ user: String(e.key[1]), contact: String(e.key[2]) });
+    }
+    return { users, chats, members, seqs, reports, groups, contacts };
   }
 
   async createUser(user: UserRecord): Promise<void> {
@@ -122,6 +141,16 @@ export class KvStore implements Store {
           value: [message.chat, message.seq],
           ...ttl,
         },
+        ...(message.replyTo
+          ? [
+            {
+              type: "set",
+              key: keys.reply(message.replyTo.id, message.id),
+              value: message.id,
+              ...ttl,
+            } as const,
+          ]
+          : []),
         // The counter survives even when every message of a chat has expired and been swept.
         { type: "set", key: keys.seq(message.chat), value: message.seq },
       ],
@@ -156,7 +185,118 @@ export class KvStore implements Store {
       { type: "delete", key: keys.message(m.chat, m.seq) } as const,
       { type: "delete", key: keys.messageId(m.id) } as const,
     ]));
+    // Files follow the lifetime of the message that announced them.
+    for (const m of doomed) if (m.file) await this.deleteFile(m.file.id);
     return doomed.length;
+  }
+
+  async listReplies(parent: string, limit: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    for await (const e of this.#kv.list<string>({ prefix: keys.replies(parent) }, { limit })) {
+      const m = await this.getMessage(e.value);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  putScheduled(r: ScheduledRecord): Promise<void> {
+    return this.#write([
+      { type: "set", key: keys.scheduled(r.id), value: r },
+      { type: "set", key: keys.scheduledDueAt(r.dueAt, r.id), value: r.id },
+      { type: "set", key: keys.userScheduledOne(r.user, r.id), value: r.dueAt },
+    ]);
+  }
+
+  async listDueScheduled(now: number, limit: number): Promise<ScheduledRecord[]> {
+    const out: ScheduledRecord[] = [];
+    const selector = { prefix: keys.scheduledDue(), end: keys.scheduledDueAt(now + 1, "") };
+    for await (const e of this.#kv.list<string>(selector, { limit })) {
+      const r = (await this.#kv.get<ScheduledRecord>(keys.scheduled(e.value))).value;
+      if (r) out.push(r);
+      // An index entry without its record is left over from a claim elsewhere: drop it.
+      else await this.#kv.delete(e.key);
+    }
+    return out;
+  }
+
+  async listScheduledOf(user: string): Promise<ScheduledRecord[]> {
+    const out: ScheduledRecord[] = [];
+    for await (const e of this.#kv.list({ prefix: keys.userScheduled(user) })) {
+      const r = (await this.#kv.get<ScheduledRecord>(keys.scheduled(String(e.key[2])))).value;
+      if (r) out.push(r);
+    }
+    return out.sort((a, b) => a.dueAt - b.dueAt);
+  }
+
+  async claimScheduled(id: string): Promise<ScheduledRecord | null> {
+    const entry = await this.#kv.get<ScheduledRecord>(keys.scheduled(id));
+    if (!entry.value) return null;
+    const r = entry.value;
+    const res = await this.#kv.atomic()
+      .check({ key: entry.key, versionstamp: entry.versionstamp })
+      .delete(keys.scheduled(id))
+      .delete(keys.scheduledDueAt(r.dueAt, id))
+      .delete(keys.userScheduledOne(r.user, id))
+      .commit();
+    return res.ok ? r : null;
+  }
+
+  setInvite(room: string, user: string, value: { from: string; at: number } | null): Promise<void> {
+    const key = keys.invite(room, user);
+    return this.#write([value ? { type: "set", key, value } : { type: "delete", key }]);
+  }
+
+  setLink(token: string, value: { room: string; by: string; at: number } | null): Promise<void> {
+    const key = keys.link(token);
+    return this.#write([value ? { type: "set", key, value } : { type: "delete", key }]);
+  }
+
+  setJoinRequest(room: string, user: string, value: { at: number } | null): Promise<void> {
+    const key = keys.joinRequest(room, user);
+    return this.#write([value ? { type: "set", key, value } : { type: "delete", key }]);
+  }
+
+  setContact(user: string, contact: string, present: boolean): Promise<void> {
+    const key = keys.contact(user, contact);
+    return this.#write([present ? { type: "set", key, value: true } : { type: "delete", key }]);
+  }
+
+  putFileChunk(id: string, index: number, bytes: Uint8Array, expiresAt?: number): Promise<void> {
+    const ttl = expiresAt === undefined ? {} : { expireIn: Math.max(1, expiresAt - Date.now()) };
+    const mutation: Deno.KvMutation = {
+      type: "set",
+      key: keys.fileChunk(id, index),
+      value: bytes,
+      ...ttl,
+    };
+    return this.#write([mutation], bytes.length + 100);
+  }
+
+  putFile(file: FileRecord): Promise<void> {
+    const ttl = file.expiresAt === undefined
+      ? {}
+      : { expireIn: Math.max(1, file.expiresAt - file.createdAt) };
+    return this.#write([{ type: "set", key: keys.file(file.id), value: file, ...ttl }]);
+  }
+
+  async getFile(id: string): Promise<FileRecord | null> {
+    return (await this.#kv.get<FileRecord>(keys.file(id))).value;
+  }
+
+  async *readFile(id: string): AsyncIterable<Uint8Array> {
+    for await (
+      const e of this.#kv.list<Uint8Array>({ prefix: keys.fileChunks(id) }, { batchSize: 8 })
+    ) {
+      yield e.value;
+    }
+  }
+
+  async deleteFile(id: string): Promise<void> {
+    const mutations: Deno.KvMutation[] = [{ type: "delete", key: keys.file(id) }];
+    for await (const e of this.#kv.list({ prefix: keys.fileChunks(id) })) {
+      mutations.push({ type: "delete", key: e.key });
+    }
+    for (let i = 0; i < mutations.length; i += 400) await this.#write(mutations.slice(i, i + 400));
   }
 
   putReport(report: ReportRecord): Promise<void> {

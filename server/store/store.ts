@@ -52,6 +52,41 @@ export interface ChatRecord {
   kind: "room" | "dm";
   createdAt: number;
   createdBy: string;
+  /** A private group chat: members only, joined by invite or approved link request. */
+  private?: boolean;
+  owner?: string;
+}
+
+/** A scheduled message, waiting for `dueAt`. */
+export interface ScheduledRecord {
+  id: string;
+  user: string;
+  /** The room, or null for a private message to `to`. */
+  room: string | null;
+  to: string | null;
+  text: string;
+  dueAt: number;
+  createdAt: number;
+}
+
+/** A stored file's description; its bytes are in chunks of at most FILE_CHUNK_BYTES. */
+export interface FileRecord {
+  id: string;
+  name: string;
+  mime: string;
+  size: number;
+  chunks: number;
+  chat: string;
+  uploader: string;
+  createdAt: number;
+  expiresAt?: number;
+}
+
+/** Group chat state loaded at start: invites, links and join requests. */
+export interface GroupState {
+  invites: Array<{ room: string; user: string; from: string; at: number }>;
+  links: Array<{ token: string; room: string; by: string; at: number }>;
+  requests: Array<{ room: string; user: string; at: number }>;
 }
 
 /** A stored chat message. `to` is set on private messages. */
@@ -63,6 +98,10 @@ export interface StoredMessage {
   text: string;
   ts: number;
   to?: string;
+  /** The message this one answers. */
+  replyTo?: { id: string; from: string; text: string };
+  /** A file this message announces. */
+  file?: { id: string; name: string; size: number; mime: string };
   /** When the message stops existing (message lifetime); absent: kept. */
   expiresAt?: number;
 }
@@ -74,6 +113,8 @@ export interface StoreSnapshot {
   members: Array<{ chat: string; user: string }>;
   seqs: Map<string, number>;
   reports: ReportRecord[];
+  groups: GroupState;
+  contacts: Array<{ user: string; contact: string }>;
 }
 
 /** One read cursor: the last message of `chat` that `user` has seen. */
@@ -144,6 +185,35 @@ export interface Store {
   appendAudit(entry: AuditRecord): Promise<void>;
   /** Lists audit entries, newest first, older than `before` (an entry id). */
   listAudit(options: { limit: number; before?: string }): Promise<AuditRecord[]>;
+  /** Lists the replies to a message, oldest first. */
+  listReplies(parent: string, limit: number): Promise<StoredMessage[]>;
+  /** Stores a scheduled message with its due-time index. */
+  putScheduled(record: ScheduledRecord): Promise<void>;
+  /** Scheduled messages due at or before `now`, earliest first. */
+  listDueScheduled(now: number, limit: number): Promise<ScheduledRecord[]>;
+  /** A user's pending scheduled messages, earliest first. */
+  listScheduledOf(user: string): Promise<ScheduledRecord[]>;
+  /**
+   * Takes a scheduled message out of the store in one atomic operation that checks it is still
+   * there: of two processes racing for it, exactly one gets true.
+   */
+  claimScheduled(id: string): Promise<ScheduledRecord | null>;
+  /** Saves or deletes group state: an invite, a link, a join request. */
+  setInvite(room: string, user: string, value: { from: string; at: number } | null): Promise<void>;
+  setLink(token: string, value: { room: string; by: string; at: number } | null): Promise<void>;
+  setJoinRequest(room: string, user: string, value: { at: number } | null): Promise<void>;
+  /** Adds or removes a contact. */
+  setContact(user: string, contact: string, present: boolean): Promise<void>;
+  /** Stores one chunk of a file's bytes. */
+  putFileChunk(id: string, index: number, bytes: Uint8Array, expiresAt?: number): Promise<void>;
+  /** Stores a file's description, making it downloadable. */
+  putFile(file: FileRecord): Promise<void>;
+  /** Reads a file's description. */
+  getFile(id: string): Promise<FileRecord | null>;
+  /** Reads a file's bytes chunk by chunk. */
+  readFile(id: string): AsyncIterable<Uint8Array>;
+  /** Deletes a file and its chunks. */
+  deleteFile(id: string): Promise<void>;
   /** Revokes every token of a user. */
   revokeTokens(user: string): Promise<void>;
   /** Reads every read cursor of a user, by chat. */

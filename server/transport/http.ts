@@ -334,7 +334,14 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
   v1.post("/rooms/:room/messages", auth, async (c) => {
     const body = await jsonBody(c);
     return c.json(
-      ackBody(await run(c, { type: "message", room: param(c, "room"), message: body.message })),
+      ackBody(
+        await run(c, {
+          type: "message",
+          room: param(c, "room"),
+          message: body.message,
+          reply_to: body.reply_to,
+        }),
+      ),
       201,
     );
   });
@@ -351,6 +358,7 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
           type: "private",
           target_username: param(c, "user"),
           message: body.message,
+          reply_to: body.reply_to,
         }),
       ),
       201,
@@ -457,6 +465,182 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     };
     return c.json(pick(await run(c, frame), "audit_log"));
   });
+
+  // ------------------------------------------------------------ files
+  v1.post("/files", auth, async (c) => {
+    const declared = c.req.header("content-length");
+    const size = declared === undefined ? undefined : Number(declared);
+    // Too large is refused before the body is read: the declared length is enough.
+    if (size !== undefined && size > hub.maxFileSize) {
+      throw new ChatError("too_long", `The file is ${size} bytes; the limit is ${hub.maxFileSize}`);
+    }
+    const name = c.req.query("name") ?? c.req.header("x-filename") ?? "";
+    if (!name) {
+      throw new ProtocolError(
+        "missing_field",
+        "Name the file: ?name=report.pdf (or an X-Filename header)",
+      );
+    }
+    const room = c.req.query("room");
+    const to = c.req.query("to");
+    if (room !== undefined && to !== undefined) {
+      throw new ProtocolError("bad_field", 'Give "room" or "to", not both');
+    }
+    const body = c.req.raw.body ?? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() });
+    const ack = await hub.uploadFile(c.get("user"), {
+      name: decodeURIComponent(name),
+      mime: (c.req.header("content-type") ?? "application/octet-stream").split(";")[0]!.trim(),
+      ...(size === undefined ? {} : { size }),
+      ...(room === undefined ? {} : { room }),
+      ...(to === undefined ? {} : { to }),
+    }, body);
+    const { type: _t, ref: _r, ...rest } = ack as Extract<ServerFrame, { type: "ack" }>;
+    return c.json(rest, 201);
+  });
+  v1.get("/files/:id", auth, async (c) => {
+    const { file, chunks } = await hub.openFile(c.get("user"), param(c, "id"));
+    const stream = ReadableStream.from(chunks);
+    const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+    return new Response(stream, {
+      headers: {
+        "content-type": file.mime,
+        "content-length": String(file.size),
+        "content-disposition": `attachment; filename="${ascii}"; filename*=UTF-8''${
+          encodeURIComponent(file.name)
+        }`,
+        "x-content-type-options": "nosniff",
+      },
+    });
+  });
+
+  // ------------------------------------------------------------ replies and scheduled messages
+  v1.get(
+    "/messages/:id/replies",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "replies", id: param(c, "id") }), "replies")),
+  );
+  v1.post("/scheduled", auth, async (c) => {
+    const body = await jsonBody(c);
+    const frame = {
+      type: "schedule",
+      message: body.message,
+      at: body.at,
+      room: body.room,
+      target_username: body.username,
+    };
+    return c.json(pick(await run(c, frame), "scheduled").entry, 201);
+  });
+  v1.get(
+    "/scheduled",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "scheduled" }), "scheduled_list")),
+  );
+  v1.delete("/scheduled/:id", auth, async (c) => {
+    await run(c, { type: "cancel_scheduled", id: param(c, "id") });
+    return c.body(null, 204);
+  });
+
+  // ------------------------------------------------------------ private group chats
+  v1.post("/groups", auth, async (c) => {
+    const body = await jsonBody(c);
+    return c.json(pick(await run(c, { type: "create_group", room: body.name }), "joined"), 201);
+  });
+  v1.post("/groups/:room/invites", auth, async (c) => {
+    const body = await jsonBody(c);
+    return c.json(
+      sys(await run(c, { type: "invite", room: param(c, "room"), username: body.username })),
+      201,
+    );
+  });
+  v1.post(
+    "/invites/:room/accept",
+    auth,
+    async (c) =>
+      c.json(
+        pick(
+          await run(c, { type: "invite_response", room: param(c, "room"), accepted: true }),
+          "joined",
+        ),
+      ),
+  );
+  v1.post(
+    "/invites/:room/decline",
+    auth,
+    async (c) =>
+      c.json(
+        sys(await run(c, { type: "invite_response", room: param(c, "room"), accepted: false })),
+      ),
+  );
+  v1.post("/groups/:room/links", auth, async (c) => {
+    const { type: _t, ref: _r, ...link } = pick(
+      await run(c, { type: "create_link", room: param(c, "room") }),
+      "link",
+    );
+    return c.json(link, 201);
+  });
+  v1.delete(
+    "/groups/:room/links/:token",
+    auth,
+    async (c) =>
+      c.json(
+        sys(
+          await run(c, { type: "revoke_link", room: param(c, "room"), token: param(c, "token") }),
+        ),
+      ),
+  );
+  v1.post("/links/:token/join", auth, async (c) => {
+    const frames = await run(c, { type: "join_link", token: param(c, "token") });
+    const joined = frames.find((f) => f.type === "joined");
+    return joined ? c.json(joined) : c.json(sys(frames), 202);
+  });
+  for (const [action, approved] of [["approve", true], ["refuse", false]] as const) {
+    v1.post(`/groups/:room/requests/:user/${action}`, auth, async (c) => {
+      const frame = {
+        type: "join_decision",
+        room: param(c, "room"),
+        username: param(c, "user"),
+        approved,
+      };
+      return c.json(sys(await run(c, frame)));
+    });
+  }
+  v1.delete(
+    "/groups/:room/members/:user",
+    auth,
+    async (c) =>
+      c.json(
+        sys(
+          await run(c, {
+            type: "remove_member",
+            room: param(c, "room"),
+            username: param(c, "user"),
+          }),
+        ),
+      ),
+  );
+
+  // ------------------------------------------------------------ contacts
+  v1.get(
+    "/contacts",
+    auth,
+    async (c) => c.json(pick(await run(c, { type: "contacts" }), "contacts_list")),
+  );
+  v1.put(
+    "/contacts/:user",
+    auth,
+    async (c) =>
+      c.json(
+        pick(await run(c, { type: "add_contact", username: param(c, "user") }), "contacts_list"),
+      ),
+  );
+  v1.delete(
+    "/contacts/:user",
+    auth,
+    async (c) =>
+      c.json(
+        pick(await run(c, { type: "remove_contact", username: param(c, "user") }), "contacts_list"),
+      ),
+  );
 
   app.route("/api/v1", v1);
 

@@ -11,7 +11,7 @@ const str = { type: "string" };
 const int = { type: "integer" };
 
 interface Op {
-  method: "get" | "post" | "delete";
+  method: "get" | "post" | "put" | "delete";
   path: string;
   summary: string;
   auth?: boolean;
@@ -311,6 +311,196 @@ const OPS: Op[] = [
     ok: { status: 200, schema: ref("Frame") },
     errors: [401, 404],
   },
+  // files
+  {
+    tag: "files",
+    method: "post",
+    path: "/api/v1/files",
+    summary:
+      "Upload a file (raw body, Content-Type = its type) to a room (?room=) or a user (?to=); announced as a message",
+    auth: true,
+    params: [
+      { name: "name", in: "query", description: "the file name (or an X-Filename header)" },
+      { name: "room", in: "query", description: "the room to send it to (default general)" },
+      { name: "to", in: "query", description: "the user to send it to, privately" },
+    ],
+    ok: { status: 201, schema: ref("Ack") },
+    errors: [400, 401, 403, 404, 413],
+  },
+  {
+    tag: "files",
+    method: "get",
+    path: "/api/v1/files/{id}",
+    summary: "Download a file: its bytes with its type and name; members of its chat only",
+    auth: true,
+    params: [{ name: "id", in: "path", description: "file id (from the message's file.id)" }],
+    ok: { status: 200, description: "the file's bytes" },
+    errors: [401, 403, 404],
+  },
+  // replies and scheduled
+  {
+    tag: "messages",
+    method: "get",
+    path: "/api/v1/messages/{id}/replies",
+    summary: "The replies to a message (replies frame)",
+    auth: true,
+    params: [{ name: "id", in: "path", description: "message id" }],
+    ok: { status: 200, schema: ref("Frame") },
+    errors: [400, 401, 404],
+  },
+  {
+    tag: "scheduled",
+    method: "post",
+    path: "/api/v1/scheduled",
+    summary: "Schedule a message for later (to `room`, or privately to `username`)",
+    auth: true,
+    body: {
+      type: "object",
+      required: ["message", "at"],
+      properties: {
+        message: str,
+        at: { type: "string", format: "date-time" },
+        room: str,
+        username: str,
+      },
+    },
+    ok: { status: 201, schema: ref("Scheduled") },
+    errors: [400, 401, 403, 404],
+  },
+  {
+    tag: "scheduled",
+    method: "get",
+    path: "/api/v1/scheduled",
+    summary: "Your pending scheduled messages",
+    auth: true,
+    ok: { status: 200, schema: ref("Frame") },
+    errors: [401],
+  },
+  {
+    tag: "scheduled",
+    method: "delete",
+    path: "/api/v1/scheduled/{id}",
+    summary: "Cancel a scheduled message before it goes",
+    auth: true,
+    params: [{ name: "id", in: "path", description: "scheduled message id" }],
+    ok: { status: 204, description: "cancelled" },
+    errors: [400, 401, 404],
+  },
+  // groups
+  {
+    tag: "groups",
+    method: "post",
+    path: "/api/v1/groups",
+    summary: "Create a private group chat (you own it)",
+    auth: true,
+    body: { type: "object", required: ["name"], properties: { name: str } },
+    ok: { status: 201, schema: ref("Frame") },
+    errors: [400, 401, 409],
+  },
+  {
+    tag: "groups",
+    method: "post",
+    path: "/api/v1/groups/{room}/invites",
+    summary: "Invite a user to your group (they accept or decline)",
+    auth: true,
+    params: [{ name: "room", in: "path", description: "group name" }],
+    body: { type: "object", required: ["username"], properties: { username: str } },
+    ok: { status: 201, schema: ref("System") },
+    errors: [400, 401, 403, 404],
+  },
+  ...(["accept", "decline"] as const).map((what): Op => ({
+    tag: "groups",
+    method: "post",
+    path: `/api/v1/invites/{room}/${what}`,
+    summary: what === "accept" ? "Accept an invite (joined frame)" : "Decline an invite",
+    auth: true,
+    params: [{ name: "room", in: "path", description: "group name" }],
+    ok: { status: 200, schema: ref(what === "accept" ? "Frame" : "System") },
+    errors: [401, 404],
+  })),
+  {
+    tag: "groups",
+    method: "post",
+    path: "/api/v1/groups/{room}/links",
+    summary: "Make an invite link (a token); whoever uses it asks you to let them in",
+    auth: true,
+    params: [{ name: "room", in: "path", description: "group name" }],
+    ok: { status: 201, schema: ref("Frame") },
+    errors: [401, 403, 404],
+  },
+  {
+    tag: "groups",
+    method: "delete",
+    path: "/api/v1/groups/{room}/links/{token}",
+    summary: "Revoke an invite link",
+    auth: true,
+    params: [{ name: "room", in: "path", description: "group name" }, {
+      name: "token",
+      in: "path",
+      description: "link token",
+    }],
+    ok: { status: 200, schema: ref("System") },
+    errors: [400, 401, 403, 404],
+  },
+  {
+    tag: "groups",
+    method: "post",
+    path: "/api/v1/links/{token}/join",
+    summary:
+      "Ask to join a group with an invite link (202: waiting for the owner; 200: already a member)",
+    auth: true,
+    params: [{ name: "token", in: "path", description: "link token" }],
+    ok: { status: 202, schema: ref("System") },
+    errors: [400, 401, 404],
+  },
+  ...(["approve", "refuse"] as const).map((what): Op => ({
+    tag: "groups",
+    method: "post",
+    path: `/api/v1/groups/{room}/requests/{user}/${what}`,
+    summary: `${what === "approve" ? "Let in" : "Refuse"} someone who asked to join with a link`,
+    auth: true,
+    params: [{ name: "room", in: "path", description: "group name" }, {
+      name: "user",
+      in: "path",
+      description: "who asked",
+    }],
+    ok: { status: 200, schema: ref("System") },
+    errors: [401, 403, 404],
+  })),
+  {
+    tag: "groups",
+    method: "delete",
+    path: "/api/v1/groups/{room}/members/{user}",
+    summary: "Remove a member from your group",
+    auth: true,
+    params: [{ name: "room", in: "path", description: "group name" }, {
+      name: "user",
+      in: "path",
+      description: "the member",
+    }],
+    ok: { status: 200, schema: ref("System") },
+    errors: [400, 401, 403, 404],
+  },
+  // contacts
+  {
+    tag: "contacts",
+    method: "get",
+    path: "/api/v1/contacts",
+    summary: "Your contacts with online state",
+    auth: true,
+    ok: { status: 200, schema: ref("Frame") },
+    errors: [401],
+  },
+  ...(["put", "delete"] as const).map((method): Op => ({
+    tag: "contacts",
+    method,
+    path: "/api/v1/contacts/{user}",
+    summary: method === "put" ? "Add a contact" : "Remove a contact",
+    auth: true,
+    params: [{ name: "user", in: "path", description: "the user" }],
+    ok: { status: 200, schema: ref("Frame") },
+    errors: [400, 401, 404],
+  })),
   // moderation
   {
     tag: "moderation",
@@ -570,6 +760,15 @@ export function openApiDocument(): Record<string, unknown> {
           description: "A server frame; see docs/protocol.md",
         },
         System: { type: "object", properties: { message: str, timestamp: str, online_users: int } },
+        Scheduled: {
+          type: "object",
+          properties: {
+            id: str,
+            chat: str,
+            message: str,
+            at: { type: "string", format: "date-time" },
+          },
+        },
         Health: {
           type: "object",
           properties: { status: str, uptime_s: int, connections: int, online_users: int },
