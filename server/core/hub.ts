@@ -1286,7 +1286,13 @@ export class Hub {
     return room;
   }
 
-  async #join(conn: Conn, u: UserState, name: string, r: string | undefined): Promise<void> {
+  async #join(
+    conn: Conn,
+    u: UserState,
+    name: string,
+    r: string | undefined,
+    justCreated = false,
+  ): Promise<void> {
     let room = this.#rooms.get(name);
     if (room?.record.private && !room.members.has(u)) {
       // Joining a private group you were invited to accepts the invite.
@@ -1296,7 +1302,7 @@ export class Hub {
         `#${name} is a private group: ask its owner for an invite, or use an invite link`,
       );
     }
-    const created = !room;
+    const created = !room || justCreated;
     if (!room) {
       const record: ChatRecord = {
         id: name,
@@ -1704,9 +1710,12 @@ export class Hub {
       private: true,
       owner: u.record.name,
     };
-    this.#rooms.set(name, { record, members: new Set(), online: new Set(), requests: new Map() });
+    const room: RoomState = { record, members: new Set(), online: new Set(), requests: new Map() };
+    this.#rooms.set(name, room);
     await this.#store.createChat(record);
-    await this.#join(conn, u, name, r);
+    // The owner is its first member; #join then finds them in and says the room was created.
+    await this.#addMember(u, room);
+    await this.#join(conn, u, name, r, true);
   }
 
   async #invite(
