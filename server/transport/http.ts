@@ -14,7 +14,7 @@ import {
 } from "../../protocol/frames.ts";
 import { MAX_LINE_BYTES } from "../../protocol/limits.ts";
 import { ChatError } from "../core/errors.ts";
-import { GENERAL, type Hub } from "../core/hub.ts";
+import { formatSize, GENERAL, type Hub } from "../core/hub.ts";
 import type { Logger } from "../log.ts";
 import { openApiDocument } from "./openapi.ts";
 import { openEventStream } from "./sse.ts";
@@ -472,7 +472,10 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     const size = declared === undefined ? undefined : Number(declared);
     // Too large is refused before the body is read: the declared length is enough.
     if (size !== undefined && size > hub.maxFileSize) {
-      throw new ChatError("too_long", `The file is ${size} bytes; the limit is ${hub.maxFileSize}`);
+      throw new ChatError(
+        "too_long",
+        `The file is ${formatSize(size)}; the limit is ${formatSize(hub.maxFileSize)}`,
+      );
     }
     const name = c.req.query("name") ?? c.req.header("x-filename") ?? "";
     if (!name) {
