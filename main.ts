@@ -5,7 +5,9 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { monotonicFactory } from "ulid";
+import { ChatClient } from "./client/terminal.ts";
 import { Hub } from "./server/core/hub.ts";
 import { parseServeArgs, type ServeConfig, UsageError } from "./server/config.ts";
 import { createLogger } from "./server/log.ts";
@@ -19,6 +21,7 @@ const USAGE = `chat: a multi-user chat server and its clients
 
 Usage:
   chat serve [flags]     run the server (chat serve --help lists the flags)
+  chat connect [NAME]    the terminal client (chat connect --help)
   chat user COMMAND      manage accounts: add, passwd, admin, list, del (chat user --help)
 
 Run with Deno: deno run -A main.ts serve`;
@@ -114,6 +117,71 @@ async function serve(config: ServeConfig): Promise<void> {
   Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
 }
 
+const CONNECT_USAGE = `Usage: chat connect [NAME] [flags]
+
+  --host HOST        server address (default 127.0.0.1; env CHAT_HOST)
+  --port PORT        server TCP port (default 8000; env CHAT_TCP_PORT)
+  --password PW      password for a registered name (env CHAT_PASSWORD); asked when needed
+  --downloads DIR    where /download saves files (default ./downloads)
+  --no-color         plain text (also when NO_COLOR is set or output is not a terminal)
+  --send TEXT        send one message and exit 0 once the server has stored it
+  --to USER          with --send: a private message to USER
+  --room ROOM        with --send: to ROOM (default general)`;
+
+async function connect(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        password: { type: "string" },
+        downloads: { type: "string" },
+        "no-color": { type: "boolean" },
+        send: { type: "string" },
+        to: { type: "string" },
+        room: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${CONNECT_USAGE}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(CONNECT_USAGE);
+    return 0;
+  }
+  const env = Deno.env.toObject();
+  const port = Number(v.port ?? env.CHAT_TCP_PORT ?? "8000");
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`--port must be a port number, got "${v.port}"`);
+  }
+  if (v.send !== undefined && parsed.positionals[0] === undefined) {
+    throw new UsageError("--send needs a NAME");
+  }
+  if (v.to !== undefined && v.room !== undefined) {
+    throw new UsageError("give --to or --room, not both");
+  }
+  const tty = Deno.stdin.isTerminal() && v.send === undefined;
+  const client = new ChatClient({
+    host: v.host ?? env.CHAT_HOST ?? "127.0.0.1",
+    port,
+    name: parsed.positionals[0],
+    password: v.password ?? env.CHAT_PASSWORD,
+    color: Deno.stdout.isTerminal() && !v["no-color"] && env.NO_COLOR === undefined,
+    tty,
+    downloads: v.downloads ?? "./downloads",
+    send: v.send,
+    to: v.to,
+    room: v.room,
+    ...(env.CHAT_RECONNECT_MS ? { reconnectMs: Number(env.CHAT_RECONNECT_MS) } : {}),
+  });
+  return await client.run();
+}
+
 async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   try {
@@ -128,6 +196,8 @@ async function main(args: string[]): Promise<number> {
         await serve(config);
         return -1;
       }
+      case "connect":
+        return await connect(rest);
       case "user": {
         const cmd = parseUserArgs(rest, Deno.env.toObject());
         if (cmd === null) {

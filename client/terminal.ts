@@ -1,0 +1,569 @@
+/**
+ * `chat connect`: the terminal client. Speaks the TCP JSON wire, reuses the protocol's command
+ * parser and renderer, edits the input line itself on a terminal (history, incoming messages
+ * printed above what you type), reconnects with backoff and shows what was missed.
+ * Imports `protocol/` only.
+ * @module
+ */
+
+import {
+  type ClientFrame,
+  decodeClientValue,
+  encodeFrame,
+  type FileRef,
+  type Mode,
+  ProtocolError,
+  type ServerFrame,
+} from "../protocol/frames.ts";
+import { HELP_LINES, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
+
+/** How the client runs. */
+export interface ClientOptions {
+  host: string;
+  port: number;
+  name?: string | undefined;
+  password?: string | undefined;
+  /** Colours on (a terminal without NO_COLOR) or off. */
+  color: boolean;
+  /** stdin is a terminal: edit the line in raw mode; otherwise read plain lines. */
+  tty: boolean;
+  /** Where /download saves files. */
+  downloads: string;
+  /** Scripting: send this text, wait until stored, exit. */
+  send?: string | undefined;
+  to?: string | undefined;
+  room?: string | undefined;
+  /** First reconnect delay in ms (doubles up to 30 s); default 500. */
+  reconnectMs?: number;
+}
+
+const encoder = new TextEncoder();
+
+/** Client-side commands, listed after the server's in /help. */
+const CLIENT_HELP = [
+  "Client commands:",
+  "  /upload PATH [#ROOM|@NAME]  send a file (default: where the prompt points)",
+  "  /download FILE_ID [DIR]     save a file you were sent (default folder: --downloads)",
+];
+
+const C = {
+  dim: "\x1b[2m",
+  bold: "\x1b[1m",
+  red: "\x1b[31m",
+  green: "\x1b[32m",
+  yellow: "\x1b[33m",
+  cyan: "\x1b[36m",
+  reset: "\x1b[0m",
+};
+
+/** Colours a rendered line by what it is (messages, notices, errors, questions). */
+export function colorize(line: string, frame: ServerFrame | null): string {
+  if (frame?.type === "error") return C.red + line + C.reset;
+  if (line.startsWith("? ") || line.includes("] ? ")) return C.yellow + line + C.reset;
+  const stamp = line.match(/^(\[\d\d:\d\d\] )(.*)$/s);
+  if (stamp) {
+    const rest = stamp[2]!;
+    if (rest.startsWith("* ")) return C.dim + line + C.reset;
+    const who = rest.match(/^((?:#\S+|>>) )?([^:]+?)(: .*)$/s);
+    if (who) {
+      return C.dim + stamp[1] + C.reset + (who[1] ?? "") + C.bold + C.cyan + who[2] + C.reset +
+        who[3];
+    }
+    return C.dim + stamp[1] + C.reset + rest;
+  }
+  if (line.startsWith("* ")) return C.dim + line + C.reset;
+  return line;
+}
+
+/** The terminal client. */
+export class ChatClient {
+  #o: ClientOptions;
+  #conn: Deno.TcpConn | null = null;
+  #mode: Mode = { kind: "room", room: "general" };
+  #name = "";
+  #password: string | undefined;
+  #pendingSession: string | undefined;
+  #lastId = "";
+  #files = new Map<string, FileRef>();
+  #token: { token: string; httpPort: number | null } | null = null;
+  #waiters = new Map<string, (f: ServerFrame) => void>();
+  #refs = 0;
+  #quitting = false;
+  #loggedIn = false;
+  // Line editor state.
+  #buffer: string[] = [];
+  #cursor = 0;
+  #history: string[] = [];
+  #historyAt = 0;
+  #inputLines: ReadableStreamDefaultReader<string> | null = null;
+
+  /** Creates a client with its options. */
+  constructor(options: ClientOptions) {
+    this.#o = options;
+    this.#password = options.password;
+  }
+
+  // ------------------------------------------------------------ output
+
+  #write(text: string): void {
+    Deno.stdout.writeSync(encoder.encode(text));
+  }
+
+  /** Prints lines above the input line and redraws the prompt and what was being typed. */
+  #print(text: string, frame: ServerFrame | null = null): void {
+    const lines = text.split("\n").map((l) => (this.#o.color ? colorize(l, frame) : l));
+    if (this.#o.tty && this.#loggedIn) {
+      this.#write("\r\x1b[K" + lines.join("\r\n") + "\r\n");
+      this.#redraw();
+    } else {
+      this.#write(lines.join("\n") + "\n");
+    }
+  }
+
+  #prompt(): string {
+    return promptFor(this.#mode);
+  }
+
+  #redraw(): void {
+    if (!this.#o.tty) return;
+    const text = this.#buffer.join("");
+    const back = this.#buffer.length - this.#cursor;
+    this.#write("\r\x1b[K" + this.#prompt() + text + (back > 0 ? `\x1b[${back}D` : ""));
+  }
+
+  // ------------------------------------------------------------ input
+
+  /** Reads one line: edited in raw mode on a terminal (hidden when `secret`), else from piped stdin. */
+  async #readLine(secret = false): Promise<string | null> {
+    if (!this.#o.tty) {
+      this.#inputLines ??= Deno.stdin.readable.pipeThrough(new TextDecoderStream()).pipeThrough(
+        splitLines(),
+      )
+        .getReader();
+      const { value, done } = await this.#inputLines.read();
+      return done ? null : value;
+    }
+    return await this.#editLine(secret);
+  }
+
+  async #editLine(secret: boolean): Promise<string | null> {
+    Deno.stdin.setRaw(true);
+    const decoder = new TextDecoder();
+    const buf = new Uint8Array(64);
+    this.#buffer = [];
+    this.#cursor = 0;
+    if (!secret) this.#redraw();
+    try {
+      while (true) {
+        const n = await Deno.stdin.read(buf);
+        if (n === null) return null;
+        const input = decoder.decode(buf.subarray(0, n), { stream: true });
+        for (let i = 0; i < input.length; i++) {
+          const ch = input[i]!;
+          if (ch === "\r" || ch === "\n") {
+            const line = this.#buffer.join("");
+            this.#write(secret ? "\r\n" : "\r\n");
+            if (!secret && line.trim()) {
+              this.#history.push(line);
+              this.#historyAt = this.#history.length;
+            }
+            return line;
+          }
+          if (ch === "\x03" || (ch === "\x04" && this.#buffer.length === 0)) return null;
+          if (ch === "\x7f" || ch === "\b") {
+            if (this.#cursor > 0) this.#buffer.splice(--this.#cursor, 1);
+          } else if (ch === "\x01") this.#cursor = 0;
+          else if (ch === "\x05") this.#cursor = this.#buffer.length;
+          else if (ch === "\x15") {
+            this.#buffer = [];
+            this.#cursor = 0;
+          } else if (ch === "\x1b" && input[i + 1] === "[") {
+            const key = input[i + 2];
+            i += 2;
+            if (key === "D" && this.#cursor > 0) this.#cursor--;
+            else if (key === "C" && this.#cursor < this.#buffer.length) this.#cursor++;
+            else if (key === "A" || key === "B") this.#browse(key === "A" ? -1 : 1);
+            else if (key === "H") this.#cursor = 0;
+            else if (key === "F") this.#cursor = this.#buffer.length;
+          } else if (ch >= " ") {
+            this.#buffer.splice(this.#cursor++, 0, ch);
+          }
+          if (!secret) this.#redraw();
+        }
+      }
+    } finally {
+      Deno.stdin.setRaw(false);
+    }
+  }
+
+  #browse(step: number): void {
+    const at = Math.min(Math.max(this.#historyAt + step, 0), this.#history.length);
+    this.#historyAt = at;
+    this.#buffer = [...(this.#history[at] ?? "")];
+    this.#cursor = this.#buffer.length;
+  }
+
+  // ------------------------------------------------------------ connection
+
+  #send(frame: ClientFrame): void {
+    this.#conn?.write(encoder.encode(encodeFrame(frame) + "\n")).catch(() => {});
+  }
+
+  /** Sends a frame with a fresh ref and waits for the frame that answers it. */
+  #ask(frame: ClientFrame, timeoutMs = 10_000): Promise<ServerFrame> {
+    const ref = `c${++this.#refs}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(ref);
+        reject(new Error("the server did not answer in time"));
+      }, timeoutMs);
+      this.#waiters.set(ref, (f) => {
+        clearTimeout(timer);
+        resolve(f);
+      });
+      this.#send({ ...frame, ref } as ClientFrame);
+    });
+  }
+
+  async #connect(): Promise<void> {
+    this.#conn = await Deno.connect({ hostname: this.#o.host, port: this.#o.port });
+  }
+
+  /** Reads frames until the connection ends; calls `onFrame` for each. */
+  async #pump(onFrame: (f: ServerFrame) => void): Promise<void> {
+    const conn = this.#conn!;
+    const lines = conn.readable.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines());
+    try {
+      for await (const line of lines) {
+        if (!line.trim()) continue;
+        let frame: ServerFrame;
+        try {
+          frame = JSON.parse(line) as ServerFrame;
+        } catch {
+          continue;
+        }
+        onFrame(frame);
+      }
+    } catch { /* connection dropped */ }
+  }
+
+  /** Says hello until it is accepted: asks for the password when the name is registered. */
+  async #login(firstTime: boolean): Promise<boolean> {
+    const frames: ServerFrame[] = [];
+    let wake: (() => void) | null = null;
+    const pump = this.#pump((f) => {
+      if (!this.#loggedIn) {
+        frames.push(f);
+        wake?.();
+      } else this.#onFrame(f);
+    }).then(() => {
+      frames.push({ type: "bye", reason: "connection closed" });
+      wake?.();
+    });
+    const next = async (): Promise<ServerFrame> => {
+      while (frames.length === 0) await new Promise<void>((r) => (wake = r));
+      wake = null;
+      return frames.shift()!;
+    };
+    while (true) {
+      const hello: Record<string, unknown> = { username: this.#name };
+      if (this.#password !== undefined) hello.password = this.#password;
+      if (!firstTime && this.#lastId) hello.since = this.#lastId;
+      this.#send(decodeClientValue(hello));
+      let f = await next();
+      while (f.type !== "welcome" && f.type !== "error" && f.type !== "bye") f = await next();
+      if (f.type === "welcome") {
+        this.#loggedIn = true;
+        this.#mode = f.mode;
+        if (firstTime && this.#o.send === undefined) {
+          this.#print(renderFrame(f)!, f);
+          if (!f.registered) {
+            this.#print("* This name is not registered: /register PASSWORD claims it.");
+          }
+        } else {
+          this.#print("* Reconnected.");
+        }
+        // Whatever arrived with the welcome (history, unread, missed messages) is shown now.
+        for (const rest of frames.splice(0)) this.#onFrame(rest);
+        void pump.then(() => this.#onDisconnect());
+        return true;
+      }
+      if (f.type === "bye") return false;
+      if (f.code === "password_required" || f.code === "bad_password") {
+        if (f.code === "bad_password") this.#print("! Wrong password.");
+        if (this.#o.send !== undefined && this.#password !== undefined) throw new Error(f.message);
+        this.#write(`Password for ${this.#name}: `);
+        const pw = await this.#readLine(true);
+        if (pw === null) return false;
+        this.#password = pw;
+        continue;
+      }
+      this.#print(`! ${f.message}`, f);
+      if (this.#o.send !== undefined || f.code === "banned") throw new Error(f.message);
+      this.#write("Enter your nickname: ");
+      const name = await this.#readLine();
+      if (name === null) return false;
+      this.#name = name.trim();
+    }
+  }
+
+  #onFrame(f: ServerFrame): void {
+    if ("ref" in f && f.ref && this.#waiters.has(f.ref)) {
+      const w = this.#waiters.get(f.ref)!;
+      this.#waiters.delete(f.ref);
+      // Whoever asked reports the answer.
+      w(f);
+      return;
+    }
+    // A scripted --send prints only its outcome.
+    if (this.#o.send !== undefined) return;
+    if ("mode" in f && f.mode) this.#mode = f.mode;
+    if (f.type === "session_request") this.#pendingSession = f.from_username;
+    if (f.type === "session_accepted" || f.type === "session_rejected") {
+      this.#pendingSession = undefined;
+    }
+    if (f.type === "message" || f.type === "private") this.#note(f);
+    if (f.type === "history") { for (const m of f.messages) this.#note(m); }
+    if (f.type === "bye") this.#quitting ||= /kicked|banned/.test(f.reason);
+    const text = renderFrame(f);
+    if (text !== null) this.#print(text, f);
+    if (f.type === "history" && f.reason === "resume" && f.messages.length > 0) {
+      this.#print(
+        `* ${f.messages.length} message${
+          f.messages.length === 1 ? "" : "s"
+        } arrived while you were away.`,
+      );
+    }
+  }
+
+  /** Remembers the newest message id (to resume after a reconnect) and announced files. */
+  #note(m: { id: string; file?: FileRef }): void {
+    if (m.id > this.#lastId) this.#lastId = m.id;
+    if (m.file) this.#files.set(m.file.id, m.file);
+  }
+
+  #onDisconnect(): void {
+    this.#loggedIn = false;
+    this.#token = null;
+    if (this.#quitting) return;
+    void this.#reconnect();
+  }
+
+  async #reconnect(): Promise<void> {
+    let delay = this.#o.reconnectMs ?? 500;
+    while (!this.#quitting) {
+      this.#print(`* Connection lost; reconnecting in ${(delay / 1000).toFixed(1)} s...`);
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.#quitting) return;
+      try {
+        await this.#connect();
+        if (await this.#login(false)) {
+          this.#redraw();
+          return;
+        }
+      } catch { /* still down */ }
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+
+  // ------------------------------------------------------------ files over HTTP
+
+  async #httpToken(): Promise<{ token: string; httpPort: number | null }> {
+    if (this.#token) return this.#token;
+    const f = await this.#ask({ type: "token" });
+    if (f.type !== "token") throw new Error(f.type === "error" ? f.message : "no token");
+    this.#token = { token: f.token, httpPort: f.http_port };
+    return this.#token;
+  }
+
+  async #upload(path: string, target: string | undefined): Promise<void> {
+    const data = await Deno.readFile(path);
+    const { token, httpPort } = await this.#httpToken();
+    const name = path.split("/").pop()!;
+    const where = target ??
+      (this.#mode.kind === "session" ? "@" + this.#mode.with : this.#mode.room);
+    const q = where.startsWith("@")
+      ? `to=${encodeURIComponent(where.slice(1))}`
+      : `room=${encodeURIComponent(where.replace(/^#/, ""))}`;
+    const res = await fetch(
+      `http://${this.#o.host}:${httpPort}/api/v1/files?${q}&name=${encodeURIComponent(name)}`,
+      {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": guessType(name) },
+        body: data,
+      },
+    );
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error?.message ?? `upload failed (${res.status})`);
+    this.#print(`* Sent ${name} (${data.length} bytes).`);
+  }
+
+  async #download(id: string, dir: string | undefined): Promise<void> {
+    const { token, httpPort } = await this.#httpToken();
+    const res = await fetch(
+      `http://${this.#o.host}:${httpPort}/api/v1/files/${encodeURIComponent(id)}`,
+      {
+        headers: { authorization: `Bearer ${token}` },
+      },
+    );
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      throw new Error(body.error?.message ?? `download failed (${res.status})`);
+    }
+    const known = this.#files.get(id)?.name;
+    const header = res.headers.get("content-disposition")?.match(/filename\*=UTF-8''([^;]+)/)?.[1];
+    const name = safeName(known ?? (header ? decodeURIComponent(header) : id));
+    const folder = dir ?? this.#o.downloads;
+    await Deno.mkdir(folder, { recursive: true });
+    const path = `${folder}/${name}`;
+    await Deno.writeFile(path, new Uint8Array(await res.arrayBuffer()));
+    this.#print(`* Saved ${path}`);
+  }
+
+  // ------------------------------------------------------------ main loops
+
+  /** Runs the interactive client; returns the exit code. */
+  async run(): Promise<number> {
+    this.#name = this.#o.name ?? "";
+    while (!this.#name) {
+      this.#write("Your name: ");
+      const name = await this.#readLine();
+      if (name === null) return 0;
+      this.#name = name.trim();
+    }
+    try {
+      await this.#connect();
+    } catch (error) {
+      this.#print(`! Cannot reach ${this.#o.host}:${this.#o.port}: ${(error as Error).message}`);
+      return 1;
+    }
+    try {
+      if (!(await this.#login(true))) return 1;
+    } catch (error) {
+      this.#print(`! ${(error as Error).message}`);
+      return 1;
+    }
+    if (this.#o.send !== undefined) return await this.#sendOnce();
+    while (true) {
+      const line = await this.#readLine();
+      if (line === null) break;
+      if (!(await this.#command(line))) break;
+    }
+    this.#quitting = true;
+    this.#conn?.close();
+    return 0;
+  }
+
+  /** Handles one typed line; returns false to quit. */
+  async #command(line: string): Promise<boolean> {
+    const trimmed = line.trim();
+    const [word, a1, a2] = trimmed.split(/\s+/);
+    try {
+      if (word === "/upload") {
+        if (!a1) throw new Error("/upload needs a file path, e.g. /upload ./photo.jpg #general");
+        await this.#upload(a1, a2);
+        return true;
+      }
+      if (word === "/download") {
+        if (!a1) throw new Error("/download needs a file id (it is shown under the message)");
+        await this.#download(a1, a2);
+        return true;
+      }
+    } catch (error) {
+      this.#print(`! ${(error as Error).message}`);
+      return true;
+    }
+    const parsed = parseLine(line, { pendingSessionFrom: this.#pendingSession });
+    switch (parsed.kind) {
+      case "empty":
+        return true;
+      case "quit":
+        this.#quitting = true;
+        return false;
+      case "help":
+        this.#print([...HELP_LINES, ...CLIENT_HELP].join("\n"));
+        return true;
+      case "admin_help":
+        this.#print((await import("../protocol/text.ts")).ADMIN_HELP_LINES.join("\n"));
+        return true;
+      case "error":
+        this.#print(`! ${parsed.message}`);
+        return true;
+      case "frame":
+        if (parsed.frame.type === "session_response") this.#pendingSession = undefined;
+        if (!this.#loggedIn) {
+          this.#print("! Not connected right now; try again in a moment.");
+          return true;
+        }
+        this.#send(parsed.frame);
+        return true;
+    }
+  }
+
+  /** `--send`: one message, exit 0 once the server says it is stored. */
+  async #sendOnce(): Promise<number> {
+    let frame: ClientFrame;
+    try {
+      frame = this.#o.to !== undefined
+        ? decodeClientValue({ type: "private", target_username: this.#o.to, message: this.#o.send })
+        : decodeClientValue({
+          type: "message",
+          message: this.#o.send,
+          room: this.#o.room ?? "general",
+        });
+    } catch (error) {
+      this.#print(`! ${(error as ProtocolError).message}`);
+      return 2;
+    }
+    try {
+      const reply = await this.#ask(frame);
+      if (reply.type === "ack") {
+        this.#print(`* Stored as ${reply.id} in ${reply.chat}.`);
+        return 0;
+      }
+      this.#print(reply.type === "error" ? `! ${reply.message}` : `! unexpected ${reply.type}`);
+      return 1;
+    } catch (error) {
+      this.#print(`! ${(error as Error).message}`);
+      return 1;
+    } finally {
+      this.#quitting = true;
+      this.#conn?.close();
+    }
+  }
+}
+
+/** Splits a text stream into lines (without their line endings). */
+function splitLines(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, ctl) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) ctl.enqueue(p.replace(/\r$/, ""));
+    },
+    flush(ctl) {
+      if (rest) ctl.enqueue(rest);
+    },
+  });
+}
+
+function safeName(name: string): string {
+  return name.replace(/[\/\\\p{Cc}]/gu, "_").replace(/^\.+/, "_") || "file";
+}
+
+function guessType(name: string): string {
+  const ext = name.split(".").pop()?.toLowerCase() ?? "";
+  const types: Record<string, string> = {
+    txt: "text/plain",
+    md: "text/markdown",
+    json: "application/json",
+    pdf: "application/pdf",
+    png: "image/png",
+    jpg: "image/jpeg",
+    jpeg: "image/jpeg",
+    gif: "image/gif",
+    zip: "application/zip",
+  };
+  return types[ext] ?? "application/octet-stream";
+}

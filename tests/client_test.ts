@@ -1,0 +1,230 @@
+/**
+ * The terminal client (`main.ts connect`) against the real server, driven through its stdin and
+ * stdout in the TTY-less mode a script or a test gets.
+ */
+import assert from "node:assert/strict";
+import { startServer, WAIT_MS, withTimeout } from "./_helpers.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** A running `chat connect` with piped stdin and stdout. */
+class ClientProcess {
+  readonly lines: string[] = [];
+  #child: Deno.ChildProcess;
+  #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  #taken = 0;
+  #waiters = new Set<() => void>();
+  #done: Promise<void>;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "connect", ...args],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", ...env },
+    }).spawn();
+    this.#stdin = this.#child.stdin.getWriter();
+    const out = this.#child.stdout.pipeThrough(new TextDecoderStream());
+    this.#done = (async () => {
+      let buf = "";
+      for await (const chunk of out) {
+        buf += chunk;
+        const parts = buf.split("\n");
+        buf = parts.pop()!;
+        this.lines.push(...parts);
+        for (const w of [...this.#waiters]) w();
+      }
+      if (buf) this.lines.push(buf);
+      for (const w of [...this.#waiters]) w();
+    })();
+    void this.#child.stderr.cancel();
+  }
+
+  async type(line: string): Promise<void> {
+    await this.#stdin.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /** Waits for a line (after the last one taken) matching `pattern`. */
+  async line(pattern: RegExp | string): Promise<string> {
+    const test = (
+      l: string,
+    ) => (typeof pattern === "string" ? l.includes(pattern) : pattern.test(l));
+    const find = () => this.lines.findIndex((l, i) => i >= this.#taken && test(l));
+    let i = find();
+    if (i < 0) {
+      let wake!: () => void;
+      const check = () => {
+        if (find() >= 0) wake();
+      };
+      try {
+        await withTimeout(
+          new Promise<void>((r) => ((wake = r), this.#waiters.add(check))),
+          WAIT_MS,
+          `a line matching ${pattern}`,
+        );
+      } catch (error) {
+        throw new Error(`${(error as Error).message}; client printed:\n${this.lines.join("\n")}`);
+      } finally {
+        this.#waiters.delete(check);
+      }
+      i = find();
+    }
+    this.#taken = i + 1;
+    return this.lines[i]!;
+  }
+
+  /** Closes stdin (the client quits) and waits for the exit code. */
+  async quit(): Promise<number> {
+    try {
+      await this.#stdin.close();
+    } catch { /* already closed */ }
+    const status = await this.#child.status;
+    await this.#done;
+    return status.code;
+  }
+}
+
+async function withServer(
+  fn: (tcpPort: number, dir: string) => Promise<void>,
+  tcpPort = 0,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "chat_client_" });
+  const server = await startServer({
+    data: `${dir}/chat.kv`,
+    args: ["--tcp-port", String(tcpPort)],
+  });
+  try {
+    await fn(server.tcpPort, dir);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("client: two clients talk, privately too, and see where their typing goes", async () => {
+  await withServer(async (port) => {
+    const alice = new ClientProcess(["Alice", "--port", String(port)]);
+    await alice.line("Logged in as Alice");
+    await alice.line("This name is not registered: /register PASSWORD claims it.");
+    const bob = new ClientProcess(["Bob", "--port", String(port)]);
+    await bob.line("Logged in as Bob");
+    await alice.line("Bob joined the chat");
+    await alice.type("hi Bob!");
+    await bob.line(/#general Alice: hi Bob!/);
+    await bob.type("/private Alice just between us");
+    await alice.line(">> Bob → Alice: just between us");
+    await bob.type("/join games");
+    await bob.line("You are in #games. Plain text now goes to #games.");
+    await alice.type("/help");
+    await alice.line("/upload PATH");
+    assert.equal(await alice.quit(), 0);
+    assert.equal(await bob.quit(), 0);
+  });
+});
+
+Deno.test("client: a session is requested and accepted with y", async () => {
+  await withServer(async (port) => {
+    const alice = new ClientProcess(["Alice", "--port", String(port)]);
+    await alice.line("Logged in as Alice");
+    const bob = new ClientProcess(["Bob", "--port", String(port)]);
+    await bob.line("Logged in as Bob");
+    await alice.type("/session Bob");
+    await bob.line("Alice wants to start a private session with you (y/n). Answer y or n.");
+    await bob.type("y");
+    await alice.line("Private session between Alice and Bob started");
+    await bob.line("Private session between Alice and Bob started");
+    await alice.type("only you");
+    await bob.line(">> Alice → Bob: only you");
+    await bob.type("/exit");
+    await alice.line("Bob ended the private session");
+    await Promise.all([alice.quit(), bob.quit()]);
+  });
+});
+
+Deno.test("client: a file is sent with /upload and saved with /download", async () => {
+  await withServer(async (port, dir) => {
+    const src = `${dir}/report.txt`;
+    const content = "quarterly numbers\n".repeat(5000);
+    await Deno.writeTextFile(src, content);
+    const alice = new ClientProcess(["Alice", "--port", String(port)]);
+    await alice.line("Logged in as Alice");
+    const bob = new ClientProcess(["Bob", "--port", String(port), "--downloads", `${dir}/down`]);
+    await bob.line("Logged in as Bob");
+    await alice.type(`/upload ${src} @Bob`);
+    await alice.line(`Sent report.txt (${content.length} bytes).`);
+    await bob.line(/>> Alice → Bob: sent a file: report.txt/);
+    const id = (await bob.line(/file: GET \/api\/v1\/files\//)).match(/files\/(\w+)/)![1]!;
+    await bob.type(`/download ${id}`);
+    await bob.line(`Saved ${dir}/down/report.txt`);
+    assert.equal(await Deno.readTextFile(`${dir}/down/report.txt`), content);
+    await alice.type("/download 01M81PAC79BGCW5HY6NRZQBKPD");
+    await alice.line(/! There is no file/);
+    await Promise.all([alice.quit(), bob.quit()]);
+  });
+});
+
+Deno.test("client: --send exits 0 only once the message is stored, and 1 with the reason otherwise", async () => {
+  await withServer(async (port) => {
+    const watcher = new ClientProcess(["Watcher", "--port", String(port)]);
+    await watcher.line("Logged in as Watcher");
+    const ok = new ClientProcess(["Bot", "--port", String(port), "--send", "deploy finished"]);
+    assert.match(await ok.line(/Stored as \w+ in general/), /Stored as/);
+    assert.equal(await ok.quit(), 0);
+    await watcher.line("#general Bot: deploy finished");
+    const bad = new ClientProcess([
+      "Bot",
+      "--port",
+      String(port),
+      "--send",
+      "hello",
+      "--to",
+      "Ghost",
+    ]);
+    await bad.line(/! There is no user "Ghost"/);
+    assert.equal(await bad.quit(), 1);
+    assert.equal(
+      bad.lines.filter((l) => l.includes("Ghost")).length,
+      1,
+      "the reason, once, and nothing else",
+    );
+    await watcher.quit();
+  });
+});
+
+Deno.test("client: survives a server restart, reconnects by itself and shows what it missed", async () => {
+  // A fixed port, so the restarted server is where the client looks for it.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const dir = await Deno.makeTempDir({ prefix: "chat_client_" });
+  const data = `${dir}/chat.kv`;
+  try {
+    let server = await startServer({ data, args: ["--tcp-port", String(port)] });
+    // Its first retry comes after 2 s, so Bob's message surely lands while it is away.
+    const alice = new ClientProcess(["Alice", "--port", String(port)], {
+      CHAT_RECONNECT_MS: "2000",
+    });
+    await alice.line("Logged in as Alice");
+    await alice.type("before the restart");
+    await alice.line("#general Alice: before the restart");
+    await server.stop();
+    await alice.line("Connection lost; reconnecting");
+    server = await startServer({ data, args: ["--tcp-port", String(port)] });
+    try {
+      // Bob talks while Alice is still waiting to reconnect.
+      const bob = new ClientProcess(["Bob", "--port", String(port), "--send", "you missed this"]);
+      assert.equal(await bob.quit(), 0);
+      await alice.line("* Reconnected.");
+      await alice.line("#general Bob: you missed this");
+      await alice.line("* 1 message arrived while you were away.");
+      await alice.type("back again");
+      await alice.line("#general Alice: back again");
+      assert.equal(await alice.quit(), 0);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
