@@ -60,7 +60,7 @@ async function serve(config: ServeConfig): Promise<void> {
   const addr = listener.addr as Deno.NetAddr;
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
 
-  const app = createHttpApp(hub, { log, startedAt: Date.now() });
+  const app = createHttpApp(hub, { log, startedAt: Date.now(), storeStats: () => store.stats });
   const http = Deno.serve({
     hostname: config.host,
     port: config.httpPort,

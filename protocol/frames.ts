@@ -113,7 +113,9 @@ export type AdminFrame =
   | { type: "connections" }
   | { type: "audit"; limit?: number; before?: string }
   | { type: "reports" }
-  | { type: "create_user"; username: string; password: string; admin?: boolean };
+  | { type: "create_user"; username: string; password: string; admin?: boolean }
+  | { type: "stats" }
+  | { type: "log_subscribe" };
 
 /** The `type` values of admin frames. */
 export const ADMIN_TYPES: ReadonlySet<string> = new Set([
@@ -126,6 +128,8 @@ export const ADMIN_TYPES: ReadonlySet<string> = new Set([
   "audit",
   "reports",
   "create_user",
+  "stats",
+  "log_subscribe",
 ]);
 
 /** The `type` values of client frames. */
@@ -219,6 +223,13 @@ export interface AuditEntry {
   target: string;
   reason: string;
   detail?: string;
+}
+
+/** One line of the live service log admins can watch. */
+export interface LogEntry {
+  at: string;
+  kind: "connect" | "login" | "disconnect" | "message" | "moderation" | "error" | "account";
+  text: string;
 }
 
 /** The public-room quota as `status` shows it. */
@@ -347,6 +358,17 @@ export type ServerFrame =
       timestamp: string;
     }
     | { type: "token"; token: string; expires_at: string; http_port: number | null }
+    | {
+      type: "stats";
+      online_users: number;
+      connections: number;
+      by_transport: Record<string, number>;
+      messages_total: number;
+      messages_last_minute: number;
+      uptime_s: number;
+      timestamp: string;
+    }
+    | { type: "log"; entries: LogEntry[] }
     | { type: "pong"; timestamp: string }
     | { type: "bye"; reason: string; code?: ErrorCode }
   );
@@ -720,6 +742,8 @@ export function decodeClientValue(value: unknown): ClientFrame {
     }
     case "connections":
     case "reports":
+    case "stats":
+    case "log_subscribe":
     case "session_end":
     case "unread_counts":
     case "users":

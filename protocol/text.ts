@@ -108,6 +108,8 @@ export const ADMIN_HELP_LINES: readonly string[] = [
   "  /admin reports                        open reports and muted users",
   "  /admin audit [N]                      the last N moderation actions",
   "  /admin adduser NAME PASSWORD [admin]  create an account",
+  "  /admin stats                          online, connections by wire, messages per minute, uptime",
+  "  /admin log                            the recent service log, then live lines as they happen",
 ];
 
 /** Parses one line typed by a person into a frame or a local action. */
@@ -366,6 +368,10 @@ function parseAdmin(rest: string[], tail: (i: number) => string): ParsedLine {
       return frame({ type: "unban", username: need(), ...reasonOnly() });
     case "connections":
       return frame({ type: "connections" });
+    case "stats":
+      return frame({ type: "stats" });
+    case "log":
+      return frame({ type: "log_subscribe" });
     case "reports":
       return frame({ type: "reports" });
     case "audit":
@@ -587,6 +593,12 @@ export function renderFrame(f: ServerFrame): string | null {
         (f.http_port
           ? `\n* e.g. curl -O -J "http://HOST:${f.http_port}/api/v1/files/ID?token=${f.token}"`
           : "");
+    case "stats":
+      return `* ${f.online_users} online on ${f.connections} connections (${
+        Object.entries(f.by_transport).map(([t, n]) => `${t} ${n}`).join(", ") || "none"
+      }); ${f.messages_last_minute} messages in the last minute, ${f.messages_total} since start; up ${f.uptime_s} s`;
+    case "log":
+      return f.entries.map((e) => `[${clock(e.at)}] log ${e.kind}: ${e.text}`).join("\n") || null;
     case "pong":
       return `* pong ${f.timestamp}`;
     case "bye":

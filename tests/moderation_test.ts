@@ -240,6 +240,8 @@ const adminFrames: ClientFrame[] = [
   { type: "audit" },
   { type: "reports" },
   { type: "create_user", username: "Eve", password: "secret-pw" },
+  { type: "stats" },
+  { type: "log_subscribe" },
 ];
 
 Deno.test("admin: every admin command is refused to a non-admin, on a connection and over REST", async () => {

@@ -11,6 +11,7 @@ import {
   type ClientFrame,
   type ConnectionEntry,
   type FileRef,
+  type LogEntry,
   type MessageFrame,
   type Mode,
   ProtocolError,
@@ -177,6 +178,12 @@ export class Hub {
   #links = new Map<string, { room: string; by: string; at: number }>();
   #maxFileSize: number;
   #httpPort: number | null = null;
+  #startedAt: number;
+  /** Messages per second over the last minute: [second, count] buckets. */
+  #minute: Array<[number, number]> = Array.from({ length: 60 }, () => [0, 0]);
+  /** The live service log: the last LOG_SIZE entries, and the admin connections watching it. */
+  #logRing: LogEntry[] = [];
+  #logWatchers = new Set<Conn>();
   #onError: (error: unknown, context: string) => void;
 
   #users = new Map<string, UserState>();
@@ -212,6 +219,7 @@ export class Hub {
     this.#messageTtlMs = options.messageTtlMs ?? 3600_000;
     this.#registration = options.registration ?? "open";
     this.#maxFileSize = options.maxFileSize ?? 5 * 1024 * 1024;
+    this.#startedAt = this.#clock.now();
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -352,6 +360,10 @@ export class Hub {
     if (!conn || conn.closed) return;
     conn.closed = true;
     this.#conns.delete(connId);
+    this.#logWatchers.delete(conn);
+    if (conn.user) {
+      this.#log("disconnect", `${conn.user.record.name} disconnected (${conn.peer.transport})`);
+    }
     const u = conn.user;
     if (!u) return;
     u.conns.delete(conn);
@@ -597,6 +609,7 @@ export class Hub {
       return;
     }
     this.stats.errors++;
+    this.#log("error", `internal error handling a command: ${String(error).slice(0, 200)}`);
     this.#onError(error, "command");
     this.#send(conn, {
       type: "error",
@@ -878,6 +891,10 @@ export class Hub {
     conn.sessionView = u.session !== null;
     if (first) this.#goOnline(u);
     this.#touch(u, conn.peer.ip);
+    this.#log(
+      "login",
+      `${u.record.name} logged in over ${conn.peer.transport} from ${conn.peer.ip || "?"}`,
+    );
     this.#send(conn, {
       type: "welcome",
       username: u.record.name,
@@ -1120,7 +1137,20 @@ export class Hub {
     const done = this.#store.appendMessage(msg).then(
       () => {
         this.stats.messages++;
+        const second = Math.floor(now / 1000);
+        const bucket = this.#minute[second % 60]!;
+        if (bucket[0] !== second) {
+          bucket[0] = second;
+          bucket[1] = 0;
+        }
+        bucket[1]++;
         this.#deliver(msg);
+        if (this.#logWatchers.size > 0) {
+          this.#log(
+            "message",
+            `${u.record.name} → ${this.#address(u, chat)}${msg.file ? " (file)" : ""}`,
+          );
+        }
         // The sender has read it, on whatever wire (REST senders are not in the fan-out), but a
         // cursor is one number: it may not jump over earlier messages the sender has not read.
         if ((u.cursors?.get(chat) ?? 0) === seq - 1) this.#advance(u, chat, seq);
@@ -2118,6 +2148,10 @@ export class Hub {
     detail?: string,
   ): Promise<void> {
     const at = this.#clock.now();
+    this.#log(
+      "moderation",
+      `${actor?.record.name ?? "system"} ${action} ${target}${reason ? `: ${reason}` : ""}`,
+    );
     await this.#store.appendAudit({
       id: this.#newId(at),
       at,
@@ -2344,6 +2378,15 @@ export class Hub {
           ...(r === undefined ? {} : { ref: r }),
         });
       }
+      case "stats":
+        return this.#send(conn, { ...this.statsFrame(), ...(r === undefined ? {} : { ref: r }) });
+      case "log_subscribe":
+        this.#logWatchers.add(conn);
+        return this.#send(conn, {
+          type: "log",
+          entries: [...this.#logRing],
+          ...(r === undefined ? {} : { ref: r }),
+        });
       case "create_user": {
         if (this.#findUser(frame.username)) {
           throw new ChatError("name_taken", `The name ${frame.username} is taken`);
@@ -2370,6 +2413,37 @@ export class Hub {
         );
       }
     }
+  }
+
+  /** Adds a line to the live service log and sends it to the admins watching. */
+  #log(kind: LogEntry["kind"], text: string): void {
+    const entry: LogEntry = { at: iso(this.#clock.now()), kind, text };
+    this.#logRing.push(entry);
+    if (this.#logRing.length > LOG_SIZE) this.#logRing.shift();
+    if (this.#logWatchers.size === 0) return;
+    const out = new Outbound({ type: "log", entries: [entry] });
+    for (const c of this.#logWatchers) c.peer.send(out);
+  }
+
+  /** Counters for admins and /metrics. */
+  statsFrame(): Extract<ServerFrame, { type: "stats" }> {
+    const byTransport: Record<string, number> = {};
+    for (const c of this.#conns.values()) {
+      byTransport[c.peer.transport] = (byTransport[c.peer.transport] ?? 0) + 1;
+    }
+    const nowS = Math.floor(this.#clock.now() / 1000);
+    let lastMinute = 0;
+    for (const [second, count] of this.#minute) if (second > nowS - 60) lastMinute += count;
+    return {
+      type: "stats",
+      online_users: this.#onlineUsers,
+      connections: this.#conns.size,
+      by_transport: byTransport,
+      messages_total: this.stats.messages,
+      messages_last_minute: lastMinute,
+      uptime_s: Math.round((this.#clock.now() - this.#startedAt) / 1000),
+      timestamp: this.#ts(),
+    };
   }
 
   /** Says goodbye to every connection of a user and closes them; returns how many. */
@@ -2572,6 +2646,9 @@ function replyOf(frame: { reply_to?: string }, conn: Conn): PostExtra {
     ...(conn.file === undefined ? {} : { file: conn.file }),
   };
 }
+
+/** How many service log lines admins can scroll back through. */
+const LOG_SIZE = 200;
 
 /** File bytes are stored in chunks below KV's 64 KiB value limit. */
 const FILE_CHUNK_BYTES = 60_000;

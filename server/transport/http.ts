@@ -16,6 +16,7 @@ import { MAX_LINE_BYTES } from "../../protocol/limits.ts";
 import { ChatError } from "../core/errors.ts";
 import { formatSize, GENERAL, type Hub } from "../core/hub.ts";
 import type { Logger } from "../log.ts";
+import { CONSOLE_HTML, CONSOLE_MISSING, consoleBundle } from "./console.ts";
 import { openApiDocument } from "./openapi.ts";
 import { openEventStream } from "./sse.ts";
 import { serveWebSocket } from "./ws.ts";
@@ -54,6 +55,13 @@ export interface HttpOptions {
   log: Logger;
   /** When the server started (epoch ms), for /healthz. */
   startedAt: number;
+  /** Store counters for /metrics (commits and their latency). */
+  storeStats?: () => {
+    commits: number;
+    mutations: number;
+    commitMsTotal: number;
+    commitMsMax: number;
+  };
 }
 
 type Env = {
@@ -212,6 +220,60 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
       online_users: hub.onlineUsers,
     }));
   app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument()));
+
+  // ------------------------------------------------------------ console and metrics
+  app.get("/", async (c) => c.html((await consoleBundle()) ? CONSOLE_HTML : CONSOLE_MISSING));
+  app.get("/app.js", async (c) => {
+    const js = await consoleBundle();
+    if (!js) return c.text("not built: deno task build:web", 404);
+    return c.body(js as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": "text/javascript; charset=utf-8",
+      "cache-control": "no-cache",
+    });
+  });
+  app.get("/metrics", (c) => {
+    const st = hub.statsFrame();
+    const store = options.storeStats?.();
+    const lines = [
+      "# HELP chat_connections Open connections by transport.",
+      "# TYPE chat_connections gauge",
+      ...Object.entries(st.by_transport).map(([t, n]) => `chat_connections{transport="${t}"} ${n}`),
+      "# HELP chat_online_users Users with at least one connection.",
+      "# TYPE chat_online_users gauge",
+      `chat_online_users ${st.online_users}`,
+      "# HELP chat_messages_total Messages stored since start.",
+      "# TYPE chat_messages_total counter",
+      `chat_messages_total ${st.messages_total}`,
+      "# HELP chat_deliveries_total Frames delivered to connections since start.",
+      "# TYPE chat_deliveries_total counter",
+      `chat_deliveries_total ${hub.stats.deliveries}`,
+      "# HELP chat_errors_total Internal errors since start.",
+      "# TYPE chat_errors_total counter",
+      `chat_errors_total ${hub.stats.errors}`,
+      "# HELP chat_uptime_seconds Seconds since start.",
+      "# TYPE chat_uptime_seconds gauge",
+      `chat_uptime_seconds ${st.uptime_s}`,
+    ];
+    if (store) {
+      lines.push(
+        "# HELP chat_kv_commits_total Deno KV commits (each a group of writes).",
+        "# TYPE chat_kv_commits_total counter",
+        `chat_kv_commits_total ${store.commits}`,
+        "# HELP chat_kv_mutations_total Deno KV mutations committed.",
+        "# TYPE chat_kv_mutations_total counter",
+        `chat_kv_mutations_total ${store.mutations}`,
+        "# HELP chat_kv_commit_seconds_sum Time spent in KV commits.",
+        "# TYPE chat_kv_commit_seconds_sum counter",
+        `chat_kv_commit_seconds_sum ${(store.commitMsTotal / 1000).toFixed(6)}`,
+        "# HELP chat_kv_commit_seconds_max Slowest KV commit.",
+        "# TYPE chat_kv_commit_seconds_max gauge",
+        `chat_kv_commit_seconds_max ${(store.commitMsMax / 1000).toFixed(6)}`,
+      );
+    }
+    return c.text(lines.join("\n") + "\n", 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    });
+  });
 
   // ------------------------------------------------------------ s3's API, at its exact paths
   app.post("/connect", async (c) => {

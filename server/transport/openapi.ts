@@ -63,6 +63,31 @@ const OPS: Op[] = [
     ok: { status: 200 },
     errors: [],
   },
+  {
+    tag: "console",
+    method: "get",
+    path: "/",
+    summary: "The web console (chat and admin)",
+    ok: { status: 200, description: "HTML" },
+    errors: [],
+  },
+  {
+    tag: "console",
+    method: "get",
+    path: "/app.js",
+    summary: "The console's script",
+    ok: { status: 200, description: "JavaScript" },
+    errors: [404],
+  },
+  {
+    tag: "health",
+    method: "get",
+    path: "/metrics",
+    summary:
+      "Prometheus metrics: connections by transport, messages, deliveries, errors, KV commits and latency",
+    ok: { status: 200, description: "text/plain; version=0.0.4" },
+    errors: [],
+  },
   // s3
   {
     tag: "s3",

@@ -1,0 +1,141 @@
+/**
+ * The web console in a real browser (Debian's Chromium driven by playwright-core) against the
+ * real server, with a raw TCP user in the same room. Takes the screenshots in docs/.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { chromium, type Page } from "playwright-core";
+import { JsonClient, startServer } from "./_helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const DOCS = new URL("../docs/", import.meta.url).pathname;
+
+async function login(page: Page, base: string, name: string, password: string): Promise<void> {
+  await page.goto(base);
+  await page.fill('[data-testid="login-name"]', name);
+  await page.fill('[data-testid="login-password"]', password);
+  await page.click('[data-testid="login-submit"]');
+  await page.waitForSelector(`[data-testid="me"]:has-text("${name}")`);
+}
+
+Deno.test({
+  name: hasChromium
+    ? "console: two browser users and a TCP user chat, a file goes up and comes down, an admin mutes someone"
+    : "console: browser test (skipped: /usr/bin/chromium is not installed; .ci/run installs it)",
+  ignore: !hasChromium,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_browser_" });
+    const data = `${dir}/chat.kv`;
+    const add = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "user",
+        "add",
+        "Root",
+        "--admin",
+        "--password",
+        "root-password",
+        "--data",
+        data,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(add.code, 0, new TextDecoder().decode(add.stderr));
+    const server = await startServer({ data });
+    const base = `http://127.0.0.1:${server.httpPort}/`;
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    try {
+      const tcp = await JsonClient.connect(server.tcpPort, { username: "Terminal" });
+      const alice = await (await browser.newContext({ viewport: { width: 1100, height: 700 } }))
+        .newPage();
+      const bob = await (await browser.newContext({
+        viewport: { width: 1100, height: 700 },
+        acceptDownloads: true,
+      }))
+        .newPage();
+      await login(alice, base, "Alice", "alice-password");
+      await login(bob, base, "Bob", "bob-password");
+
+      // Browser to browser and TCP, and TCP to both browsers.
+      await alice.fill('[data-testid="composer"]', "Hello from Alice's browser");
+      await alice.click('[data-testid="send"]');
+      await bob.waitForSelector('[data-testid="message"]:has-text("Hello from Alice\'s browser")');
+      assert.equal(
+        (await tcp.type("message", (m) => m.from_username === "Alice")).message,
+        "Hello from Alice's browser",
+      );
+      await tcp.send({ type: "message", message: "Hi both, I'm on a raw TCP socket" });
+      await alice.waitForSelector('[data-testid="message"]:has-text("raw TCP socket")');
+      await bob.waitForSelector('[data-testid="message"]:has-text("raw TCP socket")');
+
+      // A file: Alice picks it, Bob sees the link and downloads the same bytes.
+      const content = "meeting notes\n".repeat(1000);
+      await alice.setInputFiles('[data-testid="upload"]', {
+        name: "notes.txt",
+        mimeType: "text/plain",
+        buffer: Buffer.from(content),
+      });
+      await bob.waitForSelector('[data-testid="file-link"]:has-text("notes.txt")');
+      const announced = await tcp.type("message", (m) => m.file !== undefined);
+      assert.equal(announced.file!.size, content.length);
+      const [download] = await Promise.all([
+        bob.waitForEvent("download"),
+        bob.click('[data-testid="file-link"]:has-text("notes.txt")'),
+      ]);
+      const saved = await download.path();
+      assert.equal(await Deno.readTextFile(saved!), content);
+      assert.equal(download.suggestedFilename(), "notes.txt");
+      await bob.fill('[data-testid="composer"]', "Got the notes, thanks!");
+      await bob.click('[data-testid="send"]');
+      await alice.waitForSelector('[data-testid="message"]:has-text("Got the notes")');
+      await bob.screenshot({ path: `${DOCS}console-chat.png` });
+
+      // The admin mutes Bob from the clients table; Bob's next message is refused on screen.
+      const root = await (await browser.newContext({ viewport: { width: 1100, height: 760 } }))
+        .newPage();
+      await login(root, base, "Root", "root-password");
+      await root.click('[data-testid="tab-admin"]');
+      await root.waitForSelector('[data-testid="clients"] td:has-text("Terminal")');
+      for (const who of ["Alice", "Bob", "Root"]) {
+        await root.waitForSelector(`[data-testid="clients"] td:has-text("${who}")`);
+      }
+      assert.ok(await root.isVisible('[data-testid="clients"] td:has-text("tcp-json")'));
+      await root.click('[data-testid="mute-Bob"]');
+      await root.waitForSelector('[data-testid="audit"] li:has-text("Root mute Bob")');
+      await root.waitForSelector('[data-testid="log"] li:has-text("moderation")');
+      await bob.fill('[data-testid="composer"]', "am I still here?");
+      await bob.click('[data-testid="send"]');
+      await bob.waitForSelector('[data-testid="errors"]:has-text("You are muted until")');
+      assert.equal(
+        await alice.isVisible('[data-testid="message"]:has-text("am I still here?")'),
+        false,
+      );
+      await root.waitForSelector('[data-testid="reports"] li:has-text("Bob")');
+      await root.screenshot({ path: `${DOCS}console-admin.png` });
+
+      // Non-admins never see the admin view.
+      assert.equal(await alice.isVisible('[data-testid="tab-admin"]'), false);
+      await tcp.close();
+    } finally {
+      await browser.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
