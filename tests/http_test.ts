@@ -505,3 +505,30 @@ Deno.test("api v1: a report may come without a body; a bad body is still refused
   assert.equal(bad.json.error?.code, "bad_json");
   assert.equal((await call(app, "POST", "/api/v1/users/Ghost/report", { token: a })).status, 404);
 });
+
+Deno.test("http: /metrics speaks Prometheus text with connections by transport and message counters", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using s = await setup(kv);
+  const { app, hub } = s;
+  await login(hub, "Alice");
+  await hub.request("Alice", { type: "message", message: "counted" });
+  const res = await app.request("/metrics");
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type")!, /^text\/plain; version=0.0.4/);
+  const text = await res.text();
+  assert.match(text, /^chat_connections\{transport="tcp-json"\} 1$/m);
+  assert.match(text, /^chat_connections\{transport="ws"\} 0$/m);
+  assert.match(text, /^chat_messages_total 1$/m);
+  assert.match(text, /^# TYPE chat_deliveries_total counter$/m);
+});
+
+Deno.test("http: the console page and its script are served (deno task test builds the bundle first)", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using s = await setup(kv);
+  const page = await (await s.app.request("/")).text();
+  assert.match(page, /<div id="app"><\/div><script type="module" src="\/app.js"><\/script>/);
+  const js = await s.app.request("/app.js");
+  assert.equal(js.status, 200);
+  assert.match(js.headers.get("content-type")!, /javascript/);
+  assert.ok((await js.text()).length > 10_000, "the Preact bundle, not a stub");
+});

@@ -237,7 +237,8 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     const lines = [
       "# HELP chat_connections Open connections by transport.",
       "# TYPE chat_connections gauge",
-      ...Object.entries(st.by_transport).map(([t, n]) => `chat_connections{transport="${t}"} ${n}`),
+      ...Object.entries({ "tcp-json": 0, "tcp-text": 0, ws: 0, sse: 0, ...st.by_transport })
+        .map(([t, n]) => `chat_connections{transport="${t}"} ${n}`),
       "# HELP chat_online_users Users with at least one connection.",
       "# TYPE chat_online_users gauge",
       `chat_online_users ${st.online_users}`,
