@@ -46,7 +46,8 @@ Deno.test({
       stderr: "piped",
     }).output();
     assert.equal(add.code, 0, new TextDecoder().decode(add.stderr));
-    const server = await startServer({ data });
+    // No room quota here: the paging check below sends 25 messages.
+    const server = await startServer({ data, args: ["--rate-limit", "0"] });
     const base = `http://127.0.0.1:${server.httpPort}/`;
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -128,6 +129,25 @@ Deno.test({
       );
       await root.waitForSelector('[data-testid="reports"] li:has-text("Bob")');
       await root.screenshot({ path: `${DOCS}console-admin.png` });
+
+      // History pages back as Alice scrolls up.
+      await tcp.send({ type: "join", room: "lots" });
+      for (let i = 1; i <= 25; i++) {
+        await tcp.send({ type: "message", room: "lots", message: `line ${i}` });
+      }
+      await tcp.type("ack", (a) => a.chat === "lots" && a.seq === 25);
+      await alice.fill('input[name="room"]', "lots");
+      await alice.press('input[name="room"]', "Enter");
+      await alice.waitForSelector('[data-testid="message"] .text:text-is("line 25")');
+      assert.equal(
+        await alice.isVisible('[data-testid="message"] .text:text-is("line 5")'),
+        false,
+        "older ones wait",
+      );
+      assert.equal(await alice.locator('[data-testid="message"]').count(), 20, "the last 20 first");
+      await alice.locator('[data-testid="messages"]').evaluate((el) => (el.scrollTop = 0));
+      await alice.waitForSelector('[data-testid="message"] .text:text-is("line 1")');
+      assert.equal(await alice.locator('[data-testid="message"]').count(), 25);
 
       // Non-admins never see the admin view.
       assert.equal(await alice.isVisible('[data-testid="tab-admin"]'), false);

@@ -387,6 +387,14 @@ function Chat(
   const [replyTo, setReplyTo] = useState<MessageFrame | null>(null);
   const [drag, setDrag] = useState(false);
   const list = s.messages[s.chat] ?? [];
+  const pane = useRef<HTMLOListElement>(null);
+  const atBottom = useRef(true);
+  const lastSeq = list.at(-1)?.seq;
+  // Follow new messages while the reader is at the bottom; stay put while they read older ones.
+  useEffect(() => {
+    const el = pane.current;
+    if (el && atBottom.current) el.scrollTop = el.scrollHeight;
+  }, [lastSeq, s.chat]);
   const open = (chat: string) => {
     update((st) => ({ chat, unread: { ...st.unread, [chat]: 0 } }));
     if (!s.messages[chat]) send({ type: "history", chat });
@@ -678,7 +686,17 @@ function Chat(
             Load older messages
           </button>
         )}
-        <ol class="messages" data-testid="messages">
+        <ol
+          class="messages"
+          data-testid="messages"
+          ref={pane}
+          onScroll={(e) => {
+            const el = e.currentTarget as HTMLOListElement;
+            atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+            // Scrolling to the top pages back through history.
+            if (el.scrollTop === 0 && s.hasMore[s.chat]) older();
+          }}
+        >
           {list.map((m) => (
             <li data-testid="message">
               <time>{time(m.timestamp)}</time> <b>{m.from_username}</b>
