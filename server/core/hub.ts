@@ -2619,6 +2619,8 @@ export class Hub {
   }
 
   #broadcast(frame: ServerFrame, except: UserState): void {
+    // Announcing every arrival to everyone costs O(online²): big chats stay quiet instead.
+    if (this.#onlineUsers > PRESENCE_NOTICE_LIMIT) return;
     const out = new Outbound(frame);
     for (const c of this.#conns.values()) if (c.user && c.user !== except) this.#deliverTo(c, out);
   }
@@ -2646,6 +2648,9 @@ function replyOf(frame: { reply_to?: string }, conn: Conn): PostExtra {
     ...(conn.file === undefined ? {} : { file: conn.file }),
   };
 }
+
+/** Above this many online users, online/offline notices are not broadcast (/users still tells). */
+export const PRESENCE_NOTICE_LIMIT = 500;
 
 /** How many service log lines admins can scroll back through. */
 const LOG_SIZE = 200;
