@@ -681,6 +681,26 @@ once 4 MiB are queued for it (after the kernel's socket buffers fill); at 200 ×
 messages per second that takes longer than this run, so memory stays bounded by that queue
 limit rather than by dropping (see \`tests/tcp_transport_test.ts\` for the drop itself).
 
+## What bounds the misses, and what was tried
+
+- **Fan-out rate.** Measured with \`deno run --cpu-prof\` during a 1,000 × 2,000 burst: the
+  server's time goes to copying each connection's queued frames into one buffer per tick
+  (\`concatAll\`), the writes themselves, garbage collection, and updating each recipient's read
+  cursor per delivery (\`#advance\`). The load generator runs on the same two cores: ngircd, in C,
+  uses a small fraction of the CPU the chat does (see the CPU column), leaving the generator
+  more. And ngircd reaches its rate partly by cutting off receivers whose send queue fills:
+  its "delivered" column is below "expected", while the chat delivers every message.
+- **Open-loop latency.** A chat message is delivered only after its batch is committed to
+  KV (fsync), so every delivery carries one group-commit round trip (1–3 ms here); ngircd
+  keeps nothing. That is the price of "acknowledged means durable", and it is what separates
+  the p99s at low rates.
+- **Tried and kept:** one JSON encoding per message shared by every recipient, one \`write\`
+  per connection per tick, group commit, bounded queues, fan-out over online members only, and
+  no presence broadcasts above 500 online users (they were O(online²) at login).
+- **Next steps** (not done): advance read cursors per room at flush time instead of per
+  delivery; write queued chunks without the copy (a ring buffer per connection); run the load
+  generator on a separate machine so the comparison does not share two cores.
+
 ## Raw results
 
 \`\`\`json
