@@ -52,6 +52,7 @@ async function serve(config: ServeConfig): Promise<void> {
     messageTtlMs: config.messageTtlMs,
     registration: config.registration,
     maxFileSize: config.maxFileSize,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
     onError: (error, context) => log.error(`core: ${context}`, { error }),
   });
 
@@ -101,8 +102,9 @@ async function serve(config: ServeConfig): Promise<void> {
     clearInterval(maintenance);
     clearInterval(scheduler);
     tcp.close();
-    const httpDone = http.shutdown();
+    // Goodbye on every wire first: shutting the HTTP server down closes its WebSockets.
     await hub.close("server shutting down");
+    const httpDone = http.shutdown();
     await Promise.race([
       Promise.all([tcp.finished, httpDone]),
       new Promise((r) => setTimeout(r, 2000)),

@@ -26,5 +26,17 @@ export const MAX_UNREAD_REPLAY = 200;
  * share their encoded bytes across connections, so this is a bound, not a per-reader cost.
  */
 export const MAX_OUTBOUND_BYTES = 4 * 1024 * 1024;
+/** How long a TCP connection may take to log in before it is closed (slowloris, idle sockets). */
+export const LOGIN_TIMEOUT_MS = 60_000;
 /** How long a TCP peer may stay silent before its first line, before the server greets it as a person. */
 export const TEXT_GREETING_DELAY_MS = 800;
+/** Failed logins allowed per account in LOGIN_WINDOW_MS before further tries wait. */
+export const MAX_FAILED_LOGINS_PER_ACCOUNT = 5;
+/** Failed logins allowed per IP address in LOGIN_WINDOW_MS. */
+export const MAX_FAILED_LOGINS_PER_IP = 20;
+/** The window failed logins are counted in. */
+export const LOGIN_WINDOW_MS = 15 * 60_000;
+/** Rooms (public or private) one user may be a member of. */
+export const MAX_ROOMS_PER_USER = 200;
+/** Default limit of simultaneous connections from one IP address (`--max-connections-per-ip`). */
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 256;

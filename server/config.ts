@@ -22,6 +22,7 @@ export interface ServeConfig {
   messageTtlMs: number;
   registration: "open" | "closed";
   maxFileSize: number;
+  maxConnectionsPerIp: number;
 }
 
 /** At most `count` messages per `windowMs`. */
@@ -101,6 +102,12 @@ const FLAGS: FlagSpec[] = [
     help: "open, or closed (only admins create accounts)",
   },
   {
+    name: "max-connections-per-ip",
+    env: "CHAT_MAX_CONNECTIONS_PER_IP",
+    def: "256",
+    help: "simultaneous connections from one address; 0 turns the limit off",
+  },
+  {
     name: "max-file-size",
     env: "CHAT_MAX_FILE_SIZE",
     def: "5MB",
@@ -144,6 +151,13 @@ export function parseDuration(flag: string, value: string): number {
   const unit =
     { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
   return Number(m[1]) * unit;
+}
+
+function wholeNumber(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) {
+    throw new UsageError(`--${flag} must be a whole number, got "${value}"`);
+  }
+  return Number(value);
 }
 
 /** Parses a size like `5MB`, `500KB` or `1048576` (bytes). */
@@ -233,5 +247,6 @@ export function parseServeArgs(
     messageTtlMs: parseDuration("message-ttl", get("message-ttl")),
     registration,
     maxFileSize: parseSize("max-file-size", get("max-file-size")),
+    maxConnectionsPerIp: wholeNumber("max-connections-per-ip", get("max-connections-per-ip")),
   };
 }

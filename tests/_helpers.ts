@@ -17,6 +17,8 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** A running `main.ts serve` child process. */
 export interface ServerProcess {
+  /** The server's process id (the deno process itself). */
+  pid: number;
   tcpPort: number;
   httpPort: number;
   /** Everything the server wrote to stderr so far. */
@@ -73,6 +75,7 @@ export async function startServer(
   })();
   let exited: Promise<number> | null = null;
   return {
+    pid: child.pid,
     tcpPort,
     httpPort,
     stderr: () => stderrText,
@@ -270,6 +273,7 @@ export class FrameInbox {
   /** Waits until `test` holds (or fails after WAIT_MS with the last frames). */
   async until(test: () => boolean, what: string): Promise<void> {
     if (test()) return;
+    if (this.closed) throw new Error(`stream closed while waiting for ${what}; last frames:\n${this.#recent()}`);
     let wake!: () => void;
     const changed = () => {
       if (test() || this.closed) wake();

@@ -16,6 +16,7 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     messageTtlMs: 3600_000,
     registration: "open",
     maxFileSize: 5 * 1024 * 1024,
+    maxConnectionsPerIp: 256,
   });
 });
 

@@ -401,3 +401,52 @@ Deno.test("registration closed: no guests, no self-registration; an admin create
   assert.equal(root.peer.of("error")[0]!.code, "name_taken");
   assert.equal((await login(hub, "Dave", "dave-password")).peer.of("welcome").length, 1);
 });
+
+Deno.test("logins: repeated wrong passwords are slowed per account and per address", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
+  await hub.login("Alice", "alice-password");
+  for (let i = 0; i < 5; i++) {
+    await assert.rejects(
+      hub.login("Alice", "wrong-guess", "10.0.0.1"),
+      (e: { code?: string }) => e.code === "bad_password",
+    );
+  }
+  // The sixth try is refused before the password is even checked, the right one too.
+  await assert.rejects(
+    hub.login("Alice", "alice-password", "10.0.0.2"),
+    (e: { code?: string; message: string }) =>
+      e.code === "rate_limited" &&
+      /Too many failed logins for Alice: try again after 2026-01-15T14:45:00.000Z/.test(e.message),
+  );
+  const viaHello = await login(hub, "Alice", "alice-password");
+  assert.equal(viaHello.peer.of("error")[0]!.code, "rate_limited");
+  clock.advance(15 * 60_000);
+  assert.equal((await hub.login("Alice", "alice-password")).username, "Alice", "the window passes");
+  // Per address: 20 failures across accounts block that address only.
+  for (let i = 0; i < 20; i++) {
+    const name = `user${i}`;
+    await hub.login(name, "right-password");
+    await assert.rejects(hub.login(name, "wrong-password", "10.9.9.9"));
+  }
+  await hub.login("fresh", "fresh-password");
+  await assert.rejects(hub.login("fresh", "fresh-password", "10.9.9.9"), /from your address/);
+  assert.equal((await hub.login("fresh", "fresh-password", "10.1.1.1")).username, "fresh");
+});
+
+Deno.test("limits: connections per address, rooms per user", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv, new FakeClock(), { maxConnectionsPerIp: 2 });
+  const { hub } = ctx;
+  assert.equal(hub.admit("127.0.0.1"), null);
+  await login(hub, "A");
+  await login(hub, "B");
+  assert.match(hub.admit("127.0.0.1")!, /Too many connections from 127.0.0.1 \(the limit is 2\)/);
+  assert.equal(hub.admit("10.0.0.1"), null, "other addresses are not affected");
+  const c = await login(hub, "C");
+  for (let i = 1; i < 200; i++) await hub.receive(c.id, { type: "join", room: `room${i}` });
+  assert.equal(c.peer.of("error").length, 0, "200 rooms, general included");
+  await hub.receive(c.id, { type: "join", room: "one-too-many" });
+  assert.match(c.peer.of("error")[0]!.message, /You are in 200 rooms already/);
+});

@@ -63,3 +63,39 @@ Deno.test("tcp: a reader that stops reading is dropped with a reason, and the ro
   await hub.close();
   await tcp.finished;
 });
+
+Deno.test("tcp: a connection that trickles bytes and never logs in is closed at the login deadline", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const tcp = serveTcp(hub, listener, {
+    log: createLogger("silent"),
+    loginTimeoutMs: 300,
+    greetingDelayMs: 5000,
+  });
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port });
+  // A slowloris: a byte at a time, never a full line.
+  for (const b of '{"user') {
+    await slow.write(new TextEncoder().encode(b));
+  }
+  let text = "";
+  await withTimeout(
+    (async () => {
+      for await (const chunk of slow.readable) text += new TextDecoder().decode(chunk);
+    })(),
+    3000,
+    "the server to close the slow connection",
+  );
+  assert.match(text, /"code":"too_slow","reason":"You did not log in in time/);
+  // A prompt login is not affected.
+  const ok = await JsonClient.connect(port, { username: "Quick" });
+  await new Promise((r) => setTimeout(r, 400));
+  await ok.send({ type: "ping" });
+  await ok.type("pong");
+  await ok.close();
+  tcp.close();
+  await hub.close();
+  await tcp.finished;
+});

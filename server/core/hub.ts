@@ -24,8 +24,13 @@ import {
   validateUsername,
 } from "../../protocol/frames.ts";
 import {
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  LOGIN_WINDOW_MS,
+  MAX_FAILED_LOGINS_PER_ACCOUNT,
+  MAX_FAILED_LOGINS_PER_IP,
   MAX_MESSAGE_CHARS,
   MAX_PAGE,
+  MAX_ROOMS_PER_USER,
   MAX_UNREAD_REPLAY,
   MIN_PASSWORD_CHARS,
 } from "../../protocol/limits.ts";
@@ -83,6 +88,8 @@ export interface HubOptions {
   privateRateLimit?: RateLimit | null;
   /** How long messages live, in ms (default 1 hour); 0 keeps them. */
   messageTtlMs?: number;
+  /** Simultaneous connections allowed from one address (default 256); 0: no limit. */
+  maxConnectionsPerIp?: number;
   /** Largest file a user may send, in bytes (default 5 MiB). */
   maxFileSize?: number;
   /** `closed`: only admins create accounts, and every login needs a password. */
@@ -175,9 +182,12 @@ export class Hub {
   /** Open reports by target, then reporter. */
   #reports = new Map<string, Map<string, ReportRecord>>();
   #lastSweep = 0;
+  /** Recent failed logins by "user:NAME" and "ip:ADDR", for throttling password guessing. */
+  #loginFailures = new Map<string, number[]>();
   #links = new Map<string, { room: string; by: string; at: number }>();
   #maxFileSize: number;
   #httpPort: number | null = null;
+  #maxPerIp: number;
   #startedAt: number;
   /** Messages per second over the last minute: [second, count] buckets. */
   #minute: Array<[number, number]> = Array.from({ length: 60 }, () => [0, 0]);
@@ -220,6 +230,7 @@ export class Hub {
     this.#registration = options.registration ?? "open";
     this.#maxFileSize = options.maxFileSize ?? 5 * 1024 * 1024;
     this.#startedAt = this.#clock.now();
+    this.#maxPerIp = options.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP;
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -303,6 +314,19 @@ export class Hub {
   }
 
   // ---------------------------------------------------------------- transport API
+
+  /**
+   * Whether one more connection from `ip` is allowed (transports ask before `connect`), or the
+   * sentence to refuse it with.
+   */
+  admit(ip: string): string | null {
+    if (this.#maxPerIp <= 0 || !ip) return null;
+    let n = 0;
+    for (const c of this.#conns.values()) if (c.peer.ip === ip && ++n >= this.#maxPerIp) break;
+    return n >= this.#maxPerIp
+      ? `Too many connections from ${ip} (the limit is ${this.#maxPerIp}): close some and try again`
+      : null;
+  }
 
   /** Registers a new connection and returns its id; nothing is sent until it says hello. */
   connect(peer: Peer): number {
@@ -454,12 +478,11 @@ export class Hub {
   async login(
     username: string,
     password: string,
+    ip = "",
   ): Promise<{ token: string; username: string; expiresAt: number }> {
     let u = this.#findUser(validateUsername(username));
     if (u?.record.passwordHash) {
-      if (!(await this.#passwords.verify(password, u.record.passwordHash))) {
-        throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
-      }
+      await this.#checkPassword(u, password, ip);
     } else if (this.#registration === "closed") {
       throw new ChatError(
         "forbidden",
@@ -477,6 +500,36 @@ export class Hub {
       this.#release(u);
     }
     return { ...(await this.#issueToken(u)), username: u.record.name };
+  }
+
+  /**
+   * Checks a password, refusing at once while the account or the address has failed too often
+   * recently (the slow KDF already costs each try ~50 ms; this caps the number of tries).
+   */
+  async #checkPassword(u: UserState, password: string, ip: string): Promise<void> {
+    const now = this.#clock.now();
+    const keys = [`user:${u.record.name}`, ...(ip ? [`ip:${ip}`] : [])];
+    for (const key of keys) {
+      const fails = (this.#loginFailures.get(key) ?? []).filter((t) => t > now - LOGIN_WINDOW_MS);
+      this.#loginFailures.set(key, fails);
+      const max = key.startsWith("user:")
+        ? MAX_FAILED_LOGINS_PER_ACCOUNT
+        : MAX_FAILED_LOGINS_PER_IP;
+      if (fails.length >= max) {
+        const who = key.startsWith("user:") ? `for ${u.record.name}` : "from your address";
+        throw new ChatError(
+          "rate_limited",
+          `Too many failed logins ${who}: try again after ${iso(fails[0]! + LOGIN_WINDOW_MS)}`,
+        );
+      }
+    }
+    if (await this.#passwords.verify(password, u.record.passwordHash!)) {
+      this.#loginFailures.delete(`user:${u.record.name}`);
+      return;
+    }
+    for (const key of keys) this.#loginFailures.get(key)!.push(now);
+    this.#log("error", `failed login for ${u.record.name}${ip ? ` from ${ip}` : ""}`);
+    throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
   }
 
   /** Makes a new login token for a user; only its hash is stored. */
@@ -805,9 +858,7 @@ export class Hub {
           `${u.record.name} is registered: send the password with hello`,
         );
       }
-      if (!(await this.#passwords.verify(frame.password, u.record.passwordHash))) {
-        throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
-      }
+      await this.#checkPassword(u, frame.password, conn.peer.ip);
     } else if (frame.password !== undefined) {
       // A password on an unclaimed name claims it, like s3's POST /connect.
       u = await this.#claim(frame.username, frame.password, u);
@@ -1388,6 +1439,12 @@ export class Hub {
   /** Makes `u` a member; the room's last N messages start out unread, as history on joining. */
   async #addMember(u: UserState, room: RoomState): Promise<void> {
     const chat = room.record.id;
+    if (this.#roomsOf(u).length >= MAX_ROOMS_PER_USER) {
+      throw new ChatError(
+        "forbidden",
+        `You are in ${MAX_ROOMS_PER_USER} rooms already: /leave one first`,
+      );
+    }
     const cursor = Math.max(0, (this.#seqs.get(chat) ?? 0) - this.#historySize);
     room.members.add(u);
     if (u.conns.size > 0) room.online.add(u);

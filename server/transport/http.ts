@@ -284,7 +284,7 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     if (typeof login !== "string" || typeof password !== "string") {
       throw new ProtocolError("missing_field", 'Send {"login": "...", "password": "..."}');
     }
-    const session = await hub.login(login, password);
+    const session = await hub.login(login, password, ipOf(c));
     return c.json({
       token: session.token,
       login: session.username,
@@ -341,7 +341,7 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     if (typeof body.username !== "string" || typeof body.password !== "string") {
       throw new ProtocolError("missing_field", 'Send {"username": "...", "password": "..."}');
     }
-    const s = await hub.login(body.username, body.password);
+    const s = await hub.login(body.username, body.password, ipOf(c));
     return c.json({
       token: s.token,
       username: s.username,
@@ -461,6 +461,8 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
       c.get("token"),
       c.req.header("last-event-id") ?? c.req.query("since"),
     );
+    const refusal = hub.admit(ipOf(c));
+    if (refusal) throw new ChatError("rate_limited", refusal);
     return openEventStream(hub, { token: c.get("token"), since, ip: ipOf(c), log });
   });
   // ------------------------------------------------------------ moderation
@@ -724,6 +726,8 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     const since = token === undefined ? undefined : resumePoint(token, c.req.query("since"));
     // Deno closes the request's connection info once upgraded: read the address first.
     const ip = ipOf(c);
+    const refusal = hub.admit(ip);
+    if (refusal) throw new ChatError("rate_limited", refusal);
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
     serveWebSocket(hub, socket, { ip, token, since, log });
     return response;

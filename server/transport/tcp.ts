@@ -13,6 +13,7 @@ import {
   type ServerFrame,
 } from "../../protocol/frames.ts";
 import {
+  LOGIN_TIMEOUT_MS,
   MAX_LINE_BYTES,
   MAX_OUTBOUND_BYTES,
   TEXT_GREETING_DELAY_MS,
@@ -35,6 +36,8 @@ export interface TcpOptions {
   maxOutboundBytes?: number;
   /** Silence after connecting before a person is greeted with a nickname prompt. */
   greetingDelayMs?: number;
+  /** Time to complete a login before the connection is closed. */
+  loginTimeoutMs?: number;
 }
 
 /** A running TCP listener. */
@@ -56,6 +59,21 @@ export function serveTcp(hub: Hub, listener: Deno.Listener, options: TcpOptions)
   const accept = (async () => {
     try {
       for await (const conn of listener) {
+        const refusal = hub.admit((conn.remoteAddr as Deno.NetAddr).hostname);
+        if (refusal) {
+          // Told why in both forms a client may expect, then closed.
+          void conn.write(
+            encoder.encode(
+              JSON.stringify({ type: "bye", code: "too_slow", reason: refusal }) + "\n",
+            ),
+          )
+            .catch(() => {}).finally(() => {
+              try {
+                conn.close();
+              } catch { /* gone */ }
+            });
+          continue;
+        }
         const done = new TcpConnection(hub, conn, options).run();
         connections.add(done);
         void done.finally(() => connections.delete(done));
@@ -100,6 +118,8 @@ class TcpConnection implements Peer {
   #maxOutbound: number;
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
+  #loginTimer: ReturnType<typeof setTimeout> | undefined;
+  #loginTimeout: number;
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #writing: Promise<void> | null = null;
@@ -119,6 +139,7 @@ class TcpConnection implements Peer {
     this.#log = options.log;
     this.#maxOutbound = options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES;
     this.#greetingDelay = options.greetingDelayMs ?? TEXT_GREETING_DELAY_MS;
+    this.#loginTimeout = options.loginTimeoutMs ?? LOGIN_TIMEOUT_MS;
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.ip = addr.hostname;
     this.#id = hub.connect(this);
@@ -129,6 +150,15 @@ class TcpConnection implements Peer {
   }
 
   async run(): Promise<void> {
+    // Whoever has not logged in by then (a slowloris, a forgotten socket) is let go.
+    this.#loginTimer = setTimeout(() => {
+      this.#sendFrame({
+        type: "bye",
+        code: "too_slow",
+        reason: "You did not log in in time; connect again when ready",
+      });
+      this.close("login timeout");
+    }, this.#loginTimeout);
     this.#greetingTimer = setTimeout(() => {
       this.#greetingTimer = undefined;
       if (this.#phase === "new") this.#enterText();
@@ -159,6 +189,7 @@ class TcpConnection implements Peer {
       if (!isDisconnect(error)) this.#log.warn("tcp read failed", { ip: this.ip, error });
     } finally {
       clearTimeout(this.#greetingTimer);
+      clearTimeout(this.#loginTimer);
       // The peer may only have closed its sending side: answer what it sent before going.
       if (!this.#closed) await this.#hub.settle(this.#id);
       this.#hub.disconnect(this.#id);
@@ -240,6 +271,7 @@ class TcpConnection implements Peer {
   /** Called by the hub with every frame for this connection. */
   send(out: Outbound): void {
     if (this.#closing) return;
+    if (out.frame.type === "welcome") clearTimeout(this.#loginTimer);
     if (this.#phase === "json" || this.#phase === "new") {
       this.#enqueue(out.encoded("json-line", jsonLine));
       return;
