@@ -273,7 +273,9 @@ export class FrameInbox {
   /** Waits until `test` holds (or fails after WAIT_MS with the last frames). */
   async until(test: () => boolean, what: string): Promise<void> {
     if (test()) return;
-    if (this.closed) throw new Error(`stream closed while waiting for ${what}; last frames:\n${this.#recent()}`);
+    if (this.closed) {
+      throw new Error(`stream closed while waiting for ${what}; last frames:\n${this.#recent()}`);
+    }
     let wake!: () => void;
     const changed = () => {
       if (test() || this.closed) wake();
