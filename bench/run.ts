@@ -706,6 +706,11 @@ limit rather than by dropping (see \`tests/tcp_transport_test.ts\` for the drop 
   KV (fsync), so every delivery carries one group-commit round trip (1–3 ms here); ngircd
   keeps nothing. That is the price of "acknowledged means durable", and it is what separates
   the p99s at low rates.
+- **Idle memory.** Each idle connection in this test is a separate logged-in user: besides the
+  4 KiB read buffer and the connection's state, it carries the user's in-memory state (record,
+  room membership, read cursors) and was sent the history of general at login. Not tried yet:
+  a smaller read buffer allocated only while reading, and dropping the cursor cache of users
+  who only idle.
 - **WebSocket bursts.** The WebSocket run delivers fewer than expected because the server cuts
   off WebSocket readers that fall 4 MiB behind (queued plus \`bufferedAmount\`): one generator
   process cannot drain 1,000 WebSockets as fast as the server fills them. That is the bound
