@@ -1,0 +1,162 @@
+/**
+ * Authorization, path by path: non-members, muted, banned and expired-token users are refused
+ * everywhere they should be, and private messages never reach a third user.
+ */
+import assert from "node:assert/strict";
+import type { ClientFrame } from "../protocol/frames.ts";
+import { FakePeer, login, makeHub, TEST_HASHER } from "./_helpers.ts";
+
+async function* bytes(b: Uint8Array): AsyncIterable<Uint8Array> {
+  yield b;
+}
+
+Deno.test("security: a non-member of a private group is refused on every read and write path", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const owner = await login(hub, "Owner");
+  await hub.receive(owner.id, { type: "create_group", room: "vault" });
+  await hub.receive(owner.id, { type: "message", room: "vault", message: "secret" });
+  await hub.idle();
+  const secret = owner.peer.of("message").find((m) => m.message === "secret")!;
+  await hub.uploadFile(
+    "Owner",
+    { name: "plan.txt", mime: "text/plain", room: "vault" },
+    bytes(new Uint8Array(3)),
+  );
+  await hub.idle();
+  const fileId = owner.peer.of("message").find((m) => m.file)!.file!.id;
+  await hub.login("Outsider", "outsider-pw");
+  const outsider = await login(hub, "Outsider", "outsider-pw");
+  const paths: Array<[string, ClientFrame]> = [
+    ["join by name", { type: "join", room: "vault" }],
+    ["history", { type: "history", chat: "vault" }],
+    ["history paging", { type: "history", chat: "vault", after: 0 }],
+    ["unread", { type: "unread", chat: "vault" }],
+    ["post", { type: "message", room: "vault", message: "x" }],
+    ["reply", { type: "message", message: "x", reply_to: secret.id }],
+    ["replies", { type: "replies", id: secret.id }],
+    ["members", { type: "members", room: "vault" }],
+    ["invite", { type: "invite", room: "vault", username: "Outsider" }],
+    ["link", { type: "create_link", room: "vault" }],
+    ["remove", { type: "remove_member", room: "vault", username: "Owner" }],
+    ["delete", { type: "delete_message", id: secret.id }],
+    ["schedule", {
+      type: "schedule",
+      room: "vault",
+      message: "x",
+      at: new Date(Date.UTC(2026, 0, 15, 15)).toISOString(),
+    }],
+  ];
+  for (const [what, frame] of paths) {
+    const before = outsider.peer.of("error").length;
+    await hub.receive(outsider.id, frame);
+    assert.equal(outsider.peer.of("error").length, before + 1, `${what} was not refused`);
+    await assert.rejects(hub.request("Outsider", frame), `${what} over REST was not refused`);
+  }
+  await assert.rejects(hub.openFile("Outsider", fileId), /Only members/);
+  await assert.rejects(
+    hub.uploadFile("Outsider", { name: "x", mime: "", room: "vault" }, bytes(new Uint8Array(1))),
+    /not in #vault/,
+  );
+  await hub.receive(outsider.id, { type: "rooms" });
+  assert.equal(outsider.peer.of("rooms_list")[0]!.rooms.some((r) => r.name === "vault"), false);
+  assert.equal(
+    outsider.peer.frames.some((f) => JSON.stringify(f).includes("secret")),
+    false,
+    "nothing leaked",
+  );
+});
+
+Deno.test("security: private messages reach only their two ends, in every read path", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  const carol = await login(hub, "Carol");
+  await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "for Bob only" });
+  await hub.uploadFile("Alice", { name: "dm.bin", mime: "", to: "Bob" }, bytes(new Uint8Array(2)));
+  await hub.idle();
+  const dm = bob.peer.of("private")[0]!;
+  const file = bob.peer.of("private").find((m) => m.file)!.file!;
+  // Carol reads everything she can reach.
+  const reads: ClientFrame[] = [
+    { type: "history", chat: "@Alice" },
+    { type: "history", chat: "@Bob" },
+    { type: "history" },
+    { type: "unread", chat: "@Alice" },
+    { type: "unread_counts" },
+    { type: "status" },
+    { type: "replies", id: dm.id },
+  ];
+  for (const f of reads) await hub.receive(carol.id, f);
+  await hub.receive(carol.id, { type: "delete_message", id: dm.id });
+  assert.equal(carol.peer.of("error").at(-1)!.code, "forbidden");
+  await assert.rejects(hub.openFile("Carol", file.id), /Only members/);
+  // A resume from the very beginning replays only Carol's own chats.
+  const resumed = await login(hub, "Carol");
+  hub.disconnect(resumed.id);
+  const again = new FakePeer();
+  const id = hub.connect(again);
+  await hub.receive(id, { type: "hello", username: "Carol", since: "00000000000000000000000000" });
+  for (const frames of [carol.peer.frames, again.frames]) {
+    assert.equal(
+      JSON.stringify(frames).includes("for Bob only"),
+      false,
+      "a private message leaked to Carol",
+    );
+    assert.equal(JSON.stringify(frames).includes(file.id), false, "a private file leaked to Carol");
+  }
+});
+
+Deno.test("security: muted, banned and expired-token users are refused where they should be", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const seed = await makeHub(kv);
+  await seed.store.createUser({
+    name: "Root",
+    passwordHash: await TEST_HASHER.hash("root-password"),
+    admin: true,
+    createdAt: 0,
+  });
+  await seed.hub.close();
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
+  const root = await login(hub, "Root", "root-password");
+  const muted = await login(hub, "Muted", "muted-password");
+  await hub.receive(root.id, { type: "mute", username: "Muted" });
+  const sends: ClientFrame[] = [
+    { type: "message", message: "x" },
+    { type: "private", target_username: "Root", message: "x" },
+  ];
+  for (const f of sends) {
+    await hub.receive(muted.id, f);
+    assert.equal(muted.peer.of("error").at(-1)!.code, "muted");
+    await assert.rejects(hub.request("Muted", f), /muted/);
+  }
+  await assert.rejects(
+    hub.uploadFile("Muted", { name: "x", mime: "" }, bytes(new Uint8Array(1))),
+    /muted/,
+  );
+  await hub.receive(muted.id, { type: "history" });
+  assert.equal(muted.peer.of("history").at(-1)!.reason, "request", "reading still works");
+
+  const session = await hub.login("Banned", "banned-password");
+  await hub.receive(root.id, { type: "ban", username: "Banned" });
+  await assert.rejects(hub.authenticate(session.token), /unknown or expired/, "tokens revoked");
+  await assert.rejects(hub.login("Banned", "banned-password"), /banned/);
+  const tries = await login(hub, "Banned", "banned-password");
+  assert.equal(tries.peer.of("error")[0]!.code, "banned");
+  const peer = new FakePeer();
+  const conn = hub.connect(peer);
+  await hub.receive(conn, { type: "auth", token: session.token });
+  assert.equal(peer.of("error")[0]!.code, "not_logged_in");
+
+  const expiring = await hub.login("Later", "later-password");
+  clock.advance(7 * 24 * 3600_000);
+  await assert.rejects(hub.authenticate(expiring.token), /unknown or expired/);
+  const p2 = new FakePeer();
+  const c2 = hub.connect(p2);
+  await hub.receive(c2, { type: "auth", token: expiring.token });
+  assert.equal(p2.of("error")[0]!.code, "not_logged_in");
+});
