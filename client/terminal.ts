@@ -317,6 +317,8 @@ export class ChatClient {
     }
     // A scripted --send prints only its outcome.
     if (this.#o.send !== undefined) return;
+    // Heartbeats are answered, so the server knows this client is alive.
+    if (f.type === "ping") return this.#send({ type: "pong" });
     if ("mode" in f && f.mode) this.#mode = f.mode;
     if (f.type === "session_request") this.#pendingSession = f.from_username;
     if (f.type === "session_accepted" || f.type === "session_rejected") {

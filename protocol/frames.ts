@@ -82,6 +82,7 @@ export type ClientFrame =
     | { type: "members"; room: string }
     | { type: "status" }
     | { type: "ping" }
+    | { type: "pong" }
     | { type: "report"; username: string; reason?: string }
     | { type: "delete_message"; id: string }
     | { type: "replies"; id: string }
@@ -370,6 +371,7 @@ export type ServerFrame =
     }
     | { type: "log"; entries: LogEntry[] }
     | { type: "pong"; timestamp: string }
+    | { type: "ping"; timestamp: string }
     | { type: "bye"; reason: string; code?: ErrorCode }
   );
 
@@ -749,6 +751,7 @@ export function decodeClientValue(value: unknown): ClientFrame {
     case "users":
     case "rooms":
     case "status":
+    case "pong":
     case "ping":
       return { type, ...ref };
     default:

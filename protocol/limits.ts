@@ -26,6 +26,8 @@ export const MAX_UNREAD_REPLAY = 200;
  * share their encoded bytes across connections, so this is a bound, not a per-reader cost.
  */
 export const MAX_OUTBOUND_BYTES = 4 * 1024 * 1024;
+/** Silence on a logged-in TCP JSON connection before the server sends a `ping`. */
+export const HEARTBEAT_MS = 20_000;
 /** How long a TCP connection may take to log in before it is closed (slowloris, idle sockets). */
 export const LOGIN_TIMEOUT_MS = 60_000;
 /** How long a TCP peer may stay silent before its first line, before the server greets it as a person. */

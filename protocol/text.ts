@@ -601,6 +601,8 @@ export function renderFrame(f: ServerFrame): string | null {
       return f.entries.map((e) => `[${clock(e.at)}] log ${e.kind}: ${e.text}`).join("\n") || null;
     case "pong":
       return `* pong ${f.timestamp}`;
+    case "ping":
+      return null;
     case "bye":
       return `* Disconnected: ${f.reason}`;
   }

@@ -99,3 +99,35 @@ Deno.test("tcp: a connection that trickles bytes and never logs in is closed at 
   await hub.close();
   await tcp.finished;
 });
+
+Deno.test("tcp: heartbeats find a client that stopped answering, and leave alone one that never did", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const tcp = serveTcp(hub, listener, { log: createLogger("silent"), heartbeatMs: 100 });
+  const watcher = await JsonClient.connect(port, { username: "Watcher" });
+  // A heartbeat-capable client: answers the first ping, then its machine "vanishes" (silence).
+  const capable = await JsonClient.connect(port, { username: "Capable" });
+  await capable.type("ping");
+  await capable.send({ type: "pong" });
+  // A seed-protocol client: never answers.
+  const legacy = await JsonClient.connect(port, { username: "Legacy" });
+  await legacy.type("ping");
+  await capable.closedByServer();
+  await watcher.type("system", (f) => f.event === "offline" && f.username === "Capable");
+  // Legacy is still there, several heartbeats later.
+  await legacy.type("ping");
+  await legacy.type("ping");
+  await legacy.send({ type: "status" });
+  assert.equal((await legacy.type("status")).username, "Legacy");
+  assert.equal(
+    watcher.has((f) => f.type === "system" && f.event === "offline" && f.username === "Legacy"),
+    false,
+  );
+  await Promise.all([watcher.close(), capable.close(), legacy.close()]);
+  tcp.close();
+  await hub.close();
+  await tcp.finished;
+});

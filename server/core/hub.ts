@@ -676,6 +676,8 @@ export class Hub {
     if (frame.type === "ping") {
       return this.#send(conn, { type: "pong", timestamp: this.#ts(), ...ref(frame) });
     }
+    // The answer to a heartbeat: the transport has already seen it arrive, nothing else to do.
+    if (frame.type === "pong") return;
     if (frame.type === "hello") return await this.#hello(conn, frame);
     if (frame.type === "auth") return await this.#auth(conn, frame.token, frame.since, frame.ref);
     const u = conn.user;

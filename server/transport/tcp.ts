@@ -13,6 +13,7 @@ import {
   type ServerFrame,
 } from "../../protocol/frames.ts";
 import {
+  HEARTBEAT_MS,
   LOGIN_TIMEOUT_MS,
   MAX_LINE_BYTES,
   MAX_OUTBOUND_BYTES,
@@ -38,6 +39,8 @@ export interface TcpOptions {
   greetingDelayMs?: number;
   /** Time to complete a login before the connection is closed. */
   loginTimeoutMs?: number;
+  /** Silence before a heartbeat `ping` (JSON connections). */
+  heartbeatMs?: number;
 }
 
 /** A running TCP listener. */
@@ -120,6 +123,12 @@ class TcpConnection implements Peer {
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimeout: number;
+  #heartbeatMs: number;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #lastHeard = Date.now();
+  /** Answered a heartbeat once: from then on, missing two means the peer is gone. */
+  #answersPings = false;
+  #unanswered = 0;
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #writing: Promise<void> | null = null;
@@ -140,6 +149,7 @@ class TcpConnection implements Peer {
     this.#maxOutbound = options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES;
     this.#greetingDelay = options.greetingDelayMs ?? TEXT_GREETING_DELAY_MS;
     this.#loginTimeout = options.loginTimeoutMs ?? LOGIN_TIMEOUT_MS;
+    this.#heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.ip = addr.hostname;
     this.#id = hub.connect(this);
@@ -170,6 +180,8 @@ class TcpConnection implements Peer {
       while (!this.#closing) {
         const n = await this.#conn.read(buf);
         if (n === null) break;
+        this.#lastHeard = Date.now();
+        this.#unanswered = 0;
         // `buf` is only read into again after every line of this chunk has been handled.
         const chunk = stripTelnet(buf.subarray(0, n));
         let start = 0;
@@ -190,11 +202,34 @@ class TcpConnection implements Peer {
     } finally {
       clearTimeout(this.#greetingTimer);
       clearTimeout(this.#loginTimer);
+      clearInterval(this.#heartbeat);
       // The peer may only have closed its sending side: answer what it sent before going.
       if (!this.#closed) await this.#hub.settle(this.#id);
       this.#hub.disconnect(this.#id);
       await this.#drainThenClose();
     }
+  }
+
+  /**
+   * JSON connections get a `ping` after a silence. One that has answered a ping before and then
+   * misses two in a row is taken for dead (its machine gone without closing the socket) and
+   * closed, so presence is right within a minute. Clients that never answer (the seed
+   * protocol's) are never dropped for it.
+   */
+  #startHeartbeat(): void {
+    this.#heartbeat = setInterval(() => {
+      if (Date.now() - this.#lastHeard < this.#heartbeatMs) return;
+      if (this.#answersPings && ++this.#unanswered > 2) {
+        this.#log.info("closing a tcp connection that stopped answering heartbeats", {
+          ip: this.ip,
+        });
+        clearInterval(this.#heartbeat);
+        this.close("no heartbeat");
+        this.#hardClose();
+        return;
+      }
+      this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
+    }, this.#heartbeatMs);
   }
 
   #tooLong(): void {
@@ -214,6 +249,10 @@ class TcpConnection implements Peer {
     }
     if (this.#phase === "json") {
       if (line.trim() === "") return;
+      if (line.includes('"pong"')) {
+        this.#answersPings = true;
+        this.#unanswered = 0;
+      }
       try {
         await this.#hub.receive(this.#id, decodeClientFrame(line));
       } catch (error) {
@@ -271,7 +310,10 @@ class TcpConnection implements Peer {
   /** Called by the hub with every frame for this connection. */
   send(out: Outbound): void {
     if (this.#closing) return;
-    if (out.frame.type === "welcome") clearTimeout(this.#loginTimer);
+    if (out.frame.type === "welcome") {
+      clearTimeout(this.#loginTimer);
+      if (this.#phase === "json") this.#startHeartbeat();
+    }
     if (this.#phase === "json" || this.#phase === "new") {
       this.#enqueue(out.encoded("json-line", jsonLine));
       return;
