@@ -4,7 +4,14 @@
  */
 import assert from "node:assert/strict";
 import type { MessageFrame, ServerFrame } from "../protocol/frames.ts";
-import { JsonClient, type ServerProcess, SseClient, startServer, WsClient } from "./_helpers.ts";
+import {
+  api,
+  JsonClient,
+  type ServerProcess,
+  SseClient,
+  startServer,
+  WsClient,
+} from "./_helpers.ts";
 
 async function withServer(
   fn: (server: ServerProcess, base: string) => Promise<void>,
@@ -19,25 +26,6 @@ async function withServer(
     await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-async function api(
-  base: string,
-  method: string,
-  path: string,
-  token?: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      "content-type": "application/json",
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
 }
 
 async function token(base: string, username: string): Promise<string> {

@@ -3,7 +3,7 @@
  * TCP JSON, telnet text, WebSocket and REST at once.
  */
 import assert from "node:assert/strict";
-import { JsonClient, LineClient, startServer, WsClient } from "./_helpers.ts";
+import { api, JsonClient, LineClient, startServer, WsClient } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -24,19 +24,6 @@ async function cli(
   }
   const { code, stdout, stderr } = await child.output();
   return { code, out: new TextDecoder().decode(stdout), err: new TextDecoder().decode(stderr) };
-}
-
-async function api(base: string, method: string, path: string, token?: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      "content-type": "application/json",
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
 }
 
 async function rawRequest(port: number, request: string): Promise<string> {

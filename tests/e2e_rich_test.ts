@@ -4,7 +4,14 @@
  */
 import assert from "node:assert/strict";
 import type { ServerFrame } from "../protocol/frames.ts";
-import { JsonClient, LineClient, type ServerProcess, startServer, WsClient } from "./_helpers.ts";
+import {
+  api,
+  JsonClient,
+  LineClient,
+  type ServerProcess,
+  startServer,
+  WsClient,
+} from "./_helpers.ts";
 
 const MB5 = 5 * 1024 * 1024;
 
@@ -20,19 +27,6 @@ async function withServer(
     await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-async function api(base: string, method: string, path: string, token?: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      "content-type": "application/json",
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
 }
 
 async function token(base: string, username: string): Promise<string> {

@@ -331,20 +331,26 @@ export class Hub {
   /** Registers a new connection and returns its id; nothing is sent until it says hello. */
   connect(peer: Peer): number {
     const id = this.#nextConnId++;
-    this.#conns.set(id, {
+    this.#conns.set(id, this.#newConn(id, peer, null));
+    return id;
+  }
+
+  /** A connection's initial state: live ones get an id, REST's transient ones 0. */
+  #newConn(id: number, peer: Peer, user: UserState | null): Conn {
+    const now = this.#clock.now();
+    return {
       id,
       peer,
-      user: null,
+      user,
       room: GENERAL,
       sessionView: false,
       chain: Promise.resolve(),
       held: null,
       lastPost: null,
-      connectedAt: this.#clock.now(),
-      lastSeen: this.#clock.now(),
+      connectedAt: now,
+      lastSeen: now,
       closed: false,
-    });
-    return id;
+    };
   }
 
   /**
@@ -599,20 +605,14 @@ export class Hub {
   ): Promise<ServerFrame[]> {
     await this.#loadCursors(u);
     const frames: ServerFrame[] = [];
-    const conn: Conn = {
-      id: 0,
-      peer: { transport: "rest", ip, send: (out) => void frames.push(out.frame), close: () => {} },
-      user: u,
-      room: GENERAL,
-      sessionView: false,
-      chain: Promise.resolve(),
-      held: null,
-      lastPost: null,
-      connectedAt: this.#clock.now(),
-      lastSeen: this.#clock.now(),
-      closed: false,
-      ...(file === undefined ? {} : { file }),
+    const peer: Peer = {
+      transport: "rest",
+      ip,
+      send: (out) => void frames.push(out.frame),
+      close: () => {},
     };
+    const conn = this.#newConn(0, peer, u);
+    if (file !== undefined) conn.file = file;
     await this.#dispatch(conn, frame);
     if (conn.lastPost) await conn.lastPost;
     const error = frames.find((f) => f.type === "error");
