@@ -14,6 +14,7 @@ import { createLogger } from "./server/log.ts";
 import { scryptHasher } from "./server/passwords.ts";
 import { KvStore } from "./server/store/kv_store.ts";
 import { createHttpApp } from "./server/transport/http.ts";
+import { serveHttp } from "./server/transport/http_server.ts";
 import { serveTcp } from "./server/transport/tcp.ts";
 import { parseUserArgs, runUserCommand, USER_USAGE } from "./server/user_cli.ts";
 
@@ -62,14 +63,18 @@ async function serve(config: ServeConfig): Promise<void> {
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
 
   const app = createHttpApp(hub, { log, startedAt: Date.now(), storeStats: () => store.stats });
-  const http = Deno.serve({
-    hostname: config.host,
-    port: config.httpPort,
-    onListen: (a) => {
-      hub.setHttpPort(a.port);
-      console.log(`http listening on ${a.hostname}:${a.port}`);
+  const http = serveHttp(
+    { hostname: config.host, port: config.httpPort },
+    app.fetch,
+    {
+      log,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      headerTimeoutMs: config.headerTimeoutMs,
+      bodyIdleTimeoutMs: config.headerTimeoutMs,
     },
-  }, app.fetch);
+  );
+  hub.setHttpPort(http.addr.port);
+  console.log(`http listening on ${http.addr.hostname}:${http.addr.port}`);
   log.info("server started", { data: config.data });
 
   // The lease tells `chat user` that this data file is in use.

@@ -23,6 +23,7 @@ export interface ServeConfig {
   registration: "open" | "closed";
   maxFileSize: number;
   maxConnectionsPerIp: number;
+  headerTimeoutMs: number;
 }
 
 /** At most `count` messages per `windowMs`. */
@@ -106,6 +107,12 @@ const FLAGS: FlagSpec[] = [
     env: "CHAT_MAX_CONNECTIONS_PER_IP",
     def: "256",
     help: "simultaneous connections from one address; 0 turns the limit off",
+  },
+  {
+    name: "header-timeout",
+    env: "CHAT_HEADER_TIMEOUT",
+    def: "15s",
+    help: "time an HTTP client has to send a request's headers, and the longest pause in a body",
   },
   {
     name: "max-file-size",
@@ -233,6 +240,10 @@ export function parseServeArgs(
   if (registration !== "open" && registration !== "closed") {
     throw new UsageError(`--registration must be open or closed, got "${registration}"`);
   }
+  const headerTimeoutMs = parseDuration("header-timeout", get("header-timeout"));
+  if (headerTimeoutMs < 100) {
+    throw new UsageError("--header-timeout must be at least 100ms (slow clients need time too)");
+  }
   return {
     host: get("host"),
     tcpPort: port("tcp-port", get("tcp-port")),
@@ -248,5 +259,6 @@ export function parseServeArgs(
     registration,
     maxFileSize: parseSize("max-file-size", get("max-file-size")),
     maxConnectionsPerIp: wholeNumber("max-connections-per-ip", get("max-connections-per-ip")),
+    headerTimeoutMs,
   };
 }

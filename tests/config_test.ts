@@ -17,6 +17,7 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     registration: "open",
     maxFileSize: 5 * 1024 * 1024,
     maxConnectionsPerIp: 256,
+    headerTimeoutMs: 15_000,
   });
 });
 
@@ -53,6 +54,8 @@ for (
     [["--mute-for", "0"], /--mute-for must be longer than 0/],
     [["--reports-to-mute", "0"], /--reports-to-mute must be a whole number from 1 to 1000/],
     [["--registration", "invite"], /--registration must be open or closed/],
+    [["--header-timeout", "50ms"], /--header-timeout must be at least 100ms/],
+    [["--header-timeout", "15"], /--header-timeout must be a duration like 90s/],
   ] as Array<[string[], RegExp]>
 ) {
   Deno.test(`parseServeArgs() explains ${args.join(" ")}`, () => {

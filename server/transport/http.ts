@@ -175,6 +175,16 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     if (error instanceof ChatError || error instanceof ProtocolError) {
       return c.json({ error: { code: error.code, message: error.message } }, STATUS[error.code]);
     }
+    // The request body stalled (http_server.ts's deadline): the connection is closed after this.
+    if (error instanceof Deno.errors.TimedOut) {
+      return c.json(
+        {
+          error: { code: "too_slow", message: "The request body stopped arriving: send it again" },
+        },
+        408,
+        { connection: "close" },
+      );
+    }
     log.error("http handler failed", { path: c.req.path, error });
     return c.json({
       error: {

@@ -1,0 +1,277 @@
+/**
+ * The HTTP listener: accepts connections itself and serves each with `Deno.serveHttp`, so that it
+ * can put deadlines where `Deno.serve` has none. A client must finish a request's headers within
+ * `headerTimeoutMs` of connecting (or of its previous response ending), must keep a request body
+ * moving, and may hold only so many connections per address. Without this, a client trickling
+ * header bytes keeps a connection open for ever (measured on `Deno.serve` in Deno 2.9: still open
+ * after 40 s of one byte a second).
+ *
+ * Thin: the routes are the Hono app's (`http.ts`); this module only moves requests to it.
+ * @module
+ */
+
+import type { Logger } from "../log.ts";
+
+/** The handler's signature, as for `Deno.serve`. */
+export type HttpHandler = (
+  request: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+export interface HttpServerOptions {
+  log: Logger;
+  /** From accepting a connection, or from the end of its last response, to a request's headers. */
+  headerTimeoutMs?: number;
+  /** Longest pause in a request body before the request is failed and its connection closed. */
+  bodyIdleTimeoutMs?: number;
+  /** Open HTTP connections per client address; 0 for no limit. */
+  maxConnectionsPerIp?: number;
+}
+
+/** A running HTTP listener. */
+export interface HttpServer {
+  readonly addr: Deno.NetAddr;
+  /**
+   * Stops accepting, closes idle connections, lets requests in progress finish, and settles once
+   * every connection has ended. Upgraded WebSockets are the hub's to close.
+   */
+  shutdown(): Promise<void>;
+}
+
+/** Headers must be complete this long after connecting (or after the last response). */
+export const HEADER_TIMEOUT_MS = 15_000;
+/** A request body may pause this long between chunks. */
+export const BODY_IDLE_TIMEOUT_MS = 15_000;
+
+/** How long a connection told to close may take to finish writing its last response. */
+const CLOSING_GRACE_MS = 2000;
+
+const TIMED_OUT = Symbol("timed out");
+
+/** What `Deno.serveHttp` hands out; its types left Deno's namespace when it was soft-removed. */
+interface RequestEvent {
+  readonly request: Request;
+  respondWith(response: Response | PromiseLike<Response>): Promise<void>;
+}
+interface HttpConn {
+  nextRequest(): Promise<RequestEvent | null>;
+  close(): void;
+}
+const serveHttpConn = (Deno as unknown as { serveHttp?: (conn: Deno.Conn) => HttpConn })
+  .serveHttp?.bind(Deno);
+
+/**
+ * Serves `handler` on HOST:PORT until `shutdown()`. Should a later Deno drop `Deno.serveHttp`,
+ * this falls back to `Deno.serve` (no header deadline) and says so in the log; the slowloris test
+ * in `tests/http_server_test.ts` then fails, so the loss cannot go unnoticed.
+ */
+export function serveHttp(
+  at: { hostname: string; port: number },
+  handler: HttpHandler,
+  options: HttpServerOptions,
+): HttpServer {
+  if (!serveHttpConn) {
+    options.log.warn("this Deno has no Deno.serveHttp: HTTP requests get no header deadline");
+    const server = Deno.serve({ ...at, onListen: () => {} }, handler);
+    return { addr: server.addr, shutdown: () => server.shutdown() };
+  }
+  const listener = Deno.listen({ ...at, transport: "tcp" });
+  const headerTimeout = options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
+  const bodyIdle = options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+  const maxPerIp = options.maxConnectionsPerIp ?? 0;
+  const log = options.log;
+  const perIp = new Map<string, number>();
+  /** Every open connection, with whether it is waiting for a request (and so may be closed). */
+  const open = new Map<HttpConn, { idle: boolean; done: Promise<void> }>();
+  let stopping = false;
+
+  async function serveConnection(conn: Deno.TcpConn, httpConn: HttpConn): Promise<void> {
+    const remoteAddr = conn.remoteAddr;
+    const state = open.get(httpConn)!;
+    try {
+      while (true) {
+        state.idle = true;
+        // A connection told to close (shutdown, a stalled body) is normally ended by Deno right
+        // after its response; closing it ourselves sooner could cut that response short.
+        const wait = stopping ? Math.min(headerTimeout, CLOSING_GRACE_MS) : headerTimeout;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const next = await Promise.race([
+          httpConn.nextRequest(),
+          new Promise<typeof TIMED_OUT>((resolve) => {
+            timer = setTimeout(() => resolve(TIMED_OUT), wait);
+          }),
+        ]).catch(() => null);
+        clearTimeout(timer);
+        state.idle = false;
+        if (next === TIMED_OUT) {
+          log.debug("closing an http connection that sent no complete request in time", {
+            ip: remoteAddr.hostname,
+          });
+          break;
+        }
+        if (next === null) break;
+        const body = { stalled: false };
+        const request = withBodyDeadline(next.request, bodyIdle, body);
+        let settle!: () => void;
+        const completed = new Promise<void>((resolve) => (settle = resolve));
+        let response: Response;
+        try {
+          response = await handler(request, { remoteAddr, completed });
+        } catch (error) {
+          log.error("http handler failed", { error });
+          response = new Response("internal error", { status: 500 });
+        }
+        const upgraded = response.status === 101;
+        // What is left of a stalled body would be read as the next request: hang up instead.
+        if (!upgraded && (stopping || body.stalled)) response = lastOnConnection(response);
+        try {
+          await next.respondWith(response);
+        } catch (error) {
+          // The client went away mid-response (an SSE reader closing its tab, say): not an error.
+          log.debug("http response not delivered", { error });
+          break;
+        } finally {
+          settle();
+        }
+        // An upgraded connection belongs to its WebSocket from here on.
+        if (upgraded) return;
+      }
+    } finally {
+      open.delete(httpConn);
+      try {
+        httpConn.close();
+      } catch { /* already closed */ }
+    }
+  }
+
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        const ip = conn.remoteAddr.hostname;
+        const count = perIp.get(ip) ?? 0;
+        if (maxPerIp > 0 && count >= maxPerIp) {
+          log.warn("refusing an http connection over the per-address limit", { ip });
+          void refuse(conn, maxPerIp);
+          continue;
+        }
+        perIp.set(ip, count + 1);
+        let httpConn: HttpConn;
+        try {
+          httpConn = serveHttpConn!(conn);
+        } catch (error) {
+          log.warn("could not serve an http connection", { error });
+          release(ip);
+          continue;
+        }
+        const state = { idle: true, done: Promise.resolve() };
+        open.set(httpConn, state);
+        state.done = serveConnection(conn, httpConn)
+          .catch((error) => log.warn("http connection failed", { error }))
+          .finally(() => release(ip));
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) log.error("http accept failed", { error });
+    }
+  })();
+
+  function release(ip: string): void {
+    const n = (perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) perIp.delete(ip);
+    else perIp.set(ip, n);
+  }
+
+  return {
+    addr: listener.addr,
+    async shutdown() {
+      stopping = true;
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+      await accepting;
+      for (const [httpConn, state] of open) {
+        if (!state.idle) continue;
+        try {
+          httpConn.close();
+        } catch { /* already closed */ }
+      }
+      await Promise.allSettled([...open.values()].map((s) => s.done));
+    },
+  };
+}
+
+/** The response with `Connection: close`, so Deno ends the connection once it is written. */
+function lastOnConnection(response: Response): Response {
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    // Immutable headers (a Response.redirect, say): copy them.
+    const headers = new Headers(response.headers);
+    headers.set("connection", "close");
+    return new Response(response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    });
+  }
+}
+
+/** Tells a client over the connection limit why, as the API words errors (429), and hangs up. */
+async function refuse(conn: Deno.Conn, limit: number): Promise<void> {
+  const body = JSON.stringify({
+    error: {
+      code: "rate_limited",
+      message: `Too many connections from your address (the limit is ${limit}): ` +
+        "close some and try again",
+    },
+  });
+  const text = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n" +
+    "Content-Type: application/json\r\nRetry-After: 5\r\n" +
+    `Content-Length: ${new TextEncoder().encode(body).length}\r\n\r\n${body}`;
+  try {
+    await conn.write(new TextEncoder().encode(text));
+  } catch { /* gone already */ }
+  try {
+    conn.close();
+  } catch { /* gone already */ }
+}
+
+/**
+ * The request with a body that fails when the client stops sending for `idleMs` (a slow-body
+ * attack holds a connection as well as slow headers do). Bodyless requests pass through.
+ */
+function withBodyDeadline(request: Request, idleMs: number, state: { stalled: boolean }): Request {
+  const body = request.body;
+  if (!body) return request;
+  const reader = body.getReader();
+  const guarded = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        const chunk = await Promise.race([
+          reader.read(),
+          new Promise<typeof TIMED_OUT>((resolve) => {
+            timer = setTimeout(() => resolve(TIMED_OUT), idleMs);
+          }),
+        ]);
+        if (chunk === TIMED_OUT) {
+          state.stalled = true;
+          void reader.cancel().catch(() => {});
+          controller.error(new Deno.errors.TimedOut(`no request body bytes for ${idleMs} ms`));
+        } else if (chunk.done) {
+          controller.close();
+        } else {
+          controller.enqueue(chunk.value);
+        }
+      } catch (error) {
+        controller.error(error);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return new Request(request, { body: guarded, duplex: "half" } as RequestInit);
+}
