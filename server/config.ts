@@ -112,7 +112,8 @@ const FLAGS: FlagSpec[] = [
     name: "header-timeout",
     env: "CHAT_HEADER_TIMEOUT",
     def: "15s",
-    help: "time an HTTP client has to send a request's headers, and the longest pause in a body",
+    help:
+      "time an HTTP client has to send a request's headers, and the longest pause in a body; 0: no deadlines, faster (behind a proxy that has them)",
   },
   {
     name: "max-file-size",
@@ -241,8 +242,10 @@ export function parseServeArgs(
     throw new UsageError(`--registration must be open or closed, got "${registration}"`);
   }
   const headerTimeoutMs = parseDuration("header-timeout", get("header-timeout"));
-  if (headerTimeoutMs < 100) {
-    throw new UsageError("--header-timeout must be at least 100ms (slow clients need time too)");
+  if (headerTimeoutMs > 0 && headerTimeoutMs < 100) {
+    throw new UsageError(
+      "--header-timeout must be 0 (off) or at least 100ms (slow clients need time too)",
+    );
   }
   return {
     host: get("host"),

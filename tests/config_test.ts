@@ -36,6 +36,11 @@ Deno.test("parseServeArgs() reads CHAT_* variables, and flags win over them", ()
   assert.equal(c.logLevel, "debug");
 });
 
+Deno.test("parseServeArgs() takes --header-timeout 0 as no deadlines", () => {
+  assert.equal(parseServeArgs(["--header-timeout", "0"], {})!.headerTimeoutMs, 0);
+  assert.equal(parseServeArgs(["--header-timeout", "30s"], {})!.headerTimeoutMs, 30_000);
+});
+
 Deno.test("parseServeArgs() returns null for --help", () => {
   assert.equal(parseServeArgs(["--help"], {}), null);
 });
@@ -54,7 +59,7 @@ for (
     [["--mute-for", "0"], /--mute-for must be longer than 0/],
     [["--reports-to-mute", "0"], /--reports-to-mute must be a whole number from 1 to 1000/],
     [["--registration", "invite"], /--registration must be open or closed/],
-    [["--header-timeout", "50ms"], /--header-timeout must be at least 100ms/],
+    [["--header-timeout", "50ms"], /--header-timeout must be 0 \(off\) or at least 100ms/],
     [["--header-timeout", "15"], /--header-timeout must be a duration like 90s/],
   ] as Array<[string[], RegExp]>
 ) {

@@ -234,6 +234,42 @@ Deno.test("http: shutdown closes idle connections and lets a request in progress
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: s.port }));
 });
 
+Deno.test("http: small JSON answers go uncompressed, big ones compressed", async () => {
+  await using s = start((request) => {
+    const size = Number(new URL(request.url).searchParams.get("size"));
+    return Response.json({ pad: "x".repeat(size) });
+  });
+  const get = async (size: number) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    await conn.write(encoder.encode(
+      `GET /?size=${size} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, br\r\nConnection: close\r\n\r\n`,
+    ));
+    const r = await readToClose(conn, 3000);
+    conn.close();
+    return r.text;
+  };
+  const small = await get(100);
+  assert.doesNotMatch(small, /content-encoding/i);
+  assert.match(small, /cache-control: no-transform/i);
+  assert.match(small, /\{"pad":"x{100}"\}$/);
+  assert.match(await get(5000), /content-encoding: (br|gzip)/i);
+});
+
+Deno.test("e2e http: --header-timeout 0 serves with Deno.serve, without deadlines", async () => {
+  const server = await startServer({ data: ":memory:", args: ["--header-timeout", "0"] });
+  try {
+    const base = `http://127.0.0.1:${server.httpPort}`;
+    assert.equal((await api(base, "GET", "/healthz")).status, 200);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.httpPort });
+    await conn.write(encoder.encode("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+    const r = await readToClose(conn, 1500);
+    conn.close();
+    assert.equal(r.closed, false, "without deadlines a slow client is left alone");
+  } finally {
+    assert.equal(await server.stop(), 0);
+  }
+});
+
 Deno.test("e2e http: the real server cuts off a slowloris and a stalled body (--header-timeout)", async () => {
   const server = await startServer({ data: ":memory:", args: ["--header-timeout", "1s"] });
   try {
