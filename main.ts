@@ -58,11 +58,16 @@ async function serve(config: ServeConfig): Promise<void> {
   });
 
   const listener = Deno.listen({ hostname: config.host, port: config.tcpPort, transport: "tcp" });
-  const tcp = serveTcp(hub, listener, { log });
+  const tcp = serveTcp(hub, listener, { log, heartbeatMs: config.heartbeatMs });
   const addr = listener.addr as Deno.NetAddr;
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
 
-  const app = createHttpApp(hub, { log, startedAt: Date.now(), storeStats: () => store.stats });
+  const app = createHttpApp(hub, {
+    log,
+    startedAt: Date.now(),
+    storeStats: () => store.stats,
+    heartbeatMs: config.heartbeatMs,
+  });
   const http = serveHttp(
     { hostname: config.host, port: config.httpPort },
     app.fetch,

@@ -26,8 +26,14 @@ export const MAX_UNREAD_REPLAY = 200;
  * share their encoded bytes across connections, so this is a bound, not a per-reader cost.
  */
 export const MAX_OUTBOUND_BYTES = 4 * 1024 * 1024;
-/** Silence on a logged-in TCP JSON connection before the server sends a `ping`. */
-export const HEARTBEAT_MS = 20_000;
+/**
+ * The heartbeat (`--heartbeat`): silence on a logged-in connection before the server checks on
+ * it. TCP JSON gets a `ping` and telnet clients a TIMING-MARK at 1 and 2 beats of silence,
+ * WebSockets a ping frame at 1.5; a peer silent for 3 beats that has answered before (WebSocket:
+ * any) is closed, so with 15 s presence is right within a minute. SSE streams get a comment each
+ * beat.
+ */
+export const HEARTBEAT_MS = 15_000;
 /** How long a TCP connection may take to log in before it is closed (slowloris, idle sockets). */
 export const LOGIN_TIMEOUT_MS = 60_000;
 /** How long a TCP peer may stay silent before its first line, before the server greets it as a person. */

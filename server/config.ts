@@ -24,6 +24,7 @@ export interface ServeConfig {
   maxFileSize: number;
   maxConnectionsPerIp: number;
   headerTimeoutMs: number;
+  heartbeatMs: number;
 }
 
 /** At most `count` messages per `windowMs`. */
@@ -114,6 +115,13 @@ const FLAGS: FlagSpec[] = [
     def: "15s",
     help:
       "time an HTTP client has to send a request's headers, and the longest pause in a body; 0: no deadlines, faster (behind a proxy that has them)",
+  },
+  {
+    name: "heartbeat",
+    env: "CHAT_HEARTBEAT",
+    def: "15s",
+    help:
+      "silence before the server checks a connection is alive; one that stops answering is closed after 3 beats",
   },
   {
     name: "max-file-size",
@@ -247,6 +255,10 @@ export function parseServeArgs(
       "--header-timeout must be 0 (off) or at least 100ms (slow clients need time too)",
     );
   }
+  const heartbeatMs = parseDuration("heartbeat", get("heartbeat"));
+  if (heartbeatMs < 100 || heartbeatMs > 600_000) {
+    throw new UsageError(`--heartbeat must be from 100ms to 10m, got "${get("heartbeat")}"`);
+  }
   return {
     host: get("host"),
     tcpPort: port("tcp-port", get("tcp-port")),
@@ -263,5 +275,6 @@ export function parseServeArgs(
     maxFileSize: parseSize("max-file-size", get("max-file-size")),
     maxConnectionsPerIp: wholeNumber("max-connections-per-ip", get("max-connections-per-ip")),
     headerTimeoutMs,
+    heartbeatMs,
   };
 }

@@ -18,6 +18,7 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     maxFileSize: 5 * 1024 * 1024,
     maxConnectionsPerIp: 256,
     headerTimeoutMs: 15_000,
+    heartbeatMs: 15_000,
   });
 });
 
@@ -61,6 +62,7 @@ for (
     [["--registration", "invite"], /--registration must be open or closed/],
     [["--header-timeout", "50ms"], /--header-timeout must be 0 \(off\) or at least 100ms/],
     [["--header-timeout", "15"], /--header-timeout must be a duration like 90s/],
+    [["--heartbeat", "0"], /--heartbeat must be from 100ms to 10m, got "0"/],
   ] as Array<[string[], RegExp]>
 ) {
   Deno.test(`parseServeArgs() explains ${args.join(" ")}`, () => {

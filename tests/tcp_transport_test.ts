@@ -131,3 +131,106 @@ Deno.test("tcp: heartbeats find a client that stopped answering, and leave alone
   await hub.close();
   await tcp.finished;
 });
+
+/** A raw TCP peer that keeps every byte it receives, for telnet-level checks. */
+async function rawPeer(port: number) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let received = new Uint8Array(0);
+  let closed = false;
+  const reading = (async () => {
+    const buf = new Uint8Array(4096);
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      const next = new Uint8Array(received.length + n);
+      next.set(received);
+      next.set(buf.subarray(0, n), received.length);
+      received = next;
+    }
+    closed = true;
+  })();
+  return {
+    write: (bytes: Uint8Array | string) =>
+      conn.write(typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes),
+    received: () => received,
+    closed: () => closed,
+    async until(what: string, test: () => boolean) {
+      const deadline = Date.now() + 5000;
+      while (!test()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async close() {
+      try {
+        conn.close();
+      } catch { /* closed by the server */ }
+      await reading;
+    },
+  };
+}
+
+function countProbes(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i + 2 < bytes.length; i++) {
+    if (bytes[i] === 0xff && bytes[i + 1] === 253 && bytes[i + 2] === 6) n++;
+  }
+  return n;
+}
+
+Deno.test("tcp: telnet clients get TIMING-MARK heartbeats and are dropped when they stop answering; netcat users get no telnet bytes", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const tcp = serveTcp(hub, listener, {
+    log: createLogger("silent"),
+    heartbeatMs: 100,
+    greetingDelayMs: 50,
+  });
+  const watcher = await JsonClient.connect(port, { username: "Watcher" });
+  // A telnet program: it negotiates (IAC WILL NAWS) and ends lines with CR LF.
+  const telnet = await rawPeer(port);
+  await telnet.write(new Uint8Array([0xff, 251, 31]));
+  await telnet.until(
+    "the greeting",
+    () => new TextDecoder().decode(telnet.received()).includes("nickname"),
+  );
+  await telnet.write("Teller\r\n");
+  await watcher.type("system", (f) => f.event === "online" && f.username === "Teller");
+  await telnet.until("a TIMING-MARK probe", () => countProbes(telnet.received()) >= 1);
+  // Its telnet client answers (WONT TM), as telnet programs do on their own.
+  await telnet.write(new Uint8Array([0xff, 252, 6]));
+  // A person on netcat: plain lines, no telnet.
+  const netcat = await rawPeer(port);
+  await netcat.until(
+    "the greeting",
+    () => new TextDecoder().decode(netcat.received()).includes("nickname"),
+  );
+  await netcat.write("Catter\n");
+  await watcher.type("system", (f) => f.event === "online" && f.username === "Catter");
+  // Then the telnet user's machine vanishes: no more answers. Within 3¼ beats it is closed.
+  const t0 = Date.now();
+  await telnet.until("the server to close the silent telnet client", () => telnet.closed());
+  assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`);
+  await watcher.type("system", (f) => f.event === "offline" && f.username === "Teller");
+  assert.ok(countProbes(telnet.received()) >= 2, "probed again before being dropped");
+  // The netcat user, silent all along, was never sent a telnet byte and is still online.
+  assert.equal(netcat.received().includes(0xff), false, "netcat got telnet bytes");
+  assert.equal(netcat.closed(), false);
+  const before = netcat.received().length;
+  await netcat.write("/users\n");
+  await netcat.until(
+    "an answer to /users",
+    () => new TextDecoder().decode(netcat.received().subarray(before)).includes("Watcher"),
+  );
+  assert.equal(
+    watcher.has((f) => f.type === "system" && f.event === "offline" && f.username === "Catter"),
+    false,
+  );
+  await Promise.all([watcher.close(), telnet.close(), netcat.close()]);
+  tcp.close();
+  await hub.close();
+  await tcp.finished;
+});

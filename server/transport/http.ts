@@ -12,7 +12,7 @@ import {
   ProtocolError,
   type ServerFrame,
 } from "../../protocol/frames.ts";
-import { MAX_LINE_BYTES } from "../../protocol/limits.ts";
+import { HEARTBEAT_MS, MAX_LINE_BYTES } from "../../protocol/limits.ts";
 import { ChatError } from "../core/errors.ts";
 import { formatSize, GENERAL, type Hub } from "../core/hub.ts";
 import type { Logger } from "../log.ts";
@@ -55,6 +55,8 @@ export interface HttpOptions {
   log: Logger;
   /** When the server started (epoch ms), for /healthz. */
   startedAt: number;
+  /** The heartbeat (HEARTBEAT_MS by default): WebSocket pings, SSE keepalive comments. */
+  heartbeatMs?: number;
   /** Store counters for /metrics (commits and their latency). */
   storeStats?: () => {
     commits: number;
@@ -170,6 +172,7 @@ function resumePoint(token: string, since: string | undefined): string | undefin
 export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
   const app = new Hono<Env>();
   const { log } = options;
+  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
 
   app.onError((error, c) => {
     if (error instanceof ChatError || error instanceof ProtocolError) {
@@ -473,7 +476,13 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     );
     const refusal = hub.admit(ipOf(c));
     if (refusal) throw new ChatError("rate_limited", refusal);
-    return openEventStream(hub, { token: c.get("token"), since, ip: ipOf(c), log });
+    return openEventStream(hub, {
+      token: c.get("token"),
+      since,
+      ip: ipOf(c),
+      log,
+      keepaliveMs: heartbeatMs,
+    });
   });
   // ------------------------------------------------------------ moderation
   const sys = (frames: ServerFrame[]) => {
@@ -738,7 +747,10 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     const ip = ipOf(c);
     const refusal = hub.admit(ip);
     if (refusal) throw new ChatError("rate_limited", refusal);
-    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    // Deno pings after half the idle timeout of silence and closes after the whole of it.
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
+      idleTimeout: (3 * heartbeatMs) / 1000,
+    });
     serveWebSocket(hub, socket, { ip, token, since, log });
     return response;
   });

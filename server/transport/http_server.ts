@@ -164,6 +164,10 @@ export function serveHttp(
           continue;
         }
         perIp.set(ip, count + 1);
+        // SSE readers answer nothing: the system's TCP keepalive is what finds one that vanished.
+        try {
+          conn.setKeepAlive(true);
+        } catch { /* closed already */ }
         let httpConn: HttpConn;
         try {
           httpConn = serveHttpConn!(conn);

@@ -6,14 +6,12 @@
  */
 
 import { encodeFrame, type ServerFrame } from "../../protocol/frames.ts";
-import { MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
+import { HEARTBEAT_MS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
 import type { Outbound, Peer } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
 
 const encoder = new TextEncoder();
-/** A comment line every so often keeps proxies from closing an idle stream. */
-const KEEPALIVE_MS = 20_000;
 
 /**
  * Encodes one frame as an SSE event. Only live messages carry an `id:` (their ULID): those
@@ -34,6 +32,8 @@ export function openEventStream(
     ip: string;
     log: Logger;
     maxOutboundBytes?: number;
+    /** A comment line this often keeps proxies from closing an idle stream. */
+    keepaliveMs?: number;
   },
 ): Response {
   const max = options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES;
@@ -111,7 +111,7 @@ export function openEventStream(
         controller.enqueue(encoder.encode(": connected\n\n"));
         keepalive = setInterval(() => {
           if (!closed) controller.enqueue(encoder.encode(": keepalive\n\n"));
-        }, KEEPALIVE_MS);
+        }, options.keepaliveMs ?? HEARTBEAT_MS);
         void hub.receive(id, {
           type: "auth",
           token: options.token,

@@ -39,7 +39,7 @@ export interface TcpOptions {
   greetingDelayMs?: number;
   /** Time to complete a login before the connection is closed. */
   loginTimeoutMs?: number;
-  /** Silence before a heartbeat `ping` (JSON connections). */
+  /** Silence before a heartbeat: a `ping` (JSON), a TIMING-MARK (telnet clients). */
   heartbeatMs?: number;
 }
 
@@ -77,6 +77,11 @@ export function serveTcp(hub: Hub, listener: Deno.Listener, options: TcpOptions)
             });
           continue;
         }
+        // The last resort for peers that answer no heartbeat (netcat, seed clients): the
+        // system's TCP keepalive finds a vanished machine, if only after its own timeout.
+        try {
+          (conn as Deno.TcpConn).setKeepAlive(true);
+        } catch { /* not a TCP connection */ }
         const done = new TcpConnection(hub, conn, options).run();
         connections.add(done);
         void done.finally(() => connections.delete(done));
@@ -128,6 +133,9 @@ class TcpConnection implements Peer {
   #lastHeard = Date.now();
   /** Answered a heartbeat once: from then on, missing two means the peer is gone. */
   #answersPings = false;
+  /** Sent a telnet command: a telnet program, which takes (and answers) TIMING-MARK probes. */
+  #speaksTelnet = false;
+  /** Probes sent since the peer was last heard. */
   #unanswered = 0;
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
@@ -182,8 +190,13 @@ class TcpConnection implements Peer {
         if (n === null) break;
         this.#lastHeard = Date.now();
         this.#unanswered = 0;
+        const raw = buf.subarray(0, n);
+        if (raw.includes(IAC)) {
+          this.#speaksTelnet = true;
+          if (answersTimingMark(raw)) this.#answersPings = true;
+        }
         // `buf` is only read into again after every line of this chunk has been handled.
-        const chunk = stripTelnet(buf.subarray(0, n));
+        const chunk = stripTelnet(raw);
         let start = 0;
         for (let i = 0; i < chunk.length; i++) {
           if (chunk[i] !== 10) continue;
@@ -211,15 +224,21 @@ class TcpConnection implements Peer {
   }
 
   /**
-   * JSON connections get a `ping` after a silence. One that has answered a ping before and then
-   * misses two in a row is taken for dead (its machine gone without closing the socket) and
-   * closed, so presence is right within a minute. Clients that never answer (the seed
-   * protocol's) are never dropped for it.
+   * After a silence, JSON connections get a `ping` and telnet programs a TIMING-MARK (IAC DO TM,
+   * which a telnet client answers by itself with WILL or WONT). One that has answered before and
+   * then misses two in a row is taken for dead (its machine gone without closing the socket) and
+   * closed, so presence is right within a minute. Clients that never answer (the seed protocol's)
+   * are never dropped for it, and people on netcat are never sent telnet bytes, which their
+   * terminal would show as junk: for them only TCP keepalive is left.
    */
   #startHeartbeat(): void {
+    // Checked four times a beat, so a dead peer is found within 3¼ beats of its last word.
     this.#heartbeat = setInterval(() => {
-      if (Date.now() - this.#lastHeard < this.#heartbeatMs) return;
-      if (this.#answersPings && ++this.#unanswered > 2) {
+      const silence = Date.now() - this.#lastHeard;
+      if (silence < this.#heartbeatMs) return;
+      const json = this.#phase === "json";
+      if (!json && !this.#speaksTelnet) return;
+      if (this.#answersPings && silence >= 3 * this.#heartbeatMs) {
         this.#log.info("closing a tcp connection that stopped answering heartbeats", {
           ip: this.ip,
         });
@@ -228,8 +247,12 @@ class TcpConnection implements Peer {
         this.#hardClose();
         return;
       }
-      this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
-    }, this.#heartbeatMs);
+      // One probe per beat of silence: at 1 and 2 beats.
+      if (this.#unanswered >= Math.floor(silence / this.#heartbeatMs)) return;
+      this.#unanswered++;
+      if (json) this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
+      else this.#enqueue(TIMING_MARK_PROBE);
+    }, this.#heartbeatMs / 4);
   }
 
   #tooLong(): void {
@@ -312,7 +335,7 @@ class TcpConnection implements Peer {
     if (this.#closing) return;
     if (out.frame.type === "welcome") {
       clearTimeout(this.#loginTimer);
-      if (this.#phase === "json") this.#startHeartbeat();
+      if (this.#heartbeat === undefined) this.#startHeartbeat();
     }
     if (this.#phase === "json" || this.#phase === "new") {
       this.#enqueue(out.encoded("json-line", jsonLine));
@@ -469,6 +492,23 @@ function concatAll(parts: Uint8Array[]): Uint8Array {
     off += p.length;
   }
   return out;
+}
+
+const IAC = 0xff;
+const DO = 253;
+const WILL = 251;
+const WONT = 252;
+const TIMING_MARK = 6;
+/** IAC DO TIMING-MARK: "tell me you are there" in telnet (RFC 860). */
+const TIMING_MARK_PROBE = new Uint8Array([IAC, DO, TIMING_MARK]);
+
+/** Whether `bytes` hold a telnet client's answer to a TIMING-MARK probe (IAC WILL/WONT TM). */
+export function answersTimingMark(bytes: Uint8Array): boolean {
+  for (let i = bytes.indexOf(IAC); i >= 0 && i < bytes.length - 2; i = bytes.indexOf(IAC, i + 1)) {
+    const cmd = bytes[i + 1];
+    if ((cmd === WILL || cmd === WONT) && bytes[i + 2] === TIMING_MARK) return true;
+  }
+  return false;
 }
 
 /**
