@@ -1,10 +1,13 @@
 /**
- * `deno task stress [--short]`: the long runs: 100,000 generated bad frames per wire against
- * the real server (1,000 with --short), printing what was sent and the server's memory.
+ * `deno task stress [--short]`: the long runs against the real server. First the fuzz: 100,000
+ * generated bad frames per wire (1,000 with --short), with what was sent and the server's memory.
+ * Then the crash loop: 100 rounds of SIGKILL while two writers send 5,000 messages each (3 rounds
+ * of 1,000 with --short), and the data checked after the last restart. Exits 1 on any failure.
  * @module
  */
 
 import { parseArgs } from "node:util";
+import { crashLoop } from "./crash.ts";
 import { fuzz } from "./fuzz.ts";
 
 const short =
@@ -74,3 +77,12 @@ try {
     Deno.exit(1);
   }
 }
+
+const crash = await crashLoop({
+  rounds: short ? 3 : 100,
+  perRound: short ? 1000 : 5000,
+  seed: Date.now() % 100_000,
+  log: (line) => console.error(line),
+});
+console.log(JSON.stringify({ crashLoop: crash }, null, 1));
+if (crash.problems.length > 0) Deno.exit(1);
