@@ -8,7 +8,8 @@
  * @module
  */
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { startServer } from "./server_process.ts";
+
 const enc = new TextEncoder();
 
 /** What a crash loop found. `problems` is empty when every guarantee held. */
@@ -23,67 +24,9 @@ export interface CrashLoopResult {
   seconds: number;
 }
 
-interface Server {
-  tcpPort: number;
-  httpPort: number;
-  kill(signal: Deno.Signal): Promise<number>;
-}
-
-/** Starts `chat serve` on free ports on `data`, resolving once both ports are known. */
-async function serve(data: string): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "serve",
-      "--tcp-port",
-      "0",
-      "--http-port",
-      "0",
-      "--data",
-      data,
-      "--rate-limit",
-      "0",
-      "--private-rate-limit",
-      "0",
-      "--message-ttl",
-      "0",
-      "--log-level",
-      "error",
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  let tcpPort = 0;
-  let httpPort = 0;
-  const deadline = Date.now() + 15_000;
-  while (!tcpPort || !httpPort) {
-    if (Date.now() > deadline) throw new Error(`the server did not start: ${text}`);
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`the server exited before listening: ${text}`);
-    text += value;
-    tcpPort = Number(text.match(/tcp listening on [^\s]+:(\d+)/)?.[1] ?? 0);
-    httpPort = Number(text.match(/http listening on [^\s]+:(\d+)/)?.[1] ?? 0);
-  }
-  const draining = (async () => {
-    while (!(await lines.read()).done) { /* keep the pipe empty */ }
-  })();
-  return {
-    tcpPort,
-    httpPort,
-    async kill(signal) {
-      try {
-        child.kill(signal);
-      } catch { /* gone already */ }
-      const status = await child.status;
-      await draining;
-      return status.code;
-    },
-  };
-}
+/** The flags of every server in the loop: no quotas in the way, messages kept. */
+const SERVE_ARGS = ["--rate-limit", "0", "--private-rate-limit", "0", "--message-ttl", "0"];
+const serve = (data: string) => startServer({ data, args: SERVE_ARGS });
 
 /** Reads newline-delimited frames from a TCP connection, calling `onFrame` for each. */
 async function readFrames(conn: Deno.Conn, onFrame: (f: Record<string, unknown>) => void) {
@@ -203,7 +146,7 @@ export async function crashLoop(
       const onAck = () => {
         if (++acks !== killAt) return;
         dead = true;
-        killing ??= server.kill("SIGKILL");
+        killing ??= server.stop("SIGKILL");
         killed();
       };
       let tcpWelcome!: () => void;
@@ -276,7 +219,7 @@ export async function crashLoop(
       // Sending only fills socket buffers: the kill comes with the acks, mid-stream. Should they
       // stall, it comes anyway.
       await within(killStarted, 60_000);
-      killing ??= server.kill("SIGKILL");
+      killing ??= server.stop("SIGKILL");
       await killing;
       await Promise.all([tcpDone, readerDone, wsDone]);
       for (const c of [tcp, reader]) {
@@ -326,7 +269,7 @@ export async function crashLoop(
       if (next.seq !== (stored.at(-1)?.seq ?? 0) + 1) {
         problems.push(`the next message got seq ${next.seq} after ${stored.at(-1)?.seq}`);
       }
-      const code = await server.kill("SIGTERM");
+      const code = await server.stop("SIGTERM");
       if (code !== 0) problems.push(`the last server exited with ${code}`);
       return {
         rounds: options.rounds,
@@ -338,7 +281,7 @@ export async function crashLoop(
         seconds: Math.round((performance.now() - started) / 1000),
       };
     } catch (error) {
-      await server.kill("SIGKILL");
+      await server.stop("SIGKILL");
       throw error;
     }
   } finally {

@@ -9,89 +9,12 @@ import { Hub, type HubOptions } from "../server/core/hub.ts";
 import type { Outbound, Peer, Transport } from "../server/core/peer.ts";
 import { scryptHasher } from "../server/passwords.ts";
 import { KvStore } from "../server/store/kv_store.ts";
+import { withTimeout } from "../bench/server_process.ts";
+
+export { type ServerProcess, startServer, withTimeout } from "../bench/server_process.ts";
 
 /** How long a test waits for something that should happen at once, before failing with what it saw. */
 export const WAIT_MS = 5000;
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-/** A running `main.ts serve` child process. */
-export interface ServerProcess {
-  /** The server's process id (the deno process itself). */
-  pid: number;
-  tcpPort: number;
-  httpPort: number;
-  /** Everything the server wrote to stderr so far. */
-  stderr(): string;
-  /** Sends a signal and waits for exit; returns the exit code. */
-  stop(signal?: Deno.Signal): Promise<number>;
-}
-
-/** Starts `main.ts serve` on free ports with the given data file and extra flags. */
-export async function startServer(
-  options: { data: string; args?: string[]; env?: Record<string, string> },
-): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "serve",
-      "--tcp-port",
-      "0",
-      "--http-port",
-      "0",
-      "--data",
-      options.data,
-      "--log-level",
-      "warn",
-      ...(options.args ?? []),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: options.env ?? {},
-  }).spawn();
-  let stderrText = "";
-  const stderrDone = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (c) => void (stderrText += c) }),
-  );
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let stdoutText = "";
-  let tcpPort: number | null = null;
-  let httpPort: number | null = null;
-  const deadline = Date.now() + 15_000;
-  while (tcpPort === null || httpPort === null) {
-    const { value, done } = await withTimeout(lines.read(), deadline - Date.now(), "server start");
-    if (done) throw new Error(`server exited before listening:\n${stdoutText}\n${stderrText}`);
-    stdoutText += value;
-    const tcp = stdoutText.match(/tcp listening on [^\s]+:(\d+)/);
-    const http = stdoutText.match(/http listening on [^\s]+:(\d+)/);
-    if (http) httpPort = Number(http[1]);
-    if (tcp) tcpPort = Number(tcp[1]);
-  }
-  // Keep draining stdout so the child never blocks on a full pipe.
-  const stdoutDone = (async () => {
-    while (!(await lines.read()).done) { /* drain */ }
-  })();
-  let exited: Promise<number> | null = null;
-  return {
-    pid: child.pid,
-    tcpPort,
-    httpPort,
-    stderr: () => stderrText,
-    stop(signal: Deno.Signal = "SIGTERM") {
-      exited ??= (async () => {
-        try {
-          child.kill(signal);
-        } catch { /* already gone */ }
-        const status = await child.status;
-        await Promise.all([stdoutDone, stderrDone]);
-        return status.code;
-      })();
-      return exited;
-    },
-  };
-}
 
 /** Calls an HTTP route with a JSON body and a bearer token; returns the status and the parsed body. */
 export async function api(
@@ -112,24 +35,6 @@ export async function api(
   });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : {} };
-}
-
-/** Resolves with `p`, or rejects after `ms` naming what was awaited; the timer never outlives the call. */
-export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`timed out waiting for ${what}`)),
-          Math.max(ms, 0),
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const CLEAR_LINE = "\r\x1b[K";

@@ -4,21 +4,35 @@
  */
 import assert from "node:assert/strict";
 import { createLogger } from "../server/log.ts";
-import { serveTcp } from "../server/transport/tcp.ts";
+import { serveTcp, type TcpOptions } from "../server/transport/tcp.ts";
 import { JsonClient, makeHub, withTimeout } from "./_helpers.ts";
 
+/** The TCP transport on a free port over an in-memory hub; disposing stops it all in order. */
+async function tcpServer(options: Partial<TcpOptions> = {}) {
+  const kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const tcp = serveTcp(hub, listener, { log: createLogger("silent"), ...options });
+  return {
+    hub,
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      tcp.close();
+      await hub.close();
+      await tcp.finished;
+      kv.close();
+    },
+  };
+}
+
 Deno.test("tcp: a reader that stops reading is dropped with a reason, and the room keeps flowing", async () => {
-  await using kv = await Deno.openKv(":memory:");
-  await using ctx = await makeHub(kv);
-  const { hub } = ctx;
   let dropped!: () => void;
   const droppedP = new Promise<void>((r) => (dropped = r));
   const log = createLogger("warn", (line) => {
     if (line.includes("dropping slow tcp reader")) dropped();
   });
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const tcp = serveTcp(hub, listener, { log, maxOutboundBytes: 2 * 1024 * 1024 });
+  await using server = await tcpServer({ log, maxOutboundBytes: 2 * 1024 * 1024 });
+  const { port } = server;
 
   const slow = await Deno.connect({ hostname: "127.0.0.1", port });
   await slow.write(new TextEncoder().encode('{"username":"Sleepy"}\n'));
@@ -59,22 +73,14 @@ Deno.test("tcp: a reader that stops reading is dropped with a reason, and the ro
   assert.match(tail, /"type":"bye","code":"too_slow"/);
 
   await Promise.all([fast.close(), sender.close()]);
-  tcp.close();
-  await hub.close();
-  await tcp.finished;
 });
 
 Deno.test("tcp: a connection that trickles bytes and never logs in is closed at the login deadline", async () => {
-  await using kv = await Deno.openKv(":memory:");
-  await using ctx = await makeHub(kv);
-  const { hub } = ctx;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const tcp = serveTcp(hub, listener, {
-    log: createLogger("silent"),
+  await using server = await tcpServer({
     loginTimeoutMs: 300,
     greetingDelayMs: 5000,
   });
+  const { port } = server;
   const slow = await Deno.connect({ hostname: "127.0.0.1", port });
   // A slowloris: a byte at a time, never a full line.
   for (const b of '{"user') {
@@ -95,18 +101,11 @@ Deno.test("tcp: a connection that trickles bytes and never logs in is closed at 
   await ok.send({ type: "ping" });
   await ok.type("pong");
   await ok.close();
-  tcp.close();
-  await hub.close();
-  await tcp.finished;
 });
 
 Deno.test("tcp: heartbeats find a client that stopped answering, and leave alone one that never did", async () => {
-  await using kv = await Deno.openKv(":memory:");
-  await using ctx = await makeHub(kv);
-  const { hub } = ctx;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const tcp = serveTcp(hub, listener, { log: createLogger("silent"), heartbeatMs: 100 });
+  await using server = await tcpServer({ heartbeatMs: 100 });
+  const { port } = server;
   const watcher = await JsonClient.connect(port, { username: "Watcher" });
   // A heartbeat-capable client: answers the first ping, then its machine "vanishes" (silence).
   const capable = await JsonClient.connect(port, { username: "Capable" });
@@ -127,9 +126,6 @@ Deno.test("tcp: heartbeats find a client that stopped answering, and leave alone
     false,
   );
   await Promise.all([watcher.close(), capable.close(), legacy.close()]);
-  tcp.close();
-  await hub.close();
-  await tcp.finished;
 });
 
 /** A raw TCP peer that keeps every byte it receives, for telnet-level checks. */
@@ -179,16 +175,11 @@ function countProbes(bytes: Uint8Array): number {
 }
 
 Deno.test("tcp: telnet clients get TIMING-MARK heartbeats and are dropped when they stop answering; netcat users get no telnet bytes", async () => {
-  await using kv = await Deno.openKv(":memory:");
-  await using ctx = await makeHub(kv);
-  const { hub } = ctx;
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  const tcp = serveTcp(hub, listener, {
-    log: createLogger("silent"),
+  await using server = await tcpServer({
     heartbeatMs: 100,
     greetingDelayMs: 50,
   });
+  const { port } = server;
   const watcher = await JsonClient.connect(port, { username: "Watcher" });
   // A telnet program: it negotiates (IAC WILL NAWS) and ends lines with CR LF.
   const telnet = await rawPeer(port);
@@ -230,7 +221,4 @@ Deno.test("tcp: telnet clients get TIMING-MARK heartbeats and are dropped when t
     false,
   );
   await Promise.all([watcher.close(), telnet.close(), netcat.close()]);
-  tcp.close();
-  await hub.close();
-  await tcp.finished;
 });
