@@ -59,7 +59,10 @@ async function waitPort(port: number): Promise<void> {
   throw new Error(`nothing listens on ${port}`);
 }
 
-async function startChat(data: string): Promise<{ proc: Proc; tcp: number; http: number }> {
+async function startChat(
+  data: string,
+  extra: string[] = [],
+): Promise<{ proc: Proc; tcp: number; http: number }> {
   const tcp = await freePort();
   const http = await freePort();
   const proc = spawn(Deno.execPath(), [
@@ -81,6 +84,7 @@ async function startChat(data: string): Promise<{ proc: Proc; tcp: number; http:
     "0",
     "--log-level",
     "error",
+    ...extra,
   ]);
   await waitPort(tcp);
   await waitPort(http);
@@ -157,6 +161,8 @@ const P = quick
     history: 50_000,
     smallConns: 500,
     smallSecs: 3,
+    restClients: 20,
+    restPer: 200,
   }
   : {
     burstN: 1000,
@@ -169,6 +175,8 @@ const P = quick
     history: 1_000_000,
     smallConns: 10_000,
     smallSecs: 5,
+    restClients: 20,
+    restPer: 1000,
   };
 
 const results: Record<string, unknown> = {};
@@ -308,6 +316,18 @@ try {
     t(),
   ]);
 
+  // 8. REST, with the HTTP deadlines (the default) and without (--header-timeout 0).
+  log("8. REST");
+  const plain = await startChat(`${dir}/rest.kv`, ["--header-timeout", "0"]);
+  try {
+    results.rest = {
+      deadlines: await rest(chat.http, P.restClients, P.restPer),
+      plain: await rest(plain.http, P.restClients, P.restPer),
+    };
+  } finally {
+    await plain.proc.stop();
+  }
+
   // 4. Idle connections: memory per connection.
   log("4. idle connections");
   // Measured on fresh servers: a server that has just run other workloads may be returning
@@ -340,6 +360,44 @@ await Deno.writeTextFile(OUT, report());
 log(`wrote ${OUT}`);
 
 // ------------------------------------------------------------ workload helpers
+
+/**
+ * REST throughput: `clients` keep-alive clients, each logged in with its own token, send
+ * `per` requests back to back; requests/s for `GET /healthz` and for `POST /send` (which
+ * commits a message and fans it out).
+ */
+async function rest(port: number, clients: number, per: number) {
+  const base = `http://127.0.0.1:${port}`;
+  const run = t();
+  const tokens = await Promise.all(Array.from({ length: clients }, async (_, i) => {
+    const r = await fetch(`${base}/connect`, {
+      method: "POST",
+      body: JSON.stringify({ login: `rest${run}x${i}`, password: "rest-password" }),
+    });
+    return (await r.json()).token as string;
+  }));
+  const timed = async (call: (token: string, i: number) => Promise<Response>) => {
+    const t0 = performance.now();
+    await Promise.all(tokens.map(async (token) => {
+      for (let i = 0; i < per; i++) {
+        const r = await call(token, i);
+        if (!r.ok) throw new Error(`REST ${r.status}: ${await r.text()}`);
+        await r.arrayBuffer();
+      }
+    }));
+    return Math.round((clients * per) / ((performance.now() - t0) / 1000));
+  };
+  return {
+    healthz_per_s: await timed(() => fetch(`${base}/healthz`)),
+    send_per_s: await timed((token, i) =>
+      fetch(`${base}/send`, {
+        method: "POST",
+        headers: { authorization: token },
+        body: JSON.stringify({ message: `rest ${i}` }),
+      })
+    ),
+  };
+}
 
 async function idle(
   proto: string,
@@ -693,6 +751,18 @@ once 4 MiB are queued for it (after the kernel's socket buffers fill); at 200 ×
 messages per second that takes longer than this run, so memory stays bounded by that queue
 limit rather than by dropping (see \`tests/tcp_transport_test.ts\` for the drop itself).
 
+## 8. REST
+
+${P.restClients} keep-alive clients, each with its own token, ${P.restPer} requests each back to back.
+The default server has HTTP deadlines (header and body timeouts, connections per address: see
+[reliability.md](reliability.md)), served through \`Deno.serveHttp\`; \`--header-timeout 0\`
+turns them off and serves with \`Deno.serve\`.
+
+| route | with deadlines (default), requests/s | \`--header-timeout 0\`, requests/s |
+| --- | --- | --- |
+| \`GET /healthz\` | ${r.rest.deadlines.healthz_per_s} | ${r.rest.plain.healthz_per_s} |
+| \`POST /send\` (commit and fan-out) | ${r.rest.deadlines.send_per_s} | ${r.rest.plain.send_per_s} |
+
 ## What bounds the misses, and what was tried
 
 - **Fan-out rate.** Measured with \`deno run --cpu-prof\` during a 1,000 × 2,000 burst: the
@@ -700,8 +770,12 @@ limit rather than by dropping (see \`tests/tcp_transport_test.ts\` for the drop 
   (\`concatAll\`), the writes themselves, garbage collection, and updating each recipient's read
   cursor per delivery (\`#advance\`). The load generator runs on the same two cores: ngircd, in C,
   uses a small fraction of the CPU the chat does (see the CPU column), leaving the generator
-  more. And ngircd reaches its rate partly by cutting off receivers whose send queue fills:
-  its "delivered" column is below "expected", while the chat delivers every message.
+  more.${
+    bi.delivered < bi.expected
+      ? ` And in this run ngircd reached its rate partly by cutting off receivers whose send
+  queue filled: its "delivered" column is below "expected".`
+      : ""
+  }
 - **Open-loop latency.** A chat message is delivered only after its batch is committed to
   KV (fsync), so every delivery carries one group-commit round trip (1–3 ms here); ngircd
   keeps nothing. That is the price of "acknowledged means durable", and it is what separates
@@ -715,6 +789,12 @@ limit rather than by dropping (see \`tests/tcp_transport_test.ts\` for the drop 
   off WebSocket readers that fall 4 MiB behind (queued plus \`bufferedAmount\`): one generator
   process cannot drain 1,000 WebSockets as fast as the server fills them. That is the bound
   doing its job; a faster client, or a larger bound, trades memory for it.
+- **REST.** The HTTP deadlines need \`Deno.serveHttp\` (\`Deno.serve\` has no header timeout),
+  and that older stack costs per request: the server's JavaScript thread is mostly idle during
+  the REST run (CPU profile), the time goes into Deno's HTTP layer. Small JSON answers are sent
+  uncompressed (compressing them cost more than the deadline loop). WebSockets leave that stack
+  once upgraded, so the WebSocket figures above do not pay it. Behind a proxy with its own
+  timeouts, \`--header-timeout 0\` gets the faster server back.
 - **Slow readers.** The drop happens at 4 MiB queued per reader, which 64-byte messages at
   200/s take minutes to reach, so within this run the slow readers are held, not dropped, and
   the others' p99 suffers meanwhile; the drop itself is tested in \`tests/tcp_transport_test.ts\`.
