@@ -52,7 +52,15 @@ export interface TcpServer {
 }
 
 const encoder = new TextEncoder();
-const READ_BUFFER_BYTES = 4096;
+/** Whole lines are decoded at once (no streaming state), so every connection can share one. */
+const decoder = new TextDecoder();
+/**
+ * Reads start with a small buffer, since an idle connection holds its buffer for as long as its
+ * read is pending; a read that fills the buffer doubles it, up to the largest size, so a client
+ * that pipelines still gets big reads.
+ */
+const READ_BUFFER_MIN_BYTES = 512;
+const READ_BUFFER_MAX_BYTES = 16_384;
 /** How long a dropped slow reader gets to take its goodbye frame. */
 const SLOW_GRACE_MS = 2000;
 
@@ -181,9 +189,8 @@ class TcpConnection implements Peer {
       this.#greetingTimer = undefined;
       if (this.#phase === "new") this.#enterText();
     }, this.#greetingDelay);
-    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    let buf = new Uint8Array(READ_BUFFER_MIN_BYTES);
     let pending: Uint8Array = new Uint8Array(0);
-    const decoder = new TextDecoder();
     try {
       while (!this.#closing) {
         const n = await this.#conn.read(buf);
@@ -209,6 +216,11 @@ class TcpConnection implements Peer {
         }
         pending = concat(pending, chunk.subarray(start));
         if (pending.length > MAX_LINE_BYTES) return this.#tooLong();
+        // Nothing refers to `buf` any more: size it to what the client sends.
+        if (n === buf.length && n < READ_BUFFER_MAX_BYTES) buf = new Uint8Array(n * 2);
+        else if (n < buf.length / 8 && buf.length > READ_BUFFER_MIN_BYTES) {
+          buf = new Uint8Array(buf.length / 2);
+        }
       }
     } catch (error) {
       if (!isDisconnect(error)) this.#log.warn("tcp read failed", { ip: this.ip, error });
