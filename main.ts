@@ -190,6 +190,7 @@ async function connect(args: string[]): Promise<number> {
     to: v.to,
     room: v.room,
     ...(env.CHAT_RECONNECT_MS ? { reconnectMs: Number(env.CHAT_RECONNECT_MS) } : {}),
+    ...(env.CHAT_HEARTBEAT_MS ? { heartbeatMs: Number(env.CHAT_HEARTBEAT_MS) } : {}),
   });
   return await client.run();
 }

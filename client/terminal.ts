@@ -16,6 +16,7 @@ import {
   type ServerFrame,
 } from "../protocol/frames.ts";
 import { HELP_LINES, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
+import { HEARTBEAT_MS } from "../protocol/limits.ts";
 
 /** How the client runs. */
 export interface ClientOptions {
@@ -35,7 +36,15 @@ export interface ClientOptions {
   room?: string | undefined;
   /** First reconnect delay in ms (doubles up to 30 s); default 500. */
   reconnectMs?: number;
+  /**
+   * The client's heartbeat (default HEARTBEAT_MS): after a beat without a word from the server it
+   * sends a `ping`, and after three it takes the server for gone and reconnects.
+   */
+  heartbeatMs?: number;
 }
+
+/** The ref of the client's own heartbeat pings, so their pongs are not shown. */
+const HEARTBEAT_REF = "heartbeat";
 
 const encoder = new TextEncoder();
 
@@ -229,12 +238,36 @@ export class ChatClient {
     this.#conn = await Deno.connect({ hostname: this.#o.host, port: this.#o.port });
   }
 
-  /** Reads frames until the connection ends; calls `onFrame` for each. */
+  /**
+   * Reads frames until the connection ends; calls `onFrame` for each. Meanwhile the heartbeat:
+   * a server silent for a beat gets a `ping` (it answers at once), one silent for three beats is
+   * taken for gone (its machine or the network between) and the connection is closed, which
+   * starts the reconnect.
+   */
   async #pump(onFrame: (f: ServerFrame) => void): Promise<void> {
     const conn = this.#conn!;
+    const beat = this.#o.heartbeatMs ?? HEARTBEAT_MS;
+    let lastHeard = Date.now();
+    let pinged = 0;
+    const watchdog = setInterval(() => {
+      const silence = Date.now() - lastHeard;
+      if (silence >= 3 * beat) {
+        clearInterval(watchdog);
+        try {
+          conn.close();
+        } catch { /* closed already */ }
+        return;
+      }
+      if (silence >= beat && pinged < Math.floor(silence / beat)) {
+        pinged++;
+        this.#send({ type: "ping", ref: HEARTBEAT_REF });
+      }
+    }, beat / 4);
     const lines = conn.readable.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines());
     try {
       for await (const line of lines) {
+        lastHeard = Date.now();
+        pinged = 0;
         if (!line.trim()) continue;
         let frame: ServerFrame;
         try {
@@ -244,7 +277,11 @@ export class ChatClient {
         }
         onFrame(frame);
       }
-    } catch { /* connection dropped */ }
+    } catch {
+      /* connection dropped */
+    } finally {
+      clearInterval(watchdog);
+    }
   }
 
   /** Says hello until it is accepted: asks for the password when the name is registered. */
@@ -317,8 +354,10 @@ export class ChatClient {
     }
     // A scripted --send prints only its outcome.
     if (this.#o.send !== undefined) return;
-    // Heartbeats are answered, so the server knows this client is alive.
+    // Heartbeats are answered, so the server knows this client is alive; the answers to the
+    // client's own are not news.
     if (f.type === "ping") return this.#send({ type: "pong" });
+    if (f.type === "pong" && f.ref === HEARTBEAT_REF) return;
     if ("mode" in f && f.mode) this.#mode = f.mode;
     if (f.type === "session_request") this.#pendingSession = f.from_username;
     if (f.type === "session_accepted" || f.type === "session_rejected") {

@@ -228,3 +228,80 @@ Deno.test("client: survives a server restart, reconnects by itself and shows wha
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("client: a server that stops answering is taken for gone after three beats, and the client reconnects", async () => {
+  // A stand-in server that welcomes and then plays dead: it reads, never writes again.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const received: string[][] = [];
+  const ended: boolean[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      const n = received.push([]) - 1;
+      ended.push(false);
+      void (async () => {
+        let welcomed = false;
+        let rest = "";
+        for await (const chunk of conn.readable.pipeThrough(new TextDecoderStream())) {
+          rest += chunk;
+          const lines = rest.split("\n");
+          rest = lines.pop()!;
+          received[n]!.push(...lines);
+          if (!welcomed && lines.length > 0) {
+            welcomed = true;
+            const welcome = {
+              type: "welcome",
+              username: "Alice",
+              registered: false,
+              admin: false,
+              mode: { kind: "room", room: "general" },
+              rooms: ["general"],
+              online_users: 1,
+              timestamp: new Date().toISOString(),
+            };
+            await conn.write(new TextEncoder().encode(JSON.stringify(welcome) + "\n"));
+          }
+        }
+        ended[n] = true;
+      })().catch(() => (ended[n] = true));
+    }
+  })();
+  const alice = new ClientProcess(["Alice", "--port", String(port)], {
+    CHAT_HEARTBEAT_MS: "200",
+    CHAT_RECONNECT_MS: "100",
+  });
+  try {
+    await alice.line("Logged in as Alice");
+    const t0 = Date.now();
+    await alice.line("Connection lost; reconnecting");
+    const after = Date.now() - t0;
+    assert.ok(after >= 500 && after < 2000, `taken for gone after ${after} ms (3 beats: 600)`);
+    // Before giving up it asked twice, and it hung up itself.
+    const pings = received[0]!.filter((l) => l.includes('"ping"'));
+    assert.ok(pings.length >= 2, `pings sent: ${pings.length}`);
+    for (let i = 0; i < 100 && !ended[0]; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(ended[0], "the client did not close the dead connection");
+    await alice.line("* Reconnected.");
+    assert.equal(received.length >= 2, true);
+  } finally {
+    await alice.quit();
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+Deno.test("client: heartbeats keep a quiet connection to a live server, and their pongs stay off screen", async () => {
+  await withServer(async (tcpPort) => {
+    const alice = new ClientProcess(["Alice", "--port", String(tcpPort)], {
+      CHAT_HEARTBEAT_MS: "200",
+    });
+    await alice.line("Logged in as Alice");
+    // Eight beats of silence in the room: the client pings, the server answers.
+    await new Promise((r) => setTimeout(r, 1600));
+    await alice.type("still here");
+    await alice.line("#general Alice: still here");
+    assert.equal(alice.lines.some((l) => l.includes("Connection lost")), false);
+    assert.equal(alice.lines.some((l) => l.includes("pong")), false);
+    assert.equal(await alice.quit(), 0);
+  });
+});
