@@ -12,6 +12,19 @@ const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DOCS = new URL("../docs/", import.meta.url).pathname;
 
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+};
+
 async function login(page: Page, base: string, name: string, password: string): Promise<void> {
   await page.goto(base);
   await page.fill('[data-testid="login-name"]', name);
@@ -49,18 +62,7 @@ Deno.test({
     // No room quota here: the paging check below sends 25 messages.
     const server = await startServer({ data, args: ["--rate-limit", "0"] });
     const base = `http://127.0.0.1:${server.httpPort}/`;
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    const browser = await chromium.launch(LAUNCH);
     try {
       const tcp = await JsonClient.connect(server.tcpPort, { username: "Terminal" });
       const alice = await (await browser.newContext({ viewport: { width: 1100, height: 700 } }))
@@ -153,6 +155,46 @@ Deno.test({
       assert.equal(await alice.isVisible('[data-testid="tab-admin"]'), false);
       await tcp.close();
     } finally {
+      await browser.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: hasChromium
+    ? "console: a server that stops answering (SIGSTOP) shows as reconnecting within three beats, and the console comes back"
+    : "console: heartbeat browser test (skipped: /usr/bin/chromium is not installed)",
+  ignore: !hasChromium,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_browser_" });
+    const server = await startServer({ data: `${dir}/chat.kv`, args: ["--heartbeat", "300ms"] });
+    const base = `http://127.0.0.1:${server.httpPort}/`;
+    const browser = await chromium.launch(LAUNCH);
+    let stopped = false;
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await login(page, base, "Carol", "carol-password");
+      await page.waitForSelector(".dot.on");
+      // A quiet room for several beats: the console pings, the server answers, nothing changes.
+      await page.waitForTimeout(1200);
+      assert.equal(await page.isVisible(".dot.on"), true, "a live, quiet server was dropped");
+      // The server's machine "vanishes": frozen, its sockets open but silent.
+      Deno.kill(server.pid, "SIGSTOP");
+      stopped = true;
+      const t0 = Date.now();
+      await page.waitForSelector(".dot:not(.on)", { timeout: 5000 });
+      const lostMs = Date.now() - t0;
+      assert.ok(lostMs < 2500, `shown as reconnecting after ${lostMs} ms (3 beats: 900)`);
+      Deno.kill(server.pid, "SIGCONT");
+      stopped = false;
+      await page.waitForSelector(".dot.on", { timeout: 20_000 });
+      await page.fill('[data-testid="composer"]', "back after the freeze");
+      await page.click('[data-testid="send"]');
+      await page.waitForSelector('[data-testid="message"]:has-text("back after the freeze")');
+    } finally {
+      if (stopped) Deno.kill(server.pid, "SIGCONT");
       await browser.close();
       await server.stop();
       await Deno.remove(dir, { recursive: true });

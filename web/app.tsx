@@ -98,13 +98,26 @@ function merge(list: MessageFrame[] = [], add: MessageFrame[]): MessageFrame[] {
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }
 
-/** The connection to the server: one WebSocket, reconnecting with backoff, resuming by id. */
+/** The server's heartbeat, which the page it served carries (`--heartbeat`). */
+const HEARTBEAT_MS = Number(document.body.dataset.heartbeatMs) || 15_000;
+/** The ref of the console's own heartbeat pings, so their pongs are not shown. */
+const HEARTBEAT_REF = "heartbeat";
+
+/**
+ * The connection to the server: one WebSocket, reconnecting with backoff, resuming by id. A
+ * browser never says when the server's machine vanished without closing, so the console keeps a
+ * heartbeat too: a `ping` after a beat without a word from the server, a new connection after
+ * three.
+ */
 class Connection {
   #ws: WebSocket | null = null;
   #token: string;
   #lastId = "";
   #delay = 500;
   #closed = false;
+  #lastHeard = 0;
+  #pinged = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
   onFrame: (f: ServerFrame) => void = () => {};
   onState: (up: boolean) => void = () => {};
 
@@ -119,27 +132,56 @@ class Connection {
       `${proto}://${location.host}/ws?token=${encodeURIComponent(this.#token)}${since}`,
     );
     this.#ws = ws;
+    this.#lastHeard = Date.now();
+    this.#pinged = 0;
+    clearInterval(this.#watchdog);
+    this.#watchdog = setInterval(() => this.#beat(ws), HEARTBEAT_MS / 4);
     ws.onopen = () => {
       this.#delay = 500;
       this.onState(true);
     };
     ws.onmessage = (e) => {
+      this.#lastHeard = Date.now();
+      this.#pinged = 0;
       // The server may put several frames in one message, one per line.
       for (const line of String(e.data).split("\n")) {
         if (!line) continue;
         const f = JSON.parse(line) as ServerFrame;
+        if (f.type === "pong" && f.ref === HEARTBEAT_REF) continue;
         if ((f.type === "message" || f.type === "private") && f.id > this.#lastId) {
           this.#lastId = f.id;
         }
         this.onFrame(f);
       }
     };
-    ws.onclose = () => {
-      this.onState(false);
-      if (this.#closed) return;
-      setTimeout(() => this.open(), this.#delay);
-      this.#delay = Math.min(this.#delay * 2, 15_000);
-    };
+    ws.onclose = () => this.#lost(ws);
+  }
+
+  /** A quarter beat's check: ping a silent server, give up on one silent for three beats. */
+  #beat(ws: WebSocket): void {
+    const silence = Date.now() - this.#lastHeard;
+    if (silence >= 3 * HEARTBEAT_MS) {
+      // Its close would wait on the dead server: forget it and start afresh.
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      ws.close();
+      this.#lost(ws);
+      return;
+    }
+    if (silence >= HEARTBEAT_MS && this.#pinged < Math.floor(silence / HEARTBEAT_MS)) {
+      this.#pinged++;
+      if (ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({ type: "ping", ref: HEARTBEAT_REF }));
+      }
+    }
+  }
+
+  #lost(ws: WebSocket): void {
+    if (ws !== this.#ws) return;
+    clearInterval(this.#watchdog);
+    this.onState(false);
+    if (this.#closed) return;
+    setTimeout(() => this.open(), this.#delay);
+    this.#delay = Math.min(this.#delay * 2, 15_000);
   }
 
   send(frame: ClientFrame): void {
@@ -148,6 +190,7 @@ class Connection {
 
   close(): void {
     this.#closed = true;
+    clearInterval(this.#watchdog);
     this.#ws?.close();
   }
 }

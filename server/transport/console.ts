@@ -36,11 +36,15 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:3px 6px;
 .pane{height:60vh}.admin{grid-template-columns:1fr}}
 `;
 
-/** The console page. */
-export const CONSOLE_HTML = `<!doctype html>
+/** The console page; it tells the app the server's heartbeat, which the app keeps too. */
+export function consoleHtml(heartbeatMs: number): string {
+  return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>chat</title><link rel="icon" href="data:,"><style>${STYLE}</style></head>
-<body><div id="app"></div><script type="module" src="/app.js"></script></body></html>`;
+<body data-heartbeat-ms="${
+    Math.round(heartbeatMs)
+  }"><div id="app"></div><script type="module" src="/app.js"></script></body></html>`;
+}
 
 /** Shown when the bundle was not built. */
 export const CONSOLE_MISSING =

@@ -16,7 +16,7 @@ import { HEARTBEAT_MS, MAX_LINE_BYTES } from "../../protocol/limits.ts";
 import { ChatError } from "../core/errors.ts";
 import { formatSize, GENERAL, type Hub } from "../core/hub.ts";
 import type { Logger } from "../log.ts";
-import { CONSOLE_HTML, CONSOLE_MISSING, consoleBundle } from "./console.ts";
+import { CONSOLE_MISSING, consoleBundle, consoleHtml } from "./console.ts";
 import { openApiDocument } from "./openapi.ts";
 import { openEventStream } from "./sse.ts";
 import { serveWebSocket } from "./ws.ts";
@@ -235,7 +235,10 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
   app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument()));
 
   // ------------------------------------------------------------ console and metrics
-  app.get("/", async (c) => c.html((await consoleBundle()) ? CONSOLE_HTML : CONSOLE_MISSING));
+  app.get(
+    "/",
+    async (c) => c.html((await consoleBundle()) ? consoleHtml(heartbeatMs) : CONSOLE_MISSING),
+  );
   app.get("/app.js", async (c) => {
     const js = await consoleBundle();
     if (!js) return c.text("not built: deno task build:web", 404);
