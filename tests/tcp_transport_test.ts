@@ -111,8 +111,9 @@ Deno.test("tcp: heartbeats find a client that stopped answering, and leave alone
   const capable = await JsonClient.connect(port, { username: "Capable" });
   await capable.type("ping");
   await capable.send({ type: "pong" });
-  // A seed-protocol client: never answers.
+  // A seed-protocol client: never answers (and saying "pong" in the room is no answer).
   const legacy = await JsonClient.connect(port, { username: "Legacy" });
+  await legacy.send({ type: "message", message: "pong" });
   await legacy.type("ping");
   await capable.closedByServer();
   await watcher.type("system", (f) => f.event === "offline" && f.username === "Capable");

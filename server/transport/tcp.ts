@@ -284,12 +284,11 @@ class TcpConnection implements Peer {
     }
     if (this.#phase === "json") {
       if (line.trim() === "") return;
-      if (line.includes('"pong"')) {
-        this.#answersPings = true;
-        this.#unanswered = 0;
-      }
       try {
-        await this.#hub.receive(this.#id, decodeClientFrame(line));
+        const frame = decodeClientFrame(line);
+        // Only a real answer counts (a message saying "pong" is not one).
+        if (frame.type === "pong") this.#answersPings = true;
+        await this.#hub.receive(this.#id, frame);
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
         this.#hub.reject(this.#id, error);
