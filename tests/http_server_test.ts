@@ -294,6 +294,9 @@ Deno.test("e2e http: the real server cuts off a slowloris and a stalled body (--
     assert.ok(s.closed, "the stalled body's connection stayed open");
     assert.match(s.text, /^HTTP\/1\.1 408/);
     assert.match(s.text, /"code":"too_slow"/);
+    // The API description says so too.
+    const doc = (await api(base, "GET", "/api/v1/openapi.json")).json;
+    assert.ok(doc.paths["/connect"].post.responses["408"], "408 is documented for POST /connect");
   } finally {
     assert.equal(await server.stop(), 0);
   }

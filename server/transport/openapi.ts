@@ -663,6 +663,7 @@ const ERROR_TEXT: Record<number, string> = {
   403: "not allowed (not a member, muted, banned, ...)",
   404: "no such user, room or request",
   409: "conflict (name taken, session conflict)",
+  408: "the request body stopped arriving (--header-timeout); the connection is closed",
   413: "body or message too long",
   429: "rate limited",
 };
@@ -686,7 +687,11 @@ export function openApiDocument(): Record<string, unknown> {
         ...(op.ok.schema ? { content: { "application/json": { schema: op.ok.schema } } } : {}),
       },
     };
-    for (const e of op.errors) {
+    // Any request with a body can stall (http_server.ts's body deadline).
+    const errors = op.method === "post" || op.method === "put"
+      ? [...new Set([...op.errors, 408])].sort()
+      : op.errors;
+    for (const e of errors) {
       responses[e] = {
         description: ERROR_TEXT[e],
         content: { "application/json": { schema: ref("Error") } },

@@ -139,7 +139,7 @@ class TcpConnection implements Peer {
   #heartbeatMs: number;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #lastHeard = Date.now();
-  /** Answered a heartbeat once: from then on, missing two means the peer is gone. */
+  /** Answered a heartbeat once: from then on, three silent beats mean the peer is gone. */
   #answersPings = false;
   /** Sent a telnet command: a telnet program, which takes (and answers) TIMING-MARK probes. */
   #speaksTelnet = false;
@@ -238,7 +238,7 @@ class TcpConnection implements Peer {
   /**
    * After a silence, JSON connections get a `ping` and telnet programs a TIMING-MARK (IAC DO TM,
    * which a telnet client answers by itself with WILL or WONT). One that has answered before and
-   * then misses two in a row is taken for dead (its machine gone without closing the socket) and
+   * then stays silent through two probes (three beats) is taken for dead (its machine gone without closing the socket) and
    * closed, so presence is right within a minute. Clients that never answer (the seed protocol's)
    * are never dropped for it, and people on netcat are never sent telnet bytes, which their
    * terminal would show as junk: for them only TCP keepalive is left.
