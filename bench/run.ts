@@ -781,15 +781,17 @@ turns them off and serves with \`Deno.serve\`.
   keeps nothing. That is the price of "acknowledged means durable", and it is what separates
   the p99s at low rates.
 - **Idle memory.** Each idle connection in this test is a separate logged-in user: besides the
-  connection's state, it carries the user's in-memory state (record, room membership, read
-  cursors) and was sent the history of general at login. Measured after a forced GC with 5,000
-  idle connections (\`Deno.memoryUsage()\`): live JavaScript objects are about 7 KB per
-  connection, but V8's heap grows to about 19 KB per connection during the login burst and keeps
-  that room, which is most of the RSS figure; the rest is Deno's per-socket state. Tried: read
-  buffers now start at 512 bytes and grow only for clients that fill them (an idle connection
-  held 4 KiB of buffer before: external memory per connection went from 4.2 KB to 0.6 KB).
-  Not tried yet: fewer allocations per login (the burst's garbage is what grows the heap), and
-  dropping the cursor cache of users who only idle.
+  connection's state, it carries the user's in-memory state (record, room membership, read cursors)
+  and was sent the history of general at login. Measured with 5,000 idle connections after a forced
+  GC (\`Deno.memoryUsage()\`, RSS about 24 KB per connection): live JavaScript objects are about 7 KB
+  per connection; V8's heap grows to about 19 KB per connection during the login burst and keeps
+  that room (a smaller young generation, \`--v8-flags=--max-semi-space-size=2\`, cut the heap to
+  10.5 KB but RSS only to 21.5 KB); and memory outside V8's heap grows by about 10 KB per
+  connection (Deno's socket and pending-read state, allocator slack), which no JavaScript change
+  reaches. Tried: read buffers now start at 512 bytes and grow only for clients that fill them (an
+  idle connection held 4 KiB of buffer before: external memory per connection went from 4.2 KB to
+  0.6 KB). Not tried yet: fewer allocations per login, and dropping the cursor cache of users who
+  only idle.
 - **WebSocket bursts.** The WebSocket run delivers fewer than expected because the server cuts
   off WebSocket readers that fall 4 MiB behind (queued plus \`bufferedAmount\`): one generator
   process cannot drain 1,000 WebSockets as fast as the server fills them. That is the bound
