@@ -493,7 +493,25 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * The last concatenation, reused when the next connection's queue holds the very same frames:
+ * in a room every reader's queue holds the same shared encodings in the same order, so a burst
+ * to 1,000 readers is joined once, not 1,000 times (the profile of a fan-out burst had 13% of
+ * the server's time in this copy). Nobody writes into a joined buffer, so sharing it is safe.
+ */
+let lastJoin: { parts: Uint8Array[]; joined: Uint8Array } | null = null;
+
 function concatAll(parts: Uint8Array[]): Uint8Array {
+  const last = lastJoin;
+  if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i])) {
+    return last.joined;
+  }
+  const joined = join(parts);
+  lastJoin = { parts, joined };
+  return joined;
+}
+
+function join(parts: Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);
