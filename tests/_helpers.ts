@@ -511,3 +511,32 @@ export async function login(
   });
   return { id, peer };
 }
+
+/**
+ * A WebSocket client made by hand, so that it can play dead or stop reading: it does the
+ * handshake, says hello in one masked frame, and from then on neither reads nor answers pings
+ * (Deno's own WebSocket would answer them). Close the returned connection when done.
+ */
+export async function rawWebSocket(port: number, hello: unknown): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(
+    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  const buf = new Uint8Array(1024);
+  let head = "";
+  while (!head.includes("\r\n\r\n")) {
+    const n = await withTimeout(conn.read(buf), 3000, "the upgrade");
+    if (n === null) throw new Error(`closed during the upgrade: ${head}`);
+    head += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  if (!head.startsWith("HTTP/1.1 101")) throw new Error(`the upgrade was refused: ${head}`);
+  const payload = new TextEncoder().encode(JSON.stringify(hello));
+  if (payload.length >= 126) throw new Error("rawWebSocket sends hellos under 126 bytes only");
+  const mask = [1, 2, 3, 4];
+  const frame = new Uint8Array(6 + payload.length);
+  frame.set([0x81, 0x80 | payload.length, ...mask]);
+  payload.forEach((b, i) => (frame[6 + i] = b ^ mask[i % 4]!));
+  await conn.write(frame);
+  return conn;
+}

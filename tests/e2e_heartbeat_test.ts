@@ -5,38 +5,7 @@
  * tcp_transport_test.ts.
  */
 import assert from "node:assert/strict";
-import { JsonClient, startServer, withTimeout, WsClient } from "./_helpers.ts";
-
-const encoder = new TextEncoder();
-
-/**
- * A WebSocket client made by hand, so that it can play dead: it does the handshake, says hello
- * in one masked frame, and from then on neither reads nor answers pings (Deno's own WebSocket
- * would answer them).
- */
-async function deadWebSocket(port: number, hello: unknown): Promise<Deno.Conn> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(encoder.encode(
-    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-  ));
-  const buf = new Uint8Array(1024);
-  let head = "";
-  while (!head.includes("\r\n\r\n")) {
-    const n = await withTimeout(conn.read(buf), 3000, "the upgrade");
-    if (n === null) throw new Error(`closed during the upgrade: ${head}`);
-    head += new TextDecoder().decode(buf.subarray(0, n));
-  }
-  assert.match(head, /^HTTP\/1\.1 101/);
-  const payload = encoder.encode(JSON.stringify(hello));
-  assert.ok(payload.length < 126);
-  const mask = [1, 2, 3, 4];
-  const frame = new Uint8Array(6 + payload.length);
-  frame.set([0x81, 0x80 | payload.length, ...mask]);
-  payload.forEach((b, i) => (frame[6 + i] = b ^ mask[i % 4]!));
-  await conn.write(frame);
-  return conn;
-}
+import { JsonClient, rawWebSocket, startServer, WsClient } from "./_helpers.ts";
 
 Deno.test("e2e heartbeat: dead WebSocket and TCP peers are closed and go offline; live ones stay", async () => {
   const server = await startServer({ data: ":memory:", args: ["--heartbeat", "200ms"] });
@@ -46,7 +15,7 @@ Deno.test("e2e heartbeat: dead WebSocket and TCP peers are closed and go offline
     watcher.send({ username: "Watcher" });
     await watcher.type("welcome");
 
-    const ghost = await deadWebSocket(server.httpPort, { username: "Ghost" });
+    const ghost = await rawWebSocket(server.httpPort, { username: "Ghost" });
     await watcher.type("system", (f) => f.event === "online" && f.username === "Ghost");
     const t0 = Date.now();
     await watcher.type("system", (f) => f.event === "offline" && f.username === "Ghost");

@@ -87,9 +87,18 @@ export function serveWebSocket(
       }
     }
   };
+  // The hub lets go once: when the socket closes, or at once when the server closes it (a
+  // dropped slow reader may never answer the closing handshake, and must not look online).
+  let gone = false;
+  const leave = () => {
+    if (gone) return;
+    gone = true;
+    void hub.settle(id).finally(() => hub.disconnect(id));
+  };
+  peer.onClose = leave;
   socket.onclose = () => {
     peer.closed = true;
-    void hub.settle(id).finally(() => hub.disconnect(id));
+    leave();
   };
   socket.onerror = () => {/* onclose follows */};
 }
@@ -104,6 +113,8 @@ class WsPeer implements Peer {
   #queue: string[] = [];
   #queuedBytes = 0;
   #scheduled = false;
+  /** Called once the server has closed this socket. */
+  onClose: () => void = () => {};
 
   constructor(socket: WebSocket, ip: string, log: Logger, max: number) {
     this.#socket = socket;
@@ -117,18 +128,8 @@ class WsPeer implements Peer {
     const text = out.encoded("json", jsonText);
     this.#queue.push(text);
     this.#queuedBytes += text.length;
-    const buffered = Number.isFinite(this.#socket.bufferedAmount) ? this.#socket.bufferedAmount : 0;
-    if (this.#queuedBytes + buffered > this.#max) {
-      this.#log.warn("dropping slow websocket reader", {
-        ip: this.ip,
-        buffered,
-        queued: this.#queuedBytes,
-      });
-      this.#queue = [];
-      this.#queuedBytes = 0;
-      this.fail("too_slow", "You fell too far behind reading; reconnect to catch up");
-      return;
-    }
+    // What the socket still holds is added once a tick, in #flush (asking costs a call into Deno).
+    if (this.#queuedBytes > this.#max) return this.#dropSlow(0);
     if (!this.#scheduled) {
       this.#scheduled = true;
       // Everything queued in this tick goes out as one WebSocket message.
@@ -141,7 +142,15 @@ class WsPeer implements Peer {
     if (this.#queue.length === 0 || this.closed || this.#socket.readyState !== WebSocket.OPEN) {
       return;
     }
-    const text = this.#queue.length === 1 ? this.#queue[0]! : this.#queue.join("\n");
+    const buffered = Number.isFinite(this.#socket.bufferedAmount) ? this.#socket.bufferedAmount : 0;
+    if (this.#queuedBytes + buffered > this.#max) return this.#dropSlow(buffered);
+    this.#write();
+  }
+
+  /** Sends what is queued as one message, whatever the socket still holds. */
+  #write(): void {
+    if (this.#queue.length === 0 || this.#socket.readyState !== WebSocket.OPEN) return;
+    const text = this.#queue.length === 1 ? this.#queue[0]! : joinLines(this.#queue);
     this.#queue = [];
     this.#queuedBytes = 0;
     try {
@@ -151,21 +160,50 @@ class WsPeer implements Peer {
     }
   }
 
+  /** A reader this far behind would hold memory for everyone: tell it why and close. */
+  #dropSlow(buffered: number): void {
+    this.#log.warn("dropping slow websocket reader", {
+      ip: this.ip,
+      buffered,
+      queued: this.#queuedBytes,
+    });
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.fail("too_slow", "You fell too far behind reading; reconnect to catch up");
+  }
+
   /** Sends a last `bye` with a reason and closes. */
   fail(code: "too_slow" | "too_long", reason: string): void {
     if (this.closed) return;
     this.#queue.push(jsonText({ type: "bye", code, reason }));
-    this.#flush();
     this.close(reason);
   }
 
+  /** Sends what is queued (a goodbye among it), then closes. */
   close(reason: string): void {
     if (this.closed) return;
-    this.#flush();
+    this.#write();
     this.closed = true;
     try {
       // 1008: policy violation for drops, 1001: going away for shutdown.
       this.#socket.close(reason.includes("shutting down") ? 1001 : 1008, reason.slice(0, 120));
     } catch { /* already closing */ }
+    this.onClose();
   }
+}
+
+/**
+ * The last join, reused when the next reader's queue holds the very same frames (in a room every
+ * reader's queue holds the same shared encodings, so a burst is joined once, not once per reader).
+ */
+let lastJoin: { parts: string[]; joined: string } | null = null;
+
+function joinLines(parts: string[]): string {
+  const last = lastJoin;
+  if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i])) {
+    return last.joined;
+  }
+  const joined = parts.join("\n");
+  lastJoin = { parts, joined };
+  return joined;
 }
