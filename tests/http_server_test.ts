@@ -206,6 +206,27 @@ Deno.test("http: connections over the per-address limit are refused with a reaso
   b.close();
 });
 
+Deno.test("http: an upgraded connection counts against its address until its WebSocket closes", async () => {
+  await using s = start((request, info) => {
+    if (request.headers.get("upgrade") !== "websocket") return new Response("hello");
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    info.hold?.(new Promise((resolve) => socket.addEventListener("close", resolve)));
+    return response;
+  }, { headerTimeoutMs: 5000, max: 1 });
+  const ws = new WebSocket(`ws://127.0.0.1:${s.port}/ws`);
+  await withTimeout(new Promise((r) => (ws.onopen = r)), 3000, "the socket to open");
+  // The one connection this address may have is the WebSocket's.
+  const refused = await fetch(`http://127.0.0.1:${s.port}/`);
+  assert.equal(refused.status, 429);
+  await refused.body?.cancel();
+  const closed = new Promise((r) => (ws.onclose = r));
+  ws.close();
+  await closed;
+  await new Promise((r) => setTimeout(r, 100));
+  const res = await fetch(`http://127.0.0.1:${s.port}/`);
+  assert.equal(await res.text(), "hello");
+});
+
 Deno.test("http: shutdown closes idle connections and lets a request in progress finish", async () => {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));

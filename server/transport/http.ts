@@ -17,6 +17,7 @@ import { ChatError } from "../core/errors.ts";
 import { formatSize, GENERAL, type Hub } from "../core/hub.ts";
 import type { Logger } from "../log.ts";
 import { CONSOLE_MISSING, consoleBundle, consoleHtml } from "./console.ts";
+import type { ConnectionInfo } from "./http_server.ts";
 import { openApiDocument } from "./openapi.ts";
 import { openEventStream } from "./sse.ts";
 import { serveWebSocket } from "./ws.ts";
@@ -755,6 +756,10 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
       idleTimeout: (3 * heartbeatMs) / 1000,
     });
     serveWebSocket(hub, socket, { ip, token, since, log });
+    // The connection counts against its address until the socket is really closed.
+    (c.env as ConnectionInfo | undefined)?.hold?.(
+      new Promise((resolve) => socket.addEventListener("close", resolve)),
+    );
     return response;
   });
 

@@ -12,10 +12,20 @@
 
 import type { Logger } from "../log.ts";
 
+/**
+ * What the handler learns of the connection: as for `Deno.serve`, plus `hold`, with which an
+ * upgraded connection stays counted against its address until the promise settles (the WebSocket
+ * closes). Without it a WebSocket the server has dropped, whose peer never completes the closing
+ * handshake, would hold a socket that no limit counts.
+ */
+export type ConnectionInfo = Deno.ServeHandlerInfo<Deno.NetAddr> & {
+  hold?: (until: Promise<unknown>) => void;
+};
+
 /** The handler's signature, as for `Deno.serve`. */
 export type HttpHandler = (
   request: Request,
-  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  info: ConnectionInfo,
 ) => Response | Promise<Response>;
 
 export interface HttpServerOptions {
@@ -123,8 +133,13 @@ export function serveHttp(
         let settle!: () => void;
         const completed = new Promise<void>((resolve) => (settle = resolve));
         let response: Response;
+        let holding: Promise<unknown> | undefined;
         try {
-          response = await handler(request, { remoteAddr, completed });
+          response = await handler(request, {
+            remoteAddr,
+            completed,
+            hold: (until) => (holding = until),
+          });
         } catch (error) {
           log.error("http handler failed", { error });
           response = new Response("internal error", { status: 500 });
@@ -142,8 +157,13 @@ export function serveHttp(
         } finally {
           settle();
         }
-        // An upgraded connection belongs to its WebSocket from here on.
-        if (upgraded) return;
+        // An upgraded connection belongs to its WebSocket from here on; shutdown leaves it to the
+        // hub, but it counts against its address until the WebSocket is really gone.
+        if (upgraded) {
+          open.delete(httpConn);
+          await holding?.catch(() => {});
+          return;
+        }
       }
     } finally {
       open.delete(httpConn);
