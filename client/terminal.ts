@@ -16,6 +16,7 @@ import {
   type ServerFrame,
 } from "../protocol/frames.ts";
 import { HELP_LINES, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
+import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
 import { HEARTBEAT_MS } from "../protocol/limits.ts";
 
 /** How the client runs. */
@@ -42,9 +43,6 @@ export interface ClientOptions {
    */
   heartbeatMs?: number;
 }
-
-/** The ref of the client's own heartbeat pings, so their pongs are not shown. */
-const HEARTBEAT_REF = "heartbeat";
 
 const encoder = new TextEncoder();
 
@@ -250,19 +248,17 @@ export class ChatClient {
     let lastHeard = Date.now();
     let pinged = 0;
     const watchdog = setInterval(() => {
-      const silence = Date.now() - lastHeard;
-      if (silence >= 3 * beat) {
+      const due = heartbeatDue(Date.now() - lastHeard, beat, pinged);
+      if (due.gone) {
         clearInterval(watchdog);
         try {
           conn.close();
         } catch { /* closed already */ }
-        return;
-      }
-      if (silence >= beat && pinged < Math.floor(silence / beat)) {
+      } else if (due.probe) {
         pinged++;
         this.#send({ type: "ping", ref: HEARTBEAT_REF });
       }
-    }, beat / 4);
+    }, beat / HEARTBEAT_CHECKS_PER_BEAT);
     const lines = conn.readable.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines());
     try {
       for await (const line of lines) {

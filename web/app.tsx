@@ -7,6 +7,8 @@
 
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
+import { HEARTBEAT_MS } from "../protocol/limits.ts";
 import type {
   AuditEntry,
   ClientFrame,
@@ -99,9 +101,7 @@ function merge(list: MessageFrame[] = [], add: MessageFrame[]): MessageFrame[] {
 }
 
 /** The server's heartbeat, which the page it served carries (`--heartbeat`). */
-const HEARTBEAT_MS = Number(document.body.dataset.heartbeatMs) || 15_000;
-/** The ref of the console's own heartbeat pings, so their pongs are not shown. */
-const HEARTBEAT_REF = "heartbeat";
+const BEAT_MS = Number(document.body.dataset.heartbeatMs) || HEARTBEAT_MS;
 
 /**
  * The connection to the server: one WebSocket, reconnecting with backoff, resuming by id. A
@@ -135,7 +135,7 @@ class Connection {
     this.#lastHeard = Date.now();
     this.#pinged = 0;
     clearInterval(this.#watchdog);
-    this.#watchdog = setInterval(() => this.#beat(ws), HEARTBEAT_MS / 4);
+    this.#watchdog = setInterval(() => this.#beat(ws), BEAT_MS / HEARTBEAT_CHECKS_PER_BEAT);
     ws.onopen = () => {
       this.#delay = 500;
       this.onState(true);
@@ -159,15 +159,15 @@ class Connection {
 
   /** A quarter beat's check: ping a silent server, give up on one silent for three beats. */
   #beat(ws: WebSocket): void {
-    const silence = Date.now() - this.#lastHeard;
-    if (silence >= 3 * HEARTBEAT_MS) {
+    const due = heartbeatDue(Date.now() - this.#lastHeard, BEAT_MS, this.#pinged);
+    if (due.gone) {
       // Its close would wait on the dead server: forget it and start afresh.
       ws.onclose = ws.onmessage = ws.onopen = null;
       ws.close();
       this.#lost(ws);
       return;
     }
-    if (silence >= HEARTBEAT_MS && this.#pinged < Math.floor(silence / HEARTBEAT_MS)) {
+    if (due.probe) {
       this.#pinged++;
       if (ws.readyState === WebSocket.OPEN) {
         ws.send(JSON.stringify({ type: "ping", ref: HEARTBEAT_REF }));

@@ -12,6 +12,7 @@ import {
   ProtocolError,
   type ServerFrame,
 } from "../../protocol/frames.ts";
+import { HEARTBEAT_CHECKS_PER_BEAT, heartbeatDue } from "../../protocol/heartbeat.ts";
 import {
   HEARTBEAT_MS,
   LOGIN_TIMEOUT_MS,
@@ -244,13 +245,11 @@ class TcpConnection implements Peer {
    * terminal would show as junk: for them only TCP keepalive is left.
    */
   #startHeartbeat(): void {
-    // Checked four times a beat, so a dead peer is found within 3¼ beats of its last word.
     this.#heartbeat = setInterval(() => {
-      const silence = Date.now() - this.#lastHeard;
-      if (silence < this.#heartbeatMs) return;
       const json = this.#phase === "json";
       if (!json && !this.#speaksTelnet) return;
-      if (this.#answersPings && silence >= 3 * this.#heartbeatMs) {
+      const due = heartbeatDue(Date.now() - this.#lastHeard, this.#heartbeatMs, this.#unanswered);
+      if (due.gone && this.#answersPings) {
         this.#log.info("closing a tcp connection that stopped answering heartbeats", {
           ip: this.ip,
         });
@@ -259,12 +258,11 @@ class TcpConnection implements Peer {
         this.#hardClose();
         return;
       }
-      // One probe per beat of silence: at 1 and 2 beats.
-      if (this.#unanswered >= Math.floor(silence / this.#heartbeatMs)) return;
+      if (!due.probe) return;
       this.#unanswered++;
       if (json) this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
       else this.#enqueue(TIMING_MARK_PROBE);
-    }, this.#heartbeatMs / 4);
+    }, this.#heartbeatMs / HEARTBEAT_CHECKS_PER_BEAT);
   }
 
   #tooLong(): void {
