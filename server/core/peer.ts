@@ -26,6 +26,38 @@ export class Outbound {
   }
 }
 
+/** The frames of one tick joined into one buffer, for one write. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/**
+ * Wraps a transport's join of a tick's frames so that the last result is reused when the next
+ * connection's queue holds the very same parts. In a room every reader's queue holds the same
+ * shared encodings in the same order, so a burst to 1,000 readers is joined once, not 1,000
+ * times (a fan-out burst's profile had 13% of the server's time in this copy on TCP). The
+ * result is shared: nobody may write into it.
+ */
+export function reuseLastJoin<P, R>(join: (parts: P[]) => R): (parts: P[]) => R {
+  let last: { parts: P[]; joined: R } | null = null;
+  return (parts) => {
+    if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i])) {
+      return last.joined;
+    }
+    const joined = join(parts);
+    last = { parts, joined };
+    return joined;
+  };
+}
+
 /** Which wire a connection came in on. */
 export type Transport = "tcp-json" | "tcp-text" | "ws" | "sse" | "rest";
 

@@ -8,7 +8,7 @@
 import { encodeFrame, type ServerFrame } from "../../protocol/frames.ts";
 import { HEARTBEAT_MS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
-import type { Outbound, Peer } from "../core/peer.ts";
+import { concatBytes, type Outbound, type Peer } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
 
 const encoder = new TextEncoder();
@@ -55,17 +55,9 @@ export function openEventStream(
     if (closed || pending.length === 0) return;
     const parts = pending;
     pending = [];
-    // One enqueue per tick: the whole burst becomes one chunk on the wire.
-    let n = 0;
-    for (const p of parts) n += p.length;
-    const chunk = new Uint8Array(n);
-    let off = 0;
-    for (const p of parts) {
-      chunk.set(p, off);
-      off += p.length;
-    }
     try {
-      controller.enqueue(chunk);
+      // One enqueue per tick: the whole burst becomes one chunk on the wire.
+      controller.enqueue(concatBytes(parts));
     } catch {
       shut();
     }

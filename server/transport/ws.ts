@@ -13,7 +13,7 @@ import {
 } from "../../protocol/frames.ts";
 import { MAX_LINE_BYTES, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
-import type { Outbound, Peer } from "../core/peer.ts";
+import { type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
 
 /** Frames a client may have in flight before it is cut off (a flood, not a chat). */
@@ -192,18 +192,5 @@ class WsPeer implements Peer {
   }
 }
 
-/**
- * The last join, reused when the next reader's queue holds the very same frames (in a room every
- * reader's queue holds the same shared encodings, so a burst is joined once, not once per reader).
- */
-let lastJoin: { parts: string[]; joined: string } | null = null;
-
-function joinLines(parts: string[]): string {
-  const last = lastJoin;
-  if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i])) {
-    return last.joined;
-  }
-  const joined = parts.join("\n");
-  lastJoin = { parts, joined };
-  return joined;
-}
+/** A tick's frames as one message, joined once for all readers whose queues match. */
+const joinLines = reuseLastJoin((parts: string[]) => parts.join("\n"));
