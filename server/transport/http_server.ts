@@ -147,7 +147,10 @@ export function serveHttp(
         const upgraded = response.status === 101;
         if (!upgraded) response = await sendSmallJsonAsIs(response);
         // What is left of a stalled body would be read as the next request: hang up instead.
-        if (!upgraded && (stopping || body.stalled)) response = lastOnConnection(response);
+        // Connection: close, so Deno ends the connection once the response is written.
+        if (!upgraded && (stopping || body.stalled)) {
+          response = withHeader(response, "connection", "close");
+        }
         try {
           await next.respondWith(response);
         } catch (error) {
@@ -249,33 +252,33 @@ async function sendSmallJsonAsIs(response: Response): Promise<Response> {
   if (declared !== null) {
     // A download declares its length: decide without reading it.
     if (Number(declared) >= COMPRESS_FROM_BYTES) return response;
-    return withHeader(response, "cache-control", "no-transform");
+    return withHeader(response, "cache-control", "no-transform", "append");
   }
   const bytes = new Uint8Array(await response.arrayBuffer());
-  const headers = new Headers(response.headers);
-  if (bytes.length < COMPRESS_FROM_BYTES) headers.append("cache-control", "no-transform");
-  return new Response(bytes, { status: response.status, statusText: response.statusText, headers });
-}
-
-function withHeader(response: Response, name: string, value: string): Response {
-  const headers = new Headers(response.headers);
-  headers.append(name, value);
-  return new Response(response.body, {
+  const sized = new Response(bytes, {
     status: response.status,
     statusText: response.statusText,
-    headers,
+    headers: response.headers,
   });
+  return bytes.length < COMPRESS_FROM_BYTES
+    ? withHeader(sized, "cache-control", "no-transform", "append")
+    : sized;
 }
 
-/** The response with `Connection: close`, so Deno ends the connection once it is written. */
-function lastOnConnection(response: Response): Response {
+/** The response with a header set or added; its headers are copied when they are immutable. */
+function withHeader(
+  response: Response,
+  name: string,
+  value: string,
+  how: "set" | "append" = "set",
+): Response {
   try {
-    response.headers.set("connection", "close");
+    response.headers[how](name, value);
     return response;
   } catch {
-    // Immutable headers (a Response.redirect, say): copy them.
+    // Immutable headers (a Response.redirect, say).
     const headers = new Headers(response.headers);
-    headers.set("connection", "close");
+    headers[how](name, value);
     return new Response(response.body, {
       status: response.status,
       statusText: response.statusText,
