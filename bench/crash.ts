@@ -8,7 +8,8 @@
  * @module
  */
 
-import { startServer } from "./server_process.ts";
+import { rng } from "./fuzz.ts";
+import { startServer, withTimeout } from "./server_process.ts";
 
 const enc = new TextEncoder();
 
@@ -91,26 +92,6 @@ export function checkRecovery(
 
 const pause = () => new Promise((resolve) => setTimeout(resolve, 2));
 
-/** Whether `p` settled within `ms`. */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([p.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A small deterministic PRNG, so a run can be replayed with its seed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-
 /**
  * Runs `rounds` kill-and-restart rounds of `perRound` messages per writer, each killed after a
  * random share (20% to 80%) of the TCP writer's messages were acknowledged, then checks the data.
@@ -181,12 +162,12 @@ export async function crashLoop(
           }
         }
       };
-      if (!(await within(wsOpen, 10_000))) throw new Error("the WebSocket did not open");
+      if (!(await withTimeout(wsOpen, 10_000, "the WebSocket to open"))) {
+        throw new Error("the WebSocket did not open");
+      }
       ws.send(JSON.stringify({ username: "Ws", password: "ws-password" }));
       // Both writers are logged in before either writes, so the kill finds both mid-stream.
-      if (!(await within(Promise.all([tcpReady, wsReady]), 10_000))) {
-        throw new Error("the writers were not welcomed");
-      }
+      await withTimeout(Promise.all([tcpReady, wsReady]), 10_000, "the writers' welcome");
       const wsWriting = (async () => {
         try {
           for (let k = 0; k < options.perRound; k++) {
@@ -218,7 +199,7 @@ export async function crashLoop(
       await wsWriting;
       // Sending only fills socket buffers: the kill comes with the acks, mid-stream. Should they
       // stall, it comes anyway.
-      await within(killStarted, 60_000);
+      await withTimeout(killStarted, 60_000, "the kill").catch(() => {});
       killing ??= server.stop("SIGKILL");
       await killing;
       await Promise.all([tcpDone, readerDone, wsDone]);
