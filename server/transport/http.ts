@@ -69,14 +69,13 @@ export interface HttpOptions {
 
 type Env = {
   Variables: { user: string; token: string };
-  // What Deno.serve passes as the second argument; absent under app.request() in tests.
-  Bindings: Partial<Deno.ServeHandlerInfo>;
+  // What the listener (http_server.ts) passes as the second argument; absent under
+  // app.request() in tests.
+  Bindings: Partial<ConnectionInfo>;
 };
 
 function ipOf(c: Context<Env>): string {
-  const info = c.env as Partial<Deno.ServeHandlerInfo> | undefined;
-  const addr = info?.remoteAddr as Deno.NetAddr | undefined;
-  return addr?.hostname ?? "";
+  return (c.env as Partial<ConnectionInfo> | undefined)?.remoteAddr?.hostname ?? "";
 }
 
 /** The token from `Authorization: Bearer X`, `Authorization: X` (s3) or `?token=X`. */
@@ -757,7 +756,7 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
     });
     serveWebSocket(hub, socket, { ip, token, since, log });
     // The connection counts against its address until the socket is really closed.
-    (c.env as ConnectionInfo | undefined)?.hold?.(
+    (c.env as Partial<ConnectionInfo> | undefined)?.hold?.(
       new Promise((resolve) => socket.addEventListener("close", resolve)),
     );
     return response;
