@@ -1,0 +1,185 @@
+/**
+ * A connection joins its user: the welcome, the replay of history and unread messages (live
+ * deliveries held back meanwhile), and going online and offline.
+ * @module
+ */
+
+import { MAX_UNREAD_REPLAY } from "../../protocol/limits.ts";
+import type { Call } from "./call.ts";
+import type { Core } from "./core.ts";
+import { advance, flushCursorsOf, loadCursors, whileBusy } from "./cursors.ts";
+import { toFrame } from "./format.ts";
+import { inviteFrame, joinRequestFrame } from "./groups.ts";
+import { addMember } from "./rooms.ts";
+import { endSession, sessionRequestFrame } from "./sessions.ts";
+import { type Conn, GENERAL, type UserState } from "./state.ts";
+
+/** Makes the asking connection one of `u`'s: welcome, replay, then what arrived meanwhile. */
+export async function attach(call: Call, u: UserState, since: string | undefined): Promise<void> {
+  const { core, conn, reply } = call;
+  if (!conn || !reply) throw new TypeError("attach needs a live connection");
+  if (conn.closed) return;
+  await whileBusy(core, u, async () => {
+    const first = u.conns.size === 0;
+    await loadCursors(core, u);
+    if (conn.closed) return;
+    if (!u.chats.has(GENERAL)) await addMember(core, u, core.general);
+    conn.user = u;
+    // From here the connection is live; what arrives during the replay waits until after it.
+    conn.held = [];
+    u.conns.add(conn);
+    conn.sessionView = u.session !== null;
+    if (first) goOnline(core, u);
+    touch(core, u, conn.peer.ip);
+    core.log(
+      "login",
+      `${u.record.name} logged in over ${conn.peer.transport} from ${conn.peer.ip || "?"}`,
+    );
+    reply.send({
+      type: "welcome",
+      username: u.record.name,
+      registered: u.record.passwordHash !== null,
+      admin: u.record.admin,
+      mode: core.mode(conn, u),
+      rooms: core.roomsOf(u),
+      online_users: core.onlineUsers,
+      timestamp: core.ts(),
+    });
+    core.sendTo(conn, core.system(`Welcome to the chat, ${u.record.name}!`));
+    try {
+      if (since === undefined) await replay(core, conn, u, first);
+      else await resume(core, conn, u, since);
+      for (const from of u.requestsIn) core.sendTo(conn, sessionRequestFrame(core, from));
+      for (const [room, from] of u.invites) core.sendTo(conn, inviteFrame(core, room, from));
+      for (const room of core.rooms.values()) {
+        if (room.record.owner !== u.record.name) continue;
+        for (const who of room.requests.keys()) {
+          core.sendTo(conn, joinRequestFrame(core, room.record.id, who));
+        }
+      }
+    } finally {
+      const held = conn.held;
+      conn.held = null;
+      for (const out of held) if (!conn.closed) conn.peer.send(out);
+    }
+  });
+}
+
+/** Sends the history of `general` and, to a user coming online, every unread message. */
+async function replay(core: Core, conn: Conn, u: UserState, first: boolean): Promise<void> {
+  const cursors = u.cursors!;
+  const last = core.seqs.get(GENERAL) ?? 0;
+  const cursor = cursors.get(GENERAL) ?? last;
+  const unread = first ? Math.max(0, last - cursor) : 0;
+  const count = Math.min(Math.max(core.config.historySize, unread), MAX_UNREAD_REPLAY);
+  const general = await core.store.listMessages(GENERAL, { limit: count, now: core.clock.now() });
+  core.sendTo(conn, {
+    type: "history",
+    chat: GENERAL,
+    reason: "join",
+    messages: general.map(toFrame),
+    has_more: general.length > 0 && general[0]!.seq > 1,
+    ...(unread > 0 ? { unread } : {}),
+  });
+  if (first && last > cursor) advance(core, u, GENERAL, last);
+  if (!first) return;
+  for (const chat of [...u.chats]) {
+    if (chat === GENERAL) continue;
+    const seq = core.seqs.get(chat) ?? 0;
+    const from = cursors.get(chat) ?? 0;
+    if (seq <= from) continue;
+    const messages = await core.store.listMessages(chat, {
+      now: core.clock.now(),
+      limit: MAX_UNREAD_REPLAY,
+      after: from,
+    });
+    if (messages.length === 0) continue;
+    core.sendTo(conn, {
+      type: "history",
+      chat: core.address(u, chat),
+      reason: "unread",
+      messages: messages.map(toFrame),
+      has_more: messages.length < seq - from,
+      unread: seq - from,
+    });
+    advance(core, u, chat, messages.at(-1)!.seq);
+  }
+}
+
+/** Sends every message of the user's chats newer than `since` (a message id): a client resuming a stream. */
+async function resume(core: Core, conn: Conn, u: UserState, since: string): Promise<void> {
+  for (const chat of [...u.chats]) {
+    const messages = await core.store.listMessagesSinceId(
+      chat,
+      since,
+      MAX_UNREAD_REPLAY,
+      core.clock.now(),
+    );
+    if (messages.length === 0) continue;
+    core.sendTo(conn, {
+      type: "history",
+      chat: core.address(u, chat),
+      reason: "resume",
+      messages: messages.map(toFrame),
+      has_more: messages.length === MAX_UNREAD_REPLAY,
+    });
+    advance(core, u, chat, messages.at(-1)!.seq);
+  }
+}
+
+function goOnline(core: Core, u: UserState): void {
+  core.onlineUsers++;
+  for (const chat of u.chats) core.rooms.get(chat)?.online.add(u);
+  core.publish({
+    kind: "everyone",
+    frame: {
+      ...core.system(`${u.record.name} joined the chat`),
+      event: "online",
+      username: u.record.name,
+    },
+    except: u.record.name,
+  });
+}
+
+/** Forgets a connection; the last connection of a user takes them offline. */
+export function detach(core: Core, conn: Conn): void {
+  if (conn.closed) return;
+  conn.closed = true;
+  core.conns.delete(conn.id);
+  core.serviceLog.unsubscribe(conn);
+  const u = conn.user;
+  if (!u) return;
+  core.log("disconnect", `${u.record.name} disconnected (${conn.peer.transport})`);
+  u.conns.delete(conn);
+  if (u.conns.size === 0) goOffline(core, u);
+}
+
+function goOffline(core: Core, u: UserState): void {
+  core.onlineUsers--;
+  for (const chat of u.chats) core.rooms.get(chat)?.online.delete(u);
+  if (u.session) endSession(core, u, `${u.record.name} went offline`);
+  for (const other of u.requestsIn) other.requestsOut.delete(u);
+  for (const other of u.requestsOut) other.requestsIn.delete(u);
+  u.requestsIn.clear();
+  u.requestsOut.clear();
+  core.publish({
+    kind: "everyone",
+    frame: {
+      ...core.system(`${u.record.name} left the chat`),
+      event: "offline",
+      username: u.record.name,
+    },
+    except: u.record.name,
+  });
+  touch(core, u, u.record.lastIp ?? "");
+  // The cache stays: maintain() evicts it once the user has been idle for a while.
+  if (!core.closing) core.background(flushCursorsOf(core, [u]), "save cursors");
+}
+
+/** Records when and from where a user was last seen. */
+function touch(core: Core, u: UserState, ip: string): void {
+  u.record = { ...u.record, lastSeen: core.clock.now(), ...(ip ? { lastIp: ip } : {}) };
+  // After close() the store may be gone: connections closing then change nothing durable.
+  if (core.closing) return;
+  core.background(core.store.updateUser(u.record), "save last seen");
+}

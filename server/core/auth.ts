@@ -1,0 +1,249 @@
+/**
+ * Identity: logging in with a password or a token, registering a name, creating accounts, and
+ * throttling password guessing.
+ * @module
+ */
+
+import { validateUsername } from "../../protocol/frames.ts";
+import {
+  LOGIN_WINDOW_MS,
+  MAX_FAILED_LOGINS_PER_ACCOUNT,
+  MAX_FAILED_LOGINS_PER_IP,
+  MIN_PASSWORD_CHARS,
+} from "../../protocol/limits.ts";
+import type { UserRecord } from "../store/store.ts";
+import { attach } from "./attach.ts";
+import type { Call, UserCall } from "./call.ts";
+import type { Core } from "./core.ts";
+import { loadCursors, whileBusy } from "./cursors.ts";
+import { ChatError } from "./errors.ts";
+import { iso, randomToken, sha256 } from "./format.ts";
+import { checkNotBanned } from "./moderation.ts";
+import { addMember } from "./rooms.ts";
+import { GENERAL, newUserState, type UserState } from "./state.ts";
+
+/** Adds a user's in-memory state for a stored record. */
+export function addUserState(core: Core, record: UserRecord): UserState {
+  const u = newUserState(record);
+  core.users.set(record.name, u);
+  core.lowerNames.set(record.name.toLowerCase(), record.name);
+  return u;
+}
+
+/**
+ * Logs in with a password, registering the name if nobody has claimed it (`POST /connect`),
+ * and returns a new token. Tokens are random; only their SHA-256 is stored.
+ */
+export async function login(
+  core: Core,
+  username: string,
+  password: string,
+  ip: string,
+): Promise<{ token: string; username: string; expiresAt: number }> {
+  let u = core.findUser(validateUsername(username));
+  if (u?.record.passwordHash) {
+    await checkPassword(core, u, password, ip);
+  } else if (core.config.registration === "closed") {
+    throw registrationClosed();
+  } else {
+    u = await claim(core, username, password, u);
+  }
+  checkNotBanned(core, u);
+  const user = u;
+  await whileBusy(core, user, async () => {
+    await loadCursors(core, user);
+    if (!user.chats.has(GENERAL)) await addMember(core, user, core.general);
+  });
+  return { ...(await issueToken(core, user)), username: user.record.name };
+}
+
+function registrationClosed(): ChatError {
+  return new ChatError("forbidden", "Registration is closed: ask an admin to create your account");
+}
+
+/**
+ * Checks a password, refusing at once while the account or the address has failed too often
+ * recently (the slow KDF already costs each try ~50 ms; this caps the number of tries).
+ */
+async function checkPassword(
+  core: Core,
+  u: UserState,
+  password: string,
+  ip: string,
+): Promise<void> {
+  const now = core.clock.now();
+  const keys = [`user:${u.record.name}`, ...(ip ? [`ip:${ip}`] : [])];
+  for (const key of keys) {
+    const fails = (core.loginFailures.get(key) ?? []).filter((t) => t > now - LOGIN_WINDOW_MS);
+    core.loginFailures.set(key, fails);
+    const max = key.startsWith("user:") ? MAX_FAILED_LOGINS_PER_ACCOUNT : MAX_FAILED_LOGINS_PER_IP;
+    if (fails.length >= max) {
+      const who = key.startsWith("user:") ? `for ${u.record.name}` : "from your address";
+      throw new ChatError(
+        "rate_limited",
+        `Too many failed logins ${who}: try again after ${iso(fails[0]! + LOGIN_WINDOW_MS)}`,
+      );
+    }
+  }
+  if (await core.passwords.verify(password, u.record.passwordHash!)) {
+    core.loginFailures.delete(`user:${u.record.name}`);
+    return;
+  }
+  for (const key of keys) core.loginFailures.get(key)!.push(now);
+  core.log("error", `failed login for ${u.record.name}${ip ? ` from ${ip}` : ""}`);
+  throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
+}
+
+/** Makes a new login token for a user; only its hash is stored. */
+export async function issueToken(
+  core: Core,
+  u: UserState,
+): Promise<{ token: string; expiresAt: number }> {
+  const token = randomToken();
+  const now = core.clock.now();
+  const expiresAt = now + core.config.tokenTtlMs;
+  await core.store.putToken(await sha256(token), {
+    user: u.record.name,
+    createdAt: now,
+    expiresAt,
+  });
+  return { token, expiresAt };
+}
+
+/** Returns the user a token belongs to, or throws `not_logged_in` if it is unknown or expired. */
+export async function authenticate(core: Core, token: string): Promise<string> {
+  const record = token.length > 0 && token.length <= 200
+    ? await core.store.getToken(await sha256(token))
+    : null;
+  // KV expiry is best effort: the expiry is checked here too.
+  if (!record || record.expiresAt <= core.clock.now() || !core.users.has(record.user)) {
+    throw new ChatError(
+      "not_logged_in",
+      "Your token is unknown or expired: log in again (POST /connect)",
+    );
+  }
+  checkNotBanned(core, core.users.get(record.user)!);
+  return record.user;
+}
+
+/** Revokes a token. */
+export async function logout(core: Core, token: string): Promise<void> {
+  const user = await authenticate(core, token);
+  await core.store.deleteToken(await sha256(token), user);
+}
+
+function refuseSecondLogin(call: Call): void {
+  const current = call.conn?.user;
+  if (current) {
+    throw new ChatError("already_logged_in", `You are already logged in as ${current.record.name}`);
+  }
+}
+
+/** `auth`: logs a connection in with a token, resuming after `since` if given. */
+export async function authCommand(
+  call: Call,
+  frame: { token: string; since?: string },
+): Promise<void> {
+  refuseSecondLogin(call);
+  const name = await authenticate(call.core, frame.token);
+  await attach(call, call.core.users.get(name)!, frame.since);
+}
+
+/** `hello`: logs a connection in by name, with the password for registered names. */
+export async function helloCommand(
+  call: Call,
+  frame: { username: string; password?: string; since?: string },
+): Promise<void> {
+  refuseSecondLogin(call);
+  const { core } = call;
+  let u = core.findUser(validateUsername(frame.username));
+  if (core.config.registration === "closed" && !u?.record.passwordHash) throw registrationClosed();
+  if (u?.record.passwordHash) {
+    if (frame.password === undefined) {
+      throw new ChatError(
+        "password_required",
+        `${u.record.name} is registered: send the password with hello`,
+      );
+    }
+    await checkPassword(core, u, frame.password, call.ip);
+  } else if (frame.password !== undefined) {
+    // A password on an unclaimed name claims it, like POST /connect.
+    u = await claim(core, frame.username, frame.password, u);
+  } else if (!u) {
+    u = await createUser(core, frame.username, null);
+  }
+  checkNotBanned(core, u);
+  await attach(call, u, frame.since);
+}
+
+/** Creates an account (or returns the existing one of that name). */
+export async function createUser(
+  core: Core,
+  name: string,
+  passwordHash: string | null,
+): Promise<UserState> {
+  const existing = core.findUser(name);
+  if (existing) return existing;
+  const record: UserRecord = { name, passwordHash, admin: false, createdAt: core.clock.now() };
+  const u = addUserState(core, record);
+  try {
+    await core.store.createUser(record);
+  } catch (error) {
+    core.users.delete(name);
+    core.lowerNames.delete(name.toLowerCase());
+    throw error;
+  }
+  return u;
+}
+
+/** Refuses a password too short to keep anyone out. */
+export function checkPasswordStrength(password: string): void {
+  if (password.length < MIN_PASSWORD_CHARS) {
+    throw new ChatError("bad_field", `A password needs at least ${MIN_PASSWORD_CHARS} characters`);
+  }
+}
+
+/** Claims a name with a password: creates the account, or protects an existing guest name. */
+async function claim(
+  core: Core,
+  name: string,
+  password: string,
+  existing: UserState | undefined,
+): Promise<UserState> {
+  checkPasswordStrength(password);
+  const hash = await core.passwords.hash(password);
+  const u = existing ?? core.findUser(name);
+  if (!u) return await createUser(core, name, hash);
+  if (u.record.passwordHash) {
+    throw new ChatError(
+      "name_taken",
+      `${u.record.name} was registered a moment ago: log in with its password`,
+    );
+  }
+  u.record = { ...u.record, passwordHash: hash };
+  await core.store.updateUser(u.record);
+  return u;
+}
+
+/** `register`: protects the current guest name with a password. */
+export async function registerCommand(call: UserCall, frame: { password: string }) {
+  const u = call.user;
+  if (u.record.passwordHash) {
+    throw new ChatError("name_taken", `${u.record.name} is already registered`);
+  }
+  await claim(call.core, u.record.name, frame.password, u);
+  return call.core.system(
+    `${u.record.name} is now registered: log in with this password from now on`,
+  );
+}
+
+/** `token`: a login token for HTTP (file uploads, the console), with the HTTP port. */
+export async function tokenCommand(call: UserCall) {
+  const session = await issueToken(call.core, call.user);
+  return {
+    type: "token" as const,
+    token: session.token,
+    expires_at: iso(session.expiresAt),
+    http_port: call.core.config.httpPort,
+  };
+}

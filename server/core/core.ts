@@ -1,0 +1,243 @@
+/**
+ * The core's context: configuration, injected clock and ids, the store, the in-memory state of
+ * users, rooms and connections, the fan-out port, and the helpers every feature module shares.
+ * Feature modules are functions over a `Core`; the `Hub` facade is what transports hold.
+ * @module
+ */
+
+import { DEFAULT_MAX_CONNECTIONS_PER_IP, MAX_PAGE } from "../../protocol/limits.ts";
+import type { LogEntry, Mode, ServerFrame } from "../../protocol/frames.ts";
+import type { ReportRecord, Store } from "../store/store.ts";
+import { ChatError } from "./errors.ts";
+import type { ChatEvent, FanOut } from "./fanout.ts";
+import { iso } from "./format.ts";
+import { Outbound } from "./peer.ts";
+import { ServiceLog } from "./service_log.ts";
+import { type Conn, GENERAL, type RoomState, type UserState, type View } from "./state.ts";
+
+/** Where the core reads the time, in epoch milliseconds. */
+export interface Clock {
+  now(): number;
+}
+
+/** Hashes and checks passwords with a slow KDF. */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(password: string, hash: string): Promise<boolean>;
+}
+
+/** At most `count` messages in any `windowMs`. */
+export interface RateLimit {
+  count: number;
+  windowMs: number;
+}
+
+/** What the hub is built from. */
+export interface HubOptions {
+  store: Store;
+  clock: Clock;
+  /** Returns a new sortable unique id (a ULID) for a message created at `now`. */
+  newId: (now: number) => string;
+  passwords: PasswordHasher;
+  /** Messages shown on joining a room. */
+  historySize?: number;
+  /** How long a login token lives, in ms (default 7 days). */
+  tokenTtlMs?: number;
+  /** Reports from distinct users that mute someone (default 3). */
+  reportsToMute?: number;
+  /** How long a mute lasts, in ms (default 4 hours). */
+  muteForMs?: number;
+  /** Messages a user may send into public rooms per window (default 20 per hour); null: no limit. */
+  rateLimit?: RateLimit | null;
+  /** Private messages a user may send per window (default 30 per minute); null: no limit. */
+  privateRateLimit?: RateLimit | null;
+  /** How long messages live, in ms (default 1 hour); 0 keeps them. */
+  messageTtlMs?: number;
+  /** Simultaneous connections allowed from one address (default 256); 0: no limit. */
+  maxConnectionsPerIp?: number;
+  /** Largest file a user may send, in bytes (default 5 MiB). */
+  maxFileSize?: number;
+  /** `closed`: only admins create accounts, and every login needs a password. */
+  registration?: "open" | "closed";
+  /** The HTTP port, so `token` replies can say where files go; null: no HTTP listener. */
+  httpPort?: number | null;
+  /** Called with unexpected errors (the core never logs by itself). */
+  onError?: (error: unknown, context: string) => void;
+}
+
+/** The options with their defaults applied. */
+export interface Config {
+  historySize: number;
+  tokenTtlMs: number;
+  reportsToMute: number;
+  muteForMs: number;
+  rateLimit: RateLimit | null;
+  privateRateLimit: RateLimit | null;
+  messageTtlMs: number;
+  maxPerIp: number;
+  maxFileSize: number;
+  registration: "open" | "closed";
+  httpPort: number | null;
+}
+
+/** Counters the hub keeps, for metrics and benchmarks. */
+export interface HubStats {
+  messages: number;
+  deliveries: number;
+  errors: number;
+}
+
+/** Resolves the options' defaults. */
+function configOf(o: HubOptions): Config {
+  return {
+    historySize: Math.min(o.historySize ?? 20, MAX_PAGE),
+    tokenTtlMs: o.tokenTtlMs ?? 7 * 24 * 3600_000,
+    reportsToMute: o.reportsToMute ?? 3,
+    muteForMs: o.muteForMs ?? 4 * 3600_000,
+    rateLimit: o.rateLimit === undefined ? { count: 20, windowMs: 3600_000 } : o.rateLimit,
+    privateRateLimit: o.privateRateLimit === undefined
+      ? { count: 30, windowMs: 60_000 }
+      : o.privateRateLimit,
+    messageTtlMs: o.messageTtlMs ?? 3600_000,
+    maxPerIp: o.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
+    maxFileSize: o.maxFileSize ?? 5 * 1024 * 1024,
+    registration: o.registration ?? "open",
+    httpPort: o.httpPort ?? null,
+  };
+}
+
+/** The context every feature module works on. */
+export class Core {
+  readonly config: Config;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly newId: (now: number) => string;
+  readonly passwords: PasswordHasher;
+  readonly onError: (error: unknown, context: string) => void;
+  /** Where events go: this process's delivery unless a broker is plugged in. */
+  fanout: FanOut;
+
+  readonly users = new Map<string, UserState>();
+  readonly lowerNames = new Map<string, string>();
+  readonly rooms = new Map<string, RoomState>();
+  /** The last sequence number of every chat. */
+  readonly seqs = new Map<string, number>();
+  /** This process's connections by id. */
+  readonly conns = new Map<number, Conn>();
+  /** Open reports by target, then reporter. */
+  readonly reports = new Map<string, Map<string, ReportRecord>>();
+  /** Recent failed logins by "user:NAME" and "ip:ADDR", for throttling password guessing. */
+  readonly loginFailures = new Map<string, number[]>();
+  readonly links = new Map<string, { room: string; by: string; at: number }>();
+  /** Users with cursors changed since the last save; users whose cursors are loaded. */
+  readonly dirtyUsers = new Set<UserState>();
+  readonly cursorCache = new Set<UserState>();
+  /** Writes nobody waits for, so `close()` can wait for them. */
+  readonly inflight = new Set<Promise<void>>();
+  /** Messages per second over the last minute: [second, count] buckets. */
+  readonly minute: Array<[number, number]> = Array.from({ length: 60 }, () => [0, 0]);
+  readonly serviceLog = new ServiceLog();
+  /** Work counters since start. */
+  readonly stats: HubStats = { messages: 0, deliveries: 0, errors: 0 };
+  readonly startedAt: number;
+  onlineUsers = 0;
+  closing = false;
+  lastSweep = 0;
+
+  /** Builds the context; `fanout` is set by whoever wires delivery (the Hub). */
+  constructor(options: HubOptions, fanout: FanOut) {
+    this.config = configOf(options);
+    this.store = options.store;
+    this.clock = options.clock;
+    this.newId = options.newId;
+    this.passwords = options.passwords;
+    this.onError = options.onError ?? (() => {});
+    this.fanout = fanout;
+    this.startedAt = options.clock.now();
+  }
+
+  /** Publishes an event through the fan-out port. */
+  publish(event: ChatEvent): void {
+    this.fanout.publish(event);
+  }
+
+  /** A user by name, any case. */
+  findUser(name: string): UserState | undefined {
+    return this.users.get(name) ?? this.users.get(this.lowerNames.get(name.toLowerCase()) ?? "");
+  }
+
+  /** A user by name, or a `no_such_user` error. */
+  requireUser(name: string): UserState {
+    const u = this.findUser(name);
+    if (!u) {
+      throw new ChatError("no_such_user", `There is no user "${name}": /users lists who is here`);
+    }
+    return u;
+  }
+
+  /** A room by name, or a `no_such_room` error. */
+  requireRoom(name: string): RoomState {
+    const room = this.rooms.get(name);
+    if (!room) {
+      throw new ChatError("no_such_room", `There is no room #${name}: /join ${name} creates it`);
+    }
+    return room;
+  }
+
+  /** The address of a chat as this user names it: the room, or `@other` for a private chat. */
+  address(u: UserState, chat: string): string {
+    if (!chat.startsWith("dm:")) return chat;
+    const [, a, b] = chat.split(":");
+    return "@" + (a === u.record.name ? b : a);
+  }
+
+  /** Where a view is: its room, or the user's private session when it shows it. */
+  mode(view: View, u: UserState | null): Mode {
+    const partner = u?.session;
+    return view.sessionView && partner
+      ? { kind: "session", with: partner.record.name }
+      : { kind: "room", room: view.room };
+  }
+
+  /** Whether a message or file has outlived its lifetime (KV expiry is lazy). */
+  expired(m: { expiresAt?: number }): boolean {
+    return m.expiresAt !== undefined && m.expiresAt <= this.clock.now();
+  }
+
+  /** Now, as an ISO string. */
+  ts(): string {
+    return iso(this.clock.now());
+  }
+
+  /** A `system` notice. */
+  system(message: string): ServerFrame & { type: "system" } {
+    return { type: "system", message, timestamp: this.ts(), online_users: this.onlineUsers };
+  }
+
+  /** Puts a frame on one connection of this process (a direct answer, not a fan-out). */
+  sendTo(conn: Conn | null, frame: ServerFrame): void {
+    if (conn && !conn.closed) conn.peer.send(new Outbound(frame));
+  }
+
+  /** Adds a line to the service log. */
+  log(kind: LogEntry["kind"], text: string): void {
+    this.serviceLog.add({ at: this.ts(), kind, text });
+  }
+
+  /** Tracks a write nobody waits for, so `close()` can wait for it and a failure is reported. */
+  background(work: Promise<unknown>, context: string): void {
+    const p = work.then(() => {}, (error) => this.onError(error, context));
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  /** The user's rooms (not private chats), sorted. */
+  roomsOf(u: UserState): string[] {
+    return [...u.chats].filter((c) => this.rooms.has(c)).sort();
+  }
+
+  /** `general`, which always exists once the hub is loaded. */
+  get general(): RoomState {
+    return this.rooms.get(GENERAL)!;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The fan-out port: what the core publishes when something happened that connections must
+ * hear about. The core never writes to a connection of another user directly; it publishes an
+ * event, and a delivery (this process's `LocalDelivery`, or a broker in front of several
+ * processes) turns it into frames for the connections it holds. Events name users, rooms and
+ * connections by plain ids, so a broker can carry them as JSON.
+ * @module
+ */
+
+import type { ServerFrame } from "../../protocol/frames.ts";
+import type { StoredMessage } from "../store/store.ts";
+
+/** How the user's connections' views change with an event (their `mode` follows). */
+export type ViewChange =
+  /** Each connection now shows the private session (true) or its room again (false). */
+  | { session: boolean }
+  /** Connections that were in this room go back to `general`. */
+  | { leftRoom: string };
+
+/** Something connections must hear about. */
+export type ChatEvent =
+  /** A stored message: to the room's online members, or both ends of a private chat. */
+  | { kind: "message"; message: StoredMessage }
+  /** A message was deleted: to whoever could see it; the chat is named as each viewer names it. */
+  | { kind: "deleted"; message: StoredMessage; by: string; timestamp: string; exceptConn?: number }
+  /** A frame to every online member of a room, but `except` (a user name). */
+  | { kind: "room"; room: string; frame: ServerFrame; except?: string }
+  /**
+   * A frame to every connection of a user, but `exceptConn`; a frame with a `mode` gets each
+   * connection's own, after `view` is applied.
+   */
+  | { kind: "user"; user: string; frame: ServerFrame; exceptConn?: number; view?: ViewChange }
+  /** A frame to every logged-in connection, but those of `except` (a user name). */
+  | { kind: "everyone"; frame: ServerFrame; except: string }
+  /** Says goodbye to every connection of a user and closes them (kick, ban). */
+  | { kind: "close_user"; user: string; reason: string };
+
+/** Where the core publishes events. */
+export interface FanOut {
+  /** Delivers an event; the in-process delivery does it synchronously, in publishing order. */
+  publish(event: ChatEvent): void;
+}

@@ -1,0 +1,150 @@
+/**
+ * Files: stored in chunks under KV's value limit while they arrive (refused as soon as they
+ * grow past the limit), then announced by a message in their chat.
+ * @module
+ */
+
+import { validateRoomName } from "../../protocol/frames.ts";
+import type { FileRecord } from "../store/store.ts";
+import { connectionlessCall } from "./call.ts";
+import type { Core } from "./core.ts";
+import { loadCursors, whileBusy } from "./cursors.ts";
+import { ChatError } from "./errors.ts";
+import { dmId, formatSize, iso } from "./format.ts";
+import { canRead } from "./history.ts";
+import { type AckFrame, messageCommand, privateCommand } from "./messages.ts";
+import { mutedUntil } from "./moderation.ts";
+import { GENERAL } from "./state.ts";
+
+/** File bytes are stored in chunks below KV's 64 KiB value limit. */
+const FILE_CHUNK_BYTES = 60_000;
+
+/** What an upload says about itself. */
+export interface UploadMeta {
+  name: string;
+  mime: string;
+  size?: number;
+  room?: string;
+  to?: string;
+}
+
+function tooBig(core: Core, size: number): ChatError {
+  return new ChatError(
+    "too_long",
+    `The file is ${formatSize(size)}; the limit is ${formatSize(core.config.maxFileSize)}`,
+  );
+}
+
+/**
+ * Stores a file sent to a room or a user, reading `chunks` as they come and refusing it as soon
+ * as it grows past the limit, then announces it with a message. Returns the ack.
+ */
+export async function uploadFile(
+  core: Core,
+  username: string,
+  meta: UploadMeta,
+  chunks: AsyncIterable<Uint8Array>,
+): Promise<AckFrame> {
+  const u = core.users.get(username);
+  if (!u) throw new ChatError("not_logged_in", "This account no longer exists: log in again");
+  if (meta.size !== undefined && meta.size > core.config.maxFileSize) throw tooBig(core, meta.size);
+  const name = meta.name.replace(/[\/\\\p{Cc}]/gu, "_").slice(0, 200) || "file";
+  // Check where it goes before taking any bytes.
+  let chat: string;
+  if (meta.to !== undefined) {
+    const to = core.requireUser(meta.to);
+    if (to === u) throw new ChatError("bad_field", "You cannot send a file to yourself");
+    chat = dmId(u.record.name, to.record.name);
+  } else {
+    chat = validateRoomName(meta.room ?? GENERAL);
+    if (!core.requireRoom(chat).members.has(u)) {
+      throw new ChatError("not_member", `You are not in #${chat}: /join ${chat} first`);
+    }
+  }
+  const muted = mutedUntil(core, u);
+  if (muted !== null) {
+    throw new ChatError("muted", `You are muted until ${iso(muted)}; you can still read`);
+  }
+  const now = core.clock.now();
+  const id = core.newId(now);
+  const expiresAt = core.config.messageTtlMs > 0 ? now + core.config.messageTtlMs : undefined;
+  const { size, chunkCount } = await storeChunks(core, id, chunks, expiresAt);
+  const file = { id, name, size, mime: meta.mime || "application/octet-stream" };
+  await core.store.putFile({
+    ...file,
+    chunks: chunkCount,
+    chat,
+    uploader: u.record.name,
+    createdAt: now,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  });
+  const message = `sent a file: ${name} (${formatSize(size)}, ${file.mime})`;
+  const call = connectionlessCall(core, u, "");
+  return await whileBusy(core, u, async () => {
+    await loadCursors(core, u);
+    const pending = meta.to !== undefined
+      ? await privateCommand(call, { target_username: meta.to, message }, { file })
+      : await messageCommand(call, { room: chat, message }, { file });
+    return await pending.done;
+  });
+}
+
+/** Writes a file's bytes in chunks; on any failure (too big, storage) deletes what was written. */
+async function storeChunks(
+  core: Core,
+  id: string,
+  chunks: AsyncIterable<Uint8Array>,
+  expiresAt: number | undefined,
+): Promise<{ size: number; chunkCount: number }> {
+  let size = 0;
+  let index = 0;
+  const pending = new Uint8Array(FILE_CHUNK_BYTES);
+  let fill = 0;
+  const writes: Promise<void>[] = [];
+  const flush = () => {
+    if (fill === 0) return;
+    writes.push(core.store.putFileChunk(id, index++, pending.slice(0, fill), expiresAt));
+    fill = 0;
+  };
+  try {
+    for await (const chunk of chunks) {
+      size += chunk.length;
+      if (size > core.config.maxFileSize) throw tooBig(core, size);
+      let off = 0;
+      while (off < chunk.length) {
+        const n = Math.min(chunk.length - off, FILE_CHUNK_BYTES - fill);
+        pending.set(chunk.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === FILE_CHUNK_BYTES) flush();
+      }
+    }
+    flush();
+    await Promise.all(writes);
+  } catch (error) {
+    await Promise.allSettled(writes);
+    await core.store.deleteFile(id);
+    throw error;
+  }
+  return { size, chunkCount: index };
+}
+
+/** Opens a file for a user who may read its chat; expired or unknown files are not found. */
+export async function openFile(
+  core: Core,
+  username: string,
+  id: string,
+): Promise<{ file: FileRecord; chunks: AsyncIterable<Uint8Array> }> {
+  const u = core.users.get(username);
+  const file = await core.store.getFile(id);
+  if (!file || core.expired(file)) {
+    throw new ChatError("no_such_message", `There is no file ${id} (it may have expired)`);
+  }
+  if (!u || !canRead(u, file.chat)) {
+    throw new ChatError(
+      "forbidden",
+      "Only members of the chat it was sent to can download this file",
+    );
+  }
+  return { file, chunks: core.store.readFile(id) };
+}

@@ -1,0 +1,122 @@
+/**
+ * Reading: history pages, unread messages (polling moves the read cursor), unread counts and
+ * the replies to a message.
+ * @module
+ */
+
+import { MAX_PAGE } from "../../protocol/limits.ts";
+import type { Call, UserCall } from "./call.ts";
+import type { Core } from "./core.ts";
+import { advance } from "./cursors.ts";
+import { ChatError } from "./errors.ts";
+import { dmId, toFrame } from "./format.ts";
+import type { UserState } from "./state.ts";
+
+/** Turns a chat address (`room` or `@user`, default: where the asker is) into a chat id the user may read. */
+export function resolveChat(call: Call & { user: UserState }, address: string | undefined): string {
+  const { core, user: u } = call;
+  if (address === undefined) {
+    const mode = core.mode(call.view, u);
+    address = mode.kind === "session" ? "@" + mode.with : mode.room;
+  }
+  if (address.startsWith("@")) {
+    const other = core.requireUser(address.slice(1));
+    return dmId(u.record.name, other.record.name);
+  }
+  const room = core.requireRoom(address);
+  if (!room.members.has(u)) {
+    throw new ChatError(
+      "not_member",
+      `You are not in #${room.record.id}: /join ${room.record.id} to read it`,
+    );
+  }
+  return room.record.id;
+}
+
+/** Whether a user may read a chat: a member of the room, or one of the two ends of a private chat. */
+export function canRead(u: UserState, chat: string): boolean {
+  return u.chats.has(chat);
+}
+
+/** `history`: a page of a chat, before or after a sequence number. */
+export async function historyCommand(
+  call: UserCall,
+  page: { chat?: string; before?: number; after?: number; limit?: number },
+) {
+  const { core, user: u } = call;
+  const chat = resolveChat(call, page.chat);
+  const limit = page.limit ?? core.config.historySize;
+  const messages = await core.store.listMessages(chat, {
+    now: core.clock.now(),
+    limit,
+    ...(page.before === undefined ? {} : { before: page.before }),
+    ...(page.after === undefined ? {} : { after: page.after }),
+  });
+  const hasMore = page.after === undefined
+    ? messages.length > 0 && messages[0]!.seq > 1
+    : messages.length === limit && messages.at(-1)!.seq < (core.seqs.get(chat) ?? 0);
+  return {
+    type: "history" as const,
+    chat: core.address(u, chat),
+    reason: "request" as const,
+    messages: messages.map(toFrame),
+    has_more: hasMore,
+  };
+}
+
+/** `unread`: up to `limit` unread messages of a chat; the read cursor moves past them (polling). */
+export async function unreadCommand(call: UserCall, frame: { chat: string; limit?: number }) {
+  const { core, user: u } = call;
+  const chat = resolveChat(call, frame.chat);
+  const seq = core.seqs.get(chat) ?? 0;
+  const from = u.cursors?.get(chat) ?? 0;
+  const messages = seq > from
+    ? await core.store.listMessages(chat, {
+      limit: frame.limit ?? core.config.historySize,
+      after: from,
+      now: core.clock.now(),
+    })
+    : [];
+  if (messages.length > 0) advance(core, u, chat, messages.at(-1)!.seq);
+  return {
+    type: "history" as const,
+    chat: core.address(u, chat),
+    reason: "unread" as const,
+    messages: messages.map(toFrame),
+    has_more: messages.length < seq - from,
+    unread: Math.max(0, seq - from),
+  };
+}
+
+/** Unread counts of the chats that have unread messages, by address. */
+export function unreadCounts(core: Core, u: UserState): Array<{ chat: string; unread: number }> {
+  const out = [];
+  for (const chat of u.chats) {
+    const unread = (core.seqs.get(chat) ?? 0) - (u.cursors?.get(chat) ?? 0);
+    if (unread > 0) out.push({ chat: core.address(u, chat), unread });
+  }
+  return out.sort((a, b) => a.chat.localeCompare(b.chat));
+}
+
+/** `unread_counts`. */
+export function unreadCountsCommand(call: UserCall) {
+  return {
+    type: "unread_counts" as const,
+    chats: unreadCounts(call.core, call.user),
+    timestamp: call.core.ts(),
+  };
+}
+
+/** `replies`: the answers to a message the user can read. */
+export async function repliesCommand(call: UserCall, frame: { id: string }) {
+  const { core, user: u } = call;
+  const parent = await core.store.getMessage(frame.id);
+  if (!parent || core.expired(parent) || !canRead(u, parent.chat)) {
+    throw new ChatError("no_such_message", `There is no message ${frame.id} you can read`);
+  }
+  const now = core.clock.now();
+  const replies = (await core.store.listReplies(frame.id, MAX_PAGE)).filter((m) =>
+    !core.expired(m) && m.ts <= now
+  );
+  return { type: "replies" as const, id: frame.id, messages: replies.map(toFrame) };
+}

@@ -1,0 +1,228 @@
+/**
+ * Rooms: joining (which creates a public room), leaving, membership, and the lists of rooms and
+ * members.
+ * @module
+ */
+
+import type { RoomEntry, ServerFrame } from "../../protocol/frames.ts";
+import { MAX_ROOMS_PER_USER } from "../../protocol/limits.ts";
+import type { ChatRecord } from "../store/store.ts";
+import { type Call, exceptAsker, type UserCall } from "./call.ts";
+import type { Core } from "./core.ts";
+import { advance } from "./cursors.ts";
+import { ChatError } from "./errors.ts";
+import { toFrame } from "./format.ts";
+import { inviteResponseCommand } from "./groups.ts";
+import { GENERAL, newRoomState, type RoomState, type UserState } from "./state.ts";
+import { userEntry } from "./views.ts";
+
+/** The `joined` answer. */
+export type JoinedFrame = Extract<ServerFrame, { type: "joined" }>;
+
+/** `join`: enters a room, creating a public one that does not exist yet. */
+export async function joinCommand(
+  call: UserCall,
+  frame: { room: string },
+  justCreated = false,
+): Promise<JoinedFrame> {
+  const { core, user: u } = call;
+  const name = frame.room;
+  let room = core.rooms.get(name);
+  if (room?.record.private && !room.members.has(u)) {
+    // Joining a private group you were invited to accepts the invite.
+    if (u.invites.has(name)) {
+      const answer = await inviteResponseCommand(call, { room: name, accepted: true });
+      if (answer.type === "joined") return answer;
+    }
+    throw new ChatError(
+      "forbidden",
+      `#${name} is a private group: ask its owner for an invite, or use an invite link`,
+    );
+  }
+  const created = !room || justCreated;
+  if (!room) {
+    const record: ChatRecord = {
+      id: name,
+      kind: "room",
+      createdAt: core.clock.now(),
+      createdBy: u.record.name,
+    };
+    room = newRoomState(record);
+    core.rooms.set(name, room);
+    await core.store.createChat(record);
+  }
+  const isNew = !room.members.has(u);
+  if (isNew) await addMember(core, u, room);
+  call.view.room = name;
+  call.view.sessionView = false;
+  if (isNew) {
+    core.publish({
+      kind: "room",
+      room: name,
+      frame: {
+        ...core.system(`${u.record.name} joined #${name}`),
+        event: "joined",
+        username: u.record.name,
+        room: name,
+      },
+      except: u.record.name,
+    });
+  }
+  const joined: JoinedFrame = {
+    type: "joined",
+    room: name,
+    created,
+    mode: core.mode(call.view, u),
+    timestamp: core.ts(),
+  };
+  core.publish({ kind: "user", user: u.record.name, frame: joined, ...exceptAsker(call) });
+  // A live connection is shown the room's latest messages; over REST they wait for the next poll.
+  if (call.conn && u.conns.has(call.conn)) {
+    const messages = await core.store.listMessages(name, {
+      limit: core.config.historySize,
+      now: core.clock.now(),
+    });
+    call.after.push({
+      type: "history",
+      chat: name,
+      reason: "join",
+      messages: messages.map(toFrame),
+      has_more: messages.length > 0 && messages[0]!.seq > 1,
+    });
+    if (messages.length > 0) advance(core, u, name, messages.at(-1)!.seq);
+  }
+  return joined;
+}
+
+/** Makes `u` a member; the room's last N messages start out unread, as history on joining. */
+export async function addMember(core: Core, u: UserState, room: RoomState): Promise<void> {
+  const chat = room.record.id;
+  if (core.roomsOf(u).length >= MAX_ROOMS_PER_USER) {
+    throw new ChatError(
+      "forbidden",
+      `You are in ${MAX_ROOMS_PER_USER} rooms already: /leave one first`,
+    );
+  }
+  const cursor = Math.max(0, (core.seqs.get(chat) ?? 0) - core.config.historySize);
+  room.members.add(u);
+  if (u.conns.size > 0) room.online.add(u);
+  u.chats.add(chat);
+  u.cursors?.set(chat, cursor);
+  await core.store.addMember(chat, u.record.name, cursor);
+}
+
+/** `leave`: leaves a room (the current one by default); a group's ownership passes on. */
+export async function leaveCommand(call: UserCall, frame: { room?: string }) {
+  const { core, user: u } = call;
+  const name = frame.room ?? call.view.room;
+  if (name === GENERAL) {
+    throw new ChatError(
+      "forbidden",
+      `Everyone stays in #${GENERAL}: /join another room to talk there instead`,
+    );
+  }
+  const room = core.requireRoom(name);
+  if (!room.members.has(u)) throw new ChatError("not_member", `You are not in #${name}`);
+  const left = await removeFromRoom(core, u, room, call);
+  if (room.record.private && room.record.owner === u.record.name) {
+    // The group lives on: the first remaining member by name owns it.
+    const heir = [...room.members].map((m) => m.record.name).sort()[0];
+    if (heir !== undefined) {
+      room.record = { ...room.record, owner: heir };
+      await core.store.createChat(room.record);
+      core.publish({ kind: "room", room: name, frame: core.system(`${heir} now owns #${name}`) });
+    }
+  }
+  return left;
+}
+
+/**
+ * Takes a user out of a room and tells their connections (each back in `general` if it was
+ * there) and the room. Returns the `left` frame for the asker, if one asked.
+ */
+export async function removeFromRoom(
+  core: Core,
+  u: UserState,
+  room: RoomState,
+  call?: Call,
+): Promise<Extract<ServerFrame, { type: "left" }>> {
+  const name = room.record.id;
+  room.members.delete(u);
+  room.online.delete(u);
+  u.chats.delete(name);
+  u.cursors?.delete(name);
+  u.dirty.delete(name);
+  await core.store.removeMember(name, u.record.name);
+  if (call && call.view.room === name) call.view.room = GENERAL;
+  const view = call?.view ?? { room: GENERAL, sessionView: false };
+  const left = {
+    type: "left" as const,
+    room: name,
+    mode: core.mode(view, u),
+    timestamp: core.ts(),
+  };
+  // Each connection gets its own mode, after going back to general if it was in the room.
+  core.publish({
+    kind: "user",
+    user: u.record.name,
+    frame: left,
+    view: { leftRoom: name },
+    ...(call ? exceptAsker(call) : {}),
+  });
+  core.publish({
+    kind: "room",
+    room: name,
+    frame: {
+      ...core.system(`${u.record.name} left #${name}`),
+      event: "left",
+      username: u.record.name,
+      room: name,
+    },
+  });
+  return left;
+}
+
+/** The rooms a user may see: public ones, and the private groups they are in. */
+export function roomEntries(core: Core, u: UserState): RoomEntry[] {
+  return [...core.rooms.values()]
+    .filter((room) => !room.record.private || room.members.has(u))
+    .map((room) => ({
+      name: room.record.id,
+      members: room.members.size,
+      online: room.online.size,
+      joined: room.members.has(u),
+      private: room.record.private === true,
+      owner: room.record.owner ?? null,
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** `rooms`. */
+export function roomsCommand(call: UserCall) {
+  return {
+    type: "rooms_list" as const,
+    rooms: roomEntries(call.core, call.user),
+    timestamp: call.core.ts(),
+  };
+}
+
+/** `members`: who is in a room (a private group's only to its members). */
+export function membersCommand(call: UserCall, frame: { room: string }) {
+  const { core, user: u } = call;
+  const name = frame.room;
+  const room = core.requireRoom(name);
+  if (room.record.private && !room.members.has(u)) {
+    throw new ChatError(
+      "not_member",
+      `#${name} is a private group: only its members see who is in it`,
+    );
+  }
+  return {
+    type: "members" as const,
+    room: name,
+    members: [...room.members].map((m) => userEntry(m)).sort((a, b) =>
+      a.username.localeCompare(b.username)
+    ),
+    timestamp: core.ts(),
+  };
+}

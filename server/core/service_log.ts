@@ -1,0 +1,43 @@
+/**
+ * The live service log admins watch: a bounded ring of recent entries and the connections
+ * subscribed to it.
+ * @module
+ */
+
+import type { LogEntry } from "../../protocol/frames.ts";
+import { Outbound } from "./peer.ts";
+import type { Conn } from "./state.ts";
+
+/** How many service log lines admins can scroll back through. */
+const LOG_SIZE = 200;
+
+/** The service log of this process. */
+export class ServiceLog {
+  #ring: LogEntry[] = [];
+  #watchers = new Set<Conn>();
+
+  /** Whether any admin is watching (costly entries are only made then). */
+  get watched(): boolean {
+    return this.#watchers.size > 0;
+  }
+
+  /** Adds an entry and sends it to the admins watching. */
+  add(entry: LogEntry): void {
+    this.#ring.push(entry);
+    if (this.#ring.length > LOG_SIZE) this.#ring.shift();
+    if (this.#watchers.size === 0) return;
+    const out = new Outbound({ type: "log", entries: [entry] });
+    for (const c of this.#watchers) c.peer.send(out);
+  }
+
+  /** Subscribes a connection; returns the entries so far. */
+  subscribe(conn: Conn): LogEntry[] {
+    this.#watchers.add(conn);
+    return [...this.#ring];
+  }
+
+  /** Forgets a connection that closed. */
+  unsubscribe(conn: Conn): void {
+    this.#watchers.delete(conn);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The in-memory state the core keeps of users, rooms and this process's connections. Only
+ * the core's modules touch it; transports see a `Peer`.
+ * @module
+ */
+
+import type { FileRef } from "../../protocol/frames.ts";
+import type { ChatRecord, UserRecord } from "../store/store.ts";
+import type { Outbound, Peer } from "./peer.ts";
+
+/** The room every user is in. */
+export const GENERAL = "general";
+
+/** Where a connection (or a REST call) is: its current room, and whether it shows the private session. */
+export interface View {
+  room: string;
+  /** Whether this view shows the user's private session (true) or its room. */
+  sessionView: boolean;
+}
+
+/** A user, online or not, as the core keeps them. */
+export interface UserState {
+  record: UserRecord;
+  /** Send times inside the current window, oldest first: public rooms and private messages. */
+  sent: number[];
+  sentPrivate: number[];
+  conns: Set<Conn>;
+  chats: Set<string>;
+  /** Read cursors by chat, loaded while the user is online or polled over REST. */
+  cursors: Map<string, number> | null;
+  dirty: Set<string>;
+  session: UserState | null;
+  requestsIn: Set<UserState>;
+  requestsOut: Set<UserState>;
+  /** Contacts (user names), and pending invites to private groups (room → who invited). */
+  contacts: Set<string>;
+  invites: Map<string, string>;
+  /** Commands of this user in progress; the cursor cache is never evicted under one. */
+  busy: number;
+  lastUsed: number;
+}
+
+/** A room or private group. */
+export interface RoomState {
+  record: ChatRecord;
+  members: Set<UserState>;
+  /** Members with at least one connection: the fan-out set, so delivery never walks offline members. */
+  online: Set<UserState>;
+  /** Private groups: who asked to join through a link, and when. */
+  requests: Map<string, number>;
+}
+
+/** A live connection of this process. */
+export interface Conn extends View {
+  id: number;
+  peer: Peer;
+  user: UserState | null;
+  /** Frames of this connection are handled one after another on this chain. */
+  chain: Promise<void>;
+  /** Live deliveries held back while this connection's history/unread replay is being sent. */
+  held: Outbound[] | null;
+  /** The last message of this connection still being stored; other replies wait for it to keep order. */
+  lastPost: Promise<void> | null;
+  connectedAt: number;
+  lastSeen: number;
+  closed: boolean;
+}
+
+/** What a message may carry besides text, as asked for. */
+export interface PostExtra {
+  replyTo?: string;
+  file?: FileRef;
+}
+
+/** A new user's state around its stored record. */
+export function newUserState(record: UserRecord): UserState {
+  return {
+    record,
+    sent: [],
+    sentPrivate: [],
+    conns: new Set(),
+    chats: new Set(),
+    cursors: null,
+    dirty: new Set(),
+    session: null,
+    requestsIn: new Set(),
+    requestsOut: new Set(),
+    contacts: new Set(),
+    invites: new Map(),
+    busy: 0,
+    lastUsed: 0,
+  };
+}
+
+/** A room's state around its stored record. */
+export function newRoomState(record: ChatRecord): RoomState {
+  return { record, members: new Set(), online: new Set(), requests: new Map() };
+}
+
+/** A new connection's state: not logged in, in `general`. */
+export function newConn(id: number, peer: Peer, now: number): Conn {
+  return {
+    id,
+    peer,
+    user: null,
+    room: GENERAL,
+    sessionView: false,
+    chain: Promise.resolve(),
+    held: null,
+    lastPost: null,
+    connectedAt: now,
+    lastSeen: now,
+    closed: false,
+  };
+}
