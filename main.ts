@@ -13,7 +13,7 @@ import { parseServeArgs, type ServeConfig, UsageError } from "./server/config.ts
 import { createLogger } from "./server/log.ts";
 import { scryptHasher } from "./server/passwords.ts";
 import { KvStore } from "./server/store/kv_store.ts";
-import { createHttpApp } from "./server/transport/http.ts";
+import { createHttpApp } from "./server/transport/http/app.ts";
 import { serveHttp } from "./server/transport/http_server.ts";
 import { serveTcp } from "./server/transport/tcp.ts";
 import { parseUserArgs, runUserCommand, USER_USAGE } from "./server/user_cli.ts";

@@ -5,8 +5,11 @@
 import assert from "node:assert/strict";
 import type { Hub } from "../server/core/hub.ts";
 import { createLogger } from "../server/log.ts";
-import { createHttpApp } from "../server/transport/http.ts";
-import { documentedRoutes, openApiDocument } from "../server/transport/openapi.ts";
+import {
+  apiDocument as openApiDocument,
+  createHttpApp,
+  documentedRoutes,
+} from "../server/transport/http/app.ts";
 import { login, makeHub } from "./_helpers.ts";
 
 type App = ReturnType<typeof createHttpApp>;

@@ -9,6 +9,7 @@
 
 import type { ClientFrame, ClientFrameType, ServerFrame } from "../../protocol/frames.ts";
 import * as admin from "./admin.ts";
+import { attach } from "./attach.ts";
 import { authCommand, helloCommand, registerCommand, tokenCommand } from "./auth.ts";
 import {
   type Call,
@@ -25,7 +26,7 @@ import { ChatError } from "./errors.ts";
 import * as groups from "./groups.ts";
 import { historyCommand, repliesCommand, unreadCommand, unreadCountsCommand } from "./history.ts";
 import { messageCommand, privateCommand } from "./messages.ts";
-import { deleteMessageCommand, reportCommand } from "./moderation.ts";
+import { checkNotBanned, deleteMessageCommand, reportCommand } from "./moderation.ts";
 import { joinCommand, leaveCommand, membersCommand, roomsCommand } from "./rooms.ts";
 import { cancelScheduledCommand, scheduleCommand, scheduledListCommand } from "./scheduled.ts";
 import { sessionEndCommand, sessionRequestCommand, sessionResponseCommand } from "./sessions.ts";
@@ -210,4 +211,26 @@ export async function runAs<T extends ClientFrameType>(
     // The table's types say which answer each frame type gives.
     return (isPending(answer) ? await answer.done : answer) as AnswerOf<T>;
   });
+}
+
+/**
+ * Logs a live connection in as a user whose token the transport has already checked (the
+ * HTTP layer, once), resuming after `since` if given; a refusal goes to the connection.
+ */
+export async function attachChecked(
+  core: Core,
+  conn: Conn,
+  u: UserState,
+  since: string | undefined,
+): Promise<void> {
+  if (conn.closed) return;
+  const reply = new Reply(core, conn, undefined);
+  try {
+    if (core.closing) throw shuttingDown();
+    checkNotBanned(core, u);
+    const call: Call = { core, user: null, conn, view: conn, ip: conn.peer.ip, reply, after: [] };
+    await attach(call, u, since);
+  } catch (error) {
+    reply.fail(error);
+  }
 }

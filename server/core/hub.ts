@@ -15,7 +15,7 @@ import type { FileRecord } from "../store/store.ts";
 import { detach } from "./attach.ts";
 import { addUserState, authenticate, login, logout } from "./auth.ts";
 import { errorFrame } from "./call.ts";
-import { type AnswerOf, dispatch, runAs } from "./commands.ts";
+import { type AnswerOf, attachChecked, dispatch, runAs } from "./commands.ts";
 import { Core, type HubOptions, type HubStats } from "./core.ts";
 import { evictIdleCursors, flushCursors } from "./cursors.ts";
 import { LocalDelivery } from "./delivery.ts";
@@ -94,6 +94,19 @@ export class Hub {
     if (!conn || conn.closed) return Promise.resolve();
     conn.lastSeen = this.#core.clock.now();
     const run = conn.chain.then(() => dispatch(this.#core, conn, frame));
+    conn.chain = run;
+    return run;
+  }
+
+  /**
+   * Logs a connection in as a user the transport has already authenticated (an HTTP token,
+   * checked once before a WebSocket upgrade or an event stream), in the connection's order.
+   */
+  attach(connId: number, username: string, since?: string): Promise<void> {
+    const conn = this.#core.conns.get(connId);
+    const u = this.#core.users.get(username);
+    if (!conn || conn.closed || !u) return Promise.resolve();
+    const run = conn.chain.then(() => attachChecked(this.#core, conn, u, since));
     conn.chain = run;
     return run;
   }

@@ -27,7 +27,8 @@ export function sseEvent(frame: ServerFrame): Uint8Array {
 export function openEventStream(
   hub: Hub,
   options: {
-    token: string;
+    /** The user, whose token the HTTP layer has checked. */
+    user: string;
     since?: string | undefined;
     ip: string;
     log: Logger;
@@ -104,11 +105,7 @@ export function openEventStream(
         keepalive = setInterval(() => {
           if (!closed) controller.enqueue(encoder.encode(": keepalive\n\n"));
         }, options.keepaliveMs ?? HEARTBEAT_MS);
-        void hub.receive(id, {
-          type: "auth",
-          token: options.token,
-          ...(options.since === undefined ? {} : { since: options.since }),
-        });
+        void hub.attach(id, options.user, options.since);
       },
       cancel() {
         shut();

@@ -23,13 +23,14 @@ function jsonText(frame: ServerFrame): string {
   return encodeFrame(frame);
 }
 
-/** Serves one upgraded WebSocket; `token` (from the query) logs it in at once. */
+/** Serves one upgraded WebSocket; `user` (from a checked token) logs it in at once. */
 export function serveWebSocket(
   hub: Hub,
   socket: WebSocket,
   options: {
     ip: string;
-    token?: string | undefined;
+    /** The user, when the upgrade carried a token (checked by the HTTP layer). */
+    user?: string | undefined;
     since?: string | undefined;
     log: Logger;
     maxOutboundBytes?: number;
@@ -54,13 +55,7 @@ export function serveWebSocket(
     void hub.receive(id, frame).finally(() => pending--);
   };
   socket.onopen = () => {
-    if (options.token !== undefined) {
-      receive({
-        type: "auth",
-        token: options.token,
-        ...(options.since ? { since: options.since } : {}),
-      });
-    }
+    if (options.user !== undefined) void hub.attach(id, options.user, options.since);
   };
   socket.onmessage = (event) => {
     if (typeof event.data !== "string") {

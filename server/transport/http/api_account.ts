@@ -1,0 +1,129 @@
+/**
+ * Your account: logging in and out, who you are, the users list and contacts.
+ * @module
+ */
+
+import { z } from "zod";
+import { ChatError } from "../../core/errors.ts";
+import { frame } from "./context.ts";
+import { route, type RouteSpec } from "./route.ts";
+import {
+  ContactsList,
+  Password,
+  Status,
+  Token,
+  UserEntry,
+  Username,
+  UsersList,
+} from "./schemas.ts";
+
+const UserParam = z.object({ user: Username });
+
+/** Session, users and contacts routes. */
+export const accountRoutes: RouteSpec[] = [
+  route({
+    method: "post",
+    path: "/api/v1/session",
+    tag: "session",
+    summary: "Log in (or register an unclaimed name) and get a token",
+    body: z.strictObject({ username: Username, password: Password }),
+    ok: { 201: { description: "a token", schema: Token } },
+    errors: [401, 403, 409, 429],
+    async handle({ hub, body, ip, c }) {
+      const s = await hub.login(body.username, body.password, ip);
+      return c.json({
+        token: s.token,
+        username: s.username,
+        expires_at: new Date(s.expiresAt).toISOString(),
+      }, 201);
+    },
+  }),
+  route({
+    method: "get",
+    path: "/api/v1/session",
+    tag: "session",
+    summary: "Who you are: your status, chats with unread counts, quota",
+    auth: true,
+    ok: { 200: { description: "the status frame", schema: Status } },
+    async handle({ hub, user, ip, c }) {
+      return c.json(await hub.run(user, frame("status"), ip));
+    },
+  }),
+  route({
+    method: "delete",
+    path: "/api/v1/session",
+    tag: "session",
+    summary: "Log out: revoke this token",
+    auth: true,
+    ok: { 204: { description: "revoked" } },
+    async handle({ hub, token, c }) {
+      await hub.logout(token);
+      return c.body(null, 204);
+    },
+  }),
+  route({
+    method: "get",
+    path: "/api/v1/users",
+    tag: "users",
+    summary: "Users with online state, online first",
+    auth: true,
+    ok: { 200: { description: "the users_list frame", schema: UsersList } },
+    async handle({ hub, user, ip, c }) {
+      return c.json(await hub.run(user, frame("users"), ip));
+    },
+  }),
+  route({
+    method: "get",
+    path: "/api/v1/users/{user}",
+    tag: "users",
+    summary: "One user's online state",
+    auth: true,
+    params: UserParam,
+    ok: { 200: { description: "the user", schema: UserEntry } },
+    errors: [404],
+    async handle({ hub, user, ip, params, c }) {
+      const list = await hub.run(user, frame("users"), ip);
+      const name = params.user.toLowerCase();
+      const entry = list.all.find((u) => u.username.toLowerCase() === name);
+      if (!entry) throw new ChatError("no_such_user", `There is no user "${params.user}"`);
+      return c.json(entry);
+    },
+  }),
+  route({
+    method: "get",
+    path: "/api/v1/contacts",
+    tag: "contacts",
+    summary: "Your contacts with online state",
+    auth: true,
+    ok: { 200: { description: "the contacts_list frame", schema: ContactsList } },
+    async handle({ hub, user, ip, c }) {
+      return c.json(await hub.run(user, frame("contacts"), ip));
+    },
+  }),
+  route({
+    method: "put",
+    path: "/api/v1/contacts/{user}",
+    tag: "contacts",
+    summary: "Add a contact",
+    auth: true,
+    params: UserParam,
+    ok: { 200: { description: "the new list", schema: ContactsList } },
+    errors: [404],
+    async handle({ hub, user, ip, params, c }) {
+      return c.json(await hub.run(user, frame("add_contact", { username: params.user }), ip));
+    },
+  }),
+  route({
+    method: "delete",
+    path: "/api/v1/contacts/{user}",
+    tag: "contacts",
+    summary: "Remove a contact",
+    auth: true,
+    params: UserParam,
+    ok: { 200: { description: "the new list", schema: ContactsList } },
+    errors: [404],
+    async handle({ hub, user, ip, params, c }) {
+      return c.json(await hub.run(user, frame("remove_contact", { username: params.user }), ip));
+    },
+  }),
+];

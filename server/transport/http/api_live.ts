@@ -1,0 +1,152 @@
+/**
+ * Live connections over HTTP: the WebSocket, Server-Sent Events, and private sessions (which
+ * need one of those to be live).
+ * @module
+ */
+
+import { z } from "zod";
+import { HEARTBEAT_MS } from "../../../protocol/limits.ts";
+import { ChatError } from "../../core/errors.ts";
+import type { Logger } from "../../log.ts";
+import { openEventStream } from "../sse.ts";
+import { serveWebSocket } from "../ws.ts";
+import { frame } from "./context.ts";
+import { route, type RouteSpec } from "./route.ts";
+import { SessionOutcome, Ulid, Username } from "./schemas.ts";
+import { ProtocolError } from "../../../protocol/frames.ts";
+
+/** What the live routes need besides the hub. */
+export interface LiveOptions {
+  log: Logger;
+  heartbeatMs?: number;
+}
+
+const Resume = Ulid.optional().meta({ description: "resume after this message id" });
+
+/** Session, SSE and WebSocket routes. */
+export function liveRoutes(options: LiveOptions): RouteSpec[] {
+  const { log } = options;
+  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+  return [
+    route({
+      method: "post",
+      path: "/api/v1/sessions",
+      tag: "sessions",
+      summary:
+        "Ask a user for a private session (needs a live WebSocket or SSE connection of yours)",
+      auth: true,
+      body: z.strictObject({ username: Username }),
+      ok: {
+        202: {
+          description: "request sent",
+          schema: z.object({ requested: z.string() }),
+        },
+      },
+      errors: [404, 409],
+      async handle({ hub, user, ip, body, c }) {
+        await hub.run(user, frame("session_request", { target_username: body.username }), ip);
+        return c.json({ requested: body.username }, 202);
+      },
+    }),
+    ...(["accept", "reject"] as const).map((what) =>
+      route({
+        method: "post",
+        path: `/api/v1/sessions/{user}/${what}`,
+        tag: "sessions",
+        summary: `${what === "accept" ? "Accept" : "Reject"} a session request from a user`,
+        auth: true,
+        params: z.object({ user: Username }),
+        ok: { 200: { description: "the outcome", schema: SessionOutcome } },
+        errors: [404, 409],
+        async handle({ hub, user, ip, params, c }) {
+          const f = frame("session_response", {
+            target_username: params.user,
+            accepted: what === "accept",
+          });
+          return c.json(await hub.run(user, f, ip));
+        },
+      })
+    ),
+    route({
+      method: "delete",
+      path: "/api/v1/sessions",
+      tag: "sessions",
+      summary: "End your private session",
+      auth: true,
+      ok: { 200: { description: "the session_ended frame", schema: SessionOutcome } },
+      errors: [404],
+      async handle({ hub, user, ip, c }) {
+        return c.json(await hub.run(user, frame("session_end"), ip));
+      },
+    }),
+    route({
+      method: "get",
+      path: "/api/v1/events",
+      tag: "live",
+      summary:
+        "Server-Sent Events: every frame as one event; stored messages carry their id, so Last-Event-ID resumes",
+      auth: true,
+      query: z.object({
+        token: z.string().optional().meta({
+          description: "the token, for EventSource clients that cannot set headers",
+        }),
+        since: Resume,
+      }),
+      headers: [{ name: "Last-Event-ID", description: "resume after this message id" }],
+      ok: { 200: { description: "the event stream", mediaType: "text/event-stream" } },
+      errors: [429],
+      handle({ hub, user, ip, query, c }) {
+        const since = resumePoint(c.req.header("last-event-id")) ?? query.since;
+        const refusal = hub.admit(ip);
+        if (refusal) throw new ChatError("rate_limited", refusal);
+        return openEventStream(hub, { user, since, ip, log, keepaliveMs: heartbeatMs });
+      },
+    }),
+    route({
+      method: "get",
+      path: "/ws",
+      tag: "live",
+      summary:
+        "WebSocket carrying the TCP JSON frames (several per message, newline-separated); log in with ?token= or a hello/auth frame",
+      query: z.object({
+        token: z.string().max(200).optional().meta({ description: "log in at once with a token" }),
+        since: Resume,
+      }),
+      ok: { 101: { description: "switching protocols" } },
+      errors: [401, 403, 429],
+      async handle({ hub, ip, query, c }) {
+        if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+          throw new ProtocolError(
+            "bad_frame",
+            "GET /ws is a WebSocket endpoint: connect with a WebSocket client",
+          );
+        }
+        // A bad token is refused before the upgrade, with a status a client can read.
+        const user = query.token === undefined ? undefined : await hub.authenticate(query.token);
+        const refusal = hub.admit(ip);
+        if (refusal) throw new ChatError("rate_limited", refusal);
+        // Deno pings after half the idle timeout of silence and closes after the whole of it.
+        const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
+          idleTimeout: (3 * heartbeatMs) / 1000,
+        });
+        serveWebSocket(hub, socket, { ip, user, since: user ? query.since : undefined, log });
+        // The connection counts against its address until the socket is really closed.
+        c.env?.hold?.(new Promise((resolve) => socket.addEventListener("close", resolve)));
+        return response;
+      },
+    }),
+  ];
+}
+
+/** A Last-Event-ID header as a resume point: a message id, or nothing. */
+function resumePoint(header: string | undefined): string | undefined {
+  if (header === undefined || header === "") return undefined;
+  const parsed = Ulid.safeParse(header);
+  if (!parsed.success) {
+    throw new ProtocolError(
+      "bad_field",
+      '"Last-Event-ID" must be a message id (a 26-character ULID)',
+    );
+  }
+  return parsed.data;
+}

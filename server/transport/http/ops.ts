@@ -1,0 +1,158 @@
+/**
+ * Operations: health, Prometheus metrics, the OpenAPI document, and the console page.
+ * @module
+ */
+
+import { z } from "zod";
+import type { Hub } from "../../core/hub.ts";
+import { CONSOLE_MISSING, consoleBundle, consoleHtml } from "../console.ts";
+import { route, type RouteSpec } from "./route.ts";
+
+/** Store counters for /metrics (commits and their latency). */
+export type StoreStats = () => {
+  commits: number;
+  mutations: number;
+  commitMsTotal: number;
+  commitMsMax: number;
+};
+
+/** What the operations routes need. */
+export interface OpsOptions {
+  startedAt: number;
+  heartbeatMs: number;
+  storeStats?: StoreStats | undefined;
+  /** The OpenAPI document (generated from every route's declaration). */
+  document: () => Record<string, unknown>;
+}
+
+/** Health, metrics, document and console routes. */
+export function opsRoutes(options: OpsOptions): RouteSpec[] {
+  return [
+    route({
+      method: "get",
+      path: "/healthz",
+      tag: "health",
+      summary: "Liveness and a few counters",
+      ok: {
+        200: {
+          description: "alive",
+          schema: z.object({
+            status: z.literal("ok"),
+            uptime_s: z.number().int(),
+            connections: z.number().int(),
+            online_users: z.number().int(),
+          }),
+        },
+      },
+      handle({ hub, c }) {
+        return c.json({
+          status: "ok",
+          uptime_s: Math.round((Date.now() - options.startedAt) / 1000),
+          connections: hub.connections,
+          online_users: hub.onlineUsers,
+        });
+      },
+    }),
+    route({
+      method: "get",
+      path: "/api/v1/openapi.json",
+      tag: "health",
+      summary: "This document",
+      ok: { 200: { description: "the OpenAPI 3.1 document", mediaType: "application/json" } },
+      handle({ c }) {
+        return c.json(options.document());
+      },
+    }),
+    route({
+      method: "get",
+      path: "/",
+      tag: "console",
+      summary: "The web console (chat and admin)",
+      ok: { 200: { description: "HTML", mediaType: "text/html" } },
+      async handle({ c }) {
+        return c.html(
+          (await consoleBundle()) ? consoleHtml(options.heartbeatMs) : CONSOLE_MISSING,
+        );
+      },
+    }),
+    route({
+      method: "get",
+      path: "/app.js",
+      tag: "console",
+      summary: "The console's script",
+      ok: { 200: { description: "JavaScript", mediaType: "text/javascript" } },
+      errors: [404],
+      async handle({ c }) {
+        const js = await consoleBundle();
+        if (!js) return c.text("not built: deno task build:web", 404);
+        return c.body(js as Uint8Array<ArrayBuffer>, 200, {
+          "content-type": "text/javascript; charset=utf-8",
+          "cache-control": "no-cache",
+        });
+      },
+    }),
+    route({
+      method: "get",
+      path: "/metrics",
+      tag: "health",
+      summary:
+        "Prometheus metrics: connections by transport, messages, deliveries, errors, KV commits and latency",
+      ok: { 200: { description: "Prometheus text", mediaType: "text/plain; version=0.0.4" } },
+      handle({ hub, c }) {
+        return c.text(metricsText(hub, options.storeStats), 200, {
+          "content-type": "text/plain; version=0.0.4; charset=utf-8",
+        });
+      },
+    }),
+  ];
+}
+
+function metric(name: string, type: "gauge" | "counter", help: string, lines: string[]): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines];
+}
+
+function metricsText(hub: Hub, storeStats: StoreStats | undefined): string {
+  const st = hub.statsFrame();
+  const lines = [
+    ...metric(
+      "chat_connections",
+      "gauge",
+      "Open connections by transport.",
+      Object.entries({ "tcp-json": 0, "tcp-text": 0, ws: 0, sse: 0, ...st.by_transport })
+        .map(([t, n]) => `chat_connections{transport="${t}"} ${n}`),
+    ),
+    ...metric("chat_online_users", "gauge", "Users with at least one connection.", [
+      `chat_online_users ${st.online_users}`,
+    ]),
+    ...metric("chat_messages_total", "counter", "Messages stored since start.", [
+      `chat_messages_total ${st.messages_total}`,
+    ]),
+    ...metric("chat_deliveries_total", "counter", "Frames delivered to connections since start.", [
+      `chat_deliveries_total ${hub.stats.deliveries}`,
+    ]),
+    ...metric("chat_errors_total", "counter", "Internal errors since start.", [
+      `chat_errors_total ${hub.stats.errors}`,
+    ]),
+    ...metric("chat_uptime_seconds", "gauge", "Seconds since start.", [
+      `chat_uptime_seconds ${st.uptime_s}`,
+    ]),
+  ];
+  const store = storeStats?.();
+  if (store) {
+    lines.push(
+      ...metric("chat_kv_commits_total", "counter", "Deno KV commits (each a group of writes).", [
+        `chat_kv_commits_total ${store.commits}`,
+      ]),
+      ...metric("chat_kv_mutations_total", "counter", "Deno KV mutations committed.", [
+        `chat_kv_mutations_total ${store.mutations}`,
+      ]),
+      ...metric("chat_kv_commit_seconds_sum", "counter", "Time spent in KV commits.", [
+        `chat_kv_commit_seconds_sum ${(store.commitMsTotal / 1000).toFixed(6)}`,
+      ]),
+      ...metric("chat_kv_commit_seconds_max", "gauge", "Slowest KV commit.", [
+        `chat_kv_commit_seconds_max ${(store.commitMsMax / 1000).toFixed(6)}`,
+      ]),
+    );
+  }
+  return lines.join("\n") + "\n";
+}
