@@ -383,9 +383,19 @@ const ROOM_RE = /^[\p{L}\p{N}_-]+$/u;
 // C0 controls except tab and newline, DEL and the C1 block: terminal escapes and NUL stay out.
 const CONTROL_RE = /[^\P{Cc}\t\n]/u;
 
+/**
+ * Characters as people (and JSON Schema's maxLength) count them: code points, so an emoji is
+ * one character, not two UTF-16 units.
+ */
+export function charCount(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
 /** Checks a user name and returns it, or throws `ProtocolError("bad_name")` saying what is allowed. */
 export function validateUsername(name: string): string {
-  if (name.length === 0 || name.length > MAX_NAME_CHARS || !USERNAME_RE.test(name)) {
+  if (name.length === 0 || charCount(name) > MAX_NAME_CHARS || !USERNAME_RE.test(name)) {
     throw new ProtocolError(
       "bad_name",
       `"${
@@ -399,7 +409,7 @@ export function validateUsername(name: string): string {
 /** Checks a room name and returns it in lower case, or throws `ProtocolError("bad_name")`. */
 export function validateRoomName(name: string): string {
   const room = name.startsWith("#") ? name.slice(1) : name;
-  if (room.length === 0 || room.length > MAX_NAME_CHARS || !ROOM_RE.test(room)) {
+  if (room.length === 0 || charCount(room) > MAX_NAME_CHARS || !ROOM_RE.test(room)) {
     throw new ProtocolError(
       "bad_name",
       `"${
@@ -415,10 +425,11 @@ export function validateMessageText(text: string): string {
   if (text.trim().length === 0) {
     throw new ProtocolError("bad_field", "The message is empty: type some text to send");
   }
-  if (text.length > MAX_MESSAGE_CHARS) {
+  const chars = charCount(text);
+  if (chars > MAX_MESSAGE_CHARS) {
     throw new ProtocolError(
       "too_long",
-      `The message has ${text.length} characters; the limit is ${MAX_MESSAGE_CHARS}: split it up`,
+      `The message has ${chars} characters; the limit is ${MAX_MESSAGE_CHARS}: split it up`,
     );
   }
   if (CONTROL_RE.test(text)) {
@@ -475,7 +486,7 @@ function typeName(v: unknown): string {
 
 function password(obj: Json, type: string, required: boolean): string | undefined {
   const p = required ? reqString(obj, "password", type) : optString(obj, "password", type);
-  if (p !== undefined && p.length > MAX_PASSWORD_CHARS) {
+  if (p !== undefined && charCount(p) > MAX_PASSWORD_CHARS) {
     throw new ProtocolError(
       "too_long",
       `The password is longer than ${MAX_PASSWORD_CHARS} characters`,
@@ -787,7 +798,7 @@ function linkToken(obj: Json, type: string): string {
 function optReason(obj: Json, type: string): string | undefined {
   const reason = optString(obj, "reason", type);
   if (reason === undefined) return undefined;
-  if (reason.length > MAX_REASON_CHARS) {
+  if (charCount(reason) > MAX_REASON_CHARS) {
     throw new ProtocolError("too_long", `"reason" is longer than ${MAX_REASON_CHARS} characters`);
   }
   if (CONTROL_RE.test(reason)) {

@@ -459,6 +459,18 @@ export class FakePeer implements Peer {
 /** Cheap scrypt cost for tests: the same code path as production, 16x faster. */
 export const TEST_HASHER = scryptHasher({ N: 1024, r: 8, p: 1 });
 
+/** Puts an admin "Root" (password "root-password") into the store before the hub under test loads. */
+export async function seedAdmin(kv: Deno.Kv): Promise<void> {
+  const seed = await makeHub(kv);
+  await seed.store.createUser({
+    name: "Root",
+    passwordHash: await TEST_HASHER.hash("root-password"),
+    admin: true,
+    createdAt: 0,
+  });
+  await seed.hub.close();
+}
+
 /** Builds a hub over a KV store with a fake clock, ULID-shaped counting ids and no quotas. */
 export async function makeHub(
   kv: Deno.Kv,

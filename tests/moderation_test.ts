@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { ADMIN_TYPES, type ClientFrame } from "../protocol/frames.ts";
 import { keys } from "../server/store/keys.ts";
-import { FakeClock, login, makeHub, TEST_HASHER } from "./_helpers.ts";
+import { FakeClock, login, makeHub, seedAdmin } from "./_helpers.ts";
 
 const HOUR = 3600_000;
 
@@ -267,18 +267,6 @@ Deno.test("admin: every admin command is refused to a non-admin, on a connection
   }
   assert.equal(mallory.peer.of("error").length, adminFrames.length);
 });
-
-/** Puts an admin "Root" (password "root-password") into the store before the hub under test loads. */
-async function seedAdmin(kv: Deno.Kv): Promise<void> {
-  const seed = await makeHub(kv);
-  await seed.store.createUser({
-    name: "Root",
-    passwordHash: await TEST_HASHER.hash("root-password"),
-    admin: true,
-    createdAt: 0,
-  });
-  await seed.hub.close();
-}
 
 Deno.test("admin: kick, mute, ban, unban, delete and the audit trail", async () => {
   await using kv = await Deno.openKv(":memory:");

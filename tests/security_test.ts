@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { ClientFrame } from "../protocol/frames.ts";
-import { FakePeer, login, makeHub, TEST_HASHER } from "./_helpers.ts";
+import { FakePeer, login, makeHub, seedAdmin } from "./_helpers.ts";
 
 async function* bytes(b: Uint8Array): AsyncIterable<Uint8Array> {
   yield b;
@@ -112,14 +112,7 @@ Deno.test("security: private messages reach only their two ends, in every read p
 
 Deno.test("security: muted, banned and expired-token users are refused where they should be", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const seed = await makeHub(kv);
-  await seed.store.createUser({
-    name: "Root",
-    passwordHash: await TEST_HASHER.hash("root-password"),
-    admin: true,
-    createdAt: 0,
-  });
-  await seed.hub.close();
+  await seedAdmin(kv);
   await using ctx = await makeHub(kv);
   const { hub, clock } = ctx;
   const root = await login(hub, "Root", "root-password");

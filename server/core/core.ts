@@ -132,6 +132,8 @@ export class Core {
   /** Users with cursors changed since the last save; users whose cursors are loaded. */
   readonly dirtyUsers = new Set<UserState>();
   readonly cursorCache = new Set<UserState>();
+  /** Commands being handled, so `close()` lets them finish before the store closes. */
+  readonly running = new Set<Promise<void>>();
   /** Writes nobody waits for, so `close()` can wait for them. */
   readonly inflight = new Set<Promise<void>>();
   /** Messages per second over the last minute: [second, count] buckets. */

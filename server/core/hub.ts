@@ -25,7 +25,7 @@ import { openFile, uploadFile, type UploadMeta } from "./files.ts";
 import type { AckFrame } from "./messages.ts";
 import { Outbound, type Peer } from "./peer.ts";
 import { runScheduled } from "./scheduled.ts";
-import { GENERAL, newConn, newRoomState } from "./state.ts";
+import { type Conn, GENERAL, newConn, newRoomState } from "./state.ts";
 import { statsFrame } from "./views.ts";
 
 export type { Clock, HubOptions, HubStats, PasswordHasher, RateLimit } from "./core.ts";
@@ -93,8 +93,16 @@ export class Hub {
     const conn = this.#core.conns.get(connId);
     if (!conn || conn.closed) return Promise.resolve();
     conn.lastSeen = this.#core.clock.now();
-    const run = conn.chain.then(() => dispatch(this.#core, conn, frame));
+    return this.#enqueue(conn, () => dispatch(this.#core, conn, frame));
+  }
+
+  /** Runs work on a connection's chain (its frames in order), tracked so `close()` waits for it. */
+  #enqueue(conn: Conn, work: () => Promise<void>): Promise<void> {
+    const run = conn.chain.then(work);
     conn.chain = run;
+    const running = this.#core.running;
+    running.add(run);
+    void run.finally(() => running.delete(run));
     return run;
   }
 
@@ -106,9 +114,7 @@ export class Hub {
     const conn = this.#core.conns.get(connId);
     const u = this.#core.users.get(username);
     if (!conn || conn.closed || !u) return Promise.resolve();
-    const run = conn.chain.then(() => attachChecked(this.#core, conn, u, since));
-    conn.chain = run;
-    return run;
+    return this.#enqueue(conn, () => attachChecked(this.#core, conn, u, since));
   }
 
   /** Sends an error frame for input a transport could not decode. */
@@ -162,6 +168,8 @@ export class Hub {
   async close(reason = "server shutting down"): Promise<void> {
     const core = this.#core;
     core.closing = true;
+    // Commands under way finish (new ones are refused) before the store goes away.
+    while (core.running.size > 0) await Promise.allSettled([...core.running]);
     await this.idle();
     await flushCursors(core);
     await core.store.flush();

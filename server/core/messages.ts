@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ServerFrame } from "../../protocol/frames.ts";
+import { charCount, type ServerFrame } from "../../protocol/frames.ts";
 import { MAX_MESSAGE_CHARS } from "../../protocol/limits.ts";
 import type { StoredMessage } from "../store/store.ts";
 import { Pending, type UserCall } from "./call.ts";
@@ -114,7 +114,9 @@ function post(
   to: UserState | undefined,
   attach: Attachments,
 ): Pending<AckFrame> {
-  if (text.length > MAX_MESSAGE_CHARS) throw new ChatError("too_long", "The message is too long");
+  if (charCount(text) > MAX_MESSAGE_CHARS) {
+    throw new ChatError("too_long", `The message is longer than ${MAX_MESSAGE_CHARS} characters`);
+  }
   const now = core.clock.now();
   checkCanSend(core, u, to !== undefined, now);
   const seq = (core.seqs.get(chat) ?? 0) + 1;

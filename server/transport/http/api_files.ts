@@ -9,7 +9,7 @@ import { ChatError } from "../../core/errors.ts";
 import { formatSize } from "../../core/hub.ts";
 import { bare } from "./context.ts";
 import { route, type RouteSpec } from "./route.ts";
-import { Ack, RoomName, Ulid, Username } from "./schemas.ts";
+import { Ack, chars, RoomName, Ulid, Username } from "./schemas.ts";
 
 /** File routes. */
 export const fileRoutes: RouteSpec[] = [
@@ -21,9 +21,8 @@ export const fileRoutes: RouteSpec[] = [
       "Send a file (the raw body, up to --max-file-size) to a room (`room`, default general) or a user (`to`); it is announced as a message",
     auth: true,
     query: z.object({
-      name: z.string().min(1).max(1000).optional().meta({
-        description: "the file's name (or an X-Filename header)",
-      }),
+      name: chars(1, 1000, { description: "the file's name (or an X-Filename header)" })
+        .optional(),
       room: RoomName.optional(),
       to: Username.optional(),
     }),

@@ -12,7 +12,7 @@ import { openEventStream } from "../sse.ts";
 import { serveWebSocket } from "../ws.ts";
 import { frame } from "./context.ts";
 import { route, type RouteSpec } from "./route.ts";
-import { SessionOutcome, Ulid, Username } from "./schemas.ts";
+import { chars, SessionOutcome, Ulid, Username } from "./schemas.ts";
 import { ProtocolError } from "../../../protocol/frames.ts";
 
 /** What the live routes need besides the hub. */
@@ -109,7 +109,7 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
       summary:
         "WebSocket carrying the TCP JSON frames (several per message, newline-separated); log in with ?token= or a hello/auth frame",
       query: z.object({
-        token: z.string().max(200).optional().meta({ description: "log in at once with a token" }),
+        token: chars(1, 200, { description: "log in at once with a token" }).optional(),
         since: Resume,
       }),
       ok: { 101: { description: "switching protocols" } },

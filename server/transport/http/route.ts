@@ -96,6 +96,8 @@ export function route<
 export function statusesOf(spec: RouteSpec): { ok: number[]; errors: number[] } {
   const errors = new Set(spec.errors ?? []);
   if (spec.params || spec.query || spec.body) errors.add(400);
+  // An empty path parameter makes a path no route serves.
+  if (spec.params) errors.add(404);
   if (spec.body || spec.method === "post" || spec.method === "put") {
     // Any request may carry a body: it can be too long, or stall (http_server.ts's deadline).
     errors.add(408).add(413);

@@ -6,6 +6,7 @@
  */
 
 import { z } from "zod";
+import { charCount } from "../../../protocol/frames.ts";
 import {
   MAX_MESSAGE_CHARS,
   MAX_NAME_CHARS,
@@ -53,7 +54,7 @@ const CONTROL = /[^\P{Cc}\t\n]/u;
 export const MessageText = z.string().superRefine((s, ctx) => {
   if (s.trim().length === 0) {
     ctx.addIssue({ code: "custom", message: "is empty: type some text to send" });
-  } else if ([...s].length > MAX_MESSAGE_CHARS) {
+  } else if (charCount(s) > MAX_MESSAGE_CHARS) {
     ctx.addIssue({
       code: "custom",
       message: `is longer than ${MAX_MESSAGE_CHARS} characters: split it up`,
@@ -75,12 +76,44 @@ export const MessageText = z.string().superRefine((s, ctx) => {
   example: "hello",
 });
 
+/**
+ * A string of `min` to `max` characters, counted as JSON Schema counts them (code points, as
+ * protocol/frames.ts does), not in UTF-16 units as zod's `.max()` would.
+ */
+export function chars(
+  min: number,
+  max: number,
+  meta: { description?: string; example?: string; pattern?: RegExp; rule?: string } = {},
+) {
+  const { pattern, rule, ...doc } = meta;
+  return z.string().superRefine((s, ctx) => {
+    const n = charCount(s);
+    if (n < min) ctx.addIssue({ code: "custom", message: "must not be empty" });
+    else if (n > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `is longer than ${max} characters`,
+        params: { code: "too_long" },
+      });
+    } else if (pattern && !pattern.test(s)) {
+      ctx.addIssue({ code: "custom", message: `is not valid: ${rule ?? "see the document"}` });
+    }
+  }).meta({
+    minLength: min,
+    maxLength: max,
+    ...(pattern ? { pattern: pattern.source } : {}),
+    ...doc,
+  });
+}
+
 /** A password as sent to log in (rules for new passwords are the core's). */
-export const Password = z.string().min(1).max(MAX_PASSWORD_CHARS).meta({ example: "wonderland" });
+export const Password = chars(1, MAX_PASSWORD_CHARS, { example: "wonderland" });
 
 /** A moderation reason. */
-export const Reason = z.string().max(500).regex(/^[^\p{Cc}]*$/u, {
-  error: "no control characters",
+export const Reason = chars(0, 500, {
+  pattern: /^[^\p{Cc}]*$/u,
+  rule: "no control characters",
+  description: "why, for the audit trail",
 });
 
 /** A page size. */
