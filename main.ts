@@ -15,7 +15,7 @@ import { scryptHasher } from "./server/passwords.ts";
 import { KvStore } from "./server/store/kv_store.ts";
 import { createHttpApp } from "./server/transport/http/app.ts";
 import { serveHttp } from "./server/transport/http_server.ts";
-import { serveTcp } from "./server/transport/tcp.ts";
+import { serveTcp } from "./server/transport/tcp/listener.ts";
 import { parseUserArgs, runUserCommand, USER_USAGE } from "./server/user_cli.ts";
 
 const USAGE = `chat: a multi-user chat server and its clients
@@ -40,6 +40,19 @@ async function serve(config: ServeConfig): Promise<void> {
   const kv = await openKv(config.data);
   const store = new KvStore(kv);
   const newUlid = monotonicFactory();
+  // HTTP listens first so the hub is built knowing its port (token replies say where files go);
+  // a request arriving meanwhile waits for the app.
+  const app = Promise.withResolvers<ReturnType<typeof createHttpApp>>();
+  const http = serveHttp(
+    { hostname: config.host, port: config.httpPort },
+    async (request, info) => (await app.promise).fetch(request, info),
+    {
+      log,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      headerTimeoutMs: config.headerTimeoutMs,
+      bodyIdleTimeoutMs: config.headerTimeoutMs,
+    },
+  );
   const hub = await Hub.create({
     store,
     clock: { now: () => Date.now() },
@@ -54,31 +67,20 @@ async function serve(config: ServeConfig): Promise<void> {
     registration: config.registration,
     maxFileSize: config.maxFileSize,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
+    httpPort: http.addr.port,
     onError: (error, context) => log.error(`core: ${context}`, { error }),
   });
+  app.resolve(createHttpApp(hub, {
+    log,
+    startedAt: Date.now(),
+    storeStats: () => store.stats,
+    heartbeatMs: config.heartbeatMs,
+  }));
 
   const listener = Deno.listen({ hostname: config.host, port: config.tcpPort, transport: "tcp" });
   const tcp = serveTcp(hub, listener, { log, heartbeatMs: config.heartbeatMs });
   const addr = listener.addr as Deno.NetAddr;
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
-
-  const app = createHttpApp(hub, {
-    log,
-    startedAt: Date.now(),
-    storeStats: () => store.stats,
-    heartbeatMs: config.heartbeatMs,
-  });
-  const http = serveHttp(
-    { hostname: config.host, port: config.httpPort },
-    app.fetch,
-    {
-      log,
-      maxConnectionsPerIp: config.maxConnectionsPerIp,
-      headerTimeoutMs: config.headerTimeoutMs,
-      bodyIdleTimeoutMs: config.headerTimeoutMs,
-    },
-  );
-  hub.setHttpPort(http.addr.port);
   console.log(`http listening on ${http.addr.hostname}:${http.addr.port}`);
   log.info("server started", { data: config.data });
 

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createLogger } from "../server/log.ts";
-import { serveTcp, type TcpOptions } from "../server/transport/tcp.ts";
+import { serveTcp, type TcpOptions } from "../server/transport/tcp/listener.ts";
 import { JsonClient, makeHub, withTimeout } from "./_helpers.ts";
 
 /** The TCP transport on a free port over an in-memory hub; disposing stops it all in order. */

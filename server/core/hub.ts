@@ -180,11 +180,6 @@ export class Hub {
     }
   }
 
-  /** Tells the hub the HTTP port, so `token` replies can say where files go. */
-  setHttpPort(port: number): void {
-    this.#core.config.httpPort = port;
-  }
-
   /** Largest file accepted, in bytes. */
   get maxFileSize(): number {
     return this.#core.config.maxFileSize;

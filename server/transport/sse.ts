@@ -8,8 +8,12 @@
 import { encodeFrame, type ServerFrame } from "../../protocol/frames.ts";
 import { HEARTBEAT_MS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
-import { concatBytes, type Outbound, type Peer } from "../core/peer.ts";
+import { concatBytes, type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
+import { OutboundQueue } from "./outbound.ts";
+
+/** A batch of events as one chunk, joined once for all readers whose queues match. */
+const joinEvents = reuseLastJoin(concatBytes);
 
 const encoder = new TextEncoder();
 
@@ -42,8 +46,6 @@ export function openEventStream(
   let id = 0;
   let closed = false;
   let keepalive: ReturnType<typeof setInterval> | undefined;
-  let pending: Uint8Array[] = [];
-  let scheduled = false;
 
   const shut = () => {
     if (closed) return;
@@ -51,45 +53,37 @@ export function openEventStream(
     clearInterval(keepalive);
     hub.disconnect(id);
   };
-  const flush = () => {
-    scheduled = false;
-    if (closed || pending.length === 0) return;
-    const parts = pending;
-    pending = [];
-    try {
-      // One enqueue per tick: the whole burst becomes one chunk on the wire.
-      controller.enqueue(concatBytes(parts));
-    } catch {
-      shut();
-    }
-  };
+  const queue = new OutboundQueue<Uint8Array>({
+    size: (b) => b.length,
+    join: joinEvents,
+    // One enqueue per write: a burst becomes one chunk on the wire.
+    write: (chunk) => controller.enqueue(chunk),
+    // desiredSize goes negative by the bytes the client has not taken yet.
+    backlog: () => Math.max(0, -(controller.desiredSize ?? 0)),
+    slow: () => {
+      options.log.warn("dropping slow sse reader", { ip: options.ip });
+      queue.finish(
+        sseEvent({
+          type: "bye",
+          code: "too_slow",
+          reason: "You fell too far behind reading; reconnect to catch up",
+        }),
+        { forgetBacklog: true },
+      );
+      peer.close("too slow");
+    },
+    failed: () => shut(),
+  }, max);
   const peer: Peer = {
     transport: "sse",
     ip: options.ip,
     send(out: Outbound) {
-      if (closed) return;
-      pending.push(out.encoded("sse", sseEvent));
-      // desiredSize goes negative by the bytes the client has not taken yet.
-      if ((controller.desiredSize ?? 0) < -max) {
-        options.log.warn("dropping slow sse reader", { ip: options.ip });
-        pending = [
-          sseEvent({
-            type: "bye",
-            code: "too_slow",
-            reason: "You fell too far behind reading; reconnect to catch up",
-          }),
-        ];
-        flush();
-        peer.close("too slow");
-        return;
-      }
-      if (!scheduled) {
-        scheduled = true;
-        queueMicrotask(flush);
-      }
+      if (!closed) queue.push(out.encoded("sse", sseEvent));
     },
     close() {
-      flush();
+      if (closed) return;
+      queue.seal();
+      queue.flushNow();
       shut();
       try {
         controller.close();

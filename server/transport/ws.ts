@@ -1,11 +1,12 @@
 /**
- * The WebSocket wire: the same JSON frames as TCP JSON mode. Frames queued within one tick
- * go out as one WebSocket message, separated by newlines; a client may also send several
+ * The WebSocket wire: the same JSON frames as TCP JSON mode. Frames queued while the socket
+ * waited go out as one WebSocket message, separated by newlines; a client may also send several
  * frames in one message, one per line.
  * @module
  */
 
 import {
+  type ClientFrame,
   decodeClientFrame,
   encodeFrame,
   ProtocolError,
@@ -15,6 +16,7 @@ import { MAX_LINE_BYTES, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
 import { type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
+import { OutboundQueue } from "./outbound.ts";
 
 /** Frames a client may have in flight before it is cut off (a flood, not a chat). */
 const MAX_PENDING_FRAMES = 256;
@@ -22,6 +24,9 @@ const MAX_PENDING_FRAMES = 256;
 function jsonText(frame: ServerFrame): string {
   return encodeFrame(frame);
 }
+
+/** A batch of frames as one message, joined once for all readers whose queues match. */
+const joinLines = reuseLastJoin((parts: string[]) => parts.join("\n"));
 
 /** Serves one upgraded WebSocket; `user` (from a checked token) logs it in at once. */
 export function serveWebSocket(
@@ -44,7 +49,7 @@ export function serveWebSocket(
   );
   const id = hub.connect(peer);
   let pending = 0;
-  const receive = (frame: Parameters<Hub["receive"]>[1]) => {
+  const receive = (frame: ClientFrame) => {
     if (++pending > MAX_PENDING_FRAMES) {
       peer.fail(
         "too_long",
@@ -104,10 +109,7 @@ class WsPeer implements Peer {
   closed = false;
   #socket: WebSocket;
   #log: Logger;
-  #max: number;
-  #queue: string[] = [];
-  #queuedBytes = 0;
-  #scheduled = false;
+  #queue: OutboundQueue<string>;
   /** Called once the server has closed this socket. */
   onClose: () => void = () => {};
 
@@ -115,69 +117,53 @@ class WsPeer implements Peer {
     this.#socket = socket;
     this.ip = ip;
     this.#log = log;
-    this.#max = max;
+    this.#queue = new OutboundQueue<string>({
+      size: (text) => text.length,
+      join: joinLines,
+      write: (text) => {
+        if (this.#socket.readyState !== WebSocket.OPEN) return;
+        this.#socket.send(text);
+      },
+      // What the socket still holds is asked once per write (a call into Deno).
+      backlog: () => Number.isFinite(this.#socket.bufferedAmount) ? this.#socket.bufferedAmount : 0,
+      slow: (queued, buffered) => {
+        this.#log.warn("dropping slow websocket reader", { ip: this.ip, buffered, queued });
+        this.#finish(
+          "too_slow",
+          "You fell too far behind reading; reconnect to catch up",
+          { forgetBacklog: true },
+        );
+      },
+      failed: (error) => this.#log.debug("websocket send failed", { ip: this.ip, error }),
+    }, max);
   }
 
   send(out: Outbound): void {
     if (this.closed) return;
-    const text = out.encoded("json", jsonText);
-    this.#queue.push(text);
-    this.#queuedBytes += text.length;
-    // What the socket still holds is added once a tick, in #flush (asking costs a call into Deno).
-    if (this.#queuedBytes > this.#max) return this.#dropSlow(0);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      // Everything queued in this tick goes out as one WebSocket message.
-      queueMicrotask(() => this.#flush());
-    }
+    this.#queue.push(out.encoded("json", jsonText));
   }
 
-  #flush(): void {
-    this.#scheduled = false;
-    if (this.#queue.length === 0 || this.closed || this.#socket.readyState !== WebSocket.OPEN) {
-      return;
-    }
-    const buffered = Number.isFinite(this.#socket.bufferedAmount) ? this.#socket.bufferedAmount : 0;
-    if (this.#queuedBytes + buffered > this.#max) return this.#dropSlow(buffered);
-    this.#write();
-  }
-
-  /** Sends what is queued as one message, whatever the socket still holds. */
-  #write(): void {
-    if (this.#queue.length === 0 || this.#socket.readyState !== WebSocket.OPEN) return;
-    const text = this.#queue.length === 1 ? this.#queue[0]! : joinLines(this.#queue);
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    try {
-      this.#socket.send(text);
-    } catch (error) {
-      this.#log.debug("websocket send failed", { ip: this.ip, error });
-    }
-  }
-
-  /** A reader this far behind would hold memory for everyone: tell it why and close. */
-  #dropSlow(buffered: number): void {
-    this.#log.warn("dropping slow websocket reader", {
-      ip: this.ip,
-      buffered,
-      queued: this.#queuedBytes,
-    });
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    this.fail("too_slow", "You fell too far behind reading; reconnect to catch up");
-  }
-
-  /** Sends a last `bye` with a reason and closes. */
+  /** Sends a last `bye` with a reason after what is queued, and closes. */
   fail(code: "too_slow" | "too_long", reason: string): void {
+    this.#finish(code, reason, { forgetBacklog: false });
+  }
+
+  #finish(
+    code: "too_slow" | "too_long",
+    reason: string,
+    options: { forgetBacklog: boolean },
+  ): void {
     if (this.closed) return;
-    this.#queue.push(jsonText({ type: "bye", code, reason }));
+    this.#queue.finish(jsonText({ type: "bye", code, reason }), options);
     this.close(reason);
   }
 
-  /** Sends what is queued (a goodbye among it), then closes. */
+  /** Sends what is queued (a goodbye among it) at once, then closes. */
   close(reason: string): void {
     if (this.closed) return;
-    this.#write();
+    this.#queue.seal();
+    // A WebSocket send only queues in the runtime: write now, before the close frame.
+    this.#queue.flushNow();
     this.closed = true;
     try {
       // 1008: policy violation for drops, 1001: going away for shutdown.
@@ -186,6 +172,3 @@ class WsPeer implements Peer {
     this.onClose();
   }
 }
-
-/** A tick's frames as one message, joined once for all readers whose queues match. */
-const joinLines = reuseLastJoin((parts: string[]) => parts.join("\n"));

@@ -1,0 +1,361 @@
+/**
+ * One TCP connection: reads lines, tells JSON programs from people by the first line, hands
+ * frames to the hub, and writes through the shared outbound queue. People get the text mode
+ * (text_mode.ts); telnet programs get heartbeat probes they answer by themselves (telnet.ts).
+ * @module
+ */
+
+import {
+  decodeClientFrame,
+  encodeFrame,
+  ProtocolError,
+  type ServerFrame,
+} from "../../../protocol/frames.ts";
+import { HEARTBEAT_CHECKS_PER_BEAT, heartbeatDue } from "../../../protocol/heartbeat.ts";
+import {
+  HEARTBEAT_MS,
+  LOGIN_TIMEOUT_MS,
+  MAX_LINE_BYTES,
+  MAX_OUTBOUND_BYTES,
+  TEXT_GREETING_DELAY_MS,
+} from "../../../protocol/limits.ts";
+import type { Hub } from "../../core/hub.ts";
+import {
+  concatBytes,
+  Outbound,
+  type Peer,
+  reuseLastJoin,
+  type Transport,
+} from "../../core/peer.ts";
+import type { Logger } from "../../log.ts";
+import { OutboundQueue } from "../outbound.ts";
+import { answersTimingMark, IAC, stripTelnet, TIMING_MARK_PROBE } from "./telnet.ts";
+import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
+
+/** Options of the TCP listener. */
+export interface TcpOptions {
+  log: Logger;
+  /** Bytes queued for one connection before it is dropped as too slow. */
+  maxOutboundBytes?: number;
+  /** Silence after connecting before a person is greeted with a nickname prompt. */
+  greetingDelayMs?: number;
+  /** Time to complete a login before the connection is closed. */
+  loginTimeoutMs?: number;
+  /** Silence before a heartbeat: a `ping` (JSON), a TIMING-MARK (telnet clients). */
+  heartbeatMs?: number;
+}
+
+const encoder = new TextEncoder();
+/** Whole lines are decoded at once (no streaming state), so every connection can share one. */
+const decoder = new TextDecoder();
+/**
+ * Reads start with a small buffer, since an idle connection holds its buffer for as long as its
+ * read is pending; a read that fills the buffer doubles it, up to the largest size, so a client
+ * that pipelines still gets big reads.
+ */
+const READ_BUFFER_MIN_BYTES = 512;
+const READ_BUFFER_MAX_BYTES = 16_384;
+/** How long a dropped slow reader gets to take its goodbye frame. */
+const SLOW_GRACE_MS = 2000;
+/** Output replaces a prompt left on screen: back to column 0, clear the line. */
+const CLEAR_PROMPT = "\r\x1b[K";
+
+function jsonLine(frame: ServerFrame): Uint8Array {
+  return encoder.encode(encodeFrame(frame) + "\n");
+}
+
+/** A tick's frames as one buffer, joined once for all readers whose queues match. */
+const joinTick = reuseLastJoin(concatBytes);
+
+/** One TCP connection, as the hub's `Peer`. */
+export class TcpConnection implements Peer {
+  readonly ip: string;
+  #hub: Hub;
+  #conn: Deno.Conn;
+  #log: Logger;
+  #id: number;
+  /** "new" until the first line says which mode; then JSON, or a person's text session. */
+  #text: TextSession | null = null;
+  #json = false;
+  #greetingDelay: number;
+  #greetingTimer: ReturnType<typeof setTimeout> | undefined;
+  #loginTimer: ReturnType<typeof setTimeout> | undefined;
+  #loginTimeout: number;
+  #heartbeatMs: number;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #lastHeard = Date.now();
+  /** Answered a heartbeat once: from then on, three silent beats mean the peer is gone. */
+  #answersPings = false;
+  /** Sent a telnet command: a telnet program, which takes (and answers) TIMING-MARK probes. */
+  #speaksTelnet = false;
+  /** Probes sent since the peer was last heard. */
+  #unanswered = 0;
+  #queue: OutboundQueue<Uint8Array>;
+  #closing = false;
+  #closed = false;
+  #promptShown = false;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Wraps an accepted connection and registers it with the hub. */
+  constructor(hub: Hub, conn: Deno.Conn, options: TcpOptions) {
+    this.#hub = hub;
+    this.#conn = conn;
+    this.#log = options.log;
+    this.#greetingDelay = options.greetingDelayMs ?? TEXT_GREETING_DELAY_MS;
+    this.#loginTimeout = options.loginTimeoutMs ?? LOGIN_TIMEOUT_MS;
+    this.#heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+    this.ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    this.#queue = new OutboundQueue<Uint8Array>({
+      size: (b) => b.length,
+      join: joinTick,
+      write: (chunk) => this.#write(chunk),
+      beforeWrite: () => this.#promptBytes(),
+      slow: (queued) => this.#dropSlow(queued),
+      failed: (error) => {
+        if (!isDisconnect(error)) this.#log.warn("tcp write failed", { ip: this.ip, error });
+        this.#hardClose();
+      },
+    }, options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES);
+    this.#id = hub.connect(this);
+  }
+
+  /** The wire, as the admin's connections table shows it. */
+  get transport(): Transport {
+    return this.#text ? "tcp-text" : "tcp-json";
+  }
+
+  /** Reads until the peer goes; settles once the connection is closed. */
+  async run(): Promise<void> {
+    // Whoever has not logged in by then (a slowloris, a forgotten socket) is let go.
+    this.#loginTimer = setTimeout(() => {
+      this.#sendFrame({
+        type: "bye",
+        code: "too_slow",
+        reason: "You did not log in in time; connect again when ready",
+      });
+      this.close("login timeout");
+    }, this.#loginTimeout);
+    this.#greetingTimer = setTimeout(() => {
+      this.#greetingTimer = undefined;
+      if (!this.#json && !this.#text) this.#enterText(true);
+    }, this.#greetingDelay);
+    try {
+      await this.#readLines();
+    } catch (error) {
+      if (!isDisconnect(error)) this.#log.warn("tcp read failed", { ip: this.ip, error });
+    } finally {
+      clearTimeout(this.#greetingTimer);
+      clearTimeout(this.#loginTimer);
+      clearInterval(this.#heartbeat);
+      // The peer may only have closed its sending side: answer what it sent before going.
+      if (!this.#closed) await this.#hub.settle(this.#id);
+      this.#hub.disconnect(this.#id);
+      this.#closing = true;
+      this.#queue.seal();
+      await this.#queue.drained();
+      this.#hardClose();
+    }
+  }
+
+  async #readLines(): Promise<void> {
+    let buf = new Uint8Array(READ_BUFFER_MIN_BYTES);
+    let pending: Uint8Array = new Uint8Array(0);
+    while (!this.#closing) {
+      const n = await this.#conn.read(buf);
+      if (n === null) return;
+      this.#lastHeard = Date.now();
+      this.#unanswered = 0;
+      const raw = buf.subarray(0, n);
+      if (raw.includes(IAC)) {
+        this.#speaksTelnet = true;
+        if (answersTimingMark(raw)) this.#answersPings = true;
+      }
+      // `buf` is only read into again after every line of this chunk has been handled.
+      const chunk = stripTelnet(raw);
+      let start = 0;
+      for (let i = 0; i < chunk.length; i++) {
+        if (chunk[i] !== 10) continue;
+        const lineBytes = concat(pending, chunk.subarray(start, i));
+        pending = new Uint8Array(0);
+        start = i + 1;
+        if (lineBytes.length > MAX_LINE_BYTES) return this.#tooLong();
+        await this.#line(decoder.decode(lineBytes).replace(/\r$/, ""));
+        if (this.#closing) return;
+      }
+      pending = concat(pending, chunk.subarray(start));
+      if (pending.length > MAX_LINE_BYTES) return this.#tooLong();
+      // Nothing refers to `buf` any more: size it to what the client sends.
+      if (n === buf.length && n < READ_BUFFER_MAX_BYTES) buf = new Uint8Array(n * 2);
+      else if (n < buf.length / 8 && buf.length > READ_BUFFER_MIN_BYTES) {
+        buf = new Uint8Array(buf.length / 2);
+      }
+    }
+  }
+
+  /**
+   * After a silence, JSON connections get a `ping` and telnet programs a TIMING-MARK (IAC DO TM,
+   * which a telnet client answers by itself with WILL or WONT). One that has answered before and
+   * then stays silent through two probes (three beats) is taken for dead (its machine gone
+   * without closing the socket) and closed, so presence is right within a minute. Clients that
+   * never answer (the seed protocol's) are never dropped for it, and people on netcat are never
+   * sent telnet bytes, which their terminal would show as junk: for them only TCP keepalive is
+   * left.
+   */
+  #startHeartbeat(): void {
+    this.#heartbeat = setInterval(() => {
+      if (!this.#json && !this.#speaksTelnet) return;
+      const due = heartbeatDue(Date.now() - this.#lastHeard, this.#heartbeatMs, this.#unanswered);
+      if (due.gone && this.#answersPings) {
+        this.#log.info("closing a tcp connection that stopped answering heartbeats", {
+          ip: this.ip,
+        });
+        clearInterval(this.#heartbeat);
+        this.close("no heartbeat");
+        this.#hardClose();
+        return;
+      }
+      if (!due.probe) return;
+      this.#unanswered++;
+      if (this.#json) this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
+      else this.#queue.push(TIMING_MARK_PROBE);
+    }, this.#heartbeatMs / HEARTBEAT_CHECKS_PER_BEAT);
+  }
+
+  #tooLong(): void {
+    this.#sendFrame({
+      type: "bye",
+      code: "too_long",
+      reason: `A line was longer than ${MAX_LINE_BYTES} bytes; the connection is closed`,
+    });
+    this.close("line too long");
+  }
+
+  async #line(line: string): Promise<void> {
+    if (!this.#json && !this.#text) {
+      clearTimeout(this.#greetingTimer);
+      if (line.trimStart().startsWith("{")) this.#json = true;
+      else this.#enterText(false);
+    }
+    if (this.#text) return await this.#act(this.#text.line(line), true);
+    if (line.trim() === "") return;
+    try {
+      const frame = decodeClientFrame(line);
+      // Only a real answer counts (a message saying "pong" is not one).
+      if (frame.type === "pong") this.#answersPings = true;
+      await this.#hub.receive(this.#id, frame);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.#hub.reject(this.#id, error);
+    }
+  }
+
+  #enterText(greet: boolean): void {
+    this.#text = new TextSession();
+    if (greet) this.#writeText(GREETING);
+  }
+
+  async #act(action: TextAction, typed: boolean): Promise<void> {
+    // The person pressed Enter: the prompt they typed after is no longer on the current line.
+    if (typed && this.#text?.phase === "chat") this.#promptShown = false;
+    switch (action.kind) {
+      case "show":
+        return this.#writeText(action.text);
+      case "send":
+        return await this.#hub.receive(this.#id, action.frame);
+      case "close":
+        this.#writeText(action.text);
+        return this.close(action.reason);
+      case "none":
+        return;
+    }
+  }
+
+  /** Called by the hub with every frame for this connection. */
+  send(out: Outbound): void {
+    if (this.#closing) return;
+    if (out.frame.type === "welcome") {
+      clearTimeout(this.#loginTimer);
+      if (this.#heartbeat === undefined) this.#startHeartbeat();
+    }
+    if (!this.#text) return this.#queue.push(out.encoded("json-line", jsonLine));
+    void this.#act(this.#text.frame(out.frame, () => out.encoded("text", textLines)), false);
+  }
+
+  #sendFrame(frame: ServerFrame): void {
+    this.send(new Outbound(frame));
+  }
+
+  #writeText(text: string): void {
+    // New output replaces a prompt left on screen; the queue puts the prompt back after it.
+    if (this.#promptShown) {
+      this.#promptShown = false;
+      text = CLEAR_PROMPT + text;
+    }
+    this.#queue.push(encoder.encode(text));
+  }
+
+  /** The prompt, appended to a write in chat when none is on screen. */
+  #promptBytes(): Uint8Array | null {
+    if (this.#text?.phase !== "chat" || this.#promptShown || this.#closing) return null;
+    this.#promptShown = true;
+    return encoder.encode(this.#text.prompt());
+  }
+
+  async #write(chunk: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) off += await this.#conn.write(chunk.subarray(off));
+  }
+
+  /**
+   * A reader this far behind would hold memory for the whole room: forget its backlog, tell it
+   * why in one last frame, and close once that is written or after a grace period.
+   */
+  #dropSlow(queued: number): void {
+    this.#log.warn("dropping slow tcp reader", { ip: this.ip, queued });
+    const bye = this.#text
+      ? encoder.encode(
+        "\r\n* Disconnected: you fell too far behind reading; reconnect to catch up\r\n",
+      )
+      : jsonLine({
+        type: "bye",
+        code: "too_slow",
+        reason: "You fell too far behind reading; reconnect to catch up",
+      });
+    this.#closing = true;
+    this.#queue.finish(bye, { forgetBacklog: true });
+    this.#graceTimer = setTimeout(() => this.#hardClose(), SLOW_GRACE_MS);
+    void this.#queue.drained().then(() => this.#hardClose());
+  }
+
+  /** Closes after what is queued has been written. */
+  close(_reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#queue.seal();
+    void this.#queue.drained().then(() => this.#hardClose());
+  }
+
+  #hardClose(): void {
+    clearTimeout(this.#graceTimer);
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Whether an I/O error only means the peer went away. */
+export function isDisconnect(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.NotConnected;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b.slice();
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

@@ -1,0 +1,114 @@
+/**
+ * Text mode for people on telnet or netcat: the login dialogue (the hub's answers to `hello`
+ * become questions: nickname, then password), lines typed turned into frames, frames rendered
+ * as lines, and the prompt that shows where typing goes.
+ * @module
+ */
+
+import type { ClientFrame, Mode, ServerFrame } from "../../../protocol/frames.ts";
+import {
+  ADMIN_HELP_LINES,
+  HELP_LINES,
+  parseLine,
+  promptFor,
+  renderFrame,
+} from "../../../protocol/text.ts";
+
+/** Where a person is in the dialogue. */
+export type TextPhase = "name" | "password" | "chat";
+
+/** What the connection does with a line or a frame: text to show, a frame to send, or close. */
+export type TextAction =
+  | { kind: "show"; text: string }
+  | { kind: "send"; frame: ClientFrame }
+  | { kind: "close"; text: string; reason: string }
+  | { kind: "none" };
+
+/** The greeting of a person who has not typed anything yet. */
+export const GREETING = "Welcome to chat!\r\nEnter your nickname: ";
+
+/** Password tries before the connection is closed. */
+const MAX_PASSWORD_TRIES = 3;
+
+/** One person's text session: pure state, no sockets. */
+export class TextSession {
+  phase: TextPhase = "name";
+  #name = "";
+  #mode: Mode = { kind: "room", room: "general" };
+  #pendingSessionFrom: string | undefined;
+  #passwordTries = 0;
+
+  /** The prompt for where typing goes now. */
+  prompt(): string {
+    return promptFor(this.#mode);
+  }
+
+  /** A line the person typed. */
+  line(line: string): TextAction {
+    switch (this.phase) {
+      case "name": {
+        const name = line.trim();
+        if (name === "") return { kind: "show", text: "Enter your nickname: " };
+        this.#name = name;
+        return { kind: "send", frame: { type: "hello", username: name } };
+      }
+      case "password":
+        return { kind: "send", frame: { type: "hello", username: this.#name, password: line } };
+      case "chat":
+        break;
+    }
+    const parsed = parseLine(line, { pendingSessionFrom: this.#pendingSessionFrom });
+    switch (parsed.kind) {
+      case "empty":
+        return { kind: "show", text: "" };
+      case "help":
+        return { kind: "show", text: HELP_LINES.join("\r\n") + "\r\n" };
+      case "admin_help":
+        return { kind: "show", text: ADMIN_HELP_LINES.join("\r\n") + "\r\n" };
+      case "quit":
+        return { kind: "close", text: "Bye!\r\n", reason: "quit" };
+      case "error":
+        return { kind: "show", text: `! ${parsed.message}\r\n` };
+      case "frame":
+        if (parsed.frame.type === "session_response") this.#pendingSessionFrom = undefined;
+        return { kind: "send", frame: parsed.frame };
+    }
+  }
+
+  /**
+   * A frame from the hub: during login, its answers become the next question; after, frames are
+   * rendered (`render` is the shared per-frame encoding, so a room's readers render it once).
+   */
+  frame(f: ServerFrame, render: () => string | null): TextAction {
+    if (this.phase !== "chat") {
+      if (f.type === "error") {
+        if (f.code === "password_required" || f.code === "bad_password") {
+          if (f.code === "bad_password" && ++this.#passwordTries >= MAX_PASSWORD_TRIES) {
+            return {
+              kind: "close",
+              text: "! Wrong password three times. Bye.\r\n",
+              reason: "bad password",
+            };
+          }
+          this.phase = "password";
+          const wrong = f.code === "bad_password" ? "! Wrong password.\r\n" : "";
+          return { kind: "show", text: `${wrong}Password for ${this.#name}: ` };
+        }
+        this.phase = "name";
+        return { kind: "show", text: `! ${f.message}\r\nEnter your nickname: ` };
+      }
+      if (f.type === "welcome") this.phase = "chat";
+    }
+    if ("mode" in f && f.mode) this.#mode = f.mode;
+    if (f.type === "session_request") this.#pendingSessionFrom = f.from_username;
+    if (f.type === "bye") return { kind: "show", text: `* Disconnected: ${f.reason}\r\n` };
+    const text = render();
+    return text === null ? { kind: "none" } : { kind: "show", text };
+  }
+}
+
+/** A frame as text-mode lines (CRLF), or null for frames people do not see. */
+export function textLines(frame: ServerFrame): string | null {
+  const text = renderFrame(frame);
+  return text === null ? null : text.replace(/\n/g, "\r\n") + "\r\n";
+}
