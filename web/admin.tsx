@@ -1,0 +1,167 @@
+/**
+ * The admin view: counters, the clients table with moderation actions, registering users,
+ * reports, the audit trail and the live service log.
+ * @module
+ */
+
+import { useEffect } from "preact/hooks";
+import type { ClientFrame } from "../protocol/frames.ts";
+import { time } from "./format.ts";
+import type { ViewProps } from "./chat.tsx";
+
+/** The admin tab. */
+export function Admin({ s, send }: ViewProps) {
+  useEffect(() => {
+    const refresh = () => {
+      send({ type: "stats" });
+      send({ type: "connections" });
+      send({ type: "reports" });
+      send({ type: "audit", limit: 50 });
+      send({ type: "users" });
+    };
+    refresh();
+    const timer = setInterval(refresh, 5000);
+    return () => clearInterval(timer);
+  }, []);
+  const act = (type: "kick" | "mute" | "unmute" | "ban" | "unban", username: string) => {
+    send({ type, username } as ClientFrame);
+    setTimeout(() => send({ type: "reports" }), 300);
+  };
+  const st = s.stats;
+  return (
+    <main class="admin" data-testid="admin">
+      <section class="counters" data-testid="counters">
+        <div>
+          <b>{st?.online_users ?? "–"}</b> online
+        </div>
+        <div>
+          <b>{st?.connections ?? "–"}</b> connections
+        </div>
+        <div>
+          <b>{st?.messages_last_minute ?? "–"}</b> messages / minute
+        </div>
+        <div>
+          <b>{st ? Math.round(st.uptime_s / 60) : "–"}</b> min up
+        </div>
+      </section>
+      <section>
+        <h3>Clients</h3>
+        <table data-testid="clients">
+          <thead>
+            <tr>
+              <th>login</th>
+              <th>transport</th>
+              <th>IP</th>
+              <th>connected</th>
+              <th>last seen</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {s.connections.map((c) => (
+              <tr>
+                <td>{c.username ?? "—"}</td>
+                <td>{c.transport}</td>
+                <td>{c.ip}</td>
+                <td>{time(c.connected_at)}</td>
+                <td>{time(c.last_seen)}</td>
+                <td>
+                  {c.username && c.username !== s.me!.username && (
+                    <span>
+                      <button
+                        type="button"
+                        class="small"
+                        onClick={() => act("mute", c.username!)}
+                        data-testid={`mute-${c.username}`}
+                      >
+                        mute
+                      </button>
+                      <button
+                        type="button"
+                        class="small"
+                        onClick={() => act("unmute", c.username!)}
+                      >
+                        unmute
+                      </button>
+                      <button type="button" class="small" onClick={() => act("kick", c.username!)}>
+                        kick
+                      </button>
+                      <button type="button" class="small" onClick={() => act("ban", c.username!)}>
+                        ban
+                      </button>
+                    </span>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <p>
+          All users: {s.users.map((u) => (
+            <span class="user">
+              {u.username}
+              {!u.online && u.username !== s.me!.username && (
+                <button
+                  type="button"
+                  class="small"
+                  onClick={() => act("unban", u.username)}
+                >
+                  unban
+                </button>
+              )}
+            </span>
+          ))}
+        </p>
+      </section>
+      <section>
+        <h3>Register a user</h3>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            const f = e.target as HTMLFormElement;
+            const get = (n: string) => (f.elements.namedItem(n) as HTMLInputElement);
+            send({
+              type: "create_user",
+              username: get("name").value,
+              password: get("password").value,
+              admin: get("admin").checked,
+            });
+            f.reset();
+          }}
+        >
+          <input name="name" placeholder="name" required />
+          <input name="password" type="password" placeholder="password" required />
+          <label>
+            <input name="admin" type="checkbox" /> admin
+          </label>
+          <button type="submit">Create</button>
+        </form>
+      </section>
+      <section>
+        <h3>Reports and mutes</h3>
+        <ul data-testid="reports">
+          {s.reports.map((r) => (
+            <li>
+              {r.username}: {r.reporters.length} report(s){r.muted_until &&
+                `, muted until ${new Date(r.muted_until).toLocaleTimeString()}`}
+            </li>
+          ))}
+        </ul>
+        <h3>Audit</h3>
+        <ul data-testid="audit">
+          {s.audit.map((a) => (
+            <li>{time(a.at)} {a.actor} {a.action} {a.target}{a.reason && `: ${a.reason}`}</li>
+          ))}
+        </ul>
+      </section>
+      <section>
+        <h3>Service log</h3>
+        <ol class="log" data-testid="log">
+          {s.log.slice(-60).map((l, i) => (
+            <li key={i} class={`log-${l.kind}`}>{time(l.at)} {l.kind}: {l.text}</li>
+          ))}
+        </ol>
+      </section>
+    </main>
+  );
+}

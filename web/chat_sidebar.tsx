@@ -1,0 +1,145 @@
+/**
+ * The chat view's side column: rooms (join or create), people, contacts, scheduled messages
+ * and invite links.
+ * @module
+ */
+
+import type { ViewProps } from "./chat.tsx";
+import { time } from "./format.ts";
+
+/** The side column; `open` switches the pane to a chat. */
+export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) => void }) {
+  const me = s.me!.username;
+  return (
+    <aside>
+      <h3>Rooms</h3>
+      <ul data-testid="rooms">
+        {s.rooms.map((r) => (
+          <li
+            class={r.name === s.chat ? "on" : ""}
+            onClick={() => open(r.name)}
+            data-testid={`room-${r.name}`}
+          >
+            {r.private ? "◆ " : "#"}
+            {r.name} <small>{r.online}/{r.members}</small>
+            {(s.unread[r.name] ?? 0) > 0 && <span class="badge">{s.unread[r.name]}</span>}
+          </li>
+        ))}
+      </ul>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const f = e.target as HTMLFormElement;
+          const name = (f.elements.namedItem("room") as HTMLInputElement).value.trim();
+          const priv = (f.elements.namedItem("private") as HTMLInputElement).checked;
+          if (name) {
+            send(
+              priv ? { type: "create_group", room: name } : { type: "join", room: name },
+            );
+          }
+          f.reset();
+        }}
+      >
+        <input name="room" placeholder="join or create" />
+        <label>
+          <input type="checkbox" name="private" /> private
+        </label>
+      </form>
+      <h3>People</h3>
+      <ul data-testid="users">
+        {s.users.map((u) =>
+          u.username === me ? null : (
+            <li>
+              <span class={u.online ? "dot on" : "dot"} />
+              <a onClick={() => open("@" + u.username)}>{u.username}</a>
+              {(s.unread["@" + u.username] ?? 0) > 0 && (
+                <span class="badge">{s.unread["@" + u.username]}</span>
+              )}
+              {u.online && (
+                <button
+                  type="button"
+                  class="small"
+                  title="private session"
+                  onClick={() => send({ type: "session_request", target_username: u.username })}
+                >
+                  ⇄
+                </button>
+              )}
+            </li>
+          )
+        )}
+      </ul>
+      <h3>Contacts</h3>
+      <ul data-testid="contacts">
+        {s.contacts.map((c) => (
+          <li>
+            <span class={c.online ? "dot on" : "dot"} />{" "}
+            <a onClick={() => open("@" + c.username)}>{c.username}</a>
+            <button
+              type="button"
+              class="small"
+              onClick={() => send({ type: "remove_contact", username: c.username })}
+            >
+              ×
+            </button>
+          </li>
+        ))}
+      </ul>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const i = (e.target as HTMLFormElement).elements.namedItem(
+            "contact",
+          ) as HTMLInputElement;
+          if (i.value.trim()) send({ type: "add_contact", username: i.value.trim() });
+          i.value = "";
+        }}
+      >
+        <input name="contact" placeholder="add a contact" />
+      </form>
+      <h3>Scheduled</h3>
+      <ul data-testid="scheduled">
+        {s.scheduled.map((e) => (
+          <li>
+            {time(e.at)} {e.chat}: {e.message}
+            <button
+              type="button"
+              class="small"
+              onClick={() => send({ type: "cancel_scheduled", id: e.id })}
+            >
+              cancel
+            </button>
+          </li>
+        ))}
+      </ul>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const f = e.target as HTMLFormElement;
+          const at = (f.elements.namedItem("at") as HTMLInputElement).value;
+          const text = (f.elements.namedItem("text") as HTMLInputElement).value;
+          if (!at || !text) return;
+          const target = s.chat.startsWith("@")
+            ? { target_username: s.chat.slice(1) }
+            : { room: s.chat };
+          send({ type: "schedule", message: text, at: new Date(at).toISOString(), ...target });
+          f.reset();
+        }}
+      >
+        <input name="at" type="datetime-local" />
+        <input name="text" placeholder="message for later" />
+        <button type="submit">Schedule</button>
+      </form>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const i = (e.target as HTMLFormElement).elements.namedItem("link") as HTMLInputElement;
+          if (i.value.trim()) send({ type: "join_link", token: i.value.trim() });
+          i.value = "";
+        }}
+      >
+        <input name="link" placeholder="join with an invite link token" />
+      </form>
+    </aside>
+  );
+}
