@@ -9,7 +9,7 @@
  */
 
 import { rng } from "./fuzz.ts";
-import { startServer, withTimeout } from "./server_process.ts";
+import { startServer, withTimeout } from "../tests/_server_process.ts";
 
 const enc = new TextEncoder();
 

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { crashLoop } from "./crash.ts";
 import { fuzz } from "./fuzz.ts";
-import { startServer } from "./server_process.ts";
+import { startServer } from "../tests/_server_process.ts";
 
 const short =
   parseArgs({ args: Deno.args, options: { short: { type: "boolean" } } }).values.short === true;

@@ -9,9 +9,49 @@ import { Hub, type HubOptions } from "../server/core/hub.ts";
 import type { Outbound, Peer, Transport } from "../server/core/peer.ts";
 import { scryptHasher } from "../server/passwords.ts";
 import { KvStore } from "../server/store/kv_store.ts";
-import { withTimeout } from "../bench/server_process.ts";
+import { withTimeout } from "./_server_process.ts";
 
-export { type ServerProcess, startServer, withTimeout } from "../bench/server_process.ts";
+import { type ServerProcess, startServer } from "./_server_process.ts";
+
+export { type ServerProcess, startServer, withTimeout } from "./_server_process.ts";
+
+/** The real server with a fresh data file, as `await using server = await withServer()`. */
+export interface TestServer extends ServerProcess, AsyncDisposable {
+  /** `http://127.0.0.1:PORT`. */
+  base: string;
+  /** The KV file, in a temporary folder removed on dispose. */
+  data: string;
+  dir: string;
+}
+
+/** Starts the real server on free ports; disposing it stops it and removes its data. */
+export async function withServer(
+  options: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<TestServer> {
+  const dir = await Deno.makeTempDir({ prefix: "chat_test_" });
+  const data = `${dir}/chat.kv`;
+  const server = await startServer({ data, ...options });
+  return {
+    ...server,
+    base: `http://127.0.0.1:${server.httpPort}`,
+    data,
+    dir,
+    async [Symbol.asyncDispose]() {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** A token for `username`, whose password is `${username}-password` (registered if new). */
+export async function tokenFor(base: string, username: string): Promise<string> {
+  const r = await api(base, "POST", "/api/v1/session", undefined, {
+    username,
+    password: `${username}-password`,
+  });
+  if (r.status !== 201) throw new Error(`login of ${username} failed: ${JSON.stringify(r.json)}`);
+  return r.json.token as string;
+}
 
 /** How long a test waits for something that should happen at once, before failing with what it saw. */
 export const WAIT_MS = 5000;

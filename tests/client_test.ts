@@ -3,7 +3,7 @@
  * stdout in the TTY-less mode a script or a test gets.
  */
 import assert from "node:assert/strict";
-import { startServer, WAIT_MS, withTimeout } from "./_helpers.ts";
+import { startServer, WAIT_MS, withServer, withTimeout } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -85,111 +85,95 @@ class ClientProcess {
   }
 }
 
-async function withServer(
-  fn: (tcpPort: number, dir: string) => Promise<void>,
-  tcpPort = 0,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat_client_" });
-  const server = await startServer({
-    data: `${dir}/chat.kv`,
-    args: ["--tcp-port", String(tcpPort)],
-  });
-  try {
-    await fn(server.tcpPort, dir);
-  } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("client: two clients talk, privately too, and see where their typing goes", async () => {
-  await withServer(async (port) => {
-    const alice = new ClientProcess(["Alice", "--port", String(port)]);
-    await alice.line("Logged in as Alice");
-    await alice.line("This name is not registered: /register PASSWORD claims it.");
-    const bob = new ClientProcess(["Bob", "--port", String(port)]);
-    await bob.line("Logged in as Bob");
-    await alice.line("Bob joined the chat");
-    await alice.type("hi Bob!");
-    await bob.line(/#general Alice: hi Bob!/);
-    await bob.type("/private Alice just between us");
-    await alice.line(">> Bob → Alice: just between us");
-    await bob.type("/join games");
-    await bob.line("You are in #games. Plain text now goes to #games.");
-    await alice.type("/help");
-    await alice.line("/upload PATH");
-    assert.equal(await alice.quit(), 0);
-    assert.equal(await bob.quit(), 0);
-  });
+  await using server = await withServer();
+  const port = server.tcpPort;
+  const alice = new ClientProcess(["Alice", "--port", String(port)]);
+  await alice.line("Logged in as Alice");
+  await alice.line("This name is not registered: /register PASSWORD claims it.");
+  const bob = new ClientProcess(["Bob", "--port", String(port)]);
+  await bob.line("Logged in as Bob");
+  await alice.line("Bob joined the chat");
+  await alice.type("hi Bob!");
+  await bob.line(/#general Alice: hi Bob!/);
+  await bob.type("/private Alice just between us");
+  await alice.line(">> Bob → Alice: just between us");
+  await bob.type("/join games");
+  await bob.line("You are in #games. Plain text now goes to #games.");
+  await alice.type("/help");
+  await alice.line("/upload PATH");
+  assert.equal(await alice.quit(), 0);
+  assert.equal(await bob.quit(), 0);
 });
 
 Deno.test("client: a session is requested and accepted with y", async () => {
-  await withServer(async (port) => {
-    const alice = new ClientProcess(["Alice", "--port", String(port)]);
-    await alice.line("Logged in as Alice");
-    const bob = new ClientProcess(["Bob", "--port", String(port)]);
-    await bob.line("Logged in as Bob");
-    await alice.type("/session Bob");
-    await bob.line("Alice wants to start a private session with you (y/n). Answer y or n.");
-    await bob.type("y");
-    await alice.line("Private session between Alice and Bob started");
-    await bob.line("Private session between Alice and Bob started");
-    await alice.type("only you");
-    await bob.line(">> Alice → Bob: only you");
-    await bob.type("/exit");
-    await alice.line("Bob ended the private session");
-    await Promise.all([alice.quit(), bob.quit()]);
-  });
+  await using server = await withServer();
+  const port = server.tcpPort;
+  const alice = new ClientProcess(["Alice", "--port", String(port)]);
+  await alice.line("Logged in as Alice");
+  const bob = new ClientProcess(["Bob", "--port", String(port)]);
+  await bob.line("Logged in as Bob");
+  await alice.type("/session Bob");
+  await bob.line("Alice wants to start a private session with you (y/n). Answer y or n.");
+  await bob.type("y");
+  await alice.line("Private session between Alice and Bob started");
+  await bob.line("Private session between Alice and Bob started");
+  await alice.type("only you");
+  await bob.line(">> Alice → Bob: only you");
+  await bob.type("/exit");
+  await alice.line("Bob ended the private session");
+  await Promise.all([alice.quit(), bob.quit()]);
 });
 
 Deno.test("client: a file is sent with /upload and saved with /download", async () => {
-  await withServer(async (port, dir) => {
-    const src = `${dir}/report.txt`;
-    const content = "quarterly numbers\n".repeat(5000);
-    await Deno.writeTextFile(src, content);
-    const alice = new ClientProcess(["Alice", "--port", String(port)]);
-    await alice.line("Logged in as Alice");
-    const bob = new ClientProcess(["Bob", "--port", String(port), "--downloads", `${dir}/down`]);
-    await bob.line("Logged in as Bob");
-    await alice.type(`/upload ${src} @Bob`);
-    await alice.line(`Sent report.txt (${content.length} bytes).`);
-    await bob.line(/>> Alice → Bob: sent a file: report.txt/);
-    const id = (await bob.line(/file: GET \/api\/v1\/files\//)).match(/files\/(\w+)/)![1]!;
-    await bob.type(`/download ${id}`);
-    await bob.line(`Saved ${dir}/down/report.txt`);
-    assert.equal(await Deno.readTextFile(`${dir}/down/report.txt`), content);
-    await alice.type("/download 01M81PAC79BGCW5HY6NRZQBKPD");
-    await alice.line(/! There is no file/);
-    await Promise.all([alice.quit(), bob.quit()]);
-  });
+  await using server = await withServer();
+  const port = server.tcpPort;
+  const dir = server.dir;
+  const src = `${dir}/report.txt`;
+  const content = "quarterly numbers\n".repeat(5000);
+  await Deno.writeTextFile(src, content);
+  const alice = new ClientProcess(["Alice", "--port", String(port)]);
+  await alice.line("Logged in as Alice");
+  const bob = new ClientProcess(["Bob", "--port", String(port), "--downloads", `${dir}/down`]);
+  await bob.line("Logged in as Bob");
+  await alice.type(`/upload ${src} @Bob`);
+  await alice.line(`Sent report.txt (${content.length} bytes).`);
+  await bob.line(/>> Alice → Bob: sent a file: report.txt/);
+  const id = (await bob.line(/file: GET \/api\/v1\/files\//)).match(/files\/(\w+)/)![1]!;
+  await bob.type(`/download ${id}`);
+  await bob.line(`Saved ${dir}/down/report.txt`);
+  assert.equal(await Deno.readTextFile(`${dir}/down/report.txt`), content);
+  await alice.type("/download 01M81PAC79BGCW5HY6NRZQBKPD");
+  await alice.line(/! There is no file/);
+  await Promise.all([alice.quit(), bob.quit()]);
 });
 
 Deno.test("client: --send exits 0 only once the message is stored, and 1 with the reason otherwise", async () => {
-  await withServer(async (port) => {
-    const watcher = new ClientProcess(["Watcher", "--port", String(port)]);
-    await watcher.line("Logged in as Watcher");
-    const ok = new ClientProcess(["Bot", "--port", String(port), "--send", "deploy finished"]);
-    assert.match(await ok.line(/Stored as \w+ in general/), /Stored as/);
-    assert.equal(await ok.quit(), 0);
-    await watcher.line("#general Bot: deploy finished");
-    const bad = new ClientProcess([
-      "Bot",
-      "--port",
-      String(port),
-      "--send",
-      "hello",
-      "--to",
-      "Ghost",
-    ]);
-    await bad.line(/! There is no user "Ghost"/);
-    assert.equal(await bad.quit(), 1);
-    assert.equal(
-      bad.lines.filter((l) => l.includes("Ghost")).length,
-      1,
-      "the reason, once, and nothing else",
-    );
-    await watcher.quit();
-  });
+  await using server = await withServer();
+  const port = server.tcpPort;
+  const watcher = new ClientProcess(["Watcher", "--port", String(port)]);
+  await watcher.line("Logged in as Watcher");
+  const ok = new ClientProcess(["Bot", "--port", String(port), "--send", "deploy finished"]);
+  assert.match(await ok.line(/Stored as \w+ in general/), /Stored as/);
+  assert.equal(await ok.quit(), 0);
+  await watcher.line("#general Bot: deploy finished");
+  const bad = new ClientProcess([
+    "Bot",
+    "--port",
+    String(port),
+    "--send",
+    "hello",
+    "--to",
+    "Ghost",
+  ]);
+  await bad.line(/! There is no user "Ghost"/);
+  assert.equal(await bad.quit(), 1);
+  assert.equal(
+    bad.lines.filter((l) => l.includes("Ghost")).length,
+    1,
+    "the reason, once, and nothing else",
+  );
+  await watcher.quit();
 });
 
 Deno.test("client: survives a server restart, reconnects by itself and shows what it missed", async () => {
@@ -291,17 +275,17 @@ Deno.test("client: a server that stops answering is taken for gone after three b
 });
 
 Deno.test("client: heartbeats keep a quiet connection to a live server, and their pongs stay off screen", async () => {
-  await withServer(async (tcpPort) => {
-    const alice = new ClientProcess(["Alice", "--port", String(tcpPort)], {
-      CHAT_HEARTBEAT_MS: "200",
-    });
-    await alice.line("Logged in as Alice");
-    // Eight beats of silence in the room: the client pings, the server answers.
-    await new Promise((r) => setTimeout(r, 1600));
-    await alice.type("still here");
-    await alice.line("#general Alice: still here");
-    assert.equal(alice.lines.some((l) => l.includes("Connection lost")), false);
-    assert.equal(alice.lines.some((l) => l.includes("pong")), false);
-    assert.equal(await alice.quit(), 0);
+  await using server = await withServer();
+  const tcpPort = server.tcpPort;
+  const alice = new ClientProcess(["Alice", "--port", String(tcpPort)], {
+    CHAT_HEARTBEAT_MS: "200",
   });
+  await alice.line("Logged in as Alice");
+  // Eight beats of silence in the room: the client pings, the server answers.
+  await new Promise((r) => setTimeout(r, 1600));
+  await alice.type("still here");
+  await alice.line("#general Alice: still here");
+  assert.equal(alice.lines.some((l) => l.includes("Connection lost")), false);
+  assert.equal(alice.lines.some((l) => l.includes("pong")), false);
+  assert.equal(await alice.quit(), 0);
 });

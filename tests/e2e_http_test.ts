@@ -4,202 +4,170 @@
  */
 import assert from "node:assert/strict";
 import type { MessageFrame, ServerFrame } from "../protocol/frames.ts";
-import {
-  api,
-  JsonClient,
-  type ServerProcess,
-  SseClient,
-  startServer,
-  WsClient,
-} from "./_helpers.ts";
-
-async function withServer(
-  fn: (server: ServerProcess, base: string) => Promise<void>,
-  args: string[] = [],
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat_http_" });
-  const server = await startServer({ data: `${dir}/chat.kv`, args });
-  try {
-    assert.ok(server.httpPort, "the server printed its http port");
-    await fn(server, `http://127.0.0.1:${server.httpPort}`);
-  } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function token(base: string, username: string): Promise<string> {
-  const r = await api(base, "POST", "/api/v1/session", undefined, {
-    username,
-    password: `${username}-password`,
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.json));
-  return r.json.token as string;
-}
+import { api, JsonClient, SseClient, tokenFor, withServer, WsClient } from "./_helpers.ts";
 
 const isMsg = (f: ServerFrame): f is MessageFrame => f.type === "message" || f.type === "private";
 const texts = (frames: ServerFrame[]) => frames.filter(isMsg).map((m) => m.message).sort();
 
 Deno.test("e2e http: TCP, WebSocket, SSE and REST users in one room see each other, and private messages reach only their two ends", async () => {
-  await withServer(async (server, base) => {
-    const tcp = await JsonClient.connect(server.tcpPort, { username: "Tcp" });
-    const ws = await WsClient.open(`${base.replace("http", "ws")}/ws`);
-    ws.send({ username: "Ws" });
-    await ws.type("welcome");
-    const sseToken = await token(base, "Sse");
-    const sse = await SseClient.open(`${base}/api/v1/events`, {
-      authorization: `Bearer ${sseToken}`,
-    });
-    await sse.type("welcome");
-    const restToken = await token(base, "Rest");
-    const outsider = await JsonClient.connect(server.tcpPort, { username: "Outsider" });
-
-    // Everyone but the outsider joins #lab, each on their own wire.
-    await tcp.send({ type: "join", room: "lab" });
-    await tcp.type("joined");
-    ws.send({ type: "join", room: "lab" });
-    await ws.type("joined");
-    assert.equal((await api(base, "POST", "/api/v1/rooms/lab/join", sseToken)).status, 200);
-    await sse.type("joined", (f) => f.room === "lab");
-    assert.equal((await api(base, "POST", "/api/v1/rooms/lab/join", restToken)).status, 200);
-
-    // Each sends one message into #lab.
-    await tcp.send({ type: "message", message: "from tcp" });
-    ws.send({ type: "message", message: "from ws" });
-    assert.equal(
-      (await api(base, "POST", "/api/v1/rooms/lab/messages", sseToken, { message: "from sse" }))
-        .status,
-      201,
-    );
-    assert.equal(
-      (await api(base, "POST", "/api/v1/rooms/lab/messages", restToken, { message: "from rest" }))
-        .status,
-      201,
-    );
-    const all = ["from rest", "from sse", "from tcp", "from ws"];
-    for (const client of [tcp, ws, sse]) {
-      await client.until(() => texts(client.frames).length >= 4, "four lab messages");
-      assert.deepEqual(
-        texts(client.frames.filter((f) => f.type === "message" && f.room === "lab")),
-        all,
-      );
-    }
-    // The REST user polls: everything since its last read, in order, once. Its own message sits
-    // among the others (a read cursor is one position, it cannot skip the unread ones before it).
-    const polled = await api(base, "POST", "/chats/lab/messages", restToken);
-    assert.deepEqual((polled.json.messages as MessageFrame[]).map((m) => m.message).sort(), all);
-    assert.deepEqual((await api(base, "POST", "/chats/lab/messages", restToken)).json.messages, []);
-
-    // Private: TCP to WS, and SSE (sending over REST) to REST.
-    await tcp.send({ type: "private", target_username: "Ws", message: "tcp to ws" });
-    assert.equal(
-      (await api(base, "POST", "/send_to", sseToken, {
-        user_login: "Rest",
-        message: "sse to rest",
-      })).status,
-      201,
-    );
-    assert.equal((await ws.type("private")).message, "tcp to ws");
-    assert.equal(
-      (await sse.type("private")).message,
-      "sse to rest",
-      "the sender's own stream shows it",
-    );
-    const restDm = await api(base, "POST", "/chats/@Sse/messages", restToken);
-    assert.deepEqual((restDm.json.messages as MessageFrame[]).map((m) => m.message), [
-      "sse to rest",
-    ]);
-    await tcp.type("private", (m) => m.message === "tcp to ws");
-
-    // A final marker proves the outsider's stream is flowing; then check what it never got.
-    await tcp.send({ type: "message", room: "general", message: "marker" });
-    await outsider.type("message", (m) => m.message === "marker");
-    assert.deepEqual(texts(outsider.frames), ["marker"], "nothing from #lab, no private messages");
-    await ws.type("message", (m) => m.message === "marker");
-    await sse.type("message", (m) => m.message === "marker");
-    assert.equal(
-      ws.frames.filter((f) => f.type === "private").length,
-      1,
-      "ws saw only its own private message",
-    );
-    assert.equal(sse.frames.filter((f) => f.type === "private").length, 1);
-    assert.equal(tcp.frames.filter((f) => f.type === "private").length, 1);
-
-    await Promise.all([tcp.close(), ws.close(), sse.close(), outsider.close()]);
+  await using server = await withServer();
+  const base = server.base;
+  const tcp = await JsonClient.connect(server.tcpPort, { username: "Tcp" });
+  const ws = await WsClient.open(`${base.replace("http", "ws")}/ws`);
+  ws.send({ username: "Ws" });
+  await ws.type("welcome");
+  const sseToken = await tokenFor(base, "Sse");
+  const sse = await SseClient.open(`${base}/api/v1/events`, {
+    authorization: `Bearer ${sseToken}`,
   });
+  await sse.type("welcome");
+  const restToken = await tokenFor(base, "Rest");
+  const outsider = await JsonClient.connect(server.tcpPort, { username: "Outsider" });
+
+  // Everyone but the outsider joins #lab, each on their own wire.
+  await tcp.send({ type: "join", room: "lab" });
+  await tcp.type("joined");
+  ws.send({ type: "join", room: "lab" });
+  await ws.type("joined");
+  assert.equal((await api(base, "POST", "/api/v1/rooms/lab/join", sseToken)).status, 200);
+  await sse.type("joined", (f) => f.room === "lab");
+  assert.equal((await api(base, "POST", "/api/v1/rooms/lab/join", restToken)).status, 200);
+
+  // Each sends one message into #lab.
+  await tcp.send({ type: "message", message: "from tcp" });
+  ws.send({ type: "message", message: "from ws" });
+  assert.equal(
+    (await api(base, "POST", "/api/v1/rooms/lab/messages", sseToken, { message: "from sse" }))
+      .status,
+    201,
+  );
+  assert.equal(
+    (await api(base, "POST", "/api/v1/rooms/lab/messages", restToken, { message: "from rest" }))
+      .status,
+    201,
+  );
+  const all = ["from rest", "from sse", "from tcp", "from ws"];
+  for (const client of [tcp, ws, sse]) {
+    await client.until(() => texts(client.frames).length >= 4, "four lab messages");
+    assert.deepEqual(
+      texts(client.frames.filter((f) => f.type === "message" && f.room === "lab")),
+      all,
+    );
+  }
+  // The REST user polls: everything since its last read, in order, once. Its own message sits
+  // among the others (a read cursor is one position, it cannot skip the unread ones before it).
+  const polled = await api(base, "POST", "/chats/lab/messages", restToken);
+  assert.deepEqual((polled.json.messages as MessageFrame[]).map((m) => m.message).sort(), all);
+  assert.deepEqual((await api(base, "POST", "/chats/lab/messages", restToken)).json.messages, []);
+
+  // Private: TCP to WS, and SSE (sending over REST) to REST.
+  await tcp.send({ type: "private", target_username: "Ws", message: "tcp to ws" });
+  assert.equal(
+    (await api(base, "POST", "/send_to", sseToken, {
+      user_login: "Rest",
+      message: "sse to rest",
+    })).status,
+    201,
+  );
+  assert.equal((await ws.type("private")).message, "tcp to ws");
+  assert.equal(
+    (await sse.type("private")).message,
+    "sse to rest",
+    "the sender's own stream shows it",
+  );
+  const restDm = await api(base, "POST", "/chats/@Sse/messages", restToken);
+  assert.deepEqual((restDm.json.messages as MessageFrame[]).map((m) => m.message), [
+    "sse to rest",
+  ]);
+  await tcp.type("private", (m) => m.message === "tcp to ws");
+
+  // A final marker proves the outsider's stream is flowing; then check what it never got.
+  await tcp.send({ type: "message", room: "general", message: "marker" });
+  await outsider.type("message", (m) => m.message === "marker");
+  assert.deepEqual(texts(outsider.frames), ["marker"], "nothing from #lab, no private messages");
+  await ws.type("message", (m) => m.message === "marker");
+  await sse.type("message", (m) => m.message === "marker");
+  assert.equal(
+    ws.frames.filter((f) => f.type === "private").length,
+    1,
+    "ws saw only its own private message",
+  );
+  assert.equal(sse.frames.filter((f) => f.type === "private").length, 1);
+  assert.equal(tcp.frames.filter((f) => f.type === "private").length, 1);
+
+  await Promise.all([tcp.close(), ws.close(), sse.close(), outsider.close()]);
 });
 
 Deno.test("e2e http: /ws logs in with ?token=, refuses a bad one before upgrading, and batches frames", async () => {
-  await withServer(async (server, base) => {
-    const t = await token(base, "Alice");
-    const bad = await fetch(`${base}/ws?token=nope`, { headers: { upgrade: "websocket" } });
-    assert.equal(bad.status, 401);
-    assert.equal((await bad.json()).error.code, "not_logged_in");
-    const plain = await fetch(`${base}/ws`);
-    assert.equal(plain.status, 400, "GET /ws without an upgrade says what it is");
-    await plain.body?.cancel();
+  await using server = await withServer({ args: ["--rate-limit", "0"] });
+  const base = server.base;
+  const t = await tokenFor(base, "Alice");
+  const bad = await fetch(`${base}/ws?token=nope`, { headers: { upgrade: "websocket" } });
+  assert.equal(bad.status, 401);
+  assert.equal((await bad.json()).error.code, "not_logged_in");
+  const plain = await fetch(`${base}/ws`);
+  assert.equal(plain.status, 400, "GET /ws without an upgrade says what it is");
+  await plain.body?.cancel();
 
-    const ws = await WsClient.open(`${base.replace("http", "ws")}/ws?token=${t}`);
-    assert.equal((await ws.type("welcome")).username, "Alice");
-    // Two frames in one WebSocket message, newline-separated.
-    ws.sendRaw('{"type":"ping","ref":"a"}\n{"type":"status","ref":"b"}');
-    assert.equal((await ws.type("pong")).ref, "a");
-    assert.equal((await ws.type("status")).ref, "b");
-    ws.sendRaw("{broken");
-    assert.equal((await ws.type("error")).code, "bad_json");
+  const ws = await WsClient.open(`${base.replace("http", "ws")}/ws?token=${t}`);
+  assert.equal((await ws.type("welcome")).username, "Alice");
+  // Two frames in one WebSocket message, newline-separated.
+  ws.sendRaw('{"type":"ping","ref":"a"}\n{"type":"status","ref":"b"}');
+  assert.equal((await ws.type("pong")).ref, "a");
+  assert.equal((await ws.type("status")).ref, "b");
+  ws.sendRaw("{broken");
+  assert.equal((await ws.type("error")).code, "bad_json");
 
-    // A burst from a TCP sender arrives with several frames per WebSocket message.
-    const before = ws.messages.length;
-    const tcp = await JsonClient.connect(server.tcpPort, { username: "Bob" });
-    for (let i = 0; i < 100; i++) await tcp.send({ type: "message", message: `burst ${i}` });
-    await ws.type("message", (m) => m.message === "burst 99");
-    const frames = ws.frames.filter((f) =>
-      f.type === "message" && f.message.startsWith("burst")
-    ).length;
-    const messages = ws.messages.length - before;
-    assert.equal(frames, 100);
-    assert.ok(messages < frames, `100 frames came in ${messages} WebSocket messages`);
-    await Promise.all([ws.close(), tcp.close()]);
-  }, ["--rate-limit", "0"]);
+  // A burst from a TCP sender arrives with several frames per WebSocket message.
+  const before = ws.messages.length;
+  const tcp = await JsonClient.connect(server.tcpPort, { username: "Bob" });
+  for (let i = 0; i < 100; i++) await tcp.send({ type: "message", message: `burst ${i}` });
+  await ws.type("message", (m) => m.message === "burst 99");
+  const frames =
+    ws.frames.filter((f) => f.type === "message" && f.message.startsWith("burst")).length;
+  const messages = ws.messages.length - before;
+  assert.equal(frames, 100);
+  assert.ok(messages < frames, `100 frames came in ${messages} WebSocket messages`);
+  await Promise.all([ws.close(), tcp.close()]);
 });
 
 Deno.test("e2e http: an SSE stream resumes with Last-Event-ID and misses nothing", async () => {
-  await withServer(async (server, base) => {
-    const t = await token(base, "Reader");
-    assert.equal((await fetch(`${base}/api/v1/events`)).status, 401);
-    const sse = await SseClient.open(`${base}/api/v1/events?token=${t}`);
-    await sse.type("welcome");
-    const tcp = await JsonClient.connect(server.tcpPort, { username: "Writer" });
-    await tcp.send({ type: "message", message: "before the break" });
-    const seen = await sse.type("message", (m) => m.message === "before the break");
-    const lastId = sse.lastEventId();
-    assert.equal(lastId, seen.id, "stored messages carry their id as the event id");
-    await sse.close();
+  await using server = await withServer();
+  const base = server.base;
+  const t = await tokenFor(base, "Reader");
+  assert.equal((await fetch(`${base}/api/v1/events`)).status, 401);
+  const sse = await SseClient.open(`${base}/api/v1/events?token=${t}`);
+  await sse.type("welcome");
+  const tcp = await JsonClient.connect(server.tcpPort, { username: "Writer" });
+  await tcp.send({ type: "message", message: "before the break" });
+  const seen = await sse.type("message", (m) => m.message === "before the break");
+  const lastId = sse.lastEventId();
+  assert.equal(lastId, seen.id, "stored messages carry their id as the event id");
+  await sse.close();
 
-    for (const text of ["missed 1", "missed 2", "missed 3"]) {
-      await tcp.send({ type: "message", message: text });
-    }
-    await tcp.send({ type: "private", target_username: "Reader", message: "missed privately" });
-    await tcp.type("ack", (a) => a.chat === "@Reader");
+  for (const text of ["missed 1", "missed 2", "missed 3"]) {
+    await tcp.send({ type: "message", message: text });
+  }
+  await tcp.send({ type: "private", target_username: "Reader", message: "missed privately" });
+  await tcp.type("ack", (a) => a.chat === "@Reader");
 
-    const again = await SseClient.open(`${base}/api/v1/events`, {
-      authorization: `Bearer ${t}`,
-      "last-event-id": lastId!,
-    });
-    const resumed = await again.type(
-      "history",
-      (h) => h.reason === "resume" && h.chat === "general",
-    );
-    assert.deepEqual(resumed.messages.map((m) => m.message), ["missed 1", "missed 2", "missed 3"]);
-    const dm = await again.type("history", (h) => h.reason === "resume" && h.chat === "@Writer");
-    assert.deepEqual(dm.messages.map((m) => m.message), ["missed privately"]);
-    await tcp.send({ type: "message", message: "live again" });
-    await again.type("message", (m) => m.message === "live again");
-    const bad = await fetch(`${base}/api/v1/events`, {
-      headers: { authorization: `Bearer ${t}`, "last-event-id": "garbage" },
-    });
-    assert.equal(bad.status, 400);
-    await bad.body?.cancel();
-    await Promise.all([again.close(), tcp.close()]);
+  const again = await SseClient.open(`${base}/api/v1/events`, {
+    authorization: `Bearer ${t}`,
+    "last-event-id": lastId!,
   });
+  const resumed = await again.type(
+    "history",
+    (h) => h.reason === "resume" && h.chat === "general",
+  );
+  assert.deepEqual(resumed.messages.map((m) => m.message), ["missed 1", "missed 2", "missed 3"]);
+  const dm = await again.type("history", (h) => h.reason === "resume" && h.chat === "@Writer");
+  assert.deepEqual(dm.messages.map((m) => m.message), ["missed privately"]);
+  await tcp.send({ type: "message", message: "live again" });
+  await again.type("message", (m) => m.message === "live again");
+  const bad = await fetch(`${base}/api/v1/events`, {
+    headers: { authorization: `Bearer ${t}`, "last-event-id": "garbage" },
+  });
+  assert.equal(bad.status, 400);
+  await bad.body?.cancel();
+  await Promise.all([again.close(), tcp.close()]);
 });

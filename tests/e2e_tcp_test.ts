@@ -4,229 +4,207 @@
  */
 import assert from "node:assert/strict";
 import { MAX_LINE_BYTES } from "../protocol/limits.ts";
-import { JsonClient, LineClient, type ServerProcess, startServer } from "./_helpers.ts";
-
-async function withServer(
-  fn: (server: ServerProcess, data: string) => Promise<void>,
-  args: string[] = [],
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat_e2e_" });
-  const data = `${dir}/chat.kv`;
-  const server = await startServer({ data, args });
-  try {
-    await fn(server, data);
-  } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { JsonClient, LineClient, startServer, withServer } from "./_helpers.ts";
 
 Deno.test("e2e tcp: two JSON users talk with the seed protocol's frames, unchanged", async () => {
-  await withServer(async (server) => {
-    const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
-    const bob = await JsonClient.connect(server.tcpPort, { username: "Bob" });
-    await alice.type("system", (f) => f.event === "online" && f.username === "Bob");
-    await alice.send({ type: "message", message: "Привет всем!" });
-    const got = await bob.type("message", (m) => m.message === "Привет всем!");
-    assert.equal(got.from_username, "Alice");
-    assert.equal(got.room, "general");
-    assert.match(got.id, /^[0-9A-HJKMNP-TV-Z]{26}$/, "a ULID");
-    assert.ok(Math.abs(Date.parse(got.timestamp) - Date.now()) < 60_000, "a server timestamp");
-    await alice.type("ack");
+  await using server = await withServer();
+  const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  const bob = await JsonClient.connect(server.tcpPort, { username: "Bob" });
+  await alice.type("system", (f) => f.event === "online" && f.username === "Bob");
+  await alice.send({ type: "message", message: "Привет всем!" });
+  const got = await bob.type("message", (m) => m.message === "Привет всем!");
+  assert.equal(got.from_username, "Alice");
+  assert.equal(got.room, "general");
+  assert.match(got.id, /^[0-9A-HJKMNP-TV-Z]{26}$/, "a ULID");
+  assert.ok(Math.abs(Date.parse(got.timestamp) - Date.now()) < 60_000, "a server timestamp");
+  await alice.type("ack");
 
-    await bob.send({ type: "users" });
-    const list = await bob.type("users_list");
-    assert.deepEqual(list.users, ["Alice", "Bob"]);
-    await bob.send({ type: "private", target_username: "Alice", message: "Привет! Как дела?" });
-    const pm = await alice.type("private");
-    assert.equal(pm.from_username, "Bob");
-    assert.equal(pm.message, "Привет! Как дела?");
-    await Promise.all([alice.close(), bob.close()]);
-  });
+  await bob.send({ type: "users" });
+  const list = await bob.type("users_list");
+  assert.deepEqual(list.users, ["Alice", "Bob"]);
+  await bob.send({ type: "private", target_username: "Alice", message: "Привет! Как дела?" });
+  const pm = await alice.type("private");
+  assert.equal(pm.from_username, "Bob");
+  assert.equal(pm.message, "Привет! Как дела?");
+  await Promise.all([alice.close(), bob.close()]);
 });
 
 Deno.test("e2e tcp: a person on netcat is asked for a nickname, chats in text, and sees the mode in the prompt", async () => {
-  await withServer(async (server) => {
-    const person = await LineClient.connect(server.tcpPort);
-    // Says nothing at first: the server greets after a short silence.
-    await person.until(() => person.tail.includes("Enter your nickname:"), "the nickname prompt");
-    await person.send("Carol");
-    await person.line(/Logged in as Carol \(guest/);
-    await person.until(() => person.tail.endsWith("[general]> "), "the general prompt");
+  await using server = await withServer();
+  const person = await LineClient.connect(server.tcpPort);
+  // Says nothing at first: the server greets after a short silence.
+  await person.until(() => person.tail.includes("Enter your nickname:"), "the nickname prompt");
+  await person.send("Carol");
+  await person.line(/Logged in as Carol \(guest/);
+  await person.until(() => person.tail.endsWith("[general]> "), "the general prompt");
 
-    const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
-    await person.line(/\* Alice joined the chat \(2 online\)/);
-    await alice.send({ type: "message", message: "hi Carol" });
-    await person.line(/^\[\d\d:\d\d\] #general Alice: hi Carol$/);
-    await person.send("hello Alice");
-    assert.equal(
-      (await alice.type("message", (m) => m.message === "hello Alice")).from_username,
-      "Carol",
-    );
-    await person.send("/users");
-    await person.line("Online (2): Alice, Carol");
-    await person.send("/private Alice just for you");
-    assert.equal((await alice.type("private")).message, "just for you");
-    await person.send("/join games");
-    await person.line("You are in #games");
-    await person.until(() => person.tail.endsWith("[#games]> "), "the #games prompt");
-    await person.send("/dance");
-    await person.line("! Unknown command /dance: /help lists the commands");
-    await person.send("/help");
-    await person.line("/session NAME");
-    await person.send("/quit");
-    await person.closedByServer();
-    await alice.type("system", (f) => f.event === "offline" && f.username === "Carol");
-    await Promise.all([person.close(), alice.close()]);
-  });
+  const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  await person.line(/\* Alice joined the chat \(2 online\)/);
+  await alice.send({ type: "message", message: "hi Carol" });
+  await person.line(/^\[\d\d:\d\d\] #general Alice: hi Carol$/);
+  await person.send("hello Alice");
+  assert.equal(
+    (await alice.type("message", (m) => m.message === "hello Alice")).from_username,
+    "Carol",
+  );
+  await person.send("/users");
+  await person.line("Online (2): Alice, Carol");
+  await person.send("/private Alice just for you");
+  assert.equal((await alice.type("private")).message, "just for you");
+  await person.send("/join games");
+  await person.line("You are in #games");
+  await person.until(() => person.tail.endsWith("[#games]> "), "the #games prompt");
+  await person.send("/dance");
+  await person.line("! Unknown command /dance: /help lists the commands");
+  await person.send("/help");
+  await person.line("/session NAME");
+  await person.send("/quit");
+  await person.closedByServer();
+  await alice.type("system", (f) => f.event === "offline" && f.username === "Carol");
+  await Promise.all([person.close(), alice.close()]);
 });
 
 Deno.test("e2e tcp: text sessions are asked with y/n; accept and reject reach both sides", async () => {
-  await withServer(async (server) => {
-    const bob = await LineClient.connect(server.tcpPort);
-    await bob.send("Bob");
-    await bob.line("Logged in as Bob");
-    const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  await using server = await withServer();
+  const bob = await LineClient.connect(server.tcpPort);
+  await bob.send("Bob");
+  await bob.line("Logged in as Bob");
+  const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
 
-    await alice.send({ type: "session_request", target_username: "Bob" });
-    await bob.line("Alice wants to start a private session with you (y/n). Answer y or n.");
-    await bob.send("n");
-    await alice.type("session_rejected");
-    await bob.line("private session declined");
+  await alice.send({ type: "session_request", target_username: "Bob" });
+  await bob.line("Alice wants to start a private session with you (y/n). Answer y or n.");
+  await bob.send("n");
+  await alice.type("session_rejected");
+  await bob.line("private session declined");
 
-    await alice.send({ type: "session_request", target_username: "Bob" });
-    await bob.line("Alice wants to start a private session");
-    await bob.send("y");
-    const accepted = await alice.type("session_accepted");
-    assert.deepEqual(accepted.mode, { kind: "session", with: "Bob" });
-    await bob.until(() => bob.tail.endsWith("[private: Alice]> "), "the session prompt");
-    await bob.send("only you can read this");
-    const pm = await alice.type("private");
-    assert.equal(pm.message, "only you can read this");
-    await alice.send({ type: "message", message: "same here" });
-    await bob.line(">> Alice → Bob: same here");
-    await bob.send("/exit");
-    await alice.type("session_ended");
-    await bob.until(() => bob.tail.endsWith("[general]> "), "the room prompt again");
-    await Promise.all([bob.close(), alice.close()]);
-  });
+  await alice.send({ type: "session_request", target_username: "Bob" });
+  await bob.line("Alice wants to start a private session");
+  await bob.send("y");
+  const accepted = await alice.type("session_accepted");
+  assert.deepEqual(accepted.mode, { kind: "session", with: "Bob" });
+  await bob.until(() => bob.tail.endsWith("[private: Alice]> "), "the session prompt");
+  await bob.send("only you can read this");
+  const pm = await alice.type("private");
+  assert.equal(pm.message, "only you can read this");
+  await alice.send({ type: "message", message: "same here" });
+  await bob.line(">> Alice → Bob: same here");
+  await bob.send("/exit");
+  await alice.type("session_ended");
+  await bob.until(() => bob.tail.endsWith("[general]> "), "the room prompt again");
+  await Promise.all([bob.close(), alice.close()]);
 });
 
 Deno.test("e2e tcp: joining a room shows its last messages; a returning user gets what they missed", async () => {
-  await withServer(async (server) => {
-    const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
-    await alice.send({ type: "join", room: "books" });
-    for (let i = 1; i <= 25; i++) await alice.send({ type: "message", message: `book ${i}` });
-    await alice.type("ack", (a) => a.seq === 25);
-    const bob = await JsonClient.connect(server.tcpPort, { username: "Bob" });
-    await bob.send({ type: "join", room: "books" });
-    const h = await bob.type("history", (f) => f.chat === "books");
-    assert.equal(h.messages.length, 20);
-    assert.equal(h.messages[0]!.message, "book 6");
-    assert.equal(h.has_more, true);
-    await bob.close();
-    await alice.type("system", (f) => f.event === "offline");
+  await using server = await withServer({ args: ["--rate-limit", "0"] });
+  const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  await alice.send({ type: "join", room: "books" });
+  for (let i = 1; i <= 25; i++) await alice.send({ type: "message", message: `book ${i}` });
+  await alice.type("ack", (a) => a.seq === 25);
+  const bob = await JsonClient.connect(server.tcpPort, { username: "Bob" });
+  await bob.send({ type: "join", room: "books" });
+  const h = await bob.type("history", (f) => f.chat === "books");
+  assert.equal(h.messages.length, 20);
+  assert.equal(h.messages[0]!.message, "book 6");
+  assert.equal(h.has_more, true);
+  await bob.close();
+  await alice.type("system", (f) => f.event === "offline");
 
-    await alice.send({ type: "message", message: "missed in books" });
-    await alice.send({ type: "private", target_username: "Bob", message: "missed privately" });
-    await alice.type("ack", (a) => a.chat === "@Bob");
-    const back = await JsonClient.connect(server.tcpPort, { username: "Bob" });
-    const books = await back.type("history", (f) => f.reason === "unread" && f.chat === "books");
-    assert.deepEqual(books.messages.map((m) => m.message), ["missed in books"]);
-    const dm = await back.type("history", (f) => f.reason === "unread" && f.chat === "@Alice");
-    assert.deepEqual(dm.messages.map((m) => m.message), ["missed privately"]);
-    await back.close();
-    await alice.type("system", (f) => f.event === "offline");
-    const again = await JsonClient.connect(server.tcpPort, { username: "Bob" });
-    await again.send({ type: "ping" });
-    await again.type("pong");
-    assert.equal(
-      again.has((f) => f.type === "history" && f.reason === "unread"),
-      false,
-      "nothing replayed twice",
-    );
-    await Promise.all([again.close(), alice.close()]);
-  }, ["--rate-limit", "0"]);
+  await alice.send({ type: "message", message: "missed in books" });
+  await alice.send({ type: "private", target_username: "Bob", message: "missed privately" });
+  await alice.type("ack", (a) => a.chat === "@Bob");
+  const back = await JsonClient.connect(server.tcpPort, { username: "Bob" });
+  const books = await back.type("history", (f) => f.reason === "unread" && f.chat === "books");
+  assert.deepEqual(books.messages.map((m) => m.message), ["missed in books"]);
+  const dm = await back.type("history", (f) => f.reason === "unread" && f.chat === "@Alice");
+  assert.deepEqual(dm.messages.map((m) => m.message), ["missed privately"]);
+  await back.close();
+  await alice.type("system", (f) => f.event === "offline");
+  const again = await JsonClient.connect(server.tcpPort, { username: "Bob" });
+  await again.send({ type: "ping" });
+  await again.type("pong");
+  assert.equal(
+    again.has((f) => f.type === "history" && f.reason === "unread"),
+    false,
+    "nothing replayed twice",
+  );
+  await Promise.all([again.close(), alice.close()]);
 });
 
 Deno.test("e2e tcp: one user on two connections, one JSON and one text, stays in sync", async () => {
-  await withServer(async (server) => {
-    const phone = await JsonClient.connect(server.tcpPort, { username: "Alice" });
-    const laptop = await LineClient.connect(server.tcpPort);
-    await laptop.send("Alice");
-    await laptop.line("Logged in as Alice");
-    const bob = await JsonClient.connect(server.tcpPort, { username: "Bob" });
-    await bob.send({ type: "private", target_username: "Alice", message: "to both devices" });
-    await phone.type("private", (m) => m.message === "to both devices");
-    await laptop.line(">> Bob → Alice: to both devices");
-    await laptop.send("typed on the laptop");
-    await phone.type("message", (m) => m.message === "typed on the laptop");
-    await bob.type("message", (m) => m.message === "typed on the laptop");
-    await phone.send({ type: "status" });
-    assert.equal((await phone.type("status")).connections, 2);
-    await Promise.all([phone.close(), laptop.close(), bob.close()]);
-  });
+  await using server = await withServer();
+  const phone = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  const laptop = await LineClient.connect(server.tcpPort);
+  await laptop.send("Alice");
+  await laptop.line("Logged in as Alice");
+  const bob = await JsonClient.connect(server.tcpPort, { username: "Bob" });
+  await bob.send({ type: "private", target_username: "Alice", message: "to both devices" });
+  await phone.type("private", (m) => m.message === "to both devices");
+  await laptop.line(">> Bob → Alice: to both devices");
+  await laptop.send("typed on the laptop");
+  await phone.type("message", (m) => m.message === "typed on the laptop");
+  await bob.type("message", (m) => m.message === "typed on the laptop");
+  await phone.send({ type: "status" });
+  assert.equal((await phone.type("status")).connections, 2);
+  await Promise.all([phone.close(), laptop.close(), bob.close()]);
 });
 
 Deno.test("e2e tcp: registered names need their password, on JSON and on text", async () => {
-  await withServer(async (server) => {
-    const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
-    await alice.send({ type: "register", password: "wonderland" });
-    await alice.type("system", (f) => /now registered/.test(f.message));
-    const intruder = await JsonClient.connect(server.tcpPort);
-    await intruder.send({ username: "Alice" });
-    assert.equal((await intruder.type("error")).code, "password_required");
-    await intruder.send({ username: "Alice", password: "nope-nope" });
-    assert.equal((await intruder.type("error")).code, "bad_password");
-    assert.equal(intruder.has((f) => f.type === "welcome"), false);
+  await using server = await withServer();
+  const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  await alice.send({ type: "register", password: "wonderland" });
+  await alice.type("system", (f) => /now registered/.test(f.message));
+  const intruder = await JsonClient.connect(server.tcpPort);
+  await intruder.send({ username: "Alice" });
+  assert.equal((await intruder.type("error")).code, "password_required");
+  await intruder.send({ username: "Alice", password: "nope-nope" });
+  assert.equal((await intruder.type("error")).code, "bad_password");
+  assert.equal(intruder.has((f) => f.type === "welcome"), false);
 
-    const person = await LineClient.connect(server.tcpPort);
-    await person.send("Alice");
-    await person.until(() => person.tail.includes("Password for Alice:"), "the password prompt");
-    await person.send("guess-1");
-    await person.line("! Wrong password.");
-    await person.send("wonderland");
-    await person.line("Logged in as Alice (registered)");
-    await Promise.all([alice.close(), intruder.close(), person.close()]);
-  });
+  const person = await LineClient.connect(server.tcpPort);
+  await person.send("Alice");
+  await person.until(() => person.tail.includes("Password for Alice:"), "the password prompt");
+  await person.send("guess-1");
+  await person.line("! Wrong password.");
+  await person.send("wonderland");
+  await person.line("Logged in as Alice (registered)");
+  await Promise.all([alice.close(), intruder.close(), person.close()]);
 });
 
 Deno.test("e2e tcp: bad frames get error frames and the connection keeps working; an oversized line closes only that connection", async () => {
-  await withServer(async (server) => {
-    const bystander = await JsonClient.connect(server.tcpPort, { username: "Bystander" });
-    const c = await JsonClient.connect(server.tcpPort, { username: "Clumsy" });
-    await c.sendRaw("{not json");
-    assert.equal((await c.type("error")).code, "bad_json");
-    await c.sendRaw("[1,2,3]");
-    assert.equal((await c.type("error")).code, "bad_frame");
-    await c.send({ type: "teleport" });
-    assert.equal((await c.type("error")).code, "unknown_type");
-    await c.send({ type: "message", message: 42 });
-    const wrong = await c.type("error");
-    assert.equal(wrong.code, "bad_field");
-    assert.match(wrong.message, /"message" must be a string/);
-    await c.send({ type: "private", target_username: "Nobody", message: "x", ref: "r9" });
-    const nobody = await c.type("error");
-    assert.equal(nobody.code, "no_such_user");
-    assert.equal(nobody.ref, "r9");
-    await c.send({ type: "message", message: "still here" });
-    await bystander.type("message", (m) => m.message === "still here");
+  await using server = await withServer();
+  const bystander = await JsonClient.connect(server.tcpPort, { username: "Bystander" });
+  const c = await JsonClient.connect(server.tcpPort, { username: "Clumsy" });
+  await c.sendRaw("{not json");
+  assert.equal((await c.type("error")).code, "bad_json");
+  await c.sendRaw("[1,2,3]");
+  assert.equal((await c.type("error")).code, "bad_frame");
+  await c.send({ type: "teleport" });
+  assert.equal((await c.type("error")).code, "unknown_type");
+  await c.send({ type: "message", message: 42 });
+  const wrong = await c.type("error");
+  assert.equal(wrong.code, "bad_field");
+  assert.match(wrong.message, /"message" must be a string/);
+  await c.send({ type: "private", target_username: "Nobody", message: "x", ref: "r9" });
+  const nobody = await c.type("error");
+  assert.equal(nobody.code, "no_such_user");
+  assert.equal(nobody.ref, "r9");
+  await c.send({ type: "message", message: "still here" });
+  await bystander.type("message", (m) => m.message === "still here");
 
-    const big = await LineClient.connect(server.tcpPort);
-    await big.sendBytes(
-      new TextEncoder().encode(
-        `{"username":"Big"}\n{"type":"message","message":"${"x".repeat(MAX_LINE_BYTES + 10)}"}\n`,
-      ),
-    );
-    await big.closedByServer();
-    assert.ok(
-      big.lines.some((l) => l.includes('"code":"too_long"')),
-      "told why before being closed",
-    );
-    await c.send({ type: "message", message: "others unaffected" });
-    await bystander.type("message", (m) => m.message === "others unaffected");
-    await Promise.all([bystander.close(), c.close(), big.close()]);
-  });
+  const big = await LineClient.connect(server.tcpPort);
+  await big.sendBytes(
+    new TextEncoder().encode(
+      `{"username":"Big"}\n{"type":"message","message":"${"x".repeat(MAX_LINE_BYTES + 10)}"}\n`,
+    ),
+  );
+  await big.closedByServer();
+  assert.ok(
+    big.lines.some((l) => l.includes('"code":"too_long"')),
+    "told why before being closed",
+  );
+  await c.send({ type: "message", message: "others unaffected" });
+  await bystander.type("message", (m) => m.message === "others unaffected");
+  await Promise.all([bystander.close(), c.close(), big.close()]);
 });
 
 Deno.test("e2e tcp: a restart on the same KV file keeps users, rooms, messages and read cursors", async () => {
@@ -275,20 +253,19 @@ Deno.test("e2e tcp: a restart on the same KV file keeps users, rooms, messages a
 });
 
 Deno.test("e2e tcp: a script that half-closes after its last line still gets its ack", async () => {
-  await withServer(async (server) => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.tcpPort });
-    await conn.write(
-      new TextEncoder().encode(
-        '{"username":"Bot"}\n{"type":"message","message":"fire and forget","ref":"1"}\n',
-      ),
-    );
-    await conn.closeWrite();
-    let text = "";
-    const decoder = new TextDecoder();
-    for await (const chunk of conn.readable) text += decoder.decode(chunk, { stream: true });
-    const frames = text.trim().split("\n").map((l) => JSON.parse(l));
-    const ack = frames.find((f) => f.type === "ack");
-    assert.ok(ack, `no ack in:\n${text}`);
-    assert.equal(ack.ref, "1");
-  });
+  await using server = await withServer();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.tcpPort });
+  await conn.write(
+    new TextEncoder().encode(
+      '{"username":"Bot"}\n{"type":"message","message":"fire and forget","ref":"1"}\n',
+    ),
+  );
+  await conn.closeWrite();
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of conn.readable) text += decoder.decode(chunk, { stream: true });
+  const frames = text.trim().split("\n").map((l) => JSON.parse(l));
+  const ack = frames.find((f) => f.type === "ack");
+  assert.ok(ack, `no ack in:\n${text}`);
+  assert.equal(ack.ref, "1");
 });

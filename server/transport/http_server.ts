@@ -93,146 +93,188 @@ export function serveHttp(
     const server = Deno.serve({ ...at, onListen: () => {} }, handler);
     return { addr: server.addr, shutdown: () => server.shutdown() };
   }
-  const listener = Deno.listen({ ...at, transport: "tcp" });
-  const headerTimeout = options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
-  const bodyIdle = options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
-  const maxPerIp = options.maxConnectionsPerIp ?? 0;
-  const log = options.log;
-  const perIp = new Map<string, number>();
-  /** Every open connection, with whether it is waiting for a request (and so may be closed). */
-  const open = new Map<HttpConn, { idle: boolean; done: Promise<void> }>();
-  let stopping = false;
+  return new DeadlineServer(Deno.listen({ ...at, transport: "tcp" }), handler, options);
+}
 
-  async function serveConnection(conn: Deno.TcpConn, httpConn: HttpConn): Promise<void> {
-    const remoteAddr = conn.remoteAddr;
-    const state = open.get(httpConn)!;
+/** One open connection: whether it waits for a request (and so may be closed), and its end. */
+interface Open {
+  idle: boolean;
+  done: Promise<void>;
+}
+
+/** The listener with deadlines: accepts, counts per address, serves each connection. */
+class DeadlineServer implements HttpServer {
+  readonly addr: Deno.NetAddr;
+  #listener: Deno.TcpListener;
+  #handler: HttpHandler;
+  #log: Logger;
+  #headerTimeout: number;
+  #bodyIdle: number;
+  #maxPerIp: number;
+  #perIp = new Map<string, number>();
+  #open = new Map<HttpConn, Open>();
+  #stopping = false;
+  #accepting: Promise<void>;
+
+  constructor(listener: Deno.TcpListener, handler: HttpHandler, options: HttpServerOptions) {
+    this.#listener = listener;
+    this.addr = listener.addr;
+    this.#handler = handler;
+    this.#log = options.log;
+    this.#headerTimeout = options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
+    this.#bodyIdle = options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+    this.#maxPerIp = options.maxConnectionsPerIp ?? 0;
+    this.#accepting = this.#accept();
+  }
+
+  async #accept(): Promise<void> {
+    try {
+      for await (const conn of this.#listener) this.#admit(conn);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) {
+        this.#log.error("http accept failed", { error });
+      }
+    }
+  }
+
+  #admit(conn: Deno.TcpConn): void {
+    const ip = conn.remoteAddr.hostname;
+    const count = this.#perIp.get(ip) ?? 0;
+    if (this.#maxPerIp > 0 && count >= this.#maxPerIp) {
+      this.#log.warn("refusing an http connection over the per-address limit", { ip });
+      void refuse(conn, this.#maxPerIp);
+      return;
+    }
+    this.#perIp.set(ip, count + 1);
+    // SSE readers answer nothing: the system's TCP keepalive is what finds one that vanished.
+    try {
+      conn.setKeepAlive(true);
+    } catch { /* closed already */ }
+    let httpConn: HttpConn;
+    try {
+      httpConn = serveHttpConn!(conn);
+    } catch (error) {
+      this.#log.warn("could not serve an http connection", { error });
+      this.#release(ip);
+      return;
+    }
+    const state: Open = { idle: true, done: Promise.resolve() };
+    this.#open.set(httpConn, state);
+    state.done = this.#serve(conn.remoteAddr, httpConn, state)
+      .catch((error) => this.#log.warn("http connection failed", { error }))
+      .finally(() => this.#release(ip));
+  }
+
+  #release(ip: string): void {
+    const n = (this.#perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.#perIp.delete(ip);
+    else this.#perIp.set(ip, n);
+  }
+
+  /** Serves one connection's requests until it ends, idles too long, or is upgraded. */
+  async #serve(remoteAddr: Deno.NetAddr, httpConn: HttpConn, state: Open): Promise<void> {
     try {
       while (true) {
         state.idle = true;
-        // A connection told to close (shutdown, a stalled body) is normally ended by Deno right
-        // after its response; closing it ourselves sooner could cut that response short.
-        const wait = stopping ? Math.min(headerTimeout, CLOSING_GRACE_MS) : headerTimeout;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const next = await Promise.race([
-          httpConn.nextRequest(),
-          new Promise<typeof TIMED_OUT>((resolve) => {
-            timer = setTimeout(() => resolve(TIMED_OUT), wait);
-          }),
-        ]).catch(() => null);
-        clearTimeout(timer);
+        const next = await this.#nextRequest(httpConn);
         state.idle = false;
         if (next === TIMED_OUT) {
-          log.debug("closing an http connection that sent no complete request in time", {
+          this.#log.debug("closing an http connection that sent no complete request in time", {
             ip: remoteAddr.hostname,
           });
-          break;
+          return;
         }
-        if (next === null) break;
-        const body = { stalled: false };
-        const request = withBodyDeadline(next.request, bodyIdle, body);
-        let settle!: () => void;
-        const completed = new Promise<void>((resolve) => (settle = resolve));
-        let response: Response;
-        let holding: Promise<unknown> | undefined;
-        try {
-          response = await handler(request, {
-            remoteAddr,
-            completed,
-            hold: (until) => (holding = until),
-          });
-        } catch (error) {
-          log.error("http handler failed", { error });
-          response = new Response("internal error", { status: 500 });
-        }
-        const upgraded = response.status === 101;
-        if (!upgraded) response = await sendSmallJsonAsIs(response);
-        // What is left of a stalled body would be read as the next request: hang up instead.
-        // Connection: close, so Deno ends the connection once the response is written.
-        if (!upgraded && (stopping || body.stalled)) {
-          response = withHeader(response, "connection", "close");
-        }
-        try {
-          await next.respondWith(response);
-        } catch (error) {
-          // The client went away mid-response (an SSE reader closing its tab, say): not an error.
-          log.debug("http response not delivered", { error });
-          break;
-        } finally {
-          settle();
-        }
-        // An upgraded connection belongs to its WebSocket from here on; shutdown leaves it to the
-        // hub, but it counts against its address until the WebSocket is really gone.
-        if (upgraded) {
-          open.delete(httpConn);
-          await holding?.catch(() => {});
+        if (next === null) return;
+        const outcome = await this.#respond(remoteAddr, next);
+        if (outcome === "gone") return;
+        if (outcome !== "next") {
+          // An upgraded connection belongs to its WebSocket from here on; shutdown leaves it to
+          // the hub, but it counts against its address until the WebSocket is really gone.
+          this.#open.delete(httpConn);
+          await outcome.holding?.catch(() => {});
           return;
         }
       }
     } finally {
-      open.delete(httpConn);
+      this.#open.delete(httpConn);
       try {
         httpConn.close();
       } catch { /* already closed */ }
     }
   }
 
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const ip = conn.remoteAddr.hostname;
-        const count = perIp.get(ip) ?? 0;
-        if (maxPerIp > 0 && count >= maxPerIp) {
-          log.warn("refusing an http connection over the per-address limit", { ip });
-          void refuse(conn, maxPerIp);
-          continue;
-        }
-        perIp.set(ip, count + 1);
-        // SSE readers answer nothing: the system's TCP keepalive is what finds one that vanished.
-        try {
-          conn.setKeepAlive(true);
-        } catch { /* closed already */ }
-        let httpConn: HttpConn;
-        try {
-          httpConn = serveHttpConn!(conn);
-        } catch (error) {
-          log.warn("could not serve an http connection", { error });
-          release(ip);
-          continue;
-        }
-        const state = { idle: true, done: Promise.resolve() };
-        open.set(httpConn, state);
-        state.done = serveConnection(conn, httpConn)
-          .catch((error) => log.warn("http connection failed", { error }))
-          .finally(() => release(ip));
-      }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) log.error("http accept failed", { error });
-    }
-  })();
-
-  function release(ip: string): void {
-    const n = (perIp.get(ip) ?? 1) - 1;
-    if (n <= 0) perIp.delete(ip);
-    else perIp.set(ip, n);
+  /** The next request, or TIMED_OUT when its headers do not come in time, or null at the end. */
+  async #nextRequest(httpConn: HttpConn): Promise<RequestEvent | typeof TIMED_OUT | null> {
+    // A connection told to close (shutdown, a stalled body) is normally ended by Deno right
+    // after its response; closing it ourselves sooner could cut that response short.
+    const wait = this.#stopping
+      ? Math.min(this.#headerTimeout, CLOSING_GRACE_MS)
+      : this.#headerTimeout;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const next = await Promise.race([
+      httpConn.nextRequest(),
+      new Promise<typeof TIMED_OUT>((resolve) => {
+        timer = setTimeout(() => resolve(TIMED_OUT), wait);
+      }),
+    ]).catch(() => null);
+    clearTimeout(timer);
+    return next;
   }
 
-  return {
-    addr: listener.addr,
-    async shutdown() {
-      stopping = true;
+  /** Answers one request: "next" to read another, "gone", or the upgrade with what holds it. */
+  async #respond(
+    remoteAddr: Deno.NetAddr,
+    next: RequestEvent,
+  ): Promise<"next" | "gone" | { holding: Promise<unknown> | undefined }> {
+    const body = { stalled: false };
+    const request = withBodyDeadline(next.request, this.#bodyIdle, body);
+    let settle!: () => void;
+    const completed = new Promise<void>((resolve) => (settle = resolve));
+    let response: Response;
+    let holding: Promise<unknown> | undefined;
+    try {
+      response = await this.#handler(request, {
+        remoteAddr,
+        completed,
+        hold: (until) => (holding = until),
+      });
+    } catch (error) {
+      this.#log.error("http handler failed", { error });
+      response = new Response("internal error", { status: 500 });
+    }
+    const upgraded = response.status === 101;
+    if (!upgraded) response = await sendSmallJsonAsIs(response);
+    // What is left of a stalled body would be read as the next request: hang up instead.
+    // Connection: close, so Deno ends the connection once the response is written.
+    if (!upgraded && (this.#stopping || body.stalled)) {
+      response = withHeader(response, "connection", "close");
+    }
+    try {
+      await next.respondWith(response);
+    } catch (error) {
+      // The client went away mid-response (an SSE reader closing its tab, say): not an error.
+      this.#log.debug("http response not delivered", { error });
+      return "gone";
+    } finally {
+      settle();
+    }
+    return upgraded ? { holding } : "next";
+  }
+
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    try {
+      this.#listener.close();
+    } catch { /* already closed */ }
+    await this.#accepting;
+    for (const [httpConn, state] of this.#open) {
+      if (!state.idle) continue;
       try {
-        listener.close();
+        httpConn.close();
       } catch { /* already closed */ }
-      await accepting;
-      for (const [httpConn, state] of open) {
-        if (!state.idle) continue;
-        try {
-          httpConn.close();
-        } catch { /* already closed */ }
-      }
-      await Promise.allSettled([...open.values()].map((s) => s.done));
-    },
-  };
+    }
+    await Promise.allSettled([...this.#open.values()].map((s) => s.done));
+  }
 }
 
 /**

@@ -20,7 +20,7 @@ import { messageRoutes } from "./api_messages.ts";
 import { moderationRoutes } from "./api_moderation.ts";
 import { roomRoutes } from "./api_rooms.ts";
 import type { Env } from "./context.ts";
-import { opsRoutes, type StoreStats } from "./ops.ts";
+import { opsRoutes, type StoreStatsSource } from "./ops.ts";
 import { honoPath, mount, openApiDocument, type RouteSpec } from "./route.ts";
 
 /** HTTP status for each error code: the one place codes become statuses. */
@@ -60,7 +60,7 @@ export interface HttpOptions {
   /** The heartbeat (HEARTBEAT_MS by default): WebSocket pings, SSE keepalive comments. */
   heartbeatMs?: number;
   /** Store counters for /metrics (commits and their latency). */
-  storeStats?: StoreStats;
+  storeStats?: StoreStatsSource;
 }
 
 const DOC_OPTIONS: HttpOptions = { log: createLogger("silent"), startedAt: 0 };

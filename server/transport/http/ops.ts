@@ -5,22 +5,18 @@
 
 import { z } from "zod";
 import type { Hub } from "../../core/hub.ts";
+import type { StoreStats } from "../../store/group_commit.ts";
 import { CONSOLE_MISSING, consoleBundle, consoleHtml } from "../console.ts";
 import { route, type RouteSpec } from "./route.ts";
 
 /** Store counters for /metrics (commits and their latency). */
-export type StoreStats = () => {
-  commits: number;
-  mutations: number;
-  commitMsTotal: number;
-  commitMsMax: number;
-};
+export type StoreStatsSource = () => StoreStats;
 
 /** What the operations routes need. */
 export interface OpsOptions {
   startedAt: number;
   heartbeatMs: number;
-  storeStats?: StoreStats | undefined;
+  storeStats?: StoreStatsSource | undefined;
   /** The OpenAPI document (generated from every route's declaration). */
   document: () => Record<string, unknown>;
 }
@@ -111,7 +107,7 @@ function metric(name: string, type: "gauge" | "counter", help: string, lines: st
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines];
 }
 
-function metricsText(hub: Hub, storeStats: StoreStats | undefined): string {
+function metricsText(hub: Hub, storeStats: StoreStatsSource | undefined): string {
   const st = hub.statsFrame();
   const lines = [
     ...metric(

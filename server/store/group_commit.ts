@@ -1,0 +1,105 @@
+/**
+ * Group commit on Deno KV: writes queue while a commit is under way, and the next commit
+ * carries everything queued, in one atomic operation, within KV's limits. A write's promise
+ * settles when its batch is durable (Deno KV fsyncs every commit: about 1,200 single commits/s
+ * here, about 50,000 writes/s in batches of 100).
+ * @module
+ */
+
+import { ConflictError } from "./store.ts";
+
+/** Deno KV refuses an atomic with more than 1000 mutations or 800 KiB; stay well below. */
+const MAX_BATCH_MUTATIONS = 900;
+const MAX_BATCH_BYTES = 512 * 1024;
+
+interface PendingWrite {
+  mutations: Deno.KvMutation[];
+  bytes: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Counters the store keeps about its own work, for metrics and benchmarks. */
+export interface StoreStats {
+  commits: number;
+  mutations: number;
+  commitMsTotal: number;
+  commitMsMax: number;
+}
+
+/** The group-commit writer of one KV database. */
+export class GroupCommit {
+  #kv: Deno.Kv;
+  #now: () => number;
+  #queue: PendingWrite[] = [];
+  #draining: Promise<void> | null = null;
+  /** Work counters since start. */
+  readonly stats: StoreStats = { commits: 0, mutations: 0, commitMsTotal: 0, commitMsMax: 0 };
+
+  /** A writer on `kv`; `now` times commits for the stats. */
+  constructor(kv: Deno.Kv, now: () => number) {
+    this.#kv = kv;
+    this.#now = now;
+  }
+
+  /** Queues mutations for the next group commit; resolves once they are durable. */
+  write(mutations: Deno.KvMutation[], bytes = 256 * mutations.length): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ mutations, bytes, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /** Settles once every write queued so far is committed (or failed). */
+  async flush(): Promise<void> {
+    while (this.#draining) await this.#draining;
+  }
+
+  #kick(): void {
+    if (this.#draining) return;
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = null;
+      if (this.#queue.length > 0) this.#kick();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    // Let the current burst of synchronous writes join the first batch.
+    await Promise.resolve();
+    while (this.#queue.length > 0) {
+      const batch: PendingWrite[] = [];
+      let mutations = 0;
+      let bytes = 0;
+      while (this.#queue.length > 0) {
+        const next = this.#queue[0]!;
+        if (
+          batch.length > 0 &&
+          (mutations + next.mutations.length > MAX_BATCH_MUTATIONS ||
+            bytes + next.bytes > MAX_BATCH_BYTES)
+        ) break;
+        batch.push(this.#queue.shift()!);
+        mutations += next.mutations.length;
+        bytes += next.bytes;
+      }
+      await this.#commit(batch, mutations);
+    }
+  }
+
+  async #commit(batch: PendingWrite[], mutations: number): Promise<void> {
+    const started = this.#now();
+    try {
+      const atomic = this.#kv.atomic();
+      for (const w of batch) atomic.mutate(...w.mutations);
+      const res = await atomic.commit();
+      if (!res.ok) throw new ConflictError("A batched write was refused by the store");
+      const ms = this.#now() - started;
+      this.stats.commits++;
+      this.stats.mutations += mutations;
+      this.stats.commitMsTotal += ms;
+      if (ms > this.stats.commitMsMax) this.stats.commitMsMax = ms;
+      for (const w of batch) w.resolve();
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+    }
+  }
+}
