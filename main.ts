@@ -100,7 +100,7 @@ async function serve(config: ServeConfig): Promise<void> {
   let ticks = 0;
   let leasing: Promise<void> = Promise.resolve();
   const maintenance = setInterval(() => {
-    hub.maintain().catch((error) => log.error("maintenance failed", { error }));
+    hub.housekeeping().catch((error) => log.error("maintenance failed", { error }));
     if (++ticks % 2 === 0) {
       leasing = lease().catch((error) => log.warn("lease refresh failed", { error }));
     }

@@ -64,7 +64,7 @@ const C = {
 };
 
 /** Colours a rendered line by what it is (messages, notices, errors, questions). */
-export function colorize(line: string, frame: ServerFrame | null): string {
+function colorize(line: string, frame: ServerFrame | null): string {
   if (frame?.type === "error") return C.red + line + C.reset;
   if (line.startsWith("? ") || line.includes("] ? ")) return C.yellow + line + C.reset;
   const stamp = line.match(/^(\[\d\d:\d\d\] )(.*)$/s);

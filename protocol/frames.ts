@@ -375,9 +375,6 @@ export type ServerFrame =
     | { type: "bye"; reason: string; code?: ErrorCode }
   );
 
-/** The `type` values of server frames. */
-export type ServerFrameType = ServerFrame["type"];
-
 const USERNAME_RE = /^[\p{L}\p{N}_.-]+$/u;
 const ROOM_RE = /^[\p{L}\p{N}_-]+$/u;
 // C0 controls except tab and newline, DEL and the C1 block: terminal escapes and NUL stay out.

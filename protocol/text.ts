@@ -38,7 +38,7 @@ export interface ParseContext {
  * Reads when a scheduled message should go: `+90s`, `+10m`, `+2h`, `+1d`, `HH:MM` (local time,
  * today or tomorrow) or an ISO date and time. Returns an ISO string.
  */
-export function parseWhen(when: string, now: number): string {
+function parseWhen(when: string, now: number): string {
   const rel = when.match(/^\+(\d+)(s|m|h|d)$/);
   if (rel) {
     const unit =
@@ -418,7 +418,7 @@ function indent(text: string): string {
  * Renders one stored message as a line: `[14:30] #general Alice: hi` or
  * `[14:30] >> Alice → Bob: hi`; a reply shows what it answers, a file where to get it.
  */
-export function renderMessage(m: MessageFrame, options: { ids?: boolean } = {}): string {
+function renderMessage(m: MessageFrame, options: { ids?: boolean } = {}): string {
   const who = m.type === "private"
     ? `>> ${m.from_username} → ${m.to_username}`
     : `#${m.room} ${m.from_username}`;

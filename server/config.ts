@@ -158,7 +158,7 @@ function port(name: string, value: string): number {
 }
 
 /** Parses a duration like `90s`, `30m`, `4h`, `2d` (or `0`) into milliseconds. */
-export function parseDuration(flag: string, value: string): number {
+function parseDuration(flag: string, value: string): number {
   if (value === "0") return 0;
   const m = value.match(/^(\d+)(ms|s|m|h|d)$/);
   if (!m) {
@@ -177,7 +177,7 @@ function wholeNumber(flag: string, value: string): number {
 }
 
 /** Parses a size like `5MB`, `500KB` or `1048576` (bytes). */
-export function parseSize(flag: string, value: string): number {
+function parseSize(flag: string, value: string): number {
   const m = value.match(/^(\d+)(B|KB|MB)?$/i);
   if (!m || Number(m[1]) === 0) {
     throw new UsageError(`--${flag} must be a size like 5MB, 500KB or 1048576, got "${value}"`);
@@ -188,7 +188,7 @@ export function parseSize(flag: string, value: string): number {
 }
 
 /** Parses a rate like `20/1h` (or `0` for none). */
-export function parseRate(flag: string, value: string): RateLimit | null {
+function parseRate(flag: string, value: string): RateLimit | null {
   if (value === "0") return null;
   const m = value.match(/^(\d+)\/(.+)$/);
   const windowMs = m ? parseDuration(flag, m[2]!) : 0;

@@ -18,7 +18,7 @@ export interface ScryptCost {
 }
 
 /** The production cost: about 50 ms and 16 MiB per hash on this class of machine. */
-export const DEFAULT_COST: ScryptCost = { N: 16384, r: 8, p: 1 };
+const DEFAULT_COST: ScryptCost = { N: 16384, r: 8, p: 1 };
 
 function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
   return new Promise((resolve, reject) => {

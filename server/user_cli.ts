@@ -12,7 +12,7 @@ import { scryptHasher } from "./passwords.ts";
 import type { KvStore } from "./store/kv_store.ts";
 
 /** A server's lease older than this is stale (it refreshes every 2 s). */
-export const LEASE_STALE_MS = 10_000;
+const LEASE_STALE_MS = 10_000;
 
 /** The `--help` text of `chat user`. */
 export const USER_USAGE = `Usage: chat user COMMAND [--data FILE]

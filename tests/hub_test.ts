@@ -57,7 +57,7 @@ Deno.test("Hub: a room message reaches every member once, stamped by the clock, 
   await hub.receive(alice.id, { type: "message", message: "hello", ref: "m1" });
   // Nothing is delivered or acked before the write commits.
   assert.equal(alice.peer.of("ack").length, 0);
-  await hub.idle();
+  await hub.whenStored();
   const msg = {
     type: "message",
     room: "general",
@@ -104,7 +104,7 @@ Deno.test("Hub: a private message reaches both ends only, and waits for an offli
   const bob = await login(hub, "Bob");
   const carol = await login(hub, "Carol");
   await hub.receive(alice.id, { type: "private", target_username: "bob", message: "psst" });
-  await hub.idle();
+  await hub.whenStored();
   for (const p of [alice.peer, bob.peer]) {
     const f = p.of("private");
     assert.equal(f.length, 1);
@@ -126,8 +126,8 @@ Deno.test("Hub: a private message reaches both ends only, and waits for an offli
     message: "are you there?",
   });
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "call me" });
-  await hub.idle();
-  await hub.maintain();
+  await hub.whenStored();
+  await hub.housekeeping();
   const back = await login(hub, "Bob");
   const unread = back.peer.of("history").find((h) => h.reason === "unread");
   assert.ok(unread, "unread replay arrives");
@@ -135,7 +135,7 @@ Deno.test("Hub: a private message reaches both ends only, and waits for an offli
   assert.equal(unread.unread, 2);
   assert.deepEqual(unread.messages.map((m) => m.message), ["are you there?", "call me"]);
   hub.disconnect(back.id);
-  await hub.maintain();
+  await hub.housekeeping();
   const again = await login(hub, "Bob");
   assert.equal(
     again.peer.of("history").filter((h) => h.reason === "unread").length,
@@ -199,7 +199,7 @@ Deno.test("Hub: one user on two connections sees what they send and receive on b
   await hub.receive(phone.id, { type: "message", message: "from phone" });
   await hub.receive(bob.id, { type: "private", target_username: "Alice", message: "to alice" });
   await hub.receive(phone.id, { type: "private", target_username: "Bob", message: "from alice" });
-  await hub.idle();
+  await hub.whenStored();
   for (const p of [phone.peer, laptop.peer]) {
     assert.deepEqual(p.of("message").map((m) => m.message), ["from phone"]);
     assert.deepEqual(p.of("private").map((m) => m.message), ["to alice", "from alice"]);
@@ -247,7 +247,7 @@ Deno.test("Hub: sessions: request, accept, plain text goes to the partner, exit 
   await hub.receive(alice.id, { type: "status" });
   assert.equal(alice.peer.of("status")[0]!.session, "Bob");
   await hub.receive(alice.id, { type: "message", message: "just us" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(bob.peer.of("private")[0]!.message, "just us");
   assert.equal(carol.peer.of("private").length + carol.peer.of("message").length, 0);
   // A third user cannot barge in.
@@ -258,7 +258,7 @@ Deno.test("Hub: sessions: request, accept, plain text goes to the partner, exit 
     assert.deepEqual(p.of("session_ended")[0]!.mode, { kind: "room", room: "general" });
   }
   await hub.receive(alice.id, { type: "message", message: "back in general" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(carol.peer.of("message")[0]!.message, "back in general");
 });
 
@@ -306,7 +306,7 @@ Deno.test("Hub: rooms: join creates, members see each other, counts are right, g
   await hub.receive(alice.id, { type: "join", room: "games" });
   assert.deepEqual(alice.peer.of("joined")[0]!.mode, { kind: "room", room: "games" });
   await hub.receive(alice.id, { type: "message", message: "anyone?" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(bob.peer.of("message").length, 0, "not a member, not delivered");
   await hub.receive(bob.id, { type: "message", room: "games", message: "sneaky" });
   assert.equal(bob.peer.of("error")[0]!.code, "not_member");
@@ -334,7 +334,7 @@ Deno.test("Hub: history pages backwards with before and limit", async () => {
   const { hub } = ctx;
   const alice = await login(hub, "Alice");
   for (let i = 1; i <= 30; i++) await hub.receive(alice.id, { type: "message", message: `m${i}` });
-  await hub.idle();
+  await hub.whenStored();
   await hub.receive(alice.id, { type: "history", limit: 5 });
   let page = alice.peer.of("history").at(-1)!;
   assert.deepEqual(page.messages.map((m) => m.message), ["m26", "m27", "m28", "m29", "m30"]);
@@ -354,13 +354,13 @@ Deno.test("Hub: a returning user gets general's history with everything unread s
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "message", message: "seen" });
-  await hub.idle();
+  await hub.whenStored();
   hub.disconnect(bob.id);
   for (let i = 1; i <= 5; i++) {
     await hub.receive(alice.id, { type: "message", message: `missed ${i}` });
   }
-  await hub.idle();
-  await hub.maintain();
+  await hub.whenStored();
+  await hub.housekeeping();
   const back = await login(hub, "Bob");
   const h = back.peer.of("history")[0]!;
   assert.equal(h.unread, 5);
@@ -372,7 +372,7 @@ Deno.test("Hub: a returning user gets general's history with everything unread s
     "missed 5",
   ]);
   hub.disconnect(back.id);
-  await hub.maintain();
+  await hub.housekeeping();
   const again = await login(hub, "Bob");
   const h2 = again.peer.of("history")[0]!;
   assert.equal(h2.unread, undefined);
@@ -391,7 +391,7 @@ Deno.test("Hub: state survives a restart on the same store: users, rooms, messag
       const bob = await login(hub, "Bob");
       await hub.receive(alice.id, { type: "join", room: "games" });
       await hub.receive(alice.id, { type: "message", message: "before restart" });
-      await hub.idle();
+      await hub.whenStored();
       hub.disconnect(bob.id);
       await hub.receive(alice.id, {
         type: "private",
@@ -416,7 +416,7 @@ Deno.test("Hub: state survives a restart on the same store: users, rooms, messag
         "before restart",
       ]);
       await hub.receive(alice.id, { type: "message", room: "games", message: "after restart" });
-      await hub.idle();
+      await hub.whenStored();
       assert.equal(alice.peer.of("ack")[0]!.seq, 2, "sequence numbers continue");
       await hub.close();
     }
@@ -435,7 +435,7 @@ Deno.test("Hub: replies to a connection keep the order of its commands", async (
   const a = hub.receive(alice.id, { type: "message", message: "first" });
   const b = hub.receive(alice.id, { type: "status" });
   await Promise.all([a, b]);
-  await hub.idle();
+  await hub.whenStored();
   assert.deepEqual(alice.peer.frames.map((f) => f.type), ["message", "ack", "status"]);
 });
 
@@ -465,10 +465,10 @@ Deno.test("Hub: reconnecting while the last disconnect's cursors are being saved
   // The save may finish at any point of the next login: try every offset of a few microtask hops.
   for (let hops = 0; hops < 20; hops++) {
     await hub.receive(alice.id, { type: "private", target_username: "Bob", message: `m${hops}` });
-    await hub.idle();
+    await hub.whenStored();
     expectSave();
     hub.disconnect(bob.id);
-    const saving = hub.idle();
+    const saving = hub.whenStored();
     await arrived;
     release();
     for (let i = 0; i < hops; i++) await Promise.resolve();
@@ -492,16 +492,16 @@ Deno.test("Hub: an idle offline user's cursors leave memory after a minute and c
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "seen" });
-  await hub.idle();
+  await hub.whenStored();
   hub.disconnect(bob.id);
-  await hub.maintain();
+  await hub.housekeeping();
   assert.equal(hub.cursorsCached("Bob"), true, "kept while recently used");
   clock.advance(61_000);
-  await hub.maintain();
+  await hub.housekeeping();
   assert.equal(hub.cursorsCached("Bob"), false);
   assert.equal(hub.cursorsCached("Alice"), true, "online users keep theirs");
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "unseen" });
-  await hub.idle();
+  await hub.whenStored();
   const back = await login(hub, "Bob");
   const unread = back.peer.of("history").filter((h) => h.reason === "unread");
   assert.deepEqual(unread.flatMap((h) => h.messages.map((m) => m.message)), ["unseen"]);
@@ -517,7 +517,7 @@ Deno.test("Hub: a REST sender's own message is read for them, but never skips ea
   assert.deepEqual(counts.chats, [], "nothing unread: the only new message is its own");
   const live = await login(hub, "Live");
   await hub.receive(live.id, { type: "message", message: "from live" });
-  await hub.idle();
+  await hub.whenStored();
   await hub.request("Rest", { type: "message", message: "mine second" });
   counts = (await hub.request("Rest", { type: "unread_counts" }))[0] as { chats: unknown[] };
   assert.deepEqual(counts.chats, [{ chat: "general", unread: 2 }]);
@@ -550,14 +550,14 @@ Deno.test("Hub: a message that arrives while a connection's history is being rea
   const { hub } = ctx;
   const alice = await login(hub, "Alice");
   await hub.receive(alice.id, { type: "message", message: "old" });
-  await hub.idle();
+  await hub.whenStored();
   gate = new Promise((r) => (open = r));
   const bob = new FakePeer();
   const bobId = hub.connect(bob);
   const hello = hub.receive(bobId, { type: "hello", username: "Bob" });
   await readingP; // Bob is online, his history read is in progress
   await hub.receive(alice.id, { type: "message", message: "new" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(bob.of("message").length, 0, "held back during the replay");
   gate = null;
   open();

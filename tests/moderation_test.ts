@@ -23,7 +23,7 @@ Deno.test("quota: the 20th message in the hour is accepted, the 21st refused, an
     else await hub.receive(i % 2 ? phone.id : laptop.id, { type: "message", message: `m${i}` });
     if (i === 1) clock.advance(60_000); // the first message is a minute older than the rest
   }
-  await hub.idle();
+  await hub.whenStored();
   assert.equal([...phone.peer.of("error"), ...laptop.peer.of("error")].length, 0, "20 accepted");
   await hub.receive(phone.id, { type: "message", message: "21st", ref: "x" });
   const refused = phone.peer.of("error")[0]!;
@@ -51,13 +51,13 @@ Deno.test("quota: the 20th message in the hour is accepted, the 21st refused, an
   assert.equal(phone.peer.of("error").length, 2);
   clock.t = firstAt + HOUR;
   await hub.receive(phone.id, { type: "message", message: "now fine" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(phone.peer.of("error").length, 2);
   assert.ok(phone.peer.of("message").some((m) => m.message === "now fine"));
   // Private messages have their own limit and are not counted against rooms.
   await login(hub, "Bob");
   await hub.receive(phone.id, { type: "private", target_username: "Bob", message: "dm is fine" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(phone.peer.of("error").length, 2);
 });
 
@@ -73,13 +73,13 @@ Deno.test("quota: private messages have their own, looser limit", async () => {
     await hub.receive(alice.id, { type: "private", target_username: "Bob", message: `p${i}` });
   }
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "31st" });
-  await hub.idle();
+  await hub.whenStored();
   const err = alice.peer.of("error")[0]!;
   assert.equal(err.code, "rate_limited");
   assert.match(err.message, /30 private messages per 1m/);
   clock.advance(60_000);
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "later" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(alice.peer.of("error").length, 1);
 });
 
@@ -97,7 +97,7 @@ Deno.test("reports: the third distinct reporter mutes for 4 hours; a repeat or s
   assert.match(a.peer.of("system").at(-1)!.message, /You already reported Troll; 1 of 3/);
   await hub.receive(b.id, { type: "report", username: "Troll" });
   await hub.receive(troll.id, { type: "message", message: "still talking" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(troll.peer.of("error").length, 1, "two reporters do not mute");
   const mutedAt = clock.now();
   await hub.receive(c.id, { type: "report", username: "Troll" });
@@ -135,12 +135,12 @@ Deno.test("reports: the third distinct reporter mutes for 4 hours; a repeat or s
   assert.equal(again.peer.of("error").length, 2);
   clock.t = mutedAt + 4 * HOUR;
   await hub.receive(again.id, { type: "message", message: "free again" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(again.peer.of("error").length, 2);
   await hub.receive(a.id, { type: "report", username: "Troll" });
   await hub.receive(b.id, { type: "report", username: "Troll" });
   await hub.receive(again.id, { type: "message", message: "two new reports only" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(again.peer.of("error").length, 2, "old reports were cleared by the mute");
   await hub.receive(c.id, { type: "report", username: "Troll" });
   await hub.receive(again.id, { type: "message", message: "muted again" });
@@ -182,10 +182,10 @@ Deno.test("lifetime: a message is visible before its lifetime and gone after it,
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "message", message: "ephemeral" });
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "ephemeral dm" });
-  await hub.idle();
+  await hub.whenStored();
   const id = alice.peer.of("message")[0]!.id;
   hub.disconnect(bob.id);
-  await hub.maintain();
+  await hub.housekeeping();
   clock.advance(HOUR - 1);
   await hub.receive(alice.id, { type: "history" });
   assert.deepEqual(alice.peer.of("history").at(-1)!.messages.map((m) => m.message), ["ephemeral"]);
@@ -207,13 +207,13 @@ Deno.test("lifetime: a message is visible before its lifetime and gone after it,
   // Storage: still there until the sweep (KV expiry is best effort), then removed.
   const before = await Array.fromAsync(kv.list({ prefix: ["messages"] }));
   assert.equal(before.length, 2);
-  await hub.maintain();
+  await hub.housekeeping();
   const after = await Array.fromAsync(kv.list({ prefix: ["messages"] }));
   assert.equal(after.length, 0);
   assert.equal((await kv.get(keys.messageId(id))).value, null);
   // Sequence numbers go on after a sweep.
   await hub.receive(alice.id, { type: "message", message: "next" });
-  await hub.idle();
+  await hub.whenStored();
   assert.equal(alice.peer.of("ack").at(-1)!.seq, 2);
 });
 
@@ -223,9 +223,9 @@ Deno.test("lifetime 0 keeps messages", async () => {
   const { hub, clock } = ctx;
   const alice = await login(hub, "Alice");
   await hub.receive(alice.id, { type: "message", message: "forever" });
-  await hub.idle();
+  await hub.whenStored();
   clock.advance(365 * 24 * HOUR);
-  await hub.maintain();
+  await hub.housekeeping();
   await hub.receive(alice.id, { type: "history" });
   assert.deepEqual(alice.peer.of("history").at(-1)!.messages.map((m) => m.message), ["forever"]);
 });
@@ -293,7 +293,7 @@ Deno.test("admin: kick, mute, ban, unban, delete and the audit trail", async () 
   assert.match(bob.peer.of("error")[0]!.message, /muted until 2026-01-15T15:00:00.000Z/);
   await hub.receive(root.id, { type: "unmute", username: "Bob" });
   await hub.receive(bob.id, { type: "message", message: "hello again" });
-  await hub.idle();
+  await hub.whenStored();
   const msg = carol.peer.of("message").find((m) => m.message === "hello again")!;
 
   // Deleting: Carol may not, Bob (the author) or an admin may; everyone sees it go.

@@ -28,11 +28,11 @@ Deno.test("replies: a reply carries what it answers, replies are listed, and onl
   const alice = await login(hub, "Alice");
   const bob = await login(hub, "Bob");
   await hub.receive(alice.id, { type: "message", message: "Who is coming tonight?" });
-  await hub.idle();
+  await hub.whenStored();
   const q = alice.peer.of("message")[0]!;
   await hub.receive(bob.id, { type: "message", message: "me!", reply_to: q.id });
   await hub.request("Alice", { type: "message", message: "great", reply_to: q.id });
-  await hub.idle();
+  await hub.whenStored();
   const answer = alice.peer.of("message").find((m) => m.message === "me!")!;
   assert.deepEqual(answer.reply_to, {
     id: q.id,
@@ -52,7 +52,7 @@ Deno.test("replies: a reply carries what it answers, replies are listed, and onl
   // Someone who cannot read the chat cannot list its replies.
   await hub.receive(alice.id, { type: "create_group", room: "secret" });
   await hub.receive(alice.id, { type: "message", message: "hidden" });
-  await hub.idle();
+  await hub.whenStored();
   const hidden = alice.peer.of("message").find((m) => m.message === "hidden")!;
   await hub.receive(bob.id, { type: "replies", id: hidden.id });
   assert.equal(bob.peer.of("error")[1]!.code, "no_such_message");
@@ -90,7 +90,7 @@ Deno.test("scheduled: goes out at its time, can be listed and cancelled, and is 
   assert.equal(await hub.runScheduled(), 0);
   clock.advance(1);
   assert.equal(await hub.runScheduled(), 1);
-  await hub.idle();
+  await hub.whenStored();
   assert.deepEqual(bob.peer.of("message").map((m) => m.message), ["in a minute"]);
   assert.equal(bob.peer.of("private").length, 0, "the cancelled one never arrives");
   clock.advance(3600_000);
@@ -111,13 +111,13 @@ Deno.test("scheduled: two hubs on one store send a due message exactly once", as
   // A second process on the same store, racing for the same due messages. (Only the claim is
   // shared: chat traffic itself has one writer, which assigns ids and order in memory.)
   const watchOne = await login(one.hub, "Watcher");
-  await one.hub.idle();
+  await one.hub.whenStored();
   await using two = await makeHub(kv, clock);
   const watchTwo = await login(two.hub, "Watcher");
   clock.advance(1000);
   const [a, b] = await Promise.all([one.hub.runScheduled(), two.hub.runScheduled()]);
-  await one.hub.idle();
-  await two.hub.idle();
+  await one.hub.whenStored();
+  await two.hub.whenStored();
   assert.equal(a + b, 20, `sent ${a} + ${b}`);
   const sent = [...watchOne.peer.of("message"), ...watchTwo.peer.of("message")].map((m) =>
     m.message
@@ -160,7 +160,7 @@ Deno.test("files: stored in chunks, announced with name, size and type, download
     bytes(data.subarray(0, 70_000), data.subarray(70_000)),
   );
   assert.equal(ack.type, "ack");
-  await hub.idle();
+  await hub.whenStored();
   const msg = bob.peer.of("message").find((m) => m.file)!;
   assert.deepEqual({ ...msg.file, id: undefined }, {
     id: undefined,
@@ -181,7 +181,7 @@ Deno.test("files: stored in chunks, announced with name, size and type, download
     { name: "dm.txt", mime: "text/plain", to: "Bob" },
     bytes(new TextEncoder().encode("hi")),
   );
-  await hub.idle();
+  await hub.whenStored();
   const dm = bob.peer.of("private").find((m) => m.file)!;
   await assert.rejects(hub.openFile("Carol", dm.file!.id), /Only members of the chat/);
   assert.equal((await hub.openFile("Bob", dm.file!.id)).file.size, 2);
@@ -213,11 +213,11 @@ Deno.test("files: follow the message lifetime", async () => {
   const { hub, clock } = ctx;
   await login(hub, "Alice");
   await hub.uploadFile("Alice", { name: "a.txt", mime: "text/plain" }, bytes(new Uint8Array(10)));
-  await hub.idle();
+  await hub.whenStored();
   const id = (await Array.fromAsync(kv.list<{ id: string }>({ prefix: ["files"] })))[0]!.value.id;
   clock.advance(3600_000);
   await assert.rejects(hub.openFile("Alice", id), /no file/);
-  await hub.maintain();
+  await hub.housekeeping();
   assert.equal((await Array.fromAsync(kv.list({ prefix: ["file_chunks"] }))).length, 0);
 });
 
@@ -231,7 +231,7 @@ Deno.test("groups: invite and accept; a link only asks and waits for the owner; 
   await hub.receive(owner.id, { type: "create_group", room: "club" });
   assert.equal(owner.peer.of("joined")[0]!.created, true);
   await hub.receive(owner.id, { type: "message", message: "members only" });
-  await hub.idle();
+  await hub.whenStored();
   const secret = owner.peer.of("message")[0]!;
 
   // Invisible and closed to a non-member.
@@ -375,7 +375,7 @@ Deno.test("contacts: add, remove, online state; a private message from a strange
     target_username: "Alice",
     message: "hello stranger",
   });
-  await hub.idle();
+  await hub.whenStored();
   assert.deepEqual(alice.peer.of("contacts_list").at(-1)!.contacts, [
     { username: "Bob", online: true },
     { username: "Carol", online: false },

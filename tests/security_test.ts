@@ -17,14 +17,14 @@ Deno.test("security: a non-member of a private group is refused on every read an
   const owner = await login(hub, "Owner");
   await hub.receive(owner.id, { type: "create_group", room: "vault" });
   await hub.receive(owner.id, { type: "message", room: "vault", message: "secret" });
-  await hub.idle();
+  await hub.whenStored();
   const secret = owner.peer.of("message").find((m) => m.message === "secret")!;
   await hub.uploadFile(
     "Owner",
     { name: "plan.txt", mime: "text/plain", room: "vault" },
     bytes(new Uint8Array(3)),
   );
-  await hub.idle();
+  await hub.whenStored();
   const fileId = owner.peer.of("message").find((m) => m.file)!.file!.id;
   await hub.login("Outsider", "outsider-pw");
   const outsider = await login(hub, "Outsider", "outsider-pw");
@@ -77,7 +77,7 @@ Deno.test("security: private messages reach only their two ends, in every read p
   const carol = await login(hub, "Carol");
   await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "for Bob only" });
   await hub.uploadFile("Alice", { name: "dm.bin", mime: "", to: "Bob" }, bytes(new Uint8Array(2)));
-  await hub.idle();
+  await hub.whenStored();
   const dm = bob.peer.of("private")[0]!;
   const file = bob.peer.of("private").find((m) => m.file)!.file!;
   // Carol reads everything she can reach.

@@ -72,7 +72,7 @@ export const initial: State = {
 };
 
 /** The chat a message belongs to, as this user names it. */
-export function chatOf(m: MessageFrame, me: string): string {
+function chatOf(m: MessageFrame, me: string): string {
   if (m.type === "message") return m.room;
   return "@" + (m.from_username === me ? m.to_username : m.from_username);
 }

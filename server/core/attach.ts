@@ -172,7 +172,7 @@ function goOffline(core: Core, u: UserState): void {
     except: u.record.name,
   });
   touch(core, u, u.record.lastIp ?? "");
-  // The cache stays: maintain() evicts it once the user has been idle for a while.
+  // The cache stays: housekeeping() evicts it once the user has been idle for a while.
   if (!core.closing) core.background(flushCursorsOf(core, [u]), "save cursors");
 }
 

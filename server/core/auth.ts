@@ -95,7 +95,7 @@ async function checkPassword(
 }
 
 /** Makes a new login token for a user; only its hash is stored. */
-export async function issueToken(
+async function issueToken(
   core: Core,
   u: UserState,
 ): Promise<{ token: string; expiresAt: number }> {

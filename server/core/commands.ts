@@ -70,7 +70,7 @@ function adminOnly<F, A extends Answer>(run: (call: UserCall, frame: F) => A | P
 }
 
 /** Every command, by frame type. */
-export const COMMANDS = {
+const COMMANDS = {
   ping: open((call) => ({ type: "pong" as const, timestamp: call.core.ts() })),
   // The answer to a heartbeat: the transport has already seen it arrive, nothing else to do.
   pong: open(() => undefined),

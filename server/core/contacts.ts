@@ -9,7 +9,7 @@ import { ChatError } from "./errors.ts";
 import type { UserState } from "./state.ts";
 
 /** A user's contacts with who is online. */
-export function contactsFrame(core: Core, u: UserState) {
+function contactsFrame(core: Core, u: UserState) {
   const contacts = [...u.contacts].sort().map((name) => ({
     username: name,
     online: (core.users.get(name)?.conns.size ?? 0) > 0,

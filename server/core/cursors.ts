@@ -1,6 +1,6 @@
 /**
  * Read cursors: the last message of each chat a user has been shown. Kept in memory while the
- * user is online or busy, saved in batches by `maintain`, forgotten after a minute idle.
+ * user is online or busy, saved in batches by `Hub.housekeeping`, forgotten after a minute idle.
  * @module
  */
 
@@ -8,7 +8,7 @@ import type { Core } from "./core.ts";
 import type { UserState } from "./state.ts";
 
 /** How long an offline user's read cursors stay cached after their last use. */
-export const CURSOR_IDLE_MS = 60_000;
+const CURSOR_IDLE_MS = 60_000;
 
 /** Marks a user busy: their cursor cache is not evicted while a command of theirs runs. */
 export function use(core: Core, u: UserState): void {

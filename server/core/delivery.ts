@@ -15,7 +15,7 @@ import { Outbound } from "./peer.ts";
 import { type Conn, GENERAL, type UserState } from "./state.ts";
 
 /** Above this many online users, online/offline notices are not broadcast (/users still tells). */
-export const PRESENCE_NOTICE_LIMIT = 500;
+const PRESENCE_NOTICE_LIMIT = 500;
 
 /** Delivers events to this process's connections, synchronously and in publishing order. */
 export class LocalDelivery implements FanOut {

@@ -13,7 +13,7 @@ import { dmId, toFrame } from "./format.ts";
 import type { UserState } from "./state.ts";
 
 /** Turns a chat address (`room` or `@user`, default: where the asker is) into a chat id the user may read. */
-export function resolveChat(call: Call & { user: UserState }, address: string | undefined): string {
+function resolveChat(call: Call & { user: UserState }, address: string | undefined): string {
   const { core, user: u } = call;
   if (address === undefined) {
     const mode = core.mode(call.view, u);
@@ -89,7 +89,7 @@ export async function unreadCommand(call: UserCall, frame: { chat: string; limit
 }
 
 /** Unread counts of the chats that have unread messages, by address. */
-export function unreadCounts(core: Core, u: UserState): Array<{ chat: string; unread: number }> {
+function unreadCounts(core: Core, u: UserState): Array<{ chat: string; unread: number }> {
   const out = [];
   for (const chat of u.chats) {
     const unread = (core.seqs.get(chat) ?? 0) - (u.cursors?.get(chat) ?? 0);

@@ -126,7 +126,7 @@ export class Hub {
    * Settles once every frame this connection sent has been handled and its messages stored and
    * acked: a client that half-closes after its last line still gets its acks.
    */
-  async settle(connId: number): Promise<void> {
+  async whenHandled(connId: number): Promise<void> {
     const conn = this.#core.conns.get(connId);
     if (!conn) return;
     await conn.chain;
@@ -143,7 +143,7 @@ export class Hub {
    * Periodic work: persists read cursors, removes expired messages once a minute, then forgets
    * the cursors of users idle for a minute with no connection. Call about once a second.
    */
-  async maintain(): Promise<void> {
+  async housekeeping(): Promise<void> {
     const core = this.#core;
     await flushCursors(core);
     const now = core.clock.now();
@@ -160,7 +160,7 @@ export class Hub {
   }
 
   /** Settles once every message accepted so far has been stored (or failed) and delivered. */
-  async idle(): Promise<void> {
+  async whenStored(): Promise<void> {
     while (this.#core.inflight.size > 0) await Promise.allSettled([...this.#core.inflight]);
   }
 
@@ -170,7 +170,7 @@ export class Hub {
     core.closing = true;
     // Commands under way finish (new ones are refused) before the store goes away.
     while (core.running.size > 0) await Promise.allSettled([...core.running]);
-    await this.idle();
+    await this.whenStored();
     await flushCursors(core);
     await core.store.flush();
     const bye = new Outbound({ type: "bye", reason });

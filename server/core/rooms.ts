@@ -183,7 +183,7 @@ export async function removeFromRoom(
 }
 
 /** The rooms a user may see: public ones, and the private groups they are in. */
-export function roomEntries(core: Core, u: UserState): RoomEntry[] {
+function roomEntries(core: Core, u: UserState): RoomEntry[] {
   return [...core.rooms.values()]
     .filter((room) => !room.record.private || room.members.has(u))
     .map((room) => ({

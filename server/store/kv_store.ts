@@ -111,7 +111,7 @@ export class KvStore implements Store {
   }
 
   appendMessage(message: StoredMessage): Promise<void> {
-    // KV's expireIn is best effort: readers check expiresAt too, and maintain() sweeps.
+    // KV's expireIn is best effort: readers check expiresAt too, and housekeeping() sweeps.
     const ttl = message.expiresAt === undefined
       ? {}
       : { expireIn: Math.max(1, message.expiresAt - message.ts) };

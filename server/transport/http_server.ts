@@ -53,9 +53,9 @@ export interface HttpServer {
 }
 
 /** Headers must be complete this long after connecting (or after the last response). */
-export const HEADER_TIMEOUT_MS = 15_000;
+const HEADER_TIMEOUT_MS = 15_000;
 /** A request body may pause this long between chunks. */
-export const BODY_IDLE_TIMEOUT_MS = 15_000;
+const BODY_IDLE_TIMEOUT_MS = 15_000;
 
 /** Bodies from this size on are worth compressing. */
 const COMPRESS_FROM_BYTES = 1024;

@@ -22,7 +22,7 @@ const encoder = new TextEncoder();
  * arrive in id order, so the last id a client saw is a safe resume point. History pages span
  * several chats whose ids interleave, so they carry none.
  */
-export function sseEvent(frame: ServerFrame): Uint8Array {
+function sseEvent(frame: ServerFrame): Uint8Array {
   const id = frame.type === "message" || frame.type === "private" ? frame.id : undefined;
   return encoder.encode(`${id ? `id: ${id}\n` : ""}data: ${encodeFrame(frame)}\n\n`);
 }

@@ -93,7 +93,7 @@ export function serveWebSocket(
   const leave = () => {
     if (gone) return;
     gone = true;
-    void hub.settle(id).finally(() => hub.disconnect(id));
+    void hub.whenHandled(id).finally(() => hub.disconnect(id));
   };
   peer.onClose = leave;
   socket.onclose = () => {

@@ -93,7 +93,7 @@ export function route<
 }
 
 /** Every status a route can answer: its successes, its refusals and the implied ones. */
-export function statusesOf(spec: RouteSpec): { ok: number[]; errors: number[] } {
+function statusesOf(spec: RouteSpec): { ok: number[]; errors: number[] } {
   const errors = new Set(spec.errors ?? []);
   if (spec.params || spec.query || spec.body) errors.add(400);
   // An empty path parameter makes a path no route serves.
@@ -154,7 +154,7 @@ function parse(schema: z.ZodType, value: unknown, where: "path" | "query" | "bod
 }
 
 /** Turns a zod issue into an error code and a sentence that names the REST field. */
-export function schemaError(issue: z.core.$ZodIssue, where: string): ProtocolError {
+function schemaError(issue: z.core.$ZodIssue, where: string): ProtocolError {
   const field = issue.path.map(String).join(".");
   const name = field ? `"${field}"` : `the ${where}`;
   const place = where === "body" ? "" : ` (in the ${where})`;
@@ -352,7 +352,7 @@ export function openApiDocument(specs: RouteSpec[]): Record<string, unknown> {
 }
 
 /** The body of every error response. */
-export const ErrorBody = z.object({
+const ErrorBody = z.object({
   error: z.object({
     code: z.string().meta({ description: "a stable code, as in error frames" }),
     message: z.string().meta({ description: "what went wrong and what to do" }),

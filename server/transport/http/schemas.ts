@@ -15,9 +15,9 @@ import {
 } from "../../../protocol/limits.ts";
 
 /** The pattern of user names (letters, digits, `_`, `.`, `-`), as protocol/frames.ts checks it. */
-export const USERNAME_PATTERN = `^[\\p{L}\\p{N}_.-]{1,${MAX_NAME_CHARS}}$`;
+const USERNAME_PATTERN = `^[\\p{L}\\p{N}_.-]{1,${MAX_NAME_CHARS}}$`;
 /** The pattern of room names; a leading `#` is allowed and dropped. */
-export const ROOM_PATTERN = `^#?[\\p{L}\\p{N}_-]{1,${MAX_NAME_CHARS}}$`;
+const ROOM_PATTERN = `^#?[\\p{L}\\p{N}_-]{1,${MAX_NAME_CHARS}}$`;
 
 /** A user name. */
 export const Username = z.string().regex(new RegExp(USERNAME_PATTERN, "u"), {

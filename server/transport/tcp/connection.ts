@@ -148,7 +148,7 @@ export class TcpConnection implements Peer {
       clearTimeout(this.#loginTimer);
       clearInterval(this.#heartbeat);
       // The peer may only have closed its sending side: answer what it sent before going.
-      if (!this.#closed) await this.#hub.settle(this.#id);
+      if (!this.#closed) await this.#hub.whenHandled(this.#id);
       this.#hub.disconnect(this.#id);
       this.#closing = true;
       this.#queue.seal();
@@ -346,7 +346,7 @@ export class TcpConnection implements Peer {
 }
 
 /** Whether an I/O error only means the peer went away. */
-export function isDisconnect(error: unknown): boolean {
+function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted ||
     error instanceof Deno.errors.NotConnected;
