@@ -3,7 +3,9 @@
  * one store), files, private groups and contacts.
  */
 import assert from "node:assert/strict";
-import { FakeClock, login, makeHub } from "./_helpers.ts";
+import { SCHEDULE_CLAIM_MS } from "../server/store/store.ts";
+import { KvStore } from "../server/store/kv_store.ts";
+import { FakeClock, login, makeHub, seedAdmin } from "./_helpers.ts";
 
 async function* bytes(...parts: Uint8Array[]): AsyncIterable<Uint8Array> {
   for (const p of parts) yield p;
@@ -390,4 +392,55 @@ Deno.test("contacts: add, remove, online state; a private message from a strange
     username: "Bob",
     online: true,
   }]);
+});
+
+Deno.test("scheduled: a message claimed by a process that died before storing it is sent once by the next", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock();
+  // The first process stops for good between claiming the due message and storing it.
+  class DiesBeforeCommit extends KvStore {
+    override appendMessage(): Promise<void> {
+      return new Promise(() => {});
+    }
+  }
+  const first = await makeHub(kv, clock, { store: new DiesBeforeCommit(kv) });
+  const alice = await login(first.hub, "Alice");
+  await first.hub.receive(alice.id, {
+    type: "schedule",
+    message: "exactly once",
+    at: new Date(clock.now() + 1000).toISOString(),
+  });
+  clock.advance(1000);
+  void first.hub.runScheduled();
+  // Its claim is fresh: a second process leaves the message alone for now...
+  await new Promise((r) => setTimeout(r, 50));
+  await using second = await makeHub(kv, clock);
+  assert.equal(await second.hub.runScheduled(), 0);
+  // ...and takes it over once the claim has gone stale.
+  clock.advance(SCHEDULE_CLAIM_MS);
+  assert.equal(await second.hub.runScheduled(), 1);
+  await second.hub.whenStored();
+  assert.equal(await second.hub.runScheduled(), 0);
+  const stored = await second.store.listMessages("general", { limit: 10 });
+  assert.deepEqual(stored.map((m) => m.text), ["exactly once"]);
+});
+
+Deno.test("scheduled: a banned author's scheduled message does not go out", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await seedAdmin(kv);
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
+  const root = await login(hub, "Root", "root-password");
+  const mallory = await login(hub, "Mallory");
+  await hub.receive(mallory.id, {
+    type: "schedule",
+    message: "after my ban",
+    at: new Date(clock.now() + 5000).toISOString(),
+  });
+  await hub.receive(root.id, { type: "ban", username: "Mallory" });
+  clock.advance(5000);
+  assert.equal(await hub.runScheduled(), 0);
+  await hub.whenStored();
+  assert.equal(root.peer.of("message").some((m) => m.message === "after my ban"), false);
+  assert.equal((await ctx.store.listScheduledOf("Mallory")).length, 0, "and it is gone");
 });

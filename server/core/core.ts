@@ -142,6 +142,8 @@ export class Core {
   /** Work counters since start. */
   readonly stats: HubStats = { messages: 0, deliveries: 0, errors: 0 };
   readonly startedAt: number;
+  /** This process among others on one store (claims on scheduled messages name it). */
+  readonly instanceId = crypto.randomUUID();
   onlineUsers = 0;
   closing = false;
   lastSweep = 0;

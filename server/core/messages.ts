@@ -23,6 +23,7 @@ export type AckFrame = Extract<ServerFrame, { type: "ack" }>;
 interface Attachments {
   replyTo?: { id: string; from: string; text: string };
   file?: PostExtra["file"];
+  completes?: PostExtra["completes"];
 }
 
 /** `message`: to a room (the current one by default), or into the private session shown. */
@@ -92,6 +93,7 @@ function replyOf(frame: { reply_to?: string }): PostExtra {
 async function attachments(core: Core, chat: string, extra: PostExtra): Promise<Attachments> {
   const out: Attachments = {};
   if (extra.file) out.file = extra.file;
+  if (extra.completes) out.completes = extra.completes;
   if (extra.replyTo !== undefined) {
     const parent = await core.store.getMessage(extra.replyTo);
     if (!parent || parent.chat !== chat || core.expired(parent)) {
@@ -134,7 +136,8 @@ function post(
     ...(core.config.messageTtlMs > 0 ? { expiresAt: now + core.config.messageTtlMs } : {}),
   };
   const pending = new Pending<AckFrame>();
-  const stored = core.store.appendMessage(msg).then(
+  const completes = attach.completes ? { completes: attach.completes } : {};
+  const stored = core.store.appendMessage(msg, completes).then(
     () => {
       countMessage(core, now);
       core.publish({ kind: "message", message: msg });

@@ -12,6 +12,8 @@ import { loadCursors, whileBusy } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
 import { iso } from "./format.ts";
 import { messageCommand, privateCommand } from "./messages.ts";
+import { checkNotBanned } from "./moderation.ts";
+import type { UserState } from "./state.ts";
 
 const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 3600_000;
 const MAX_SCHEDULED_PER_USER = 100;
@@ -78,13 +80,15 @@ export async function scheduledListCommand(call: UserCall) {
   return { type: "scheduled_list" as const, entries };
 }
 
-/** `cancel_scheduled`. */
+/** `cancel_scheduled`: removes a pending scheduled message, unless it is being sent. */
 export async function cancelScheduledCommand(call: UserCall, frame: { id: string }) {
   const { core, user: u } = call;
-  const mine = (await core.store.listScheduledOf(u.record.name)).find((x) => x.id === frame.id);
-  // Claiming it is what cancels it: if the scheduler got there first, it has been sent.
-  const claimed = mine ? await core.store.claimScheduled(frame.id) : null;
-  if (!claimed) {
+  const mine = (await core.store.listScheduledOf(u.record.name)).some((x) => x.id === frame.id);
+  const outcome = mine ? await core.store.removeScheduled(frame.id, core.clock.now()) : "missing";
+  if (outcome === "sending") {
+    throw new ChatError("no_such_message", `Scheduled message ${frame.id} is being sent right now`);
+  }
+  if (outcome === "missing") {
     throw new ChatError(
       "no_such_message",
       `No pending scheduled message ${frame.id}: it was sent or cancelled`,
@@ -94,29 +98,29 @@ export async function cancelScheduledCommand(call: UserCall, frame: { id: string
 }
 
 /**
- * Sends every scheduled message that is due. Each is claimed with an atomic check first, so two
- * server processes on one store never send a message twice. Call a few times a second.
+ * Sends every scheduled message that is due. Each is claimed with an atomic check first (of two
+ * processes on one store, one gets it) and its record is removed in the same atomic commit that
+ * stores the message, so whatever stops the server, whenever, a due message is stored exactly
+ * once: a claim left by a killed process goes stale and is taken over. The rules of the moment
+ * apply (ban, mute, quota, membership). Call a few times a second.
  */
 export async function runScheduled(core: Core): Promise<number> {
-  if (core.closing) return 0;
   let sent = 0;
   for (const rec of await core.store.listDueScheduled(core.clock.now(), 100)) {
-    const claimed = await core.store.claimScheduled(rec.id);
+    if (core.closing) break;
+    const claimed = await core.store.claimScheduled(rec.id, core.instanceId, core.clock.now());
     if (!claimed) continue;
     const u = core.users.get(claimed.user);
-    if (!u) continue;
-    const call = connectionlessCall(core, u, "");
+    if (!u) {
+      await core.store.removeScheduled(claimed.id, core.clock.now(), true);
+      continue;
+    }
     try {
-      await whileBusy(core, u, async () => {
-        await loadCursors(core, u);
-        const pending = claimed.to !== null
-          ? await privateCommand(call, { target_username: claimed.to, message: claimed.text })
-          : await messageCommand(call, { room: claimed.room!, message: claimed.text });
-        await pending.done;
-      });
+      await sendScheduled(core, u, claimed);
       sent++;
     } catch (error) {
-      // Muted, over quota, no longer a member...: tell the author why it did not go out.
+      // Banned, muted, over quota, no longer a member...: not sent, and the author is told why.
+      await core.store.removeScheduled(claimed.id, core.clock.now(), true).catch(() => {});
       const why = error instanceof ChatError ? error.message : "a server error";
       core.publish({
         kind: "user",
@@ -131,4 +135,17 @@ export async function runScheduled(core: Core): Promise<number> {
     }
   }
   return sent;
+}
+
+async function sendScheduled(core: Core, u: UserState, claimed: ScheduledRecord): Promise<void> {
+  const call = connectionlessCall(core, u, "");
+  await whileBusy(core, u, async () => {
+    checkNotBanned(core, u);
+    await loadCursors(core, u);
+    const extra = { completes: claimed };
+    const pending = claimed.to !== null
+      ? await privateCommand(call, { target_username: claimed.to, message: claimed.text }, extra)
+      : await messageCommand(call, { room: claimed.room!, message: claimed.text }, extra);
+    await pending.done;
+  });
 }

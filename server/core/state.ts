@@ -5,7 +5,7 @@
  */
 
 import type { FileRef } from "../../protocol/frames.ts";
-import type { ChatRecord, UserRecord } from "../store/store.ts";
+import type { ChatRecord, ScheduledRecord, UserRecord } from "../store/store.ts";
 import type { Outbound, Peer } from "./peer.ts";
 
 /** The room every user is in. */
@@ -70,6 +70,8 @@ export interface Conn extends View {
 export interface PostExtra {
   replyTo?: string;
   file?: FileRef;
+  /** The scheduled record this message sends: removed in the same commit as the message. */
+  completes?: ScheduledRecord;
 }
 
 /** A new user's state around its stored record. */

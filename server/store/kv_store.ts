@@ -16,6 +16,7 @@ import {
   type LeaseRecord,
   type ListOptions,
   type ReportRecord,
+  SCHEDULE_CLAIM_MS,
   type ScheduledRecord,
   type Store,
   type StoredMessage,
@@ -110,7 +111,10 @@ export class KvStore implements Store {
     ]);
   }
 
-  appendMessage(message: StoredMessage): Promise<void> {
+  appendMessage(
+    message: StoredMessage,
+    options: { completes?: ScheduledRecord } = {},
+  ): Promise<void> {
     // KV's expireIn is best effort: readers check expiresAt too, and housekeeping() sweeps.
     const ttl = message.expiresAt === undefined
       ? {}
@@ -136,6 +140,8 @@ export class KvStore implements Store {
           : []),
         // The counter survives even when every message of a chat has expired and been swept.
         { type: "set", key: keys.seq(message.chat), value: message.seq },
+        // A scheduled message's record goes in the same atomic commit as the message itself.
+        ...(options.completes ? scheduledDeletes(options.completes) : []),
       ],
       message.text.length * 3 + 300,
     );
@@ -211,17 +217,32 @@ export class KvStore implements Store {
     return out.sort((a, b) => a.dueAt - b.dueAt);
   }
 
-  async claimScheduled(id: string): Promise<ScheduledRecord | null> {
+  async claimScheduled(id: string, by: string, now: number): Promise<ScheduledRecord | null> {
     const entry = await this.#kv.get<ScheduledRecord>(keys.scheduled(id));
-    if (!entry.value) return null;
     const r = entry.value;
+    if (!r || (r.claimedAt !== undefined && now - r.claimedAt < SCHEDULE_CLAIM_MS)) return null;
+    const claimed: ScheduledRecord = { ...r, claimedBy: by, claimedAt: now };
     const res = await this.#kv.atomic()
       .check({ key: entry.key, versionstamp: entry.versionstamp })
-      .delete(keys.scheduled(id))
-      .delete(keys.scheduledDueAt(r.dueAt, id))
-      .delete(keys.userScheduledOne(r.user, id))
+      .set(keys.scheduled(id), claimed)
       .commit();
-    return res.ok ? r : null;
+    return res.ok ? claimed : null;
+  }
+
+  async removeScheduled(
+    id: string,
+    now: number,
+    force = false,
+  ): Promise<"removed" | "missing" | "sending"> {
+    const entry = await this.#kv.get<ScheduledRecord>(keys.scheduled(id));
+    const r = entry.value;
+    if (!r) return "missing";
+    if (!force && r.claimedAt !== undefined && now - r.claimedAt < SCHEDULE_CLAIM_MS) {
+      return "sending";
+    }
+    const atomic = this.#kv.atomic().check({ key: entry.key, versionstamp: entry.versionstamp });
+    for (const m of scheduledDeletes(r)) atomic.mutate(m);
+    return (await atomic.commit()).ok ? "removed" : "sending";
   }
 
   setInvite(room: string, user: string, value: { from: string; at: number } | null): Promise<void> {
@@ -457,4 +478,13 @@ export class KvStore implements Store {
   #write(mutations: Deno.KvMutation[], bytes = 256 * mutations.length): Promise<void> {
     return this.#commits.write(mutations, bytes);
   }
+}
+
+/** The mutations that remove a scheduled message and its index entries. */
+function scheduledDeletes(r: ScheduledRecord): Deno.KvMutation[] {
+  return [
+    { type: "delete", key: keys.scheduled(r.id) },
+    { type: "delete", key: keys.scheduledDueAt(r.dueAt, r.id) },
+    { type: "delete", key: keys.userScheduledOne(r.user, r.id) },
+  ];
 }

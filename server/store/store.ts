@@ -67,7 +67,17 @@ export interface ScheduledRecord {
   text: string;
   dueAt: number;
   createdAt: number;
+  /** Who is sending it and since when: a claim older than SCHEDULE_CLAIM_MS may be taken over. */
+  claimedBy?: string;
+  claimedAt?: number;
 }
+
+/**
+ * How long a claim on a due scheduled message holds. Sending one takes milliseconds; a claim
+ * this old belongs to a process that stopped between claiming and storing (kill -9), and the
+ * message is sent by whoever claims it next.
+ */
+export const SCHEDULE_CLAIM_MS = 10_000;
 
 /** A stored file's description; its bytes are in chunks of at most FILE_CHUNK_BYTES. */
 export interface FileRecord {
@@ -154,8 +164,12 @@ export interface Store {
   addMember(chat: string, user: string, cursor: number): Promise<void>;
   /** Removes a member from a chat and drops their cursor. */
   removeMember(chat: string, user: string): Promise<void>;
-  /** Appends a message; resolves after the batch holding it has committed. */
-  appendMessage(message: StoredMessage): Promise<void>;
+  /**
+   * Appends a message; resolves after the batch holding it has committed. A scheduled message
+   * names its record in `completes`: the record is deleted in the same atomic commit, so it is
+   * stored exactly once whatever stops the server, whenever.
+   */
+  appendMessage(message: StoredMessage, options?: { completes?: ScheduledRecord }): Promise<void>;
   /** Lists messages of a chat in ascending order. */
   listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]>;
   /** Lists the messages of a chat whose id sorts after `id` (oldest first), at most the newest `limit`. */
@@ -194,10 +208,20 @@ export interface Store {
   /** A user's pending scheduled messages, earliest first. */
   listScheduledOf(user: string): Promise<ScheduledRecord[]>;
   /**
-   * Takes a scheduled message out of the store in one atomic operation that checks it is still
-   * there: of two processes racing for it, exactly one gets true.
+   * Claims a due scheduled message for sending, in one atomic operation that checks nobody
+   * changed it meanwhile: of two processes racing for it, exactly one gets it. A fresh claim of
+   * someone else's is left alone; a stale one (SCHEDULE_CLAIM_MS) is taken over.
    */
-  claimScheduled(id: string): Promise<ScheduledRecord | null>;
+  claimScheduled(id: string, by: string, now: number): Promise<ScheduledRecord | null>;
+  /**
+   * Removes a scheduled message: a cancel (refused with "sending" while a fresh claim holds it)
+   * or one that could not be sent.
+   */
+  removeScheduled(
+    id: string,
+    now: number,
+    force?: boolean,
+  ): Promise<"removed" | "missing" | "sending">;
   /** Saves or deletes group state: an invite, a link, a join request. */
   setInvite(room: string, user: string, value: { from: string; at: number } | null): Promise<void>;
   setLink(token: string, value: { room: string; by: string; at: number } | null): Promise<void>;
