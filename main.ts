@@ -27,6 +27,29 @@ Usage:
 
 Run with Deno: deno run -A main.ts serve`;
 
+/**
+ * Whether a process of this machine is alive: a server killed with -9 leaves a fresh lease, and a
+ * restart must not wait for it to go stale. Where /proc is missing, a process counts as alive.
+ */
+function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync("/proc/self");
+  } catch {
+    return true;
+  }
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The server cannot start as configured; the message says why and what to do. */
+class StartupError extends Error {
+  override name = "StartupError";
+}
+
 async function openKv(path: string): Promise<Deno.Kv> {
   if (path !== ":memory:") {
     const slash = path.lastIndexOf("/");
@@ -39,6 +62,23 @@ async function serve(config: ServeConfig): Promise<void> {
   const log = createLogger(config.logLevel);
   const kv = await openKv(config.data);
   const store = new KvStore(kv);
+  // One server per data file: it keeps users and sequence numbers in memory, so a second one
+  // would overwrite the first one's messages. Checked before anything listens.
+  const leaseId = crypto.randomUUID();
+  const lease = () => ({ pid: Deno.pid, hostname: Deno.hostname(), at: Date.now(), id: leaseId });
+  const held = await store.acquireLease(
+    lease(),
+    10_000,
+    (holder) => holder.hostname === Deno.hostname() && !processAlive(holder.pid),
+  );
+  if (!held.ok) {
+    kv.close();
+    const ago = Math.max(0, Math.round((Date.now() - held.holder.at) / 1000));
+    throw new StartupError(
+      `${config.data} is in use by a chat server (pid ${held.holder.pid} on ` +
+        `${held.holder.hostname}, seen ${ago}s ago): stop it first, or give another --data`,
+    );
+  }
   const newUlid = monotonicFactory();
   // HTTP listens first so the hub is built knowing its port (token replies say where files go);
   // a request arriving meanwhile waits for the app.
@@ -84,10 +124,8 @@ async function serve(config: ServeConfig): Promise<void> {
   console.log(`http listening on ${http.addr.hostname}:${http.addr.port}`);
   log.info("server started", { data: config.data });
 
-  // The lease tells `chat user` that this data file is in use.
-  const lease = () =>
-    store.putLease({ pid: Deno.pid, hostname: Deno.hostname(), at: Date.now() }, 10_000);
-  await lease();
+  // The lease, refreshed, tells `chat user` and other servers that this data file is in use.
+  const refreshLease = () => store.putLease(lease(), 10_000);
   // Scheduled messages go out within a quarter of a second of their time.
   let scheduling = false;
   const scheduler = setInterval(() => {
@@ -102,7 +140,7 @@ async function serve(config: ServeConfig): Promise<void> {
   const maintenance = setInterval(() => {
     hub.housekeeping().catch((error) => log.error("maintenance failed", { error }));
     if (++ticks % 2 === 0) {
-      leasing = lease().catch((error) => log.warn("lease refresh failed", { error }));
+      leasing = refreshLease().catch((error) => log.warn("lease refresh failed", { error }));
     }
   }, 1000);
 
@@ -240,6 +278,10 @@ async function main(args: string[]): Promise<number> {
     if (error instanceof UsageError) {
       console.error(`chat: ${error.message}`);
       return 2;
+    }
+    if (error instanceof StartupError) {
+      console.error(`chat: ${error.message}`);
+      return 1;
     }
     throw error;
   }

@@ -10,9 +10,7 @@ import { MIN_PASSWORD_CHARS } from "../protocol/limits.ts";
 import { UsageError } from "./config.ts";
 import { scryptHasher } from "./passwords.ts";
 import type { KvStore } from "./store/kv_store.ts";
-
-/** A server's lease older than this is stale (it refreshes every 2 s). */
-const LEASE_STALE_MS = 10_000;
+import { LEASE_STALE_MS } from "./store/store.ts";
 
 /** The `--help` text of `chat user`. */
 export const USER_USAGE = `Usage: chat user COMMAND [--data FILE]

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { KvStore } from "../server/store/kv_store.ts";
 import { ConflictError, type StoredMessage } from "../server/store/store.ts";
+import { FakeClock, fakeUlid, login, makeHub } from "./_helpers.ts";
 
 function msg(chat: string, seq: number): StoredMessage {
   return { id: `id${seq}`, chat, seq, from: "Alice", text: `m${seq}`, ts: 1000 + seq };
@@ -71,4 +72,64 @@ Deno.test("KvStore rejects every write of a failed batch, and later writes still
   const store2 = new KvStore(kv2);
   await store2.appendMessage(msg("r", 1));
   assert.equal((await store2.listMessages("r", { limit: 5 })).length, 1);
+});
+
+Deno.test("KvStore: saves 5,000 cursors at once (more than one atomic holds), every one of them", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const store = new KvStore(kv);
+  const cursors = Array.from(
+    { length: 5000 },
+    (_, i) => ({ user: `u${i}`, chat: "general", seq: 7 }),
+  );
+  await store.saveCursors(cursors);
+  for (const i of [0, 999, 1000, 4999]) {
+    assert.equal((await store.getCursors(`u${i}`)).get("general"), 7, `cursor of u${i}`);
+  }
+});
+
+Deno.test("Hub: the read positions of 5,000 online members of one room survive a restart", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock();
+  {
+    await using ctx = await makeHub(kv, clock);
+    const { hub } = ctx;
+    const members = [];
+    for (let i = 0; i < 5000; i++) members.push(await login(hub, `m${i}`));
+    await hub.receive(members[0]!.id, { type: "message", message: "seen by all" });
+    await hub.whenStored();
+    await hub.housekeeping();
+    await ctx.store.flush();
+  }
+  await using after = await makeHub(kv, clock);
+  for (const name of ["m1", "m2500", "m4999"]) {
+    const counts = (await after.hub.request(name, { type: "unread_counts" }))[0];
+    assert.deepEqual(counts?.type === "unread_counts" && counts.chats, [], `${name} has no unread`);
+  }
+});
+
+Deno.test("KvStore.sweepOrphanChunks() removes old uploads that never got a file record, and nothing else", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const store = new KvStore(kv);
+  const hour = 3600_000;
+  const now = Date.UTC(2026, 10, 29, 12);
+  const orphan = fakeUlid(now - 2 * hour, 1);
+  const finished = fakeUlid(now - 2 * hour, 2);
+  const uploading = fakeUlid(now - 60_000, 3);
+  for (const id of [orphan, finished, uploading]) {
+    for (let i = 0; i < 3; i++) await store.putFileChunk(id, i, new Uint8Array([i]));
+  }
+  await store.putFile({
+    id: finished,
+    name: "a.txt",
+    mime: "text/plain",
+    size: 3,
+    chunks: 3,
+    chat: "general",
+    uploader: "Alice",
+    createdAt: now - 2 * hour,
+  });
+  assert.equal(await store.sweepOrphanChunks(now - hour), 1);
+  const left = new Set<string>();
+  for await (const e of kv.list({ prefix: ["file_chunks"] })) left.add(String(e.key[1]));
+  assert.deepEqual([...left].sort(), [finished, uploading].sort());
 });

@@ -444,3 +444,30 @@ Deno.test("scheduled: a banned author's scheduled message does not go out", asyn
   assert.equal(root.peer.of("message").some((m) => m.message === "after my ban"), false);
   assert.equal((await ctx.store.listScheduledOf("Mallory")).length, 0, "and it is gone");
 });
+
+Deno.test("files: an upload the quota refuses stores no byte", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv, new FakeClock(), {
+    rateLimit: { count: 1, windowMs: 3600_000 },
+  });
+  const { hub } = ctx;
+  await login(hub, "Alice");
+  await hub.request("Alice", { type: "message", message: "my one message this hour" });
+  await assert.rejects(
+    hub.uploadFile(
+      "Alice",
+      { name: "big.bin", mime: "application/octet-stream" },
+      bytes(
+        new Uint8Array(100_000),
+      ),
+    ),
+    /You can send 1 messages to rooms per 1h/,
+  );
+  await hub.whenStored();
+  await ctx.store.flush();
+  const chunks = [];
+  for await (const e of kv.list({ prefix: ["file_chunks"] })) chunks.push(e.key);
+  const files = [];
+  for await (const e of kv.list({ prefix: ["files"] })) files.push(e.key);
+  assert.deepEqual([chunks.length, files.length], [0, 0]);
+});

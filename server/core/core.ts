@@ -147,6 +147,8 @@ export class Core {
   onlineUsers = 0;
   closing = false;
   lastSweep = 0;
+  /** 0: the first housekeeping after a start looks for abandoned uploads at once. */
+  lastOrphanSweep = 0;
 
   /** Builds the context; `fanout` is set by whoever wires delivery (the Hub). */
   constructor(options: HubOptions, fanout: FanOut) {

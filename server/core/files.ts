@@ -10,10 +10,10 @@ import { connectionlessCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { loadCursors, whileBusy } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
-import { dmId, formatSize, iso } from "./format.ts";
+import { dmId, formatSize } from "./format.ts";
 import { canRead } from "./history.ts";
 import { type AckFrame, messageCommand, privateCommand } from "./messages.ts";
-import { mutedUntil } from "./moderation.ts";
+import { checkCanSend } from "./moderation.ts";
 import { GENERAL } from "./state.ts";
 
 /** File bytes are stored in chunks below KV's 64 KiB value limit. */
@@ -61,11 +61,10 @@ export async function uploadFile(
       throw new ChatError("not_member", `You are not in #${chat}: /join ${chat} first`);
     }
   }
-  const muted = mutedUntil(core, u);
-  if (muted !== null) {
-    throw new ChatError("muted", `You are muted until ${iso(muted)}; you can still read`);
-  }
   const now = core.clock.now();
+  // Every rule of sending (mute, quota) is checked before a byte is stored: a refused upload
+  // must not fill the disk.
+  checkCanSend(core, u, meta.to !== undefined, now, true);
   const id = core.newId(now);
   const expiresAt = core.config.messageTtlMs > 0 ? now + core.config.messageTtlMs : undefined;
   const { size, chunkCount } = await storeChunks(core, id, chunks, expiresAt);
@@ -80,13 +79,19 @@ export async function uploadFile(
   });
   const message = `sent a file: ${name} (${formatSize(size)}, ${file.mime})`;
   const call = connectionlessCall(core, u, "");
-  return await whileBusy(core, u, async () => {
-    await loadCursors(core, u);
-    const pending = meta.to !== undefined
-      ? await privateCommand(call, { target_username: meta.to, message }, { file })
-      : await messageCommand(call, { room: chat, message }, { file });
-    return await pending.done;
-  });
+  try {
+    return await whileBusy(core, u, async () => {
+      await loadCursors(core, u);
+      const pending = meta.to !== undefined
+        ? await privateCommand(call, { target_username: meta.to, message }, { file })
+        : await messageCommand(call, { room: chat, message }, { file });
+      return await pending.done;
+    });
+  } catch (error) {
+    // Refused at the last moment (the quota filled meanwhile): the bytes go too.
+    await core.store.deleteFile(id).catch((e) => core.onError(e, "delete a refused file"));
+    throw error;
+  }
 }
 
 /** Writes a file's bytes in chunks; on any failure (too big, storage) deletes what was written. */

@@ -34,6 +34,9 @@ export { formatSize } from "./format.ts";
 
 /** How often expired messages are removed from storage (they are hidden on read at once). */
 const SWEEP_EVERY_MS = 60_000;
+/** How often unfinished uploads are looked for, and how old one must be to count as abandoned. */
+const ORPHAN_SWEEP_EVERY_MS = 10 * 60_000;
+const ORPHAN_AGE_MS = 60 * 60_000;
 
 /** The chat core, as transports see it. */
 export class Hub {
@@ -140,8 +143,9 @@ export class Hub {
   }
 
   /**
-   * Periodic work: persists read cursors, removes expired messages once a minute, then forgets
-   * the cursors of users idle for a minute with no connection. Call about once a second.
+   * Periodic work: persists read cursors, removes expired messages once a minute, forgets the
+   * cursors of users idle for a minute with no connection, and every ten minutes removes the
+   * chunks of uploads abandoned over an hour ago. Call about once a second.
    */
   async housekeeping(): Promise<void> {
     const core = this.#core;
@@ -152,6 +156,11 @@ export class Hub {
       for (const chat of core.seqs.keys()) await core.store.sweepExpired(chat, now);
     }
     evictIdleCursors(core);
+    // Uploads cut off by a crash leave chunks and no file record: clean up once in a while.
+    if (now - core.lastOrphanSweep >= ORPHAN_SWEEP_EVERY_MS) {
+      core.lastOrphanSweep = now;
+      await core.store.sweepOrphanChunks(now - ORPHAN_AGE_MS);
+    }
   }
 
   /** Whether a user's cursors are cached (for tests of eviction). */

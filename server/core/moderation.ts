@@ -29,8 +29,17 @@ export function checkNotBanned(core: Core, u: UserState): void {
   }
 }
 
-/** Refuses a message from a muted user or one over their quota, and counts it otherwise. */
-export function checkCanSend(core: Core, u: UserState, isPrivate: boolean, now: number): void {
+/**
+ * Refuses a message from a muted user or one over their quota, and counts it otherwise (unless
+ * `peek`: an upload asks before it stores a byte, and is counted when its message is posted).
+ */
+export function checkCanSend(
+  core: Core,
+  u: UserState,
+  isPrivate: boolean,
+  now: number,
+  peek = false,
+): void {
   const muted = mutedUntil(core, u);
   if (muted !== null) {
     throw new ChatError("muted", `You are muted until ${iso(muted)}; you can still read`);
@@ -49,7 +58,7 @@ export function checkCanSend(core: Core, u: UserState, isPrivate: boolean, now: 
       }; the next one is accepted at ${iso(next)}`,
     );
   }
-  sent.push(now);
+  if (!peek) sent.push(now);
 }
 
 /** Where a user stands with the room quota. */

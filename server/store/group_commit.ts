@@ -11,6 +11,8 @@ import { ConflictError } from "./store.ts";
 /** Deno KV refuses an atomic with more than 1000 mutations or 800 KiB; stay well below. */
 const MAX_BATCH_MUTATIONS = 900;
 const MAX_BATCH_BYTES = 512 * 1024;
+/** Parts of a large write are smaller than a batch, so they share commits with other writes. */
+const PART_MUTATIONS = 400;
 
 interface PendingWrite {
   mutations: Deno.KvMutation[];
@@ -42,12 +44,37 @@ export class GroupCommit {
     this.#now = now;
   }
 
-  /** Queues mutations for the next group commit; resolves once they are durable. */
+  /**
+   * Queues mutations that must commit together for the next group commit; resolves once they
+   * are durable. A write larger than one atomic may hold is refused: use `writeInParts`.
+   */
   write(mutations: Deno.KvMutation[], bytes = 256 * mutations.length): Promise<void> {
+    if (mutations.length > MAX_BATCH_MUTATIONS || bytes > MAX_BATCH_BYTES) {
+      return Promise.reject(
+        new RangeError(
+          `One atomic write of ${mutations.length} mutations (~${bytes} bytes) is over the ` +
+            `limit (${MAX_BATCH_MUTATIONS}, ${MAX_BATCH_BYTES} bytes): write it in parts`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ mutations, bytes, resolve, reject });
       this.#kick();
     });
+  }
+
+  /**
+   * Queues mutations that need not commit together (read cursors of 5,000 members, a user's
+   * tokens), in parts each under every limit of one atomic; resolves once all are durable.
+   */
+  writeInParts(mutations: Deno.KvMutation[], bytesEach = 256): Promise<void> {
+    const per = Math.max(1, Math.min(PART_MUTATIONS, Math.floor(MAX_BATCH_BYTES / bytesEach)));
+    const parts: Promise<void>[] = [];
+    for (let i = 0; i < mutations.length; i += per) {
+      const part = mutations.slice(i, i + per);
+      parts.push(this.write(part, part.length * bytesEach));
+    }
+    return Promise.all(parts).then(() => {});
   }
 
   /** Settles once every write queued so far is committed (or failed). */

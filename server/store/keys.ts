@@ -42,6 +42,7 @@ export const keys = {
   contacts: () => ["contacts"] as const,
   contact: (user: string, contact: string) => ["contacts", user, contact] as const,
   file: (id: string) => ["files", id] as const,
+  fileChunksAll: () => ["file_chunks"] as const,
   fileChunks: (id: string) => ["file_chunks", id] as const,
   fileChunk: (id: string, i: number) => ["file_chunks", id, i] as const,
   cursors: (user: string) => ["cursors", user] as const,

@@ -13,6 +13,7 @@ import {
   type Cursor,
   type FileRecord,
   type GroupState,
+  LEASE_STALE_MS,
   type LeaseRecord,
   type ListOptions,
   type ReportRecord,
@@ -295,12 +296,35 @@ export class KvStore implements Store {
     }
   }
 
+  /**
+   * Deletes the chunks of uploads that never finished (the server stopped mid-upload, so no file
+   * record was written) and began before `before` (ids are ULIDs, which carry their time).
+   * Visits each file once, however many chunks it has. Returns how many uploads it removed.
+   */
+  async sweepOrphanChunks(before: number): Promise<number> {
+    let removed = 0;
+    const prefix = keys.fileChunksAll();
+    let selector: Deno.KvListSelector = { prefix };
+    while (true) {
+      const first: Deno.KvEntry<unknown> | undefined =
+        (await this.#kv.list(selector, { limit: 1 }).next()).value;
+      if (!first) return removed;
+      const id: string = String(first.key[1]);
+      // Past every chunk of this id: the next id sorts after `id + "\0"`.
+      selector = { start: [...prefix, id + "\0"], end: [prefix[0] + "\0"] };
+      if (ulidTime(id) >= before) continue;
+      if ((await this.#kv.get(keys.file(id))).versionstamp !== null) continue;
+      await this.deleteFile(id);
+      removed++;
+    }
+  }
+
   async deleteFile(id: string): Promise<void> {
     const mutations: Deno.KvMutation[] = [{ type: "delete", key: keys.file(id) }];
     for await (const e of this.#kv.list({ prefix: keys.fileChunks(id) })) {
       mutations.push({ type: "delete", key: e.key });
     }
-    for (let i = 0; i < mutations.length; i += 400) await this.#write(mutations.slice(i, i + 400));
+    await this.#commits.writeInParts(mutations);
   }
 
   putReport(report: ReportRecord): Promise<void> {
@@ -340,7 +364,7 @@ export class KvStore implements Store {
         key: keys.token(String(e.key[2])),
       });
     }
-    for (let i = 0; i < mutations.length; i += 400) await this.#write(mutations.slice(i, i + 400));
+    await this.#commits.writeInParts(mutations);
   }
 
   /** Deletes a user with their tokens, memberships, cursors and reports (their messages stay). */
@@ -356,7 +380,7 @@ export class KvStore implements Store {
     for await (const e of this.#kv.list({ prefix: keys.reportsOf(name) })) {
       mutations.push({ type: "delete", key: e.key });
     }
-    for (let i = 0; i < mutations.length; i += 400) await this.#write(mutations.slice(i, i + 400));
+    await this.#commits.writeInParts(mutations);
   }
 
   /** Reads a user record. */
@@ -367,6 +391,35 @@ export class KvStore implements Store {
   /** Writes who holds this data file, for `ttlMs`. */
   async putLease(lease: LeaseRecord, ttlMs: number): Promise<void> {
     await this.#kv.set(keys.lease(), lease, { expireIn: ttlMs });
+  }
+
+  /**
+   * Takes the data file for a server: refused (with the holder) while another server's lease is
+   * fresh; a stale one, or one whose holder `holderGone` knows to be dead (a process killed on
+   * this machine), is taken over. An atomic check makes two servers starting at once agree.
+   */
+  async acquireLease(
+    lease: LeaseRecord,
+    ttlMs: number,
+    holderGone: (holder: LeaseRecord) => boolean = () => false,
+  ): Promise<{ ok: true } | { ok: false; holder: LeaseRecord }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const entry = await this.#kv.get<LeaseRecord>(keys.lease());
+      const holder = entry.value;
+      if (
+        holder && holder.id !== lease.id && lease.at - holder.at < LEASE_STALE_MS &&
+        !holderGone(holder)
+      ) {
+        return { ok: false, holder };
+      }
+      const res = await this.#kv.atomic()
+        .check({ key: keys.lease(), versionstamp: entry.versionstamp })
+        .set(keys.lease(), lease, { expireIn: ttlMs })
+        .commit();
+      if (res.ok) return { ok: true };
+    }
+    const holder = await this.getLease();
+    return holder ? { ok: false, holder } : { ok: true };
   }
 
   /** Reads who holds this data file (the caller checks how fresh it is). */
@@ -464,7 +517,8 @@ export class KvStore implements Store {
 
   saveCursors(cursors: Cursor[]): Promise<void> {
     if (cursors.length === 0) return Promise.resolve();
-    return this.#write(
+    // 5,000 members of one room move their cursors at once: more than one atomic may hold.
+    return this.#commits.writeInParts(
       cursors.map((c) => ({ type: "set", key: keys.cursor(c.user, c.chat), value: c.seq })),
     );
   }
@@ -487,4 +541,14 @@ function scheduledDeletes(r: ScheduledRecord): Deno.KvMutation[] {
     { type: "delete", key: keys.scheduledDueAt(r.dueAt, r.id) },
     { type: "delete", key: keys.userScheduledOne(r.user, r.id) },
   ];
+}
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/** The time a ULID was made at (its first ten characters), or 0 for anything else. */
+function ulidTime(id: string): number {
+  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) return 0;
+  let t = 0;
+  for (const c of id.slice(0, 10)) t = t * 32 + CROCKFORD.indexOf(c);
+  return t;
 }

@@ -44,7 +44,12 @@ export interface LeaseRecord {
   pid: number;
   hostname: string;
   at: number;
+  /** Which server process (a random id per start), so a refresh never takes over another's. */
+  id?: string;
 }
+
+/** A server's lease older than this is stale: its holder is gone (it refreshes every 2 s). */
+export const LEASE_STALE_MS = 10_000;
 
 /** A chat: a public room, or the private conversation of two users (`dm`). */
 export interface ChatRecord {
@@ -222,6 +227,8 @@ export interface Store {
     now: number,
     force?: boolean,
   ): Promise<"removed" | "missing" | "sending">;
+  /** Deletes the chunks of uploads that never finished and began before `before`. */
+  sweepOrphanChunks(before: number): Promise<number>;
   /** Saves or deletes group state: an invite, a link, a join request. */
   setInvite(room: string, user: string, value: { from: string; at: number } | null): Promise<void>;
   setLink(token: string, value: { room: string; by: string; at: number } | null): Promise<void>;
