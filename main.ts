@@ -13,6 +13,7 @@ import { parseServeArgs, type ServeConfig, UsageError } from "./server/config.ts
 import { createLogger } from "./server/log.ts";
 import { scryptHasher } from "./server/passwords.ts";
 import { KvStore } from "./server/store/kv_store.ts";
+import { DataLease } from "./server/store/lease.ts";
 import { createHttpApp } from "./server/transport/http/app.ts";
 import { serveHttp } from "./server/transport/http_server.ts";
 import { serveTcp } from "./server/transport/tcp/listener.ts";
@@ -64,10 +65,16 @@ async function serve(config: ServeConfig): Promise<void> {
   const store = new KvStore(kv);
   // One server per data file: it keeps users and sequence numbers in memory, so a second one
   // would overwrite the first one's messages. Checked before anything listens.
+  const lease = new DataLease(kv);
   const leaseId = crypto.randomUUID();
-  const lease = () => ({ pid: Deno.pid, hostname: Deno.hostname(), at: Date.now(), id: leaseId });
-  const held = await store.acquireLease(
-    lease(),
+  const leaseRecord = () => ({
+    pid: Deno.pid,
+    hostname: Deno.hostname(),
+    at: Date.now(),
+    id: leaseId,
+  });
+  const held = await lease.acquire(
+    leaseRecord(),
     10_000,
     (holder) => holder.hostname === Deno.hostname() && !processAlive(holder.pid),
   );
@@ -125,7 +132,7 @@ async function serve(config: ServeConfig): Promise<void> {
   log.info("server started", { data: config.data });
 
   // The lease, refreshed, tells `chat user` and other servers that this data file is in use.
-  const refreshLease = () => store.putLease(lease(), 10_000);
+  const refreshLease = () => lease.put(leaseRecord(), 10_000);
   // Scheduled messages go out within a quarter of a second of their time.
   let scheduling = false;
   const scheduler = setInterval(() => {
@@ -161,7 +168,7 @@ async function serve(config: ServeConfig): Promise<void> {
     ]);
     // Let `chat user` in at once; a refresh still in flight must not re-create the lease.
     await leasing;
-    await store.deleteLease().catch((error) => log.warn("could not release the lease", { error }));
+    await lease.release().catch((error) => log.warn("could not release the lease", { error }));
     kv.close();
     Deno.exit(0);
   };

@@ -10,6 +10,7 @@ import { MIN_PASSWORD_CHARS } from "../protocol/limits.ts";
 import { UsageError } from "./config.ts";
 import { scryptHasher } from "./passwords.ts";
 import type { KvStore } from "./store/kv_store.ts";
+import { DataLease } from "./store/lease.ts";
 import { LEASE_STALE_MS } from "./store/store.ts";
 
 /** The `--help` text of `chat user`. */
@@ -116,7 +117,7 @@ export async function runUserCommand(
   cmd: NonNullable<ReturnType<typeof parseUserArgs>>,
   out: (line: string) => void,
 ): Promise<number> {
-  const lease = await store.getLease();
+  const lease = await new DataLease(store.kv).get();
   if (lease && Date.now() - lease.at < LEASE_STALE_MS) {
     throw new UsageError(
       `a chat server (pid ${lease.pid} on ${lease.hostname}) is using ${cmd.data}: stop it first, ` +

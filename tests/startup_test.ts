@@ -1,6 +1,6 @@
 /** Starting the server: what it refuses, in one line and exit code 1, before anything listens. */
 import assert from "node:assert/strict";
-import { KvStore } from "../server/store/kv_store.ts";
+import { DataLease } from "../server/store/lease.ts";
 import { api, startServer, withServer } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -39,7 +39,7 @@ Deno.test("startup: a stale lease (its server died without releasing it) is take
   const dir = await Deno.makeTempDir({ prefix: "chat_lease_" });
   const data = `${dir}/chat.kv`;
   const kv = await Deno.openKv(data);
-  await new KvStore(kv).putLease(
+  await new DataLease(kv).put(
     { pid: 999999, hostname: "gone", at: Date.now() - 60_000, id: "dead" },
     120_000,
   );

@@ -31,6 +31,11 @@ export class KvStore implements Store {
   #kv: Deno.Kv;
   #commits: GroupCommit;
 
+  /** The KV database itself (for the data file's lease, which is not chat data). */
+  get kv(): Deno.Kv {
+    return this.#kv;
+  }
+
   /** Wraps an open KV database; `now` times commits for the stats. */
   constructor(kv: Deno.Kv, options: { now?: () => number } = {}) {
     this.#kv = kv;
@@ -386,50 +391,6 @@ export class KvStore implements Store {
   /** Reads a user record. */
   async getUser(name: string): Promise<UserRecord | null> {
     return (await this.#kv.get<UserRecord>(keys.user(name))).value;
-  }
-
-  /** Writes who holds this data file, for `ttlMs`. */
-  async putLease(lease: LeaseRecord, ttlMs: number): Promise<void> {
-    await this.#kv.set(keys.lease(), lease, { expireIn: ttlMs });
-  }
-
-  /**
-   * Takes the data file for a server: refused (with the holder) while another server's lease is
-   * fresh; a stale one, or one whose holder `holderGone` knows to be dead (a process killed on
-   * this machine), is taken over. An atomic check makes two servers starting at once agree.
-   */
-  async acquireLease(
-    lease: LeaseRecord,
-    ttlMs: number,
-    holderGone: (holder: LeaseRecord) => boolean = () => false,
-  ): Promise<{ ok: true } | { ok: false; holder: LeaseRecord }> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const entry = await this.#kv.get<LeaseRecord>(keys.lease());
-      const holder = entry.value;
-      if (
-        holder && holder.id !== lease.id && lease.at - holder.at < LEASE_STALE_MS &&
-        !holderGone(holder)
-      ) {
-        return { ok: false, holder };
-      }
-      const res = await this.#kv.atomic()
-        .check({ key: keys.lease(), versionstamp: entry.versionstamp })
-        .set(keys.lease(), lease, { expireIn: ttlMs })
-        .commit();
-      if (res.ok) return { ok: true };
-    }
-    const holder = await this.getLease();
-    return holder ? { ok: false, holder } : { ok: true };
-  }
-
-  /** Reads who holds this data file (the caller checks how fresh it is). */
-  async getLease(): Promise<LeaseRecord | null> {
-    return (await this.#kv.get<LeaseRecord>(keys.lease())).value;
-  }
-
-  /** Releases the data file. */
-  async deleteLease(): Promise<void> {
-    await this.#kv.delete(keys.lease());
   }
 
   async listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]> {

@@ -27,82 +27,29 @@ function sseEvent(frame: ServerFrame): Uint8Array {
   return encoder.encode(`${id ? `id: ${id}\n` : ""}data: ${encodeFrame(frame)}\n\n`);
 }
 
-/** Opens an SSE stream for an already authenticated token; the response body is the stream. */
-export function openEventStream(
-  hub: Hub,
-  options: {
-    /** The user, whose token the HTTP layer has checked. */
-    user: string;
-    since?: string | undefined;
-    ip: string;
-    log: Logger;
-    maxOutboundBytes?: number;
-    /** A comment line this often keeps proxies from closing an idle stream. */
-    keepaliveMs?: number;
-  },
-): Response {
-  const max = options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES;
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let id = 0;
-  let closed = false;
-  let keepalive: ReturnType<typeof setInterval> | undefined;
+/** What an event stream needs to know. */
+export interface EventStreamOptions {
+  /** The user, whose token the HTTP layer has checked. */
+  user: string;
+  since?: string | undefined;
+  ip: string;
+  log: Logger;
+  maxOutboundBytes?: number;
+  /** A comment line this often keeps proxies from closing an idle stream. */
+  keepaliveMs?: number;
+}
 
-  const shut = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(keepalive);
-    hub.disconnect(id);
-  };
-  const queue = new OutboundQueue<Uint8Array>({
-    size: (b) => b.length,
-    join: joinEvents,
-    // One enqueue per write: a burst becomes one chunk on the wire.
-    write: (chunk) => controller.enqueue(chunk),
-    // desiredSize goes negative by the bytes the client has not taken yet.
-    backlog: () => Math.max(0, -(controller.desiredSize ?? 0)),
-    slow: () => {
-      options.log.warn("dropping slow sse reader", { ip: options.ip });
-      queue.finish(
-        sseEvent({
-          type: "bye",
-          code: "too_slow",
-          reason: "You fell too far behind reading; reconnect to catch up",
-        }),
-        { forgetBacklog: true },
-      );
-      peer.close("too slow");
-    },
-    failed: () => shut(),
-  }, max);
-  const peer: Peer = {
-    transport: "sse",
-    ip: options.ip,
-    send(out: Outbound) {
-      if (!closed) queue.push(out.encoded("sse", sseEvent));
-    },
-    close() {
-      if (closed) return;
-      queue.seal();
-      queue.flushNow();
-      shut();
-      try {
-        controller.close();
-      } catch { /* already closed */ }
-    },
-  };
+/** Opens an SSE stream for an already authenticated user; the response body is the stream. */
+export function openEventStream(hub: Hub, options: EventStreamOptions): Response {
+  let peer!: SsePeer;
   const body = new ReadableStream<Uint8Array>(
     {
-      start(c) {
-        controller = c;
-        id = hub.connect(peer);
-        controller.enqueue(encoder.encode(": connected\n\n"));
-        keepalive = setInterval(() => {
-          if (!closed) controller.enqueue(encoder.encode(": keepalive\n\n"));
-        }, options.keepaliveMs ?? HEARTBEAT_MS);
-        void hub.attach(id, options.user, options.since);
+      start(controller) {
+        peer = new SsePeer(hub, controller, options);
+        void hub.attach(peer.id, options.user, options.since);
       },
       cancel() {
-        shut();
+        peer.gone();
       },
     },
     new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
@@ -114,4 +61,75 @@ export function openEventStream(
       "x-accel-buffering": "no",
     },
   });
+}
+
+/** One event stream as the hub's `Peer`. */
+class SsePeer implements Peer {
+  readonly transport = "sse" as const;
+  readonly ip: string;
+  readonly id: number;
+  #hub: Hub;
+  #controller: ReadableStreamDefaultController<Uint8Array>;
+  #queue: OutboundQueue<Uint8Array>;
+  #keepalive: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  constructor(
+    hub: Hub,
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    options: EventStreamOptions,
+  ) {
+    this.#hub = hub;
+    this.#controller = controller;
+    this.ip = options.ip;
+    this.#queue = new OutboundQueue<Uint8Array>({
+      size: (b) => b.length,
+      join: joinEvents,
+      // One enqueue per write: a burst becomes one chunk on the wire.
+      write: (chunk) => controller.enqueue(chunk),
+      // desiredSize goes negative by the bytes the client has not taken yet.
+      backlog: () => Math.max(0, -(controller.desiredSize ?? 0)),
+      slow: () => {
+        options.log.warn("dropping slow sse reader", { ip: options.ip });
+        this.#queue.finish(
+          sseEvent({
+            type: "bye",
+            code: "too_slow",
+            reason: "You fell too far behind reading; reconnect to catch up",
+          }),
+          { forgetBacklog: true },
+        );
+        this.close();
+      },
+      failed: () => this.gone(),
+    }, options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES);
+    this.id = hub.connect(this);
+    controller.enqueue(encoder.encode(": connected\n\n"));
+    this.#keepalive = setInterval(() => {
+      if (!this.#closed) controller.enqueue(encoder.encode(": keepalive\n\n"));
+    }, options.keepaliveMs ?? HEARTBEAT_MS);
+  }
+
+  send(out: Outbound): void {
+    if (!this.#closed) this.#queue.push(out.encoded("sse", sseEvent));
+  }
+
+  /** Sends what is queued, then ends the stream. */
+  close(): void {
+    if (this.#closed) return;
+    this.#queue.seal();
+    this.#queue.flushNow();
+    this.gone();
+    try {
+      this.#controller.close();
+    } catch { /* already closed */ }
+  }
+
+  /** The stream is over (closed here, or by the client): the hub lets go. */
+  gone(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#keepalive);
+    this.#hub.disconnect(this.id);
+  }
 }
