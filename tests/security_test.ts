@@ -153,3 +153,22 @@ Deno.test("security: muted, banned and expired-token users are refused where the
   await hub.receive(c2, { type: "auth", token: expiring.token });
   assert.equal(p2.of("error")[0]!.code, "not_logged_in");
 });
+
+Deno.test("security: logging out closes the live connections that logged in with that token, and only those", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const first = await hub.login("Alice", "alice-password");
+  const second = await hub.login("Alice", "alice-password");
+  const peers = [new FakePeer("ws"), new FakePeer("ws"), new FakePeer("sse")];
+  const ids = peers.map((p) => hub.connect(p));
+  await hub.receive(ids[0]!, { type: "auth", token: first.token });
+  await hub.receive(ids[1]!, { type: "auth", token: second.token });
+  await hub.attach(ids[2]!, "Alice", undefined, first.token);
+  assert.deepEqual(peers.map((p) => p.of("welcome").length), [1, 1, 1]);
+  await hub.logout(first.token);
+  assert.match(peers[0]!.closed ?? "", /You logged out/);
+  assert.match(peers[2]!.closed ?? "", /You logged out/);
+  assert.equal(peers[1]!.closed, null, "another device's token still works");
+  await assert.rejects(hub.authenticate(first.token), /unknown or expired/);
+});

@@ -223,3 +223,40 @@ Deno.test("tcp: telnet clients get TIMING-MARK heartbeats and are dropped when t
   );
   await Promise.all([watcher.close(), telnet.close(), netcat.close()]);
 });
+
+Deno.test("tcp: a person's password is typed with telnet echo off, and echo comes back after it", async () => {
+  await using server = await tcpServer({ greetingDelayMs: 50 });
+  await server.hub.login("Alice", "alice-password");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const received: number[] = [];
+  const reading = (async () => {
+    const buf = new Uint8Array(4096);
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) return;
+      received.push(...buf.subarray(0, n));
+    }
+  })();
+  const seen = (bytes: number[]) => {
+    for (let i = 0; i + bytes.length <= received.length; i++) {
+      if (bytes.every((b, j) => received[i + j] === b)) return i;
+    }
+    return -1;
+  };
+  const text = () => new TextDecoder().decode(new Uint8Array(received.filter((b) => b < 0x80)));
+  const until = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 250 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(ok(), `${what}; got ${JSON.stringify(text())}`);
+  };
+  await conn.write(new TextEncoder().encode("Alice\r\n"));
+  await until("the password prompt", () => text().includes("Password for Alice:"));
+  const off = seen([0xff, 0xfb, 0x01]);
+  assert.ok(off >= 0, "IAC WILL ECHO before the password");
+  assert.equal(seen([0xff, 0xfc, 0x01]), -1, "echo stays off while it is typed");
+  await conn.write(new TextEncoder().encode("alice-password\r\n"));
+  await until("the welcome", () => text().includes("Welcome to the chat, Alice"));
+  const on = seen([0xff, 0xfc, 0x01]);
+  assert.ok(on > off, "IAC WONT ECHO once the password is in");
+  conn.close();
+  await reading;
+});

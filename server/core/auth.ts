@@ -5,12 +5,7 @@
  */
 
 import { validateUsername } from "../../protocol/frames.ts";
-import {
-  LOGIN_WINDOW_MS,
-  MAX_FAILED_LOGINS_PER_ACCOUNT,
-  MAX_FAILED_LOGINS_PER_IP,
-  MIN_PASSWORD_CHARS,
-} from "../../protocol/limits.ts";
+import { MIN_PASSWORD_CHARS } from "../../protocol/limits.ts";
 import type { UserRecord } from "../store/store.ts";
 import { attach } from "./attach.ts";
 import type { Call, UserCall } from "./call.ts";
@@ -61,37 +56,24 @@ function registrationClosed(): ChatError {
   return new ChatError("forbidden", "Registration is closed: ask an admin to create your account");
 }
 
-/**
- * Checks a password, refusing at once while the account or the address has failed too often
- * recently (the slow KDF already costs each try ~50 ms; this caps the number of tries).
- */
+/** Checks a password through the login throttle (login_throttle.ts). */
 async function checkPassword(
   core: Core,
   u: UserState,
   password: string,
   ip: string,
 ): Promise<void> {
-  const now = core.clock.now();
-  const keys = [`user:${u.record.name}`, ...(ip ? [`ip:${ip}`] : [])];
-  for (const key of keys) {
-    const fails = (core.loginFailures.get(key) ?? []).filter((t) => t > now - LOGIN_WINDOW_MS);
-    core.loginFailures.set(key, fails);
-    const max = key.startsWith("user:") ? MAX_FAILED_LOGINS_PER_ACCOUNT : MAX_FAILED_LOGINS_PER_IP;
-    if (fails.length >= max) {
-      const who = key.startsWith("user:") ? `for ${u.record.name}` : "from your address";
-      throw new ChatError(
-        "rate_limited",
-        `Too many failed logins ${who}: try again after ${iso(fails[0]! + LOGIN_WINDOW_MS)}`,
-      );
-    }
+  const name = u.record.name;
+  core.logins.begin(name, ip, core.clock.now());
+  let ok = false;
+  try {
+    ok = await core.passwords.verify(password, u.record.passwordHash!);
+  } finally {
+    core.logins.end(name, ip, core.clock.now(), ok);
   }
-  if (await core.passwords.verify(password, u.record.passwordHash!)) {
-    core.loginFailures.delete(`user:${u.record.name}`);
-    return;
-  }
-  for (const key of keys) core.loginFailures.get(key)!.push(now);
-  core.log("error", `failed login for ${u.record.name}${ip ? ` from ${ip}` : ""}`);
-  throw new ChatError("bad_password", `Wrong password for ${u.record.name}: try again`);
+  if (ok) return;
+  core.log("error", `failed login for ${name}${ip ? ` from ${ip}` : ""}`);
+  throw new ChatError("bad_password", `Wrong password for ${name}: try again`);
 }
 
 /** Makes a new login token for a user; only its hash is stored. */
@@ -126,10 +108,17 @@ export async function authenticate(core: Core, token: string): Promise<string> {
   return record.user;
 }
 
-/** Revokes a token. */
+/** Revokes a token; live connections that logged in with it are closed. */
 export async function logout(core: Core, token: string): Promise<void> {
   const user = await authenticate(core, token);
-  await core.store.deleteToken(await sha256(token), user);
+  const hash = await sha256(token);
+  await core.store.deleteToken(hash, user);
+  core.publish({
+    kind: "close_user",
+    user,
+    token: hash,
+    reason: "You logged out: this connection's token no longer works",
+  });
 }
 
 function refuseSecondLogin(call: Call): void {
@@ -146,6 +135,7 @@ export async function authCommand(
 ): Promise<void> {
   refuseSecondLogin(call);
   const name = await authenticate(call.core, frame.token);
+  if (call.conn) call.conn.token = await sha256(frame.token);
   await attach(call, call.core.users.get(name)!, frame.since);
 }
 

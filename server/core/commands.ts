@@ -222,8 +222,10 @@ export async function attachChecked(
   conn: Conn,
   u: UserState,
   since: string | undefined,
+  token: string | null,
 ): Promise<void> {
   if (conn.closed) return;
+  conn.token = token;
   const reply = new Reply(core, conn, undefined);
   try {
     if (core.closing) throw shuttingDown();

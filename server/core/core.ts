@@ -11,6 +11,7 @@ import type { ReportRecord, Store } from "../store/store.ts";
 import { ChatError } from "./errors.ts";
 import type { ChatEvent, FanOut } from "./fanout.ts";
 import { iso } from "./format.ts";
+import { LoginThrottle } from "./login_throttle.ts";
 import { Outbound } from "./peer.ts";
 import { ServiceLog } from "./service_log.ts";
 import { type Conn, GENERAL, type RoomState, type UserState, type View } from "./state.ts";
@@ -126,8 +127,8 @@ export class Core {
   readonly conns = new Map<number, Conn>();
   /** Open reports by target, then reporter. */
   readonly reports = new Map<string, Map<string, ReportRecord>>();
-  /** Recent failed logins by "user:NAME" and "ip:ADDR", for throttling password guessing. */
-  readonly loginFailures = new Map<string, number[]>();
+  /** Failed logins, for throttling password guessing. */
+  readonly logins = new LoginThrottle();
   readonly links = new Map<string, { room: string; by: string; at: number }>();
   /** Users with cursors changed since the last save; users whose cursors are loaded. */
   readonly dirtyUsers = new Set<UserState>();

@@ -87,6 +87,7 @@ export class LocalDelivery implements FanOut {
         if (!u) return;
         const bye = new Outbound({ type: "bye", reason: event.reason });
         for (const c of [...u.conns]) {
+          if (event.token !== undefined && c.token !== event.token) continue;
           c.peer.send(bye);
           c.peer.close(event.reason);
         }

@@ -32,8 +32,11 @@ export type ChatEvent =
   | { kind: "user"; user: string; frame: ServerFrame; exceptConn?: number; view?: ViewChange }
   /** A frame to every logged-in connection, but those of `except` (a user name). */
   | { kind: "everyone"; frame: ServerFrame; except: string }
-  /** Says goodbye to every connection of a user and closes them (kick, ban). */
-  | { kind: "close_user"; user: string; reason: string };
+  /**
+   * Says goodbye to every connection of a user and closes them (kick, ban), or only those
+   * logged in with one token (its SHA-256), when it is revoked.
+   */
+  | { kind: "close_user"; user: string; reason: string; token?: string };
 
 /** Where the core publishes events. */
 export interface FanOut {

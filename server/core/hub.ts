@@ -31,6 +31,7 @@ import { statsFrame } from "./views.ts";
 export type { Clock, HubOptions, HubStats, PasswordHasher, RateLimit } from "./core.ts";
 export { GENERAL } from "./state.ts";
 export { formatSize } from "./format.ts";
+import { sha256 } from "./format.ts";
 
 /** How often expired messages are removed from storage (they are hidden on read at once). */
 const SWEEP_EVERY_MS = 60_000;
@@ -111,13 +112,17 @@ export class Hub {
 
   /**
    * Logs a connection in as a user the transport has already authenticated (an HTTP token,
-   * checked once before a WebSocket upgrade or an event stream), in the connection's order.
+   * checked once before a WebSocket upgrade or an event stream), in the connection's order; the
+   * token is remembered so that revoking it closes the connection.
    */
-  attach(connId: number, username: string, since?: string): Promise<void> {
+  attach(connId: number, username: string, since?: string, token?: string): Promise<void> {
     const conn = this.#core.conns.get(connId);
     const u = this.#core.users.get(username);
     if (!conn || conn.closed || !u) return Promise.resolve();
-    return this.#enqueue(conn, () => attachChecked(this.#core, conn, u, since));
+    return this.#enqueue(conn, async () => {
+      const hash = token === undefined ? null : await sha256(token);
+      await attachChecked(this.#core, conn, u, since, hash);
+    });
   }
 
   /** Sends an error frame for input a transport could not decode. */
@@ -156,6 +161,7 @@ export class Hub {
       for (const chat of core.seqs.keys()) await core.store.sweepExpired(chat, now);
     }
     evictIdleCursors(core);
+    core.logins.prune(now);
     // Uploads cut off by a crash leave chunks and no file record: clean up once in a while.
     if (now - core.lastOrphanSweep >= ORPHAN_SWEEP_EVERY_MS) {
       core.lastOrphanSweep = now;

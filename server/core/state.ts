@@ -64,6 +64,8 @@ export interface Conn extends View {
   connectedAt: number;
   lastSeen: number;
   closed: boolean;
+  /** The SHA-256 of the token it logged in with, if any: revoking the token closes it. */
+  token: string | null;
 }
 
 /** What a message may carry besides text, as asked for. */
@@ -113,5 +115,6 @@ export function newConn(id: number, peer: Peer, now: number): Conn {
     connectedAt: now,
     lastSeen: now,
     closed: false,
+    token: null,
   };
 }

@@ -13,8 +13,6 @@ import {
   type Cursor,
   type FileRecord,
   type GroupState,
-  LEASE_STALE_MS,
-  type LeaseRecord,
   type ListOptions,
   type ReportRecord,
   SCHEDULE_CLAIM_MS,

@@ -29,8 +29,9 @@ function sseEvent(frame: ServerFrame): Uint8Array {
 
 /** What an event stream needs to know. */
 export interface EventStreamOptions {
-  /** The user, whose token the HTTP layer has checked. */
+  /** The user, whose token the HTTP layer has checked, and the token (revoking it ends the stream). */
   user: string;
+  token: string;
   since?: string | undefined;
   ip: string;
   log: Logger;
@@ -46,7 +47,7 @@ export function openEventStream(hub: Hub, options: EventStreamOptions): Response
     {
       start(controller) {
         peer = new SsePeer(hub, controller, options);
-        void hub.attach(peer.id, options.user, options.since);
+        void hub.attach(peer.id, options.user, options.since, options.token);
       },
       cancel() {
         peer.gone();

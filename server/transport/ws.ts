@@ -34,8 +34,9 @@ export function serveWebSocket(
   socket: WebSocket,
   options: {
     ip: string;
-    /** The user, when the upgrade carried a token (checked by the HTTP layer). */
+    /** The user, when the upgrade carried a token (checked by the HTTP layer), and the token. */
     user?: string | undefined;
+    token?: string | undefined;
     since?: string | undefined;
     log: Logger;
     maxOutboundBytes?: number;
@@ -60,7 +61,9 @@ export function serveWebSocket(
     void hub.receive(id, frame).finally(() => pending--);
   };
   socket.onopen = () => {
-    if (options.user !== undefined) void hub.attach(id, options.user, options.since);
+    if (options.user !== undefined) {
+      void hub.attach(id, options.user, options.since, options.token);
+    }
   };
   socket.onmessage = (event) => {
     if (typeof event.data !== "string") {

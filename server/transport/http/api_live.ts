@@ -95,11 +95,11 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
       headers: [{ name: "Last-Event-ID", description: "resume after this message id" }],
       ok: { 200: { description: "the event stream", mediaType: "text/event-stream" } },
       errors: [429],
-      handle({ hub, user, ip, query, c }) {
+      handle({ hub, user, token, ip, query, c }) {
         const since = resumePoint(c.req.header("last-event-id")) ?? query.since;
         const refusal = hub.admit(ip);
         if (refusal) throw new ChatError("rate_limited", refusal);
-        return openEventStream(hub, { user, since, ip, log, keepaliveMs: heartbeatMs });
+        return openEventStream(hub, { user, token, since, ip, log, keepaliveMs: heartbeatMs });
       },
     }),
     route({
@@ -129,7 +129,13 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
         const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
           idleTimeout: (3 * heartbeatMs) / 1000,
         });
-        serveWebSocket(hub, socket, { ip, user, since: user ? query.since : undefined, log });
+        serveWebSocket(hub, socket, {
+          ip,
+          user,
+          token: query.token,
+          since: user ? query.since : undefined,
+          log,
+        });
         // The connection counts against its address until the socket is really closed.
         c.env?.hold?.(new Promise((resolve) => socket.addEventListener("close", resolve)));
         return response;

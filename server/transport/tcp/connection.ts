@@ -29,7 +29,14 @@ import {
 } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
 import { OutboundQueue } from "../outbound.ts";
-import { answersTimingMark, IAC, stripTelnet, TIMING_MARK_PROBE } from "./telnet.ts";
+import {
+  answersTimingMark,
+  ECHO_OFF,
+  ECHO_ON,
+  IAC,
+  stripTelnet,
+  TIMING_MARK_PROBE,
+} from "./telnet.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
 
 /** Options of the TCP listener. */
@@ -257,6 +264,13 @@ export class TcpConnection implements Peer {
   async #act(action: TextAction, typed: boolean): Promise<void> {
     // The person pressed Enter: the prompt they typed after is no longer on the current line.
     if (typed && this.#text?.phase === "chat") this.#promptShown = false;
+    // A password is typed with the client's echo off (telnet); its Enter was not shown either.
+    const echo = "echo" in action ? action.echo : undefined;
+    if (echo === false) this.#queue.push(ECHO_OFF);
+    if (echo === true) {
+      this.#queue.push(ECHO_ON);
+      this.#queue.push(encoder.encode("\r\n"));
+    }
     switch (action.kind) {
       case "show":
         return this.#writeText(action.text);

@@ -11,6 +11,13 @@ const WILL = 251;
 const WONT = 252;
 const TIMING_MARK = 6;
 
+const ECHO = 1;
+
+/** IAC WILL ECHO: "I echo, you don't" — telnet clients stop showing what is typed (RFC 857). */
+export const ECHO_OFF = new Uint8Array([IAC, WILL, ECHO]);
+/** IAC WONT ECHO: the client shows what is typed again. */
+export const ECHO_ON = new Uint8Array([IAC, WONT, ECHO]);
+
 /** IAC DO TIMING-MARK: "tell me you are there" in telnet (RFC 860). */
 export const TIMING_MARK_PROBE = new Uint8Array([IAC, DO, TIMING_MARK]);
 

@@ -17,10 +17,14 @@ import {
 /** Where a person is in the dialogue. */
 export type TextPhase = "name" | "password" | "chat";
 
-/** What the connection does with a line or a frame: text to show, a frame to send, or close. */
+/**
+ * What the connection does with a line or a frame: text to show, a frame to send, or close.
+ * `echo: false` asks the telnet client to stop echoing what is typed (a password follows);
+ * `echo: true` gives echo back.
+ */
 export type TextAction =
-  | { kind: "show"; text: string }
-  | { kind: "send"; frame: ClientFrame }
+  | { kind: "show"; text: string; echo?: boolean }
+  | { kind: "send"; frame: ClientFrame; echo?: boolean }
   | { kind: "close"; text: string; reason: string }
   | { kind: "none" };
 
@@ -53,7 +57,11 @@ export class TextSession {
         return { kind: "send", frame: { type: "hello", username: name } };
       }
       case "password":
-        return { kind: "send", frame: { type: "hello", username: this.#name, password: line } };
+        return {
+          kind: "send",
+          frame: { type: "hello", username: this.#name, password: line },
+          echo: true,
+        };
       case "chat":
         break;
     }
@@ -92,7 +100,7 @@ export class TextSession {
           }
           this.phase = "password";
           const wrong = f.code === "bad_password" ? "! Wrong password.\r\n" : "";
-          return { kind: "show", text: `${wrong}Password for ${this.#name}: ` };
+          return { kind: "show", text: `${wrong}Password for ${this.#name}: `, echo: false };
         }
         this.phase = "name";
         return { kind: "show", text: `! ${f.message}\r\nEnter your nickname: ` };
