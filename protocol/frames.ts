@@ -818,6 +818,21 @@ export function validateChatAddress(address: string): string {
   return validateRoomName(address);
 }
 
+/**
+ * The `ref` of a line that failed to decode, when it is JSON with a usable `ref`, so the error
+ * can be matched to the request; undefined otherwise.
+ */
+export function refOfLine(line: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(line);
+    if (typeof value !== "object" || value === null || !("ref" in value)) return undefined;
+    const ref = value.ref;
+    return typeof ref === "string" && ref.length <= MAX_REF_CHARS ? ref : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses and decodes one JSON text line into a client frame. */
 export function decodeClientFrame(line: string): ClientFrame {
   let value: unknown;

@@ -53,6 +53,15 @@ export async function tokenFor(base: string, username: string): Promise<string> 
   return r.json.token as string;
 }
 
+/** Sends raw bytes to an HTTP port and returns everything the server answers until it closes. */
+export async function rawRequest(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(request));
+  let text = "";
+  for await (const chunk of conn.readable) text += new TextDecoder().decode(chunk);
+  return text;
+}
+
 /** How long a test waits for something that should happen at once, before failing with what it saw. */
 export const WAIT_MS = 5000;
 

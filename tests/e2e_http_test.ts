@@ -4,7 +4,15 @@
  */
 import assert from "node:assert/strict";
 import type { MessageFrame, ServerFrame } from "../protocol/frames.ts";
-import { api, JsonClient, SseClient, tokenFor, withServer, WsClient } from "./_helpers.ts";
+import {
+  api,
+  JsonClient,
+  rawRequest,
+  SseClient,
+  tokenFor,
+  withServer,
+  WsClient,
+} from "./_helpers.ts";
 
 const isMsg = (f: ServerFrame): f is MessageFrame => f.type === "message" || f.type === "private";
 const texts = (frames: ServerFrame[]) => frames.filter(isMsg).map((m) => m.message).sort();
@@ -170,4 +178,59 @@ Deno.test("e2e http: an SSE stream resumes with Last-Event-ID and misses nothing
   assert.equal(bad.status, 400);
   await bad.body?.cancel();
   await Promise.all([again.close(), tcp.close()]);
+});
+
+Deno.test("e2e http: malformed requests get a 400 and never a 500 or an error in the server's log", async () => {
+  await using server = await withServer();
+  const port = server.httpPort;
+  const token = await tokenFor(server.base, "Alice");
+  const bad = [
+    // A WebSocket upgrade without its key.
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Version: 13\r\nConnection: close\r\n\r\n",
+    // A chunked body whose chunk size is not hexadecimal.
+    `POST /send HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nTransfer-Encoding: chunked\r\n` +
+    "Connection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    // A file name with a bare %.
+    `POST /api/v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
+    "X-Filename: 100%.txt\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+  ];
+  for (const request of bad) {
+    const answer = await rawRequest(port, request);
+    const status = Number(answer.match(/^HTTP\/1\.1 (\d{3})/)?.[1]);
+    assert.ok(
+      status >= 400 && status < 500,
+      `${JSON.stringify(request.slice(0, 40))} → ${answer.slice(0, 200)}`,
+    );
+  }
+  // A name with % in the query is a name, not an error.
+  const up = await fetch(`${server.base}/api/v1/files?name=${encodeURIComponent("100%.txt")}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+    body: "x",
+  });
+  assert.equal(up.status, 201, await up.text());
+  assert.doesNotMatch(server.stderr(), / (ERROR|error) /, server.stderr());
+});
+
+Deno.test("e2e http: over WebSocket, a frame the decoder refuses is answered in its turn and with its ref", async () => {
+  await using server = await withServer();
+  const ws = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  ws.send({ type: "hello", username: "Wanda" });
+  await ws.until(() => ws.frames.some((f) => f.type === "welcome"), "the welcome");
+  // One WebSocket message: a good frame, a refused one, another good one.
+  ws.sendRaw(
+    [
+      JSON.stringify({ type: "message", message: "first", ref: "a" }),
+      JSON.stringify({ type: "no_such_thing", ref: "b" }),
+      JSON.stringify({ type: "ping", ref: "c" }),
+    ].join("\n"),
+  );
+  const answered = () =>
+    ws.frames.filter((f) => "ref" in f && f.ref !== undefined).map((f) =>
+      `${f.type}:${"ref" in f ? f.ref : ""}`
+    );
+  await ws.until(() => answered().length >= 3, "three answers");
+  assert.deepEqual(answered(), ["ack:a", "error:b", "pong:c"]);
+  await ws.close();
 });

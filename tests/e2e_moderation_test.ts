@@ -3,7 +3,7 @@
  * TCP JSON, telnet text, WebSocket and REST at once.
  */
 import assert from "node:assert/strict";
-import { api, JsonClient, LineClient, startServer, WsClient } from "./_helpers.ts";
+import { api, JsonClient, LineClient, rawRequest, startServer, WsClient } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -24,14 +24,6 @@ async function cli(
   }
   const { code, stdout, stderr } = await child.output();
   return { code, out: new TextDecoder().decode(stdout), err: new TextDecoder().decode(stderr) };
-}
-
-async function rawRequest(port: number, request: string): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(new TextEncoder().encode(request));
-  let text = "";
-  for await (const chunk of conn.readable) text += new TextDecoder().decode(chunk);
-  return text;
 }
 
 Deno.test("chat user: manages accounts, and refuses clearly while a server holds the data file", async () => {

@@ -125,9 +125,19 @@ export class Hub {
     });
   }
 
-  /** Sends an error frame for input a transport could not decode. */
-  reject(connId: number, error: ProtocolError | ChatError): void {
-    this.#core.sendTo(this.#core.conns.get(connId) ?? null, errorFrame(this.#core, error));
+  /**
+   * Answers input a transport could not decode with an error frame (carrying the input's `ref`
+   * when it had a readable one), in the connection's order: after the answers to what it sent
+   * before, as every other reply.
+   */
+  reject(connId: number, error: ProtocolError | ChatError, ref?: string): Promise<void> {
+    const conn = this.#core.conns.get(connId);
+    if (!conn || conn.closed) return Promise.resolve();
+    return this.#enqueue(conn, async () => {
+      if (conn.lastPost) await conn.lastPost;
+      const frame = errorFrame(this.#core, error);
+      this.#core.sendTo(conn, ref === undefined ? frame : { ...frame, ref });
+    });
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   decodeClientFrame,
   encodeFrame,
   ProtocolError,
+  refOfLine,
   type ServerFrame,
 } from "../../protocol/frames.ts";
 import { MAX_LINE_BYTES, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
@@ -67,7 +68,7 @@ export function serveWebSocket(
   };
   socket.onmessage = (event) => {
     if (typeof event.data !== "string") {
-      hub.reject(
+      void hub.reject(
         id,
         new ProtocolError("bad_frame", "Send frames as text messages holding JSON, not binary"),
       );
@@ -86,7 +87,7 @@ export function serveWebSocket(
         receive(decodeClientFrame(line));
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
-        hub.reject(id, error);
+        void hub.reject(id, error, refOfLine(line));
       }
     }
   };

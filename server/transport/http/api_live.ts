@@ -123,6 +123,12 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
         }
         // A bad token is refused before the upgrade, with a status a client can read.
         const user = query.token === undefined ? undefined : await hub.authenticate(query.token);
+        if (!c.req.header("sec-websocket-key") || c.req.header("sec-websocket-version") !== "13") {
+          throw new ProtocolError(
+            "bad_frame",
+            "A WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+          );
+        }
         const refusal = hub.admit(ip);
         if (refusal) throw new ChatError("rate_limited", refusal);
         // Deno pings after half the idle timeout of silence and closes after the whole of it.

@@ -102,6 +102,13 @@ export function apiDocument(): Record<string, unknown> {
   return openApiDocument(allRoutes());
 }
 
+/** Whether an error means the request's bytes were bad or cut, not that the server failed. */
+function isBadRequestStream(error: unknown): boolean {
+  return error instanceof Deno.errors.Http || error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.UnexpectedEof ||
+    (error instanceof TypeError && /body|chunk/i.test(error.message));
+}
+
 /** Builds the Hono app over a hub. */
 export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
   const app = new Hono<Env>();
@@ -117,6 +124,20 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
           error: { code: "too_slow", message: "The request body stopped arriving: send it again" },
         },
         408,
+        { connection: "close" },
+      );
+    }
+    // The request itself could not be read (a malformed chunked body, a client gone mid-body):
+    // the client's fault, answered as such, never logged as a server error.
+    if (isBadRequestStream(error)) {
+      return c.json(
+        {
+          error: {
+            code: "bad_frame",
+            message: "The request body could not be read (malformed encoding?): send it again",
+          },
+        },
+        400,
         { connection: "close" },
       );
     }

@@ -9,6 +9,7 @@ import {
   decodeClientFrame,
   encodeFrame,
   ProtocolError,
+  refOfLine,
   type ServerFrame,
 } from "../../../protocol/frames.ts";
 import { HEARTBEAT_CHECKS_PER_BEAT, heartbeatDue } from "../../../protocol/heartbeat.ts";
@@ -252,7 +253,7 @@ export class TcpConnection implements Peer {
       await this.#hub.receive(this.#id, frame);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      this.#hub.reject(this.#id, error);
+      await this.#hub.reject(this.#id, error, refOfLine(line));
     }
   }
 
