@@ -107,6 +107,7 @@ async function serve(config: ServeConfig): Promise<void> {
     passwords: scryptHasher(),
     historySize: config.history,
     reportsToMute: config.reportsToMute,
+    reportsFrom: config.reportsFrom,
     muteForMs: config.muteForMs,
     rateLimit: config.rateLimit,
     privateRateLimit: config.privateRateLimit,
@@ -122,6 +123,8 @@ async function serve(config: ServeConfig): Promise<void> {
     startedAt: Date.now(),
     storeStats: () => store.stats,
     heartbeatMs: config.heartbeatMs,
+    metricsToken: config.metricsToken,
+    allowedOrigins: config.allowedOrigins,
   }));
 
   const listener = Deno.listen({ hostname: config.host, port: config.tcpPort, transport: "tcp" });

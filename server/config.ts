@@ -25,6 +25,11 @@ export interface ServeConfig {
   maxConnectionsPerIp: number;
   headerTimeoutMs: number;
   heartbeatMs: number;
+  reportsFrom: "any" | "registered";
+  /** A bearer token that may read /metrics besides admins' tokens; "" for admins only. */
+  metricsToken: string;
+  /** Web origins (scheme://host:port) allowed to open /ws and POST from a browser. */
+  allowedOrigins: string[];
 }
 
 /** At most `count` messages per `windowMs`. */
@@ -122,6 +127,25 @@ const FLAGS: FlagSpec[] = [
     def: "15s",
     help:
       "silence before the server checks a connection is alive; one that stops answering is closed after 3 beats",
+  },
+  {
+    name: "reports-from",
+    env: "CHAT_REPORTS_FROM",
+    def: "any",
+    help: "whose reports count toward a mute: any (guests too), or registered users only",
+  },
+  {
+    name: "metrics-token",
+    env: "CHAT_METRICS_TOKEN",
+    def: "",
+    help: "a bearer token that may read /metrics (admins' tokens always may)",
+  },
+  {
+    name: "allowed-origins",
+    env: "CHAT_ALLOWED_ORIGINS",
+    def: "",
+    help:
+      "other web origins whose pages may use the API from a browser, comma-separated (the console's own always may)",
   },
   {
     name: "max-file-size",
@@ -259,6 +283,18 @@ export function parseServeArgs(
   if (heartbeatMs < 100 || heartbeatMs > 600_000) {
     throw new UsageError(`--heartbeat must be from 100ms to 10m, got "${get("heartbeat")}"`);
   }
+  const reportsFrom = get("reports-from");
+  if (reportsFrom !== "any" && reportsFrom !== "registered") {
+    throw new UsageError(`--reports-from must be any or registered, got "${reportsFrom}"`);
+  }
+  const allowedOrigins = get("allowed-origins").split(",").map((o) => o.trim()).filter(Boolean);
+  for (const o of allowedOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(o)) {
+      throw new UsageError(
+        `--allowed-origins takes origins like https://chat.example.org, got "${o}"`,
+      );
+    }
+  }
   return {
     host: get("host"),
     tcpPort: port("tcp-port", get("tcp-port")),
@@ -276,5 +312,8 @@ export function parseServeArgs(
     maxConnectionsPerIp: wholeNumber("max-connections-per-ip", get("max-connections-per-ip")),
     headerTimeoutMs,
     heartbeatMs,
+    reportsFrom,
+    metricsToken: get("metrics-token"),
+    allowedOrigins,
   };
 }

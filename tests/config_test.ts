@@ -19,6 +19,9 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     maxConnectionsPerIp: 256,
     headerTimeoutMs: 15_000,
     heartbeatMs: 15_000,
+    reportsFrom: "any",
+    metricsToken: "",
+    allowedOrigins: [],
   });
 });
 

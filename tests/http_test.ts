@@ -14,12 +14,18 @@ import { login, makeHub } from "./_helpers.ts";
 
 type App = ReturnType<typeof createHttpApp>;
 
+const METRICS_TOKEN = "scrape-me-please";
+
 /** The app over a fresh hub; `await using` it so the hub closes before its KV. */
 async function setup(
   kv: Deno.Kv,
 ): Promise<{ app: App; hub: Hub; [Symbol.asyncDispose](): Promise<void> }> {
   const { hub } = await makeHub(kv);
-  const app = createHttpApp(hub, { log: createLogger("silent"), startedAt: Date.now() });
+  const app = createHttpApp(hub, {
+    log: createLogger("silent"),
+    startedAt: Date.now(),
+    metricsToken: METRICS_TOKEN,
+  });
   return { app, hub, [Symbol.asyncDispose]: () => hub.close() };
 }
 
@@ -515,7 +521,9 @@ Deno.test("http: /metrics speaks Prometheus text with connections by transport a
   const { app, hub } = s;
   await login(hub, "Alice");
   await hub.request("Alice", { type: "message", message: "counted" });
-  const res = await app.request("/metrics");
+  const res = await app.request("/metrics", {
+    headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+  });
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type")!, /^text\/plain; version=0.0.4/);
   const text = await res.text();
@@ -534,4 +542,39 @@ Deno.test("http: the console page and its script are served (deno task test buil
   assert.equal(js.status, 200);
   assert.match(js.headers.get("content-type")!, /javascript/);
   assert.ok((await js.text()).length > 10_000, "the Preact bundle, not a stub");
+});
+
+Deno.test("http: /metrics is for the operator (the metrics token or an admin), and every page says no framing, no sniffing", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using s = await setup(kv);
+  const { app } = s;
+  assert.equal((await app.request("/metrics")).status, 401);
+  const user = await tokenFor(app, "alice");
+  const asUser = await app.request("/metrics", { headers: { authorization: `Bearer ${user}` } });
+  assert.equal(asUser.status, 403);
+  const page = await app.request("/");
+  assert.equal(page.headers.get("x-frame-options"), "DENY");
+  assert.equal(page.headers.get("x-content-type-options"), "nosniff");
+  assert.match(page.headers.get("content-security-policy")!, /frame-ancestors 'none'/);
+});
+
+Deno.test("http: a page on another site cannot create accounts or post; programs without an Origin can", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using s = await setup(kv);
+  const { app } = s;
+  const body = JSON.stringify({ login: "mallory", password: "mallory-pw" });
+  const cross = await app.request("http://chat.local/connect", {
+    method: "POST",
+    headers: { origin: "https://evil.example", "content-type": "text/plain", host: "chat.local" },
+    body,
+  });
+  assert.equal(cross.status, 403);
+  assert.match((await cross.json()).error.message, /--allowed-origins/);
+  const same = await app.request("http://chat.local/connect", {
+    method: "POST",
+    headers: { origin: "http://chat.local", host: "chat.local" },
+    body,
+  });
+  assert.equal(same.status, 200);
+  assert.equal((await app.request("/connect", { method: "POST", body })).status, 200);
 });

@@ -468,3 +468,26 @@ Deno.test("limits: connections per address, rooms per user", async () => {
   await hub.receive(c.id, { type: "join", room: "one-too-many" });
   assert.match(c.peer.of("error")[0]!.message, /You are in 200 rooms already/);
 });
+
+Deno.test("reports: three guests cannot mute an admin; with --reports-from registered, guests' reports do not count", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await seedAdmin(kv);
+  {
+    await using ctx = await makeHub(kv);
+    const { hub } = ctx;
+    const root = await login(hub, "Root", "root-password");
+    for (const name of ["g1", "g2", "g3"]) {
+      const g = await login(hub, name);
+      await hub.receive(g.id, { type: "report", username: "Root" });
+      assert.match(g.peer.of("system").at(-1)!.message, /reports do not mute admins/);
+    }
+    await hub.receive(root.id, { type: "message", message: "still talking" });
+    await hub.whenStored();
+    assert.equal(root.peer.of("ack").length, 1);
+  }
+  await using strict = await makeHub(kv, new FakeClock(), { reportsFrom: "registered" });
+  const guest = await login(strict.hub, "drive-by");
+  await login(strict.hub, "Target");
+  await strict.hub.receive(guest.id, { type: "report", username: "Target" });
+  assert.match(guest.peer.of("error").at(-1)!.message, /only registered users' reports count/);
+});

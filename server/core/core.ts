@@ -46,6 +46,8 @@ export interface HubOptions {
   tokenTtlMs?: number;
   /** Reports from distinct users that mute someone (default 3). */
   reportsToMute?: number;
+  /** Whose reports count: anyone's (default, as the original rules), or registered users'. */
+  reportsFrom?: "any" | "registered";
   /** How long a mute lasts, in ms (default 4 hours). */
   muteForMs?: number;
   /** Messages a user may send into public rooms per window (default 20 per hour); null: no limit. */
@@ -71,6 +73,7 @@ export interface Config {
   historySize: number;
   tokenTtlMs: number;
   reportsToMute: number;
+  reportsFrom: "any" | "registered";
   muteForMs: number;
   rateLimit: RateLimit | null;
   privateRateLimit: RateLimit | null;
@@ -94,6 +97,7 @@ function configOf(o: HubOptions): Config {
     historySize: Math.min(o.historySize ?? 20, MAX_PAGE),
     tokenTtlMs: o.tokenTtlMs ?? 7 * 24 * 3600_000,
     reportsToMute: o.reportsToMute ?? 3,
+    reportsFrom: o.reportsFrom ?? "any",
     muteForMs: o.muteForMs ?? 4 * 3600_000,
     rateLimit: o.rateLimit === undefined ? { count: 20, windowMs: 3600_000 } : o.rateLimit,
     privateRateLimit: o.privateRateLimit === undefined

@@ -108,6 +108,16 @@ export async function reportCommand(call: UserCall, frame: { username: string; r
   const target = core.requireUser(frame.username);
   const t = target.record.name;
   if (target === u) throw new ChatError("bad_field", "You cannot report yourself");
+  if (core.config.reportsFrom === "registered" && u.record.passwordHash === null) {
+    throw new ChatError(
+      "forbidden",
+      "On this server only registered users' reports count: /register PASSWORD first",
+    );
+  }
+  // Reports never mute an admin (only another admin can): three throwaway guests could.
+  if (target.record.admin) {
+    return core.system(`${t} is an admin: reports do not mute admins. Tell another admin.`);
+  }
   const muted = mutedUntil(core, target);
   if (muted !== null) return core.system(`${t} is already muted until ${iso(muted)}`);
   let reports = core.reports.get(t);

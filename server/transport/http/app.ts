@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { type ErrorCode, ProtocolError } from "../../../protocol/frames.ts";
 import { HEARTBEAT_MS } from "../../../protocol/limits.ts";
 import { ChatError } from "../../core/errors.ts";
@@ -61,6 +61,46 @@ export interface HttpOptions {
   heartbeatMs?: number;
   /** Store counters for /metrics (commits and their latency). */
   storeStats?: StoreStatsSource;
+  /** A bearer token that may read /metrics besides admins' tokens. */
+  metricsToken?: string;
+  /** Web origins besides the server's own whose pages may use /ws and state-changing routes. */
+  allowedOrigins?: string[];
+}
+
+/**
+ * What every answer carries: no sniffing, no framing by other sites, scripts and connections
+ * only from this origin (the console's one inline thing is its stylesheet).
+ */
+const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "content-security-policy": "default-src 'self'; script-src 'self'; " +
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; " +
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+};
+
+/**
+ * Refuses a browser request from a page of another site that would change something (or open
+ * the WebSocket): a page elsewhere must not create accounts or chat as its visitor. Programs
+ * send no Origin and are not affected; the console is same-origin.
+ */
+function checkOrigin(c: Context<Env>, allowed: Set<string>): void {
+  const origin = c.req.header("origin");
+  if (origin === undefined) return;
+  const upgrade = c.req.header("upgrade")?.toLowerCase() === "websocket";
+  if (c.req.method === "GET" && !upgrade) return;
+  if (c.req.method === "HEAD" || c.req.method === "OPTIONS") return;
+  const host = c.req.header("host");
+  let sameHost = false;
+  try {
+    sameHost = host !== undefined && new URL(origin).host === host;
+  } catch { /* "null" or garbage: not the same host */ }
+  if (sameHost || allowed.has(origin)) return;
+  throw new ChatError(
+    "forbidden",
+    `Requests from pages on ${origin} are refused: the server's admin can allow it with --allowed-origins`,
+  );
 }
 
 const DOC_OPTIONS: HttpOptions = { log: createLogger("silent"), startedAt: 0 };
@@ -75,6 +115,7 @@ export function allRoutes(options: HttpOptions = DOC_OPTIONS): RouteSpec[] {
       startedAt: options.startedAt,
       heartbeatMs,
       storeStats: options.storeStats,
+      metricsToken: options.metricsToken ?? "",
       document: () => (document ??= openApiDocument(specs)),
     }),
     ...basicRoutes,
@@ -157,6 +198,15 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
       },
     }, 404)
   );
+  const allowed = new Set(options.allowedOrigins ?? []);
+  app.use("*", async (c, next) => {
+    checkOrigin(c, allowed);
+    await next();
+    if (c.res.status === 101) return;
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+      if (!c.res.headers.has(name)) c.res.headers.set(name, value);
+    }
+  });
   mount(app, hub, allRoutes(options));
   return app;
 }

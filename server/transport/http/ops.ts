@@ -4,9 +4,12 @@
  */
 
 import { z } from "zod";
+import type { Context } from "hono";
+import { ChatError } from "../../core/errors.ts";
 import type { Hub } from "../../core/hub.ts";
 import type { StoreStats } from "../../store/group_commit.ts";
 import { CONSOLE_MISSING, consoleBundle, consoleHtml } from "../console.ts";
+import { type Env, tokenOf } from "./context.ts";
 import { route, type RouteSpec } from "./route.ts";
 
 /** Store counters for /metrics (commits and their latency). */
@@ -17,6 +20,8 @@ export interface OpsOptions {
   startedAt: number;
   heartbeatMs: number;
   storeStats?: StoreStatsSource | undefined;
+  /** A bearer token that may read /metrics besides admins' tokens ("": admins only). */
+  metricsToken: string;
   /** The OpenAPI document (generated from every route's declaration). */
   document: () => Record<string, unknown>;
 }
@@ -94,13 +99,44 @@ export function opsRoutes(options: OpsOptions): RouteSpec[] {
       summary:
         "Prometheus metrics: connections by transport, messages, deliveries, errors, KV commits and latency",
       ok: { 200: { description: "Prometheus text", mediaType: "text/plain; version=0.0.4" } },
-      handle({ hub, c }) {
+      errors: [401, 403],
+      headers: [{
+        name: "Authorization",
+        description: "Bearer --metrics-token, or an admin's token",
+      }],
+      async handle({ hub, c }) {
+        await checkMetricsAccess(hub, c, options.metricsToken);
         return c.text(metricsText(hub, options.storeStats), 200, {
           "content-type": "text/plain; version=0.0.4; charset=utf-8",
         });
       },
     }),
   ];
+}
+
+/** /metrics is for the operator: the --metrics-token, or an admin's token. */
+async function checkMetricsAccess(hub: Hub, c: Context<Env>, metricsToken: string): Promise<void> {
+  const token = tokenOf(c);
+  if (metricsToken && token && timingSafeEqual(token, metricsToken)) return;
+  if (!token) {
+    throw new ChatError(
+      "not_logged_in",
+      "Metrics need a token: Authorization: Bearer <--metrics-token or an admin's token>",
+    );
+  }
+  const user = await hub.authenticate(token);
+  const status = await hub.run(user, { type: "status" });
+  if (!status.admin) {
+    throw new ChatError("forbidden", "Only admins (or --metrics-token) read metrics");
+  }
+}
+
+/** Compares two strings in time that does not depend on where they differ. */
+function timingSafeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 function metric(name: string, type: "gauge" | "counter", help: string, lines: string[]): string[] {
