@@ -410,8 +410,42 @@ export function clock(iso: string): string {
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
 
+/** Lines of one message a text wire shows; the rest is summed up (/history has it all). */
+export const MAX_TEXT_LINES = 20;
+
+/** Continuation lines are indented (never at column 0, where they could pass for a notice). */
 function indent(text: string): string {
-  return text.replace(/\n/g, "\n    ");
+  const lines = text.split("\n");
+  const shown = lines.length > MAX_TEXT_LINES
+    ? [...lines.slice(0, MAX_TEXT_LINES), `… ${lines.length - MAX_TEXT_LINES} more lines`]
+    : lines;
+  return shown.join("\n    ");
+}
+
+/**
+ * Control characters (C0 but tab and newline, DEL, C1 such as the 8-bit CSI U+009B) and
+ * bidirectional overrides, which would drive a terminal or reorder what it shows.
+ */
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A frame whose every string is safe on a terminal: unsafe characters become "?", and newlines
+ * stay only in message text (where `indent` keeps them off column 0); anywhere else (a reason, a
+ * file name or type, an audit detail) a newline is a space, so nobody can forge a line.
+ */
+function safeFrame(value: unknown, multiline = false): unknown {
+  if (typeof value === "string") {
+    const clean = value.replace(UNSAFE, "?");
+    return multiline ? clean : clean.replace(/\n/g, " ");
+  }
+  if (Array.isArray(value)) return value.map((v) => safeFrame(v));
+  if (typeof value !== "object" || value === null) return value;
+  const isMessage = "type" in value && (value.type === "message" || value.type === "private");
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = safeFrame(v, isMessage && k === "message");
+  }
+  return out;
 }
 
 /**
@@ -443,7 +477,9 @@ function modeText(mode: Mode): string {
  * Renders a server frame as text for a person, or null for frames a person need not see
  * (acks: the message itself comes back as a line).
  */
-export function renderFrame(f: ServerFrame): string | null {
+export function renderFrame(frame: ServerFrame): string | null {
+  // What other users wrote is made safe first, in every field, whatever the frame.
+  const f = safeFrame(frame) as ServerFrame;
   switch (f.type) {
     case "welcome":
       return `* Logged in as ${f.username}${f.admin ? " (admin)" : ""} (${

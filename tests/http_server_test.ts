@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../server/log.ts";
 import { type HttpHandler, serveHttp } from "../server/transport/http_server.ts";
-import { api, startServer, withTimeout } from "./_helpers.ts";
+import { createHttpApp } from "../server/transport/http/app.ts";
+import { api, makeHub, startServer, withTimeout } from "./_helpers.ts";
 
 const log = createLogger("silent");
 const encoder = new TextEncoder();
@@ -320,5 +321,29 @@ Deno.test("e2e http: the real server cuts off a slowloris and a stalled body (--
     assert.ok(doc.paths["/connect"].post.responses["408"], "408 is documented for POST /connect");
   } finally {
     assert.equal(await server.stop(), 0);
+  }
+});
+
+Deno.test("http: a WebSocket that never logs in is closed at the login deadline, with the reason", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const app = createHttpApp(ctx.hub, {
+    log: createLogger("silent"),
+    startedAt: Date.now(),
+    loginTimeoutMs: 300,
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws`);
+    const got: string[] = [];
+    ws.onmessage = (e) => got.push(String(e.data));
+    const t0 = Date.now();
+    const code = await new Promise<number>((resolve) => (ws.onclose = (e) => resolve(e.code)));
+    const after = Date.now() - t0;
+    assert.ok(after >= 250 && after < 3000, `closed after ${after} ms`);
+    assert.equal(code, 1008);
+    assert.match(got.join("\n"), /"code":"too_slow".*did not log in in time/);
+  } finally {
+    await server.shutdown();
   }
 });

@@ -188,3 +188,28 @@ Deno.test("renderFrame() writes messages with time, room and sender, and hides a
     "--- 1 unread in your private chat with Bob ---\n[14:30] >> Bob → Alice: yo\n--- end ---",
   );
 });
+
+Deno.test("renderFrame() never lets another user drive the terminal: controls and bidi overrides are ?, reasons stay on one line, long messages are capped", () => {
+  const hostile = renderFrame({
+    type: "message",
+    id: "01KF110CJ00000000000000001",
+    seq: 1,
+    room: "general",
+    from_username: "mallory",
+    message: "a\x1b[2Jb\u009b31mc\u202edcba" + "\nline".repeat(3992),
+    timestamp: "2026-11-29T10:00:00.000Z",
+    file: { id: "01KF110CJ00000000000000002", name: "x\u009bm", size: 1, mime: "text/\u009b31m" },
+  })!;
+  assert.doesNotMatch(hostile, /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
+  const lines = hostile.split("\n");
+  assert.ok(lines.length <= 23, `${lines.length} lines`);
+  assert.ok(lines.slice(1).every((l) => l.startsWith("    ")), "continuations are indented");
+  assert.match(hostile, /… 3973 more lines/);
+  const notice = renderFrame({
+    type: "system",
+    message: "Root muted mallory: spam\n[10:00] * Root made mallory an admin",
+    timestamp: "2026-11-29T10:00:00.000Z",
+    online_users: 2,
+  })!;
+  assert.equal(notice.split("\n").length, 1, "a reason cannot forge a line");
+});

@@ -16,6 +16,9 @@ import { type AckFrame, messageCommand, privateCommand } from "./messages.ts";
 import { checkCanSend } from "./moderation.ts";
 import { GENERAL } from "./state.ts";
 
+/** A media type as `type/subtype`, in the characters RFC 6838 allows. */
+const MIME_RE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/i;
+
 /** File bytes are stored in chunks below KV's 64 KiB value limit. */
 const FILE_CHUNK_BYTES = 60_000;
 
@@ -68,7 +71,9 @@ export async function uploadFile(
   const id = core.newId(now);
   const expiresAt = core.config.messageTtlMs > 0 ? now + core.config.messageTtlMs : undefined;
   const { size, chunkCount } = await storeChunks(core, id, chunks, expiresAt);
-  const file = { id, name, size, mime: meta.mime || "application/octet-stream" };
+  // The type is shown to others (and sent back on download): a plain type/subtype or nothing.
+  const mime = MIME_RE.test(meta.mime) ? meta.mime.toLowerCase() : "application/octet-stream";
+  const file = { id, name, size, mime };
   await core.store.putFile({
     ...file,
     chunks: chunkCount,

@@ -13,7 +13,7 @@ import {
   refOfLine,
   type ServerFrame,
 } from "../../protocol/frames.ts";
-import { MAX_LINE_BYTES, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
+import { LOGIN_TIMEOUT_MS, MAX_LINE_BYTES, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
 import { type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
@@ -41,6 +41,8 @@ export function serveWebSocket(
     since?: string | undefined;
     log: Logger;
     maxOutboundBytes?: number;
+    /** Time to log in before the socket is closed (as on TCP). */
+    loginTimeoutMs?: number;
   },
 ): void {
   const peer = new WsPeer(
@@ -49,6 +51,12 @@ export function serveWebSocket(
     options.log,
     options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES,
   );
+  // Whoever has not logged in by then (a forgotten socket, a slowloris) is let go.
+  const loginTimer = setTimeout(
+    () => peer.fail("too_slow", "You did not log in in time; connect again when ready"),
+    options.loginTimeoutMs ?? LOGIN_TIMEOUT_MS,
+  );
+  peer.onWelcome = () => clearTimeout(loginTimer);
   const id = hub.connect(peer);
   let pending = 0;
   const receive = (frame: ClientFrame) => {
@@ -99,9 +107,13 @@ export function serveWebSocket(
     gone = true;
     void hub.whenHandled(id).finally(() => hub.disconnect(id));
   };
-  peer.onClose = leave;
+  peer.onClose = () => {
+    clearTimeout(loginTimer);
+    leave();
+  };
   socket.onclose = () => {
     peer.closed = true;
+    clearTimeout(loginTimer);
     leave();
   };
   socket.onerror = () => {/* onclose follows */};
@@ -116,6 +128,8 @@ class WsPeer implements Peer {
   #queue: OutboundQueue<string>;
   /** Called once the server has closed this socket. */
   onClose: () => void = () => {};
+  /** Called when the connection is logged in. */
+  onWelcome: () => void = () => {};
 
   constructor(socket: WebSocket, ip: string, log: Logger, max: number) {
     this.#socket = socket;
@@ -144,6 +158,7 @@ class WsPeer implements Peer {
 
   send(out: Outbound): void {
     if (this.closed) return;
+    if (out.frame.type === "welcome") this.onWelcome();
     this.#queue.push(out.encoded("json", jsonText));
   }
 

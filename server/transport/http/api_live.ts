@@ -19,6 +19,8 @@ import { ProtocolError } from "../../../protocol/frames.ts";
 export interface LiveOptions {
   log: Logger;
   heartbeatMs?: number;
+  /** Time a WebSocket has to log in (LOGIN_TIMEOUT_MS by default). */
+  loginTimeoutMs?: number | undefined;
 }
 
 const Resume = Ulid.optional().meta({ description: "resume after this message id" });
@@ -141,6 +143,9 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
           token: query.token,
           since: user ? query.since : undefined,
           log,
+          ...(options.loginTimeoutMs === undefined
+            ? {}
+            : { loginTimeoutMs: options.loginTimeoutMs }),
         });
         // The connection counts against its address until the socket is really closed.
         c.env?.hold?.(new Promise((resolve) => socket.addEventListener("close", resolve)));

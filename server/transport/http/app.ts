@@ -65,6 +65,8 @@ export interface HttpOptions {
   metricsToken?: string;
   /** Web origins besides the server's own whose pages may use /ws and state-changing routes. */
   allowedOrigins?: string[];
+  /** Time a WebSocket has to log in (LOGIN_TIMEOUT_MS by default). */
+  loginTimeoutMs?: number;
 }
 
 /**
@@ -124,7 +126,7 @@ export function allRoutes(options: HttpOptions = DOC_OPTIONS): RouteSpec[] {
     ...messageRoutes,
     ...moderationRoutes,
     ...fileRoutes,
-    ...liveRoutes({ log: options.log, heartbeatMs }),
+    ...liveRoutes({ log: options.log, heartbeatMs, loginTimeoutMs: options.loginTimeoutMs }),
   );
   return specs;
 }
