@@ -426,7 +426,8 @@ function indent(text: string): string {
  * Control characters (C0 but tab and newline, DEL, C1 such as the 8-bit CSI U+009B) and
  * bidirectional overrides, which would drive a terminal or reorder what it shows.
  */
-const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE =
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * A frame whose every string is safe on a terminal: unsafe characters become "?", and newlines

@@ -185,12 +185,13 @@ Deno.test("files: stored in chunks, announced with name, size and type, download
   );
   await hub.whenStored();
   const dm = bob.peer.of("private").find((m) => m.file)!;
-  await assert.rejects(hub.openFile("Carol", dm.file!.id), /Only members of the chat/);
+  // Not hers to see: answered as if it did not exist.
+  await assert.rejects(hub.openFile("Carol", dm.file!.id), /There is no file/);
   assert.equal((await hub.openFile("Bob", dm.file!.id)).file.size, 2);
   await hub.receive(alice.id, { type: "create_group", room: "team" });
   await assert.rejects(
     hub.uploadFile("Bob", { name: "x", mime: "", room: "team" }, bytes(new Uint8Array(1))),
-    /not in #team/,
+    /There is no room #team/,
   );
   // Too large: refused on the declared size, and while streaming when none was declared.
   await assert.rejects(
@@ -249,15 +250,21 @@ Deno.test("groups: invite and accept; a link only asks and waits for the owner; 
     { type: "create_link", room: "club" },
   ];
   for (const f of refusals) await hub.receive(stranger.id, f);
+  // Every answer is the one a group that does not exist gets: nothing is learned of it.
   assert.deepEqual(stranger.peer.of("error").map((e) => e.code), [
-    "forbidden",
-    "not_member",
-    "not_member",
-    "not_member",
+    "no_such_room",
+    "no_such_room",
+    "no_such_room",
+    "no_such_room",
     "no_such_message",
-    "forbidden",
-    "forbidden",
+    "no_such_room",
+    "no_such_room",
   ]);
+  assert.equal(
+    stranger.peer.of("error").some((e) => /Owner|private group:/.test(e.message)),
+    false,
+    "neither its owner nor that it is a group",
+  );
   assert.equal(stranger.peer.of("message").length, 0);
 
   // Invite: the friend is told, and accepts by joining.
@@ -280,7 +287,7 @@ Deno.test("groups: invite and accept; a link only asks and waits for the owner; 
     username: "Stranger",
   });
   await hub.receive(stranger.id, { type: "history", chat: "club" });
-  assert.equal(stranger.peer.of("error").at(-1)!.code, "not_member", "still waiting");
+  assert.equal(stranger.peer.of("error").at(-1)!.code, "no_such_room", "still waiting");
   await hub.receive(friend.id, {
     type: "join_decision",
     room: "club",

@@ -186,10 +186,16 @@ export class Core {
     return u;
   }
 
-  /** A room by name, or a `no_such_room` error. */
-  requireRoom(name: string): RoomState {
+  /**
+   * A room by name, or a `no_such_room` error. Asked on behalf of `u`, a private group `u` is
+   * not in (nor invited to) is answered exactly as a room that does not exist: a non-member
+   * learns nothing of it, not even that it exists.
+   */
+  requireRoom(name: string, u?: UserState): RoomState {
     const room = this.rooms.get(name);
-    if (!room) {
+    const hidden = room?.record.private && u !== undefined && !room.members.has(u) &&
+      !u.invites.has(name);
+    if (!room || hidden) {
       throw new ChatError("no_such_room", `There is no room #${name}: /join ${name} creates it`);
     }
     return room;

@@ -60,7 +60,7 @@ export async function uploadFile(
     chat = dmId(u.record.name, to.record.name);
   } else {
     chat = validateRoomName(meta.room ?? GENERAL);
-    if (!core.requireRoom(chat).members.has(u)) {
+    if (!core.requireRoom(chat, u).members.has(u)) {
       throw new ChatError("not_member", `You are not in #${chat}: /join ${chat} first`);
     }
   }
@@ -147,14 +147,9 @@ export async function openFile(
 ): Promise<{ file: FileRecord; chunks: AsyncIterable<Uint8Array> }> {
   const u = core.users.get(username);
   const file = await core.store.getFile(id);
-  if (!file || core.expired(file)) {
+  // A file of a chat the asker is not in is answered as one that does not exist.
+  if (!file || core.expired(file) || !u || !canRead(u, file.chat)) {
     throw new ChatError("no_such_message", `There is no file ${id} (it may have expired)`);
-  }
-  if (!u || !canRead(u, file.chat)) {
-    throw new ChatError(
-      "forbidden",
-      "Only members of the chat it was sent to can download this file",
-    );
   }
   return { file, chunks: core.store.readFile(id) };
 }

@@ -26,7 +26,7 @@ export function joinRequestFrame(core: Core, room: string, username: string): Se
 }
 
 function requireOwner(core: Core, u: UserState, name: string): RoomState {
-  const room = core.requireRoom(name);
+  const room = core.requireRoom(name, u);
   if (!room.record.private) {
     throw new ChatError("bad_field", `#${name} is public: anyone can /join it`);
   }
@@ -95,9 +95,11 @@ export async function inviteResponseCommand(
   if (from === undefined) {
     throw new ChatError("no_session_request", `Nobody has invited you to #${name}`);
   }
+  // Looked up while the invite still lets the user see the group.
+  const room = frame.accepted ? core.requireRoom(name, u) : null;
   u.invites.delete(name);
   await core.store.setInvite(name, u.record.name, null);
-  if (!frame.accepted) {
+  if (!room) {
     if (core.users.has(from)) {
       core.publish({
         kind: "user",
@@ -107,7 +109,6 @@ export async function inviteResponseCommand(
     }
     return core.system(`You declined the invite to #${name}`);
   }
-  const room = core.requireRoom(name);
   if (!room.members.has(u)) await addMember(core, u, room);
   return await joinCommand(call, { room: name });
 }
@@ -225,7 +226,7 @@ export async function removeMemberCommand(
   if (target === u) {
     throw new ChatError("bad_field", "You own the group: to go, /leave it (ownership passes on)");
   }
-  const room = core.requireRoom(name);
+  const room = core.requireRoom(name, u);
   if (!room.members.has(target)) {
     throw new ChatError("not_member", `${target.record.name} is not in #${name}`);
   }

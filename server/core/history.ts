@@ -23,7 +23,7 @@ function resolveChat(call: Call & { user: UserState }, address: string | undefin
     const other = core.requireUser(address.slice(1));
     return dmId(u.record.name, other.record.name);
   }
-  const room = core.requireRoom(address);
+  const room = core.requireRoom(address, u);
   if (!room.members.has(u)) {
     throw new ChatError(
       "not_member",

@@ -37,7 +37,7 @@ export async function messageCommand(
   if (frame.room === undefined && mode.kind === "session") {
     return await privateCommand(call, { ...frame, target_username: mode.with }, extra);
   }
-  const room = core.requireRoom(frame.room ?? call.view.room);
+  const room = core.requireRoom(frame.room ?? call.view.room, u);
   if (!room.members.has(u)) {
     throw new ChatError(
       "not_member",

@@ -169,7 +169,8 @@ export async function setMute(
 export async function deleteMessageCommand(call: UserCall, frame: { id: string }) {
   const { core, user: u } = call;
   const msg = await core.store.getMessage(frame.id);
-  if (!msg || core.expired(msg)) {
+  // A message the asker cannot see is answered as one that does not exist (admins see all).
+  if (!msg || core.expired(msg) || (!u.record.admin && !u.chats.has(msg.chat))) {
     throw new ChatError(
       "no_such_message",
       `There is no message ${frame.id} (it may have expired or been deleted)`,

@@ -34,9 +34,10 @@ export async function joinCommand(
       const answer = await inviteResponseCommand(call, { room: name, accepted: true });
       if (answer.type === "joined") return answer;
     }
+    // Said the same whether or not such a group exists: a non-member learns nothing of it.
     throw new ChatError(
-      "forbidden",
-      `#${name} is a private group: ask its owner for an invite, or use an invite link`,
+      "no_such_room",
+      `You cannot join #${name}: there is no such room you may join (a private group needs an invite)`,
     );
   }
   const created = !room || justCreated;
@@ -121,7 +122,7 @@ export async function leaveCommand(call: UserCall, frame: { room?: string }) {
       `Everyone stays in #${GENERAL}: /join another room to talk there instead`,
     );
   }
-  const room = core.requireRoom(name);
+  const room = core.requireRoom(name, u);
   if (!room.members.has(u)) throw new ChatError("not_member", `You are not in #${name}`);
   const left = await removeFromRoom(core, u, room, call);
   if (room.record.private && room.record.owner === u.record.name) {
@@ -210,13 +211,7 @@ export function roomsCommand(call: UserCall) {
 export function membersCommand(call: UserCall, frame: { room: string }) {
   const { core, user: u } = call;
   const name = frame.room;
-  const room = core.requireRoom(name);
-  if (room.record.private && !room.members.has(u)) {
-    throw new ChatError(
-      "not_member",
-      `#${name} is a private group: only its members see who is in it`,
-    );
-  }
+  const room = core.requireRoom(name, u);
   return {
     type: "members" as const,
     room: name,

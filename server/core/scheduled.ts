@@ -49,7 +49,7 @@ export async function scheduleCommand(
     if (frame.room === undefined && mode.kind === "session") to = mode.with;
     else {
       room = frame.room ?? call.view.room;
-      if (!core.requireRoom(room).members.has(u)) {
+      if (!core.requireRoom(room, u).members.has(u)) {
         throw new ChatError("not_member", `You are not in #${room}: /join ${room} first`);
       }
     }
