@@ -173,3 +173,26 @@ Deno.test("security: logging out closes the live connections that logged in with
   assert.equal(peers[1]!.closed, null, "another device's token still works");
   await assert.rejects(hub.authenticate(first.token), /unknown or expired/);
 });
+
+Deno.test("security: look-alike names are one name: Cyrillic, fullwidth and case variants reach the same account and room", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  await hub.login("Alice", "alice-password");
+  await hub.login("root", "root-password1");
+  // Cyrillic А, then fullwidth letters: the existing accounts, with their passwords.
+  await assert.rejects(hub.login("\u0410lice", "another-password"), /Wrong password for Alice/);
+  assert.equal((await hub.login("\u0410lice", "alice-password")).username, "Alice");
+  const full = await login(hub, "ｒｏｏｔ", "root-password1");
+  assert.equal(full.peer.of("welcome")[0]!.username, "root");
+  const o = await login(hub, "r\u043eot");
+  assert.equal(o.peer.of("error")[0]!.code, "password_required", "rоot with a Cyrillic о is root");
+  // Rooms: a look-alike of general is general; a group cannot take a look-alike name.
+  const a = await login(hub, "Alice", "alice-password");
+  await hub.receive(a.id, { type: "join", room: "g\u0435neral" });
+  assert.equal(a.peer.of("joined")[0]!.room, "general");
+  await hub.receive(a.id, { type: "create_group", room: "ｇｅｎｅｒａｌ" });
+  assert.match(a.peer.of("error").at(-1)!.message, /looks like #general/);
+  await hub.receive(a.id, { type: "rooms" });
+  assert.deepEqual(a.peer.of("rooms_list").at(-1)!.rooms.map((r) => r.name), ["general"]);
+});

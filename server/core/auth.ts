@@ -5,6 +5,7 @@
  */
 
 import { validateUsername } from "../../protocol/frames.ts";
+import { skeleton } from "../../protocol/names.ts";
 import { MIN_PASSWORD_CHARS } from "../../protocol/limits.ts";
 import type { UserRecord } from "../store/store.ts";
 import { attach } from "./attach.ts";
@@ -21,7 +22,7 @@ import { GENERAL, newUserState, type UserState } from "./state.ts";
 export function addUserState(core: Core, record: UserRecord): UserState {
   const u = newUserState(record);
   core.users.set(record.name, u);
-  core.lowerNames.set(record.name.toLowerCase(), record.name);
+  core.lowerNames.set(skeleton(record.name), record.name);
   return u;
 }
 
@@ -180,7 +181,7 @@ export async function createUser(
     await core.store.createUser(record);
   } catch (error) {
     core.users.delete(name);
-    core.lowerNames.delete(name.toLowerCase());
+    core.lowerNames.delete(skeleton(name));
     throw error;
   }
   return u;

@@ -10,6 +10,7 @@ import type { LogEntry, Mode, ServerFrame } from "../../protocol/frames.ts";
 import type { ReportRecord, Store } from "../store/store.ts";
 import { ChatError } from "./errors.ts";
 import type { ChatEvent, FanOut } from "./fanout.ts";
+import { skeleton } from "../../protocol/names.ts";
 import { iso } from "./format.ts";
 import { LoginThrottle } from "./login_throttle.ts";
 import { Outbound } from "./peer.ts";
@@ -123,7 +124,10 @@ export class Core {
   fanout: FanOut;
 
   readonly users = new Map<string, UserState>();
+  /** Users by the skeleton of their name (protocol/names.ts): look-alikes are one user. */
   readonly lowerNames = new Map<string, string>();
+  /** Rooms by the skeleton of their name: look-alike rooms are one room. */
+  readonly roomNames = new Map<string, string>();
   readonly rooms = new Map<string, RoomState>();
   /** The last sequence number of every chat. */
   readonly seqs = new Map<string, number>();
@@ -172,9 +176,20 @@ export class Core {
     this.fanout.publish(event);
   }
 
-  /** A user by name, any case. */
+  /** A user by name, any case, or by a name that looks the same. */
   findUser(name: string): UserState | undefined {
-    return this.users.get(name) ?? this.users.get(this.lowerNames.get(name.toLowerCase()) ?? "");
+    return this.users.get(name) ?? this.users.get(this.lowerNames.get(skeleton(name)) ?? "");
+  }
+
+  /** A room by name, or by a name that looks the same. */
+  findRoom(name: string): RoomState | undefined {
+    return this.rooms.get(name) ?? this.rooms.get(this.roomNames.get(skeleton(name)) ?? "");
+  }
+
+  /** Adds a room's state, indexed by name and by look. */
+  addRoom(room: RoomState): void {
+    this.rooms.set(room.record.id, room);
+    this.roomNames.set(skeleton(room.record.id), room.record.id);
   }
 
   /** A user by name, or a `no_such_user` error. */
@@ -192,7 +207,7 @@ export class Core {
    * learns nothing of it, not even that it exists.
    */
   requireRoom(name: string, u?: UserState): RoomState {
-    const room = this.rooms.get(name);
+    const room = this.findRoom(name);
     const hidden = room?.record.private && u !== undefined && !room.members.has(u) &&
       !u.invites.has(name);
     if (!room || hidden) {

@@ -43,8 +43,12 @@ function requireOwner(core: Core, u: UserState, name: string): RoomState {
 export async function createGroupCommand(call: UserCall, frame: { room: string }) {
   const { core, user: u } = call;
   const name = frame.room;
-  if (core.rooms.has(name)) {
-    throw new ChatError("name_taken", `#${name} exists already: pick another name`);
+  const existing = core.findRoom(name);
+  if (existing) {
+    const like = existing.record.id === name
+      ? "exists already"
+      : `looks like #${existing.record.id}`;
+    throw new ChatError("name_taken", `#${name} ${like}: pick another name`);
   }
   const record: ChatRecord = {
     id: name,
@@ -55,7 +59,7 @@ export async function createGroupCommand(call: UserCall, frame: { room: string }
     owner: u.record.name,
   };
   const room = newRoomState(record);
-  core.rooms.set(name, room);
+  core.addRoom(room);
   await core.store.createChat(record);
   // The owner is its first member; joinCommand then finds them in and says the room was created.
   await addMember(core, u, room);

@@ -308,7 +308,7 @@ async function load(core: Core): Promise<void> {
   const snap = await core.store.load();
   for (const record of snap.users) addUserState(core, record);
   for (const chat of snap.chats) {
-    if (chat.kind === "room") core.rooms.set(chat.id, newRoomState(chat));
+    if (chat.kind === "room") core.addRoom(newRoomState(chat));
   }
   for (const { chat, user } of snap.members) {
     const u = core.users.get(user);
@@ -338,6 +338,6 @@ async function load(core: Core): Promise<void> {
       createdBy: "",
     };
     await core.store.createChat(record);
-    core.rooms.set(GENERAL, newRoomState(record));
+    core.addRoom(newRoomState(record));
   }
 }

@@ -26,8 +26,9 @@ export async function joinCommand(
   justCreated = false,
 ): Promise<JoinedFrame> {
   const { core, user: u } = call;
-  const name = frame.room;
-  let room = core.rooms.get(name);
+  // A name that looks like an existing room's (gеneral with a Cyrillic е) is that room.
+  let room = core.findRoom(frame.room);
+  const name = room?.record.id ?? frame.room;
   if (room?.record.private && !room.members.has(u)) {
     // Joining a private group you were invited to accepts the invite.
     if (u.invites.has(name)) {
@@ -37,7 +38,7 @@ export async function joinCommand(
     // Said the same whether or not such a group exists: a non-member learns nothing of it.
     throw new ChatError(
       "no_such_room",
-      `You cannot join #${name}: there is no such room you may join (a private group needs an invite)`,
+      `You cannot join #${frame.room}: there is no such room you may join (a private group needs an invite)`,
     );
   }
   const created = !room || justCreated;
@@ -49,7 +50,7 @@ export async function joinCommand(
       createdBy: u.record.name,
     };
     room = newRoomState(record);
-    core.rooms.set(name, room);
+    core.addRoom(room);
     await core.store.createChat(record);
   }
   const isNew = !room.members.has(u);
