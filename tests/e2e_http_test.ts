@@ -234,3 +234,13 @@ Deno.test("e2e http: over WebSocket, a frame the decoder refuses is answered in 
   assert.deepEqual(answered(), ["ack:a", "error:b", "pong:c"]);
   await ws.close();
 });
+
+Deno.test("e2e http: the WebSocket message limit is in bytes: 40,000 two-byte characters are too long", async () => {
+  await using server = await withServer();
+  const ws = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  ws.sendRaw(JSON.stringify({ type: "hello", username: "é".repeat(40_000) }));
+  await ws.until(() => ws.frames.some((f) => f.type === "bye"), "the bye");
+  const bye = ws.frames.find((f) => f.type === "bye")!;
+  assert.equal(bye.type === "bye" && bye.code, "too_long");
+  await ws.close();
+});

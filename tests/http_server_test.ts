@@ -347,3 +347,27 @@ Deno.test("http: a WebSocket that never logs in is closed at the login deadline,
     await server.shutdown();
   }
 });
+
+Deno.test("http: a body trickled a byte at a time, each pause under the deadline, is still cut off in time", async () => {
+  await using s = start(async (request) => {
+    try {
+      return new Response(`got ${(await request.text()).length}`);
+    } catch (error) {
+      return new Response((error as Error).name, { status: 408 });
+    }
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+  await conn.write(encoder.encode("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"));
+  // One byte every 200 ms: never a 300 ms pause, and 1,000 bytes would take 200 s.
+  const trickle = setInterval(() => conn.write(encoder.encode("a")).catch(() => {}), 200);
+  try {
+    const r = await readToClose(conn, 8000);
+    assert.ok(r.closed, "the trickling body was never cut off");
+    // The whole body gets ten pauses' worth (3 s here).
+    assert.ok(r.afterMs >= 2500 && r.afterMs < 6000, `cut off after ${r.afterMs} ms`);
+    assert.match(r.text, /^HTTP\/1\.1 408/);
+  } finally {
+    clearInterval(trickle);
+    conn.close();
+  }
+});

@@ -349,28 +349,35 @@ async function refuse(conn: Deno.Conn, limit: number): Promise<void> {
   } catch { /* gone already */ }
 }
 
+/** A whole request body must arrive within this many body pauses (150 s by default). */
+const BODY_TOTAL_PAUSES = 10;
+
 /**
- * The request with a body that fails when the client stops sending for `idleMs` (a slow-body
- * attack holds a connection as well as slow headers do). Bodyless requests pass through.
+ * The request with a body that fails when the client stops sending for `idleMs`, or has not
+ * finished after BODY_TOTAL_PAUSES × `idleMs` in all (a slow-body attack holds a connection as
+ * well as slow headers do; one byte every few seconds never pauses long). Bodyless requests
+ * pass through.
  */
 function withBodyDeadline(request: Request, idleMs: number, state: { stalled: boolean }): Request {
   const body = request.body;
   if (!body) return request;
   const reader = body.getReader();
+  const endBy = Date.now() + BODY_TOTAL_PAUSES * idleMs;
   const guarded = new ReadableStream<Uint8Array>({
     async pull(controller) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
+        const wait = Math.max(0, Math.min(idleMs, endBy - Date.now()));
         const chunk = await Promise.race([
           reader.read(),
           new Promise<typeof TIMED_OUT>((resolve) => {
-            timer = setTimeout(() => resolve(TIMED_OUT), idleMs);
+            timer = setTimeout(() => resolve(TIMED_OUT), wait);
           }),
         ]);
         if (chunk === TIMED_OUT) {
           state.stalled = true;
           void reader.cancel().catch(() => {});
-          controller.error(new Deno.errors.TimedOut(`no request body bytes for ${idleMs} ms`));
+          controller.error(new Deno.errors.TimedOut("the request body came too slowly"));
         } else if (chunk.done) {
           controller.close();
         } else {
