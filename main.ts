@@ -108,6 +108,7 @@ async function serve(config: ServeConfig): Promise<void> {
     historySize: config.history,
     reportsToMute: config.reportsToMute,
     reportsFrom: config.reportsFrom,
+    roomsPerHour: config.roomsPerHour,
     muteForMs: config.muteForMs,
     rateLimit: config.rateLimit,
     privateRateLimit: config.privateRateLimit,

@@ -82,6 +82,8 @@ async function startChat(
     "0",
     "--max-connections-per-ip",
     "0",
+    "--rooms-per-hour",
+    "0",
     "--log-level",
     "error",
     ...extra,

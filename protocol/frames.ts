@@ -72,8 +72,8 @@ export type ClientFrame =
     | { type: "session_request"; target_username: string }
     | { type: "session_response"; target_username: string; accepted: boolean }
     | { type: "session_end" }
-    | { type: "users" }
-    | { type: "rooms" }
+    | { type: "users"; username?: string; after?: string; limit?: number }
+    | { type: "rooms"; after?: string; limit?: number }
     | { type: "join"; room: string }
     | { type: "leave"; room?: string }
     | { type: "history"; chat?: string; before?: number; after?: number; limit?: number }
@@ -297,8 +297,10 @@ export type ServerFrame =
       all: UserEntry[];
       online_users: number;
       timestamp: string;
+      /** With `after`/`limit`: the name to ask `after` for the next page, or null at the end. */
+      next?: string | null;
     }
-    | { type: "rooms_list"; rooms: RoomEntry[]; timestamp: string }
+    | { type: "rooms_list"; rooms: RoomEntry[]; timestamp: string; next?: string | null }
     | { type: "joined"; room: string; created: boolean; mode: Mode; timestamp: string }
     | { type: "left"; room: string; mode: Mode; timestamp: string }
     | { type: "mode"; mode: Mode; timestamp: string }
@@ -750,14 +752,28 @@ export function decodeClientValue(value: unknown): ClientFrame {
         ...ref,
       };
     }
+    case "users":
+    case "rooms": {
+      const after = optString(obj, "after", type);
+      if (after !== undefined && charCount(after) > MAX_NAME_CHARS) {
+        throw new ProtocolError("bad_field", `"after" must be a name from the previous page`);
+      }
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      const username = type === "users" ? optString(obj, "username", type) : undefined;
+      return {
+        type,
+        ...(username === undefined ? {} : { username: validateUsername(username) }),
+        ...(after === undefined ? {} : { after }),
+        ...(limit === undefined ? {} : { limit }),
+        ...ref,
+      };
+    }
     case "connections":
     case "reports":
     case "stats":
     case "log_subscribe":
     case "session_end":
     case "unread_counts":
-    case "users":
-    case "rooms":
     case "status":
     case "pong":
     case "ping":

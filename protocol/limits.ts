@@ -46,5 +46,7 @@ export const MAX_FAILED_LOGINS_PER_IP = 20;
 export const LOGIN_WINDOW_MS = 15 * 60_000;
 /** Rooms (public or private) one user may be a member of. */
 export const MAX_ROOMS_PER_USER = 200;
+/** Rooms a user (not an admin) may create per hour, by default (--rooms-per-hour). */
+export const ROOMS_CREATED_PER_HOUR = 10;
 /** Default limit of simultaneous connections from one IP address (`--max-connections-per-ip`). */
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 256;

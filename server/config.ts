@@ -26,6 +26,7 @@ export interface ServeConfig {
   headerTimeoutMs: number;
   heartbeatMs: number;
   reportsFrom: "any" | "registered";
+  roomsPerHour: number;
   /** A bearer token that may read /metrics besides admins' tokens; "" for admins only. */
   metricsToken: string;
   /** Web origins (scheme://host:port) allowed to open /ws and POST from a browser. */
@@ -127,6 +128,12 @@ const FLAGS: FlagSpec[] = [
     def: "15s",
     help:
       "silence before the server checks a connection is alive; one that stops answering is closed after 3 beats",
+  },
+  {
+    name: "rooms-per-hour",
+    env: "CHAT_ROOMS_PER_HOUR",
+    def: "10",
+    help: "rooms a user (not an admin) may create per hour; 0 turns the limit off",
   },
   {
     name: "reports-from",
@@ -313,6 +320,7 @@ export function parseServeArgs(
     headerTimeoutMs,
     heartbeatMs,
     reportsFrom,
+    roomsPerHour: wholeNumber("rooms-per-hour", get("rooms-per-hour")),
     metricsToken: get("metrics-token"),
     allowedOrigins,
   };

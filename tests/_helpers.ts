@@ -537,6 +537,7 @@ export async function makeHub(
     // Quotas are off unless a test is about them (many tests send more than 20 messages).
     rateLimit: null,
     privateRateLimit: null,
+    roomsPerHour: 0,
     onError: (error) => {
       throw error;
     },

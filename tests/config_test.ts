@@ -20,6 +20,7 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     headerTimeoutMs: 15_000,
     heartbeatMs: 15_000,
     reportsFrom: "any",
+    roomsPerHour: 10,
     metricsToken: "",
     allowedOrigins: [],
   });

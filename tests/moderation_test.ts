@@ -491,3 +491,45 @@ Deno.test("reports: three guests cannot mute an admin; with --reports-from regis
   await strict.hub.receive(guest.id, { type: "report", username: "Target" });
   assert.match(guest.peer.of("error").at(-1)!.message, /only registered users' reports count/);
 });
+
+Deno.test("rooms: creation is capped per user and hour; an empty, unused public room is forgotten; lists page to the end", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv, new FakeClock(), { roomsPerHour: 10 });
+  const { hub, clock } = ctx;
+  const g = await login(hub, "Churner");
+  // join + leave: each room is forgotten again, but each creation counts.
+  for (let i = 0; i < 10; i++) {
+    await hub.receive(g.id, { type: "join", room: `r${i}` });
+    await hub.receive(g.id, { type: "leave", room: `r${i}` });
+  }
+  await hub.receive(g.id, { type: "join", room: "one-more" });
+  assert.match(g.peer.of("error").at(-1)!.message, /You can create 10 rooms an hour/);
+  await hub.receive(g.id, { type: "rooms" });
+  assert.deepEqual(g.peer.of("rooms_list").at(-1)!.rooms.map((r) => r.name), ["general"]);
+  clock.advance(3600_000);
+  await hub.receive(g.id, { type: "join", room: "one-more" });
+  assert.equal(g.peer.of("joined").at(-1)!.room, "one-more");
+  // A room something was said in stays when its last member leaves.
+  await hub.receive(g.id, { type: "message", room: "one-more", message: "hello?" });
+  await hub.receive(g.id, { type: "leave", room: "one-more" });
+  await hub.receive(g.id, { type: "rooms" });
+  assert.ok(g.peer.of("rooms_list").at(-1)!.rooms.some((r) => r.name === "one-more"));
+  // 600 users: the first list stops at 500, pages reach every one, and any one can be looked up.
+  for (let i = 0; i < 600; i++) await hub.login(`u${String(i).padStart(3, "0")}`, "password1");
+  const all = (await hub.run("Churner", { type: "users" })).all;
+  assert.equal(all.length, 500);
+  const seen: string[] = [];
+  let after: string | undefined;
+  do {
+    const page = await hub.run("Churner", {
+      type: "users",
+      limit: 200,
+      ...(after ? { after } : {}),
+    });
+    seen.push(...page.all.map((u) => u.username));
+    after = page.next ?? undefined;
+  } while (after);
+  assert.equal(seen.length, 601);
+  const one = await hub.run("Churner", { type: "users", username: "u599" });
+  assert.deepEqual(one.all.map((u) => u.username), ["u599"]);
+});

@@ -5,7 +5,11 @@
  * @module
  */
 
-import { DEFAULT_MAX_CONNECTIONS_PER_IP, MAX_PAGE } from "../../protocol/limits.ts";
+import {
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  MAX_PAGE,
+  ROOMS_CREATED_PER_HOUR,
+} from "../../protocol/limits.ts";
 import type { LogEntry, Mode, ServerFrame } from "../../protocol/frames.ts";
 import type { ReportRecord, Store } from "../store/store.ts";
 import { ChatError } from "./errors.ts";
@@ -57,6 +61,8 @@ export interface HubOptions {
   privateRateLimit?: RateLimit | null;
   /** How long messages live, in ms (default 1 hour); 0 keeps them. */
   messageTtlMs?: number;
+  /** Rooms a user (not an admin) may create per hour (default 10); 0: no limit. */
+  roomsPerHour?: number;
   /** Simultaneous connections allowed from one address (default 256); 0: no limit. */
   maxConnectionsPerIp?: number;
   /** Largest file a user may send, in bytes (default 5 MiB). */
@@ -80,6 +86,7 @@ export interface Config {
   privateRateLimit: RateLimit | null;
   messageTtlMs: number;
   maxPerIp: number;
+  roomsPerHour: number;
   maxFileSize: number;
   registration: "open" | "closed";
   httpPort: number | null;
@@ -106,6 +113,7 @@ function configOf(o: HubOptions): Config {
       : o.privateRateLimit,
     messageTtlMs: o.messageTtlMs ?? 3600_000,
     maxPerIp: o.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
+    roomsPerHour: o.roomsPerHour ?? ROOMS_CREATED_PER_HOUR,
     maxFileSize: o.maxFileSize ?? 5 * 1024 * 1024,
     registration: o.registration ?? "open",
     httpPort: o.httpPort ?? null,
@@ -184,6 +192,14 @@ export class Core {
   /** A room by name, or by a name that looks the same. */
   findRoom(name: string): RoomState | undefined {
     return this.rooms.get(name) ?? this.rooms.get(this.roomNames.get(skeleton(name)) ?? "");
+  }
+
+  /** Forgets a room (a public one left empty and unused). */
+  removeRoom(room: RoomState): void {
+    this.rooms.delete(room.record.id);
+    if (this.roomNames.get(skeleton(room.record.id)) === room.record.id) {
+      this.roomNames.delete(skeleton(room.record.id));
+    }
   }
 
   /** Adds a room's state, indexed by name and by look. */

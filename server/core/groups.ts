@@ -10,7 +10,13 @@ import type { UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
 import { randomToken } from "./format.ts";
-import { addMember, joinCommand, type JoinedFrame, removeFromRoom } from "./rooms.ts";
+import {
+  addMember,
+  countRoomCreation,
+  joinCommand,
+  type JoinedFrame,
+  removeFromRoom,
+} from "./rooms.ts";
 import { GENERAL, newRoomState, type RoomState, type UserState } from "./state.ts";
 
 type SystemFrame = Extract<ServerFrame, { type: "system" }>;
@@ -50,6 +56,7 @@ export async function createGroupCommand(call: UserCall, frame: { room: string }
       : `looks like #${existing.record.id}`;
     throw new ChatError("name_taken", `#${name} ${like}: pick another name`);
   }
+  countRoomCreation(core, u);
   const record: ChatRecord = {
     id: name,
     kind: "room",

@@ -14,7 +14,7 @@ import { ChatError } from "./errors.ts";
 import { toFrame } from "./format.ts";
 import { inviteResponseCommand } from "./groups.ts";
 import { GENERAL, newRoomState, type RoomState, type UserState } from "./state.ts";
-import { userEntry } from "./views.ts";
+import { pageByName, userEntry } from "./views.ts";
 
 /** The `joined` answer. */
 export type JoinedFrame = Extract<ServerFrame, { type: "joined" }>;
@@ -43,6 +43,7 @@ export async function joinCommand(
   }
   const created = !room || justCreated;
   if (!room) {
+    countRoomCreation(core, u);
     const record: ChatRecord = {
       id: name,
       kind: "room",
@@ -96,6 +97,27 @@ export async function joinCommand(
   return joined;
 }
 
+/**
+ * Refuses a user (not an admin) over their room creations this hour (--rooms-per-hour), so
+ * join + leave cannot fill the server with rooms; counts one otherwise.
+ */
+export function countRoomCreation(core: Core, u: UserState): void {
+  const cap = core.config.roomsPerHour;
+  if (u.record.admin || cap <= 0) return;
+  const now = core.clock.now();
+  const recent = u.roomsCreated.filter((t) => t > now - 3600_000);
+  if (recent.length >= cap) {
+    throw new ChatError(
+      "rate_limited",
+      `You can create ${cap} rooms an hour; the next one at ${
+        new Date(recent[0]! + 3600_000).toISOString()
+      }: join an existing room meanwhile (/rooms lists them)`,
+    );
+  }
+  recent.push(now);
+  u.roomsCreated = recent;
+}
+
 /** Makes `u` a member; the room's last N messages start out unread, as history on joining. */
 export async function addMember(core: Core, u: UserState, room: RoomState): Promise<void> {
   const chat = room.record.id;
@@ -126,6 +148,11 @@ export async function leaveCommand(call: UserCall, frame: { room?: string }) {
   const room = core.requireRoom(name, u);
   if (!room.members.has(u)) throw new ChatError("not_member", `You are not in #${name}`);
   const left = await removeFromRoom(core, u, room, call);
+  // A public room nobody is in and nothing was ever said in is forgotten (its name is free).
+  if (!room.record.private && room.members.size === 0 && (core.seqs.get(name) ?? 0) === 0) {
+    core.removeRoom(room);
+    await core.store.deleteChat(name);
+  }
   if (room.record.private && room.record.owner === u.record.name) {
     // The group lives on: the first remaining member by name owns it.
     const heir = [...room.members].map((m) => m.record.name).sort()[0];
@@ -199,12 +226,19 @@ function roomEntries(core: Core, u: UserState): RoomEntry[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** `rooms`. */
-export function roomsCommand(call: UserCall) {
+/** `rooms`: every room the user may see, or a page of them by name (`after`, `limit`). */
+export function roomsCommand(call: UserCall, frame: { after?: string; limit?: number } = {}) {
+  const rooms = roomEntries(call.core, call.user);
+  if (frame.after === undefined && frame.limit === undefined) {
+    return { type: "rooms_list" as const, rooms, timestamp: call.core.ts() };
+  }
+  const page = pageByName(rooms.map((r) => r.name), frame.after, frame.limit);
+  const shown = new Set(page.names);
   return {
     type: "rooms_list" as const,
-    rooms: roomEntries(call.core, call.user),
+    rooms: rooms.filter((r) => shown.has(r.name)),
     timestamp: call.core.ts(),
+    next: page.next,
   };
 }
 

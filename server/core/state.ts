@@ -35,6 +35,8 @@ export interface UserState {
   /** Contacts (user names), and pending invites to private groups (room → who invited). */
   contacts: Set<string>;
   invites: Map<string, string>;
+  /** When this user created rooms in the last hour (creation is capped). */
+  roomsCreated: number[];
   /** Commands of this user in progress; the cursor cache is never evicted under one. */
   busy: number;
   lastUsed: number;
@@ -91,6 +93,7 @@ export function newUserState(record: UserRecord): UserState {
     requestsOut: new Set(),
     contacts: new Set(),
     invites: new Map(),
+    roomsCreated: [],
     busy: 0,
     lastUsed: 0,
   };

@@ -20,20 +20,52 @@ export function userEntry(u: UserState): UserEntry {
   };
 }
 
-/** `users`: online users first, then the rest, at most 500. */
-export function usersCommand(call: UserCall) {
+/** How many users `users` lists when no page is asked for. */
+const USERS_FIRST_PAGE = 500;
+
+/**
+ * `users`: online users first, then the rest, at most 500; or one user (`username`); or a page
+ * by name (`after`, `limit`) whose `next` asks for the following one, so every user is reachable.
+ */
+export function usersCommand(
+  call: UserCall,
+  frame: { username?: string; after?: string; limit?: number } = {},
+): Extract<ServerFrame, { type: "users_list" }> {
   const { core } = call;
-  const all: UserEntry[] = [...core.users.values()]
-    .map(userEntry)
-    .sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username))
-    .slice(0, 500);
+  let all: UserEntry[];
+  let next: { next: string | null } | Record<string, never> = {};
+  if (frame.username !== undefined) {
+    const u = core.findUser(frame.username);
+    all = u ? [userEntry(u)] : [];
+  } else if (frame.after !== undefined || frame.limit !== undefined) {
+    const page = pageByName([...core.users.keys()], frame.after, frame.limit);
+    all = page.names.map((n) => userEntry(core.users.get(n)!));
+    next = { next: page.next };
+  } else {
+    all = [...core.users.values()]
+      .map(userEntry)
+      .sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username))
+      .slice(0, USERS_FIRST_PAGE);
+  }
   return {
-    type: "users_list" as const,
+    type: "users_list",
     users: all.filter((e) => e.online).map((e) => e.username),
     all,
     online_users: core.onlineUsers,
     timestamp: core.ts(),
+    ...next,
   };
+}
+
+/** A page of names in code-point order after `after`, and the name to continue after. */
+export function pageByName(
+  names: string[],
+  after: string | undefined,
+  limit = 100,
+): { names: string[]; next: string | null } {
+  const sorted = names.filter((n) => after === undefined || n > after).sort();
+  const page = sorted.slice(0, limit);
+  return { names: page, next: sorted.length > limit ? page.at(-1)! : null };
 }
 
 function chatSummaries(core: Core, u: UserState): ChatSummary[] {

@@ -101,6 +101,10 @@ export class KvStore implements Store {
     return this.#write([{ type: "set", key: keys.chat(chat.id), value: chat }]);
   }
 
+  deleteChat(id: string): Promise<void> {
+    return this.#write([{ type: "delete", key: keys.chat(id) }]);
+  }
+
   addMember(chat: string, user: string, cursor: number): Promise<void> {
     return this.#write([
       { type: "set", key: keys.member(chat, user), value: true },

@@ -165,6 +165,8 @@ export interface Store {
   updateUser(user: UserRecord): Promise<void>;
   /** Creates a chat record (idempotent). */
   createChat(chat: ChatRecord): Promise<void>;
+  /** Deletes the record of a chat with no members and no messages. */
+  deleteChat(id: string): Promise<void>;
   /** Adds a member to a chat and sets their read cursor. */
   addMember(chat: string, user: string, cursor: number): Promise<void>;
   /** Removes a member from a chat and drops their cursor. */

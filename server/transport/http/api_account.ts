@@ -9,6 +9,7 @@ import { frame } from "./context.ts";
 import { route, type RouteSpec } from "./route.ts";
 import {
   ContactsList,
+  Limit,
   Password,
   Status,
   Token,
@@ -65,11 +66,16 @@ export const accountRoutes: RouteSpec[] = [
     method: "get",
     path: "/api/v1/users",
     tag: "users",
-    summary: "Users with online state, online first",
+    summary:
+      "Users with online state: online first, at most 500; or every user a page at a time by name (`after`, `limit`; `next` continues)",
     auth: true,
+    query: z.object({
+      after: Username.optional().meta({ description: "the `next` of the previous page" }),
+      limit: Limit.optional().meta({ description: "1 to 200 users a page" }),
+    }),
     ok: { 200: { description: "the users_list frame", schema: UsersList } },
-    async handle({ hub, user, ip, c }) {
-      return c.json(await hub.run(user, frame("users"), ip));
+    async handle({ hub, user, ip, query, c }) {
+      return c.json(await hub.run(user, frame("users", query), ip));
     },
   }),
   route({
@@ -82,9 +88,8 @@ export const accountRoutes: RouteSpec[] = [
     ok: { 200: { description: "the user", schema: UserEntry } },
     errors: [404],
     async handle({ hub, user, ip, params, c }) {
-      const list = await hub.run(user, frame("users"), ip);
-      const name = params.user.toLowerCase();
-      const entry = list.all.find((u) => u.username.toLowerCase() === name);
+      const list = await hub.run(user, frame("users", { username: params.user }), ip);
+      const entry = list.all[0];
       if (!entry) throw new ChatError("no_such_user", `There is no user "${params.user}"`);
       return c.json(entry);
     },

@@ -10,6 +10,7 @@ import { route, type RouteSpec } from "./route.ts";
 import {
   Joined,
   Left,
+  Limit,
   Link,
   LinkToken,
   Members,
@@ -28,11 +29,16 @@ export const roomRoutes: RouteSpec[] = [
     method: "get",
     path: "/api/v1/rooms",
     tag: "rooms",
-    summary: "Rooms with member and online counts (private groups only to their members)",
+    summary:
+      "Rooms with member and online counts (private groups only to their members); a page at a time with `after`/`limit` (`next` continues)",
     auth: true,
+    query: z.object({
+      after: RoomName.optional().meta({ description: "the `next` of the previous page" }),
+      limit: Limit.optional().meta({ description: "1 to 200 rooms a page" }),
+    }),
     ok: { 200: { description: "the rooms_list frame", schema: RoomsList } },
-    async handle({ hub, user, ip, c }) {
-      return c.json(await hub.run(user, frame("rooms"), ip));
+    async handle({ hub, user, ip, query, c }) {
+      return c.json(await hub.run(user, frame("rooms", query), ip));
     },
   }),
   route({

@@ -250,6 +250,7 @@ export const UsersList = z.object({
   all: z.array(UserEntry),
   online_users: z.number().int(),
   timestamp: Timestamp,
+  next: z.string().nullable().optional(),
 });
 
 /** The rooms list. */
@@ -264,6 +265,7 @@ export const RoomsList = z.object({
     owner: z.string().nullable(),
   })),
   timestamp: Timestamp,
+  next: z.string().nullable().optional(),
 });
 
 /** A room's members. */
