@@ -109,6 +109,7 @@ async function serve(config: ServeConfig): Promise<void> {
     reportsToMute: config.reportsToMute,
     reportsFrom: config.reportsFrom,
     roomsPerHour: config.roomsPerHour,
+    quotaExempt: config.quotaExempt,
     muteForMs: config.muteForMs,
     rateLimit: config.rateLimit,
     privateRateLimit: config.privateRateLimit,

@@ -27,6 +27,8 @@ export interface ServeConfig {
   heartbeatMs: number;
   reportsFrom: "any" | "registered";
   roomsPerHour: number;
+  /** Addresses whose guests are not counted together for quotas. */
+  quotaExempt: string[];
   /** A bearer token that may read /metrics besides admins' tokens; "" for admins only. */
   metricsToken: string;
   /** Web origins (scheme://host:port) allowed to open /ws and POST from a browser. */
@@ -134,6 +136,13 @@ const FLAGS: FlagSpec[] = [
     env: "CHAT_ROOMS_PER_HOUR",
     def: "10",
     help: "rooms a user (not an admin) may create per hour; 0 turns the limit off",
+  },
+  {
+    name: "quota-exempt",
+    env: "CHAT_QUOTA_EXEMPT",
+    def: "127.0.0.1,::1",
+    help:
+      "addresses whose guests are not counted together for the quotas (a proxy, a bridge), comma-separated",
   },
   {
     name: "reports-from",
@@ -321,6 +330,7 @@ export function parseServeArgs(
     heartbeatMs,
     reportsFrom,
     roomsPerHour: wholeNumber("rooms-per-hour", get("rooms-per-hour")),
+    quotaExempt: get("quota-exempt").split(",").map((a) => a.trim()).filter(Boolean),
     metricsToken: get("metrics-token"),
     allowedOrigins,
   };

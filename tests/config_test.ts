@@ -21,6 +21,7 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     heartbeatMs: 15_000,
     reportsFrom: "any",
     roomsPerHour: 10,
+    quotaExempt: ["127.0.0.1", "::1"],
     metricsToken: "",
     allowedOrigins: [],
   });

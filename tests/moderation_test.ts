@@ -533,3 +533,26 @@ Deno.test("rooms: creation is capped per user and hour; an empty, unused public 
   const one = await hub.run("Churner", { type: "users", username: "u599" });
   assert.deepEqual(one.all.map((u) => u.username), ["u599"]);
 });
+
+Deno.test("quota: guests at one address share the quota, so new names do not multiply it; registered users and loopback keep their own", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv, new FakeClock(), {
+    rateLimit: { count: 3, windowMs: 3600_000 },
+  });
+  const { hub } = ctx;
+  for (const name of ["g1", "g2", "g3", "g4", "local", "Reggie"]) await login(hub, name);
+  await hub.request("Reggie", { type: "register", password: "reggie-password" });
+  for (const name of ["g1", "g2", "g3"]) {
+    await hub.request(name, { type: "message", message: `from ${name}` }, "10.0.0.5");
+  }
+  await assert.rejects(
+    hub.request("g4", { type: "message", message: "a fourth name" }, "10.0.0.5"),
+    /Guests at your address can send 3 messages to rooms per 1h together/,
+  );
+  // Another address, loopback (exempt by default) and a registered name are not held back.
+  await hub.request("g4", { type: "message", message: "elsewhere" }, "10.0.0.6");
+  for (let i = 0; i < 3; i++) {
+    await hub.request("local", { type: "message", message: `l${i}` }, "127.0.0.1");
+  }
+  await hub.request("Reggie", { type: "message", message: "mine" }, "10.0.0.5");
+});

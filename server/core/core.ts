@@ -63,6 +63,8 @@ export interface HubOptions {
   messageTtlMs?: number;
   /** Rooms a user (not an admin) may create per hour (default 10); 0: no limit. */
   roomsPerHour?: number;
+  /** Addresses whose guests are not counted together (default: loopback). */
+  quotaExempt?: string[];
   /** Simultaneous connections allowed from one address (default 256); 0: no limit. */
   maxConnectionsPerIp?: number;
   /** Largest file a user may send, in bytes (default 5 MiB). */
@@ -87,6 +89,7 @@ export interface Config {
   messageTtlMs: number;
   maxPerIp: number;
   roomsPerHour: number;
+  quotaExempt: Set<string>;
   maxFileSize: number;
   registration: "open" | "closed";
   httpPort: number | null;
@@ -114,6 +117,7 @@ function configOf(o: HubOptions): Config {
     messageTtlMs: o.messageTtlMs ?? 3600_000,
     maxPerIp: o.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
     roomsPerHour: o.roomsPerHour ?? ROOMS_CREATED_PER_HOUR,
+    quotaExempt: new Set(o.quotaExempt ?? ["127.0.0.1", "::1"]),
     maxFileSize: o.maxFileSize ?? 5 * 1024 * 1024,
     registration: o.registration ?? "open",
     httpPort: o.httpPort ?? null,
@@ -143,6 +147,8 @@ export class Core {
   readonly conns = new Map<number, Conn>();
   /** Open reports by target, then reporter. */
   readonly reports = new Map<string, Map<string, ReportRecord>>();
+  /** Send times of guests by address ("r|IP" rooms, "p|IP" private), for the shared quota. */
+  readonly addressSends = new Map<string, number[]>();
   /** Failed logins, for throttling password guessing. */
   readonly logins = new LoginThrottle();
   readonly links = new Map<string, { room: string; by: string; at: number }>();

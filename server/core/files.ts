@@ -29,6 +29,8 @@ export interface UploadMeta {
   size?: number;
   room?: string;
   to?: string;
+  /** The uploader's address (guests share a quota per address). */
+  ip?: string;
 }
 
 function tooBig(core: Core, size: number): ChatError {
@@ -67,7 +69,7 @@ export async function uploadFile(
   const now = core.clock.now();
   // Every rule of sending (mute, quota) is checked before a byte is stored: a refused upload
   // must not fill the disk.
-  checkCanSend(core, u, meta.to !== undefined, now, true);
+  checkCanSend(core, u, meta.to !== undefined, now, { peek: true, ip: meta.ip ?? "" });
   const id = core.newId(now);
   const expiresAt = core.config.messageTtlMs > 0 ? now + core.config.messageTtlMs : undefined;
   const { size, chunkCount } = await storeChunks(core, id, chunks, expiresAt);
@@ -83,7 +85,7 @@ export async function uploadFile(
     ...(expiresAt === undefined ? {} : { expiresAt }),
   });
   const message = `sent a file: ${name} (${formatSize(size)}, ${file.mime})`;
-  const call = connectionlessCall(core, u, "");
+  const call = connectionlessCall(core, u, meta.ip ?? "");
   try {
     return await whileBusy(core, u, async () => {
       await loadCursors(core, u);

@@ -172,6 +172,7 @@ export class Hub {
     }
     evictIdleCursors(core);
     core.logins.prune(now);
+    pruneAddressSends(core, now);
     // Uploads cut off by a crash leave chunks and no file record: clean up once in a while.
     if (now - core.lastOrphanSweep >= ORPHAN_SWEEP_EVERY_MS) {
       core.lastOrphanSweep = now;
@@ -300,6 +301,17 @@ export class Hub {
   /** Counters for admins and /metrics. */
   statsFrame(): Extract<ServerFrame, { type: "stats" }> {
     return statsFrame(this.#core);
+  }
+}
+
+/** Forgets guests' send times by address once they are older than every window. */
+function pruneAddressSends(core: Core, now: number): void {
+  const longest = Math.max(
+    core.config.rateLimit?.windowMs ?? 0,
+    core.config.privateRateLimit?.windowMs ?? 0,
+  );
+  for (const [key, sent] of core.addressSends) {
+    if ((sent.at(-1) ?? 0) <= now - longest) core.addressSends.delete(key);
   }
 }
 

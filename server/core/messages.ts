@@ -45,7 +45,7 @@ export async function messageCommand(
     );
   }
   const attach = await attachments(core, room.record.id, extra);
-  return post(core, u, room.record.id, frame.message, undefined, attach);
+  return post(core, u, room.record.id, frame.message, undefined, attach, call.ip);
 }
 
 /** `private`: a message to one user, kept for them while they are offline. */
@@ -78,7 +78,7 @@ export async function privateCommand(
       "create private chat",
     );
   }
-  const pending = post(core, u, chat, frame.message, to, attach);
+  const pending = post(core, u, chat, frame.message, to, attach, call.ip);
   // A message from someone not in your contacts adds them, and the other way round.
   addContact(core, to, u);
   addContact(core, u, to);
@@ -115,12 +115,13 @@ function post(
   text: string,
   to: UserState | undefined,
   attach: Attachments,
+  ip: string,
 ): Pending<AckFrame> {
   if (charCount(text) > MAX_MESSAGE_CHARS) {
     throw new ChatError("too_long", `The message is longer than ${MAX_MESSAGE_CHARS} characters`);
   }
   const now = core.clock.now();
-  checkCanSend(core, u, to !== undefined, now);
+  checkCanSend(core, u, to !== undefined, now, { ip });
   const seq = (core.seqs.get(chat) ?? 0) + 1;
   core.seqs.set(chat, seq);
   const msg: StoredMessage = {

@@ -32,13 +32,15 @@ export function checkNotBanned(core: Core, u: UserState): void {
 /**
  * Refuses a message from a muted user or one over their quota, and counts it otherwise (unless
  * `peek`: an upload asks before it stores a byte, and is counted when its message is posted).
+ * Guests also share one quota per address (`ip`), so new names cannot multiply it; addresses
+ * in --quota-exempt (loopback by default: a proxy, a bridge) are not counted that way.
  */
 export function checkCanSend(
   core: Core,
   u: UserState,
   isPrivate: boolean,
   now: number,
-  peek = false,
+  options: { ip?: string; peek?: boolean } = {},
 ): void {
   const muted = mutedUntil(core, u);
   if (muted !== null) {
@@ -46,19 +48,32 @@ export function checkCanSend(
   }
   const limit = isPrivate ? core.config.privateRateLimit : core.config.rateLimit;
   if (!limit) return;
-  const sent = isPrivate ? u.sentPrivate : u.sent;
-  while (sent.length > 0 && sent[0]! <= now - limit.windowMs) sent.shift();
-  if (sent.length >= limit.count) {
-    const next = sent[0]! + limit.windowMs;
-    const what = isPrivate ? "private messages" : "messages to rooms";
+  const what = isPrivate ? "private messages" : "messages to rooms";
+  const windows = [isPrivate ? u.sentPrivate : u.sent];
+  const ip = options.ip ?? "";
+  const byAddress = u.record.passwordHash === null && ip !== "" && !core.config.quotaExempt.has(ip);
+  if (byAddress) {
+    const key = `${isPrivate ? "p" : "r"}|${ip}`;
+    let sent = core.addressSends.get(key);
+    if (!sent) core.addressSends.set(key, sent = []);
+    windows.push(sent);
+  }
+  for (const [i, sent] of windows.entries()) {
+    while (sent.length > 0 && sent[0]! <= now - limit.windowMs) sent.shift();
+    if (sent.length < limit.count) continue;
+    const next = iso(sent[0]! + limit.windowMs);
     throw new ChatError(
       "rate_limited",
-      `You can send ${limit.count} ${what} per ${
-        duration(limit.windowMs)
-      }; the next one is accepted at ${iso(next)}`,
+      i === 0
+        ? `You can send ${limit.count} ${what} per ${
+          duration(limit.windowMs)
+        }; the next one is accepted at ${next}`
+        : `Guests at your address can send ${limit.count} ${what} per ${
+          duration(limit.windowMs)
+        } together; the next one at ${next} (a registered name has its own quota: /register)`,
     );
   }
-  if (!peek) sent.push(now);
+  if (!options.peek) { for (const sent of windows) sent.push(now); }
 }
 
 /** Where a user stands with the room quota. */

@@ -30,7 +30,7 @@ export const fileRoutes: RouteSpec[] = [
     streamsBody: true,
     ok: { 201: { description: "stored and announced", schema: Ack } },
     errors: [404, 429, 503],
-    async handle({ hub, user, query, c }) {
+    async handle({ hub, user, ip, query, c }) {
       const declared = c.req.header("content-length");
       const size = declared === undefined ? undefined : Number(declared);
       // Too large is refused before the body is read: the declared length is enough.
@@ -55,6 +55,7 @@ export const fileRoutes: RouteSpec[] = [
       const ack = await hub.uploadFile(user, {
         name,
         mime: (c.req.header("content-type") ?? "application/octet-stream").split(";")[0]!.trim(),
+        ip,
         ...(size === undefined ? {} : { size }),
         ...(query.room === undefined ? {} : { room: query.room }),
         ...(query.to === undefined ? {} : { to: query.to }),
