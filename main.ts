@@ -110,6 +110,8 @@ async function serve(config: ServeConfig): Promise<void> {
     reportsFrom: config.reportsFrom,
     roomsPerHour: config.roomsPerHour,
     quotaExempt: config.quotaExempt,
+    guests: config.guests,
+    guestGraceMs: config.guestGraceMs,
     muteForMs: config.muteForMs,
     rateLimit: config.rateLimit,
     privateRateLimit: config.privateRateLimit,

@@ -29,6 +29,8 @@ export interface ServeConfig {
   roomsPerHour: number;
   /** Addresses whose guests are not counted together for quotas. */
   quotaExempt: string[];
+  guests: "on" | "off";
+  guestGraceMs: number;
   /** A bearer token that may read /metrics besides admins' tokens; "" for admins only. */
   metricsToken: string;
   /** Web origins (scheme://host:port) allowed to open /ws and POST from a browser. */
@@ -136,6 +138,19 @@ const FLAGS: FlagSpec[] = [
     env: "CHAT_ROOMS_PER_HOUR",
     def: "10",
     help: "rooms a user (not an admin) may create per hour; 0 turns the limit off",
+  },
+  {
+    name: "guests",
+    env: "CHAT_GUESTS",
+    def: "on",
+    help: "on: a name without a password is a guest; off: every name needs a password",
+  },
+  {
+    name: "guest-grace",
+    env: "CHAT_GUEST_GRACE",
+    def: "10m",
+    help:
+      "a guest name left alone this long starts afresh: its private messages from before are not shown",
   },
   {
     name: "quota-exempt",
@@ -299,6 +314,10 @@ export function parseServeArgs(
   if (heartbeatMs < 100 || heartbeatMs > 600_000) {
     throw new UsageError(`--heartbeat must be from 100ms to 10m, got "${get("heartbeat")}"`);
   }
+  const guests = get("guests");
+  if (guests !== "on" && guests !== "off") {
+    throw new UsageError(`--guests must be on or off, got "${guests}"`);
+  }
   const reportsFrom = get("reports-from");
   if (reportsFrom !== "any" && reportsFrom !== "registered") {
     throw new UsageError(`--reports-from must be any or registered, got "${reportsFrom}"`);
@@ -331,6 +350,8 @@ export function parseServeArgs(
     reportsFrom,
     roomsPerHour: wholeNumber("rooms-per-hour", get("rooms-per-hour")),
     quotaExempt: get("quota-exempt").split(",").map((a) => a.trim()).filter(Boolean),
+    guests,
+    guestGraceMs: parseDuration("guest-grace", get("guest-grace")),
     metricsToken: get("metrics-token"),
     allowedOrigins,
   };

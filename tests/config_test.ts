@@ -22,6 +22,8 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     reportsFrom: "any",
     roomsPerHour: 10,
     quotaExempt: ["127.0.0.1", "::1"],
+    guests: "on",
+    guestGraceMs: 600_000,
     metricsToken: "",
     allowedOrigins: [],
   });

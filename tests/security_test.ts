@@ -196,3 +196,47 @@ Deno.test("security: look-alike names are one name: Cyrillic, fullwidth and case
   await hub.receive(a.id, { type: "rooms" });
   assert.deepEqual(a.peer.of("rooms_list").at(-1)!.rooms.map((r) => r.name), ["general"]);
 });
+
+Deno.test("guests: the name's risk is said at login, other connections hear of a newcomer and of a registration, and an abandoned name starts afresh", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
+  const first = await login(hub, "Gus");
+  assert.match(
+    first.peer.of("system")[0]!.message,
+    /Gus is a guest name: anyone may log in with it/,
+  );
+  const second = await login(hub, "Gus");
+  assert.match(
+    first.peer.of("system").at(-1)!.message,
+    /Another connection now uses your guest name Gus \(over tcp-json from 127\.0\.0\.1\)/,
+  );
+  await hub.receive(second.id, { type: "register", password: "gus-password" });
+  assert.match(
+    first.peer.of("system").at(-1)!.message,
+    /Gus was just registered from another connection/,
+  );
+  // A guest who leaves: past the grace period, whoever takes the name does not get its mail.
+  const bob = await login(hub, "Bob");
+  const wren = await login(hub, "Wren");
+  await hub.receive(bob.id, { type: "private", target_username: "Wren", message: "for Wren only" });
+  await hub.whenStored();
+  hub.disconnect(wren.id);
+  await hub.whenStored();
+  clock.advance(11 * 60_000);
+  const taker = await login(hub, "Wren");
+  assert.equal(JSON.stringify(taker.peer.frames).includes("for Wren only"), false, "not replayed");
+  await hub.receive(taker.id, { type: "history", chat: "@Bob" });
+  assert.deepEqual(taker.peer.of("history").at(-1)!.messages, [], "not in history either");
+});
+
+Deno.test("guests: with --guests off every name needs a password, and a new one registers with it", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv, undefined, { guests: "off" });
+  const { hub } = ctx;
+  const anon = await login(hub, "Nobody");
+  assert.equal(anon.peer.of("error")[0]!.code, "password_required");
+  assert.match(anon.peer.of("error")[0]!.message, /This server has no guests/);
+  const member = await login(hub, "Member", "member-password");
+  assert.equal(member.peer.of("welcome")[0]!.registered, true);
+});

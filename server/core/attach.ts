@@ -9,6 +9,7 @@ import type { Call } from "./call.ts";
 import type { Core } from "./core.ts";
 import { advance, flushCursorsOf, loadCursors, whileBusy } from "./cursors.ts";
 import { toFrame } from "./format.ts";
+import { visibleTo } from "./history.ts";
 import { inviteFrame, joinRequestFrame } from "./groups.ts";
 import { addMember } from "./rooms.ts";
 import { endSession, sessionRequestFrame } from "./sessions.ts";
@@ -23,6 +24,16 @@ export async function attach(call: Call, u: UserState, since: string | undefined
     const first = u.conns.size === 0;
     await loadCursors(core, u);
     if (conn.closed) return;
+    const guest = u.record.passwordHash === null;
+    // A guest name left alone past the grace period starts afresh: whoever takes it now does
+    // not get the private messages of whoever had it before.
+    const now = core.clock.now();
+    if (
+      guest && first && u.record.lastSeen !== undefined &&
+      now - u.record.lastSeen > core.config.guestGraceMs
+    ) {
+      u.privateSince = now;
+    }
     if (!u.chats.has(GENERAL)) await addMember(core, u, core.general);
     conn.user = u;
     // From here the connection is live; what arrives during the replay waits until after it.
@@ -45,7 +56,26 @@ export async function attach(call: Call, u: UserState, since: string | undefined
       online_users: core.onlineUsers,
       timestamp: core.ts(),
     });
-    core.sendTo(conn, core.system(`Welcome to the chat, ${u.record.name}!`));
+    // A guest is told, in the welcome, what a guest name is and how to make it theirs.
+    const unprotected = guest
+      ? ` ${u.record.name} is a guest name: anyone may log in with it and read its private ` +
+        "messages. /register PASSWORD claims it for you."
+      : "";
+    core.sendTo(conn, core.system(`Welcome to the chat, ${u.record.name}!${unprotected}`));
+    if (guest) {
+      if (!first) {
+        core.publish({
+          kind: "user",
+          user: u.record.name,
+          frame: core.system(
+            `Another connection now uses your guest name ${u.record.name} (over ` +
+              `${conn.peer.transport} from ${conn.peer.ip || "somewhere"}). ` +
+              "/register PASSWORD claims the name if that is not you.",
+          ),
+          exceptConn: conn.id,
+        });
+      }
+    }
     try {
       if (since === undefined) await replay(core, conn, u, first);
       else await resume(core, conn, u, since);
@@ -88,12 +118,18 @@ async function replay(core: Core, conn: Conn, u: UserState, first: boolean): Pro
     const seq = core.seqs.get(chat) ?? 0;
     const from = cursors.get(chat) ?? 0;
     if (seq <= from) continue;
-    const messages = await core.store.listMessages(chat, {
+    const page = await core.store.listMessages(chat, {
       now: core.clock.now(),
       limit: MAX_UNREAD_REPLAY,
       after: from,
     });
-    if (messages.length === 0) continue;
+    if (page.length === 0) continue;
+    const messages = visibleTo(u, chat, page);
+    // Not for this guest's eyes (the name was taken again): read, but not shown.
+    if (messages.length === 0) {
+      advance(core, u, chat, page.at(-1)!.seq);
+      continue;
+    }
     core.sendTo(conn, {
       type: "history",
       chat: core.address(u, chat),
@@ -109,12 +145,13 @@ async function replay(core: Core, conn: Conn, u: UserState, first: boolean): Pro
 /** Sends every message of the user's chats newer than `since` (a message id): a client resuming a stream. */
 async function resume(core: Core, conn: Conn, u: UserState, since: string): Promise<void> {
   for (const chat of [...u.chats]) {
-    const messages = await core.store.listMessagesSinceId(
+    const page = await core.store.listMessagesSinceId(
       chat,
       since,
       MAX_UNREAD_REPLAY,
       core.clock.now(),
     );
+    const messages = visibleTo(u, chat, page);
     if (messages.length === 0) continue;
     core.sendTo(conn, {
       type: "history",

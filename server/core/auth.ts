@@ -9,7 +9,7 @@ import { skeleton } from "../../protocol/names.ts";
 import { MIN_PASSWORD_CHARS } from "../../protocol/limits.ts";
 import type { UserRecord } from "../store/store.ts";
 import { attach } from "./attach.ts";
-import type { Call, UserCall } from "./call.ts";
+import { type Call, exceptAsker, type UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { loadCursors, whileBusy } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
@@ -159,7 +159,14 @@ export async function helloCommand(
     await checkPassword(core, u, frame.password, call.ip);
   } else if (frame.password !== undefined) {
     // A password on an unclaimed name claims it, like POST /connect.
+    const guestConns = u ? u.conns.size : 0;
     u = await claim(core, frame.username, frame.password, u);
+    if (guestConns > 0) tellGuestsRegistered(core, u, call);
+  } else if (core.config.guests === "off") {
+    throw new ChatError(
+      "password_required",
+      `This server has no guests: send a password with hello (a new name is registered with it)`,
+    );
   } else if (!u) {
     u = await createUser(core, frame.username, null);
   }
@@ -223,9 +230,26 @@ export async function registerCommand(call: UserCall, frame: { password: string 
     throw new ChatError("name_taken", `${u.record.name} is already registered`);
   }
   await claim(call.core, u.record.name, frame.password, u);
+  tellGuestsRegistered(call.core, u, call);
   return call.core.system(
     `${u.record.name} is now registered: log in with this password from now on`,
   );
+}
+
+/**
+ * Tells the other live connections of a name that was a guest's that it is registered now:
+ * they stay logged in, and the next login there needs the password.
+ */
+function tellGuestsRegistered(core: Core, u: UserState, call: Call): void {
+  core.publish({
+    kind: "user",
+    user: u.record.name,
+    frame: core.system(
+      `${u.record.name} was just registered from another connection: you stay logged in here, ` +
+        "and from now on logging in as this name needs its password",
+    ),
+    ...exceptAsker(call),
+  });
 }
 
 /** `token`: a login token for HTTP (file uploads, the console), with the HTTP port. */

@@ -65,6 +65,13 @@ export interface HubOptions {
   roomsPerHour?: number;
   /** Addresses whose guests are not counted together (default: loopback). */
   quotaExempt?: string[];
+  /** `off`: every name needs a password (a new name is registered with it). Default `on`. */
+  guests?: "on" | "off";
+  /**
+   * A guest name left alone longer than this starts afresh: private messages from before are
+   * not shown to whoever takes the name next (default 10 minutes).
+   */
+  guestGraceMs?: number;
   /** Simultaneous connections allowed from one address (default 256); 0: no limit. */
   maxConnectionsPerIp?: number;
   /** Largest file a user may send, in bytes (default 5 MiB). */
@@ -90,6 +97,8 @@ export interface Config {
   maxPerIp: number;
   roomsPerHour: number;
   quotaExempt: Set<string>;
+  guests: "on" | "off";
+  guestGraceMs: number;
   maxFileSize: number;
   registration: "open" | "closed";
   httpPort: number | null;
@@ -118,6 +127,8 @@ function configOf(o: HubOptions): Config {
     maxPerIp: o.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP,
     roomsPerHour: o.roomsPerHour ?? ROOMS_CREATED_PER_HOUR,
     quotaExempt: new Set(o.quotaExempt ?? ["127.0.0.1", "::1"]),
+    guests: o.guests ?? "on",
+    guestGraceMs: o.guestGraceMs ?? 10 * 60_000,
     maxFileSize: o.maxFileSize ?? 5 * 1024 * 1024,
     registration: o.registration ?? "open",
     httpPort: o.httpPort ?? null,

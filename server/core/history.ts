@@ -10,6 +10,7 @@ import type { Core } from "./core.ts";
 import { advance } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
 import { dmId, toFrame } from "./format.ts";
+import type { StoredMessage } from "../store/store.ts";
 import type { UserState } from "./state.ts";
 
 /** Turns a chat address (`room` or `@user`, default: where the asker is) into a chat id the user may read. */
@@ -33,6 +34,19 @@ function resolveChat(call: Call & { user: UserState }, address: string | undefin
   return room.record.id;
 }
 
+/**
+ * The messages of a chat this user may see: all of them, but for a guest name taken again
+ * after its grace period, whose private messages from before are not shown.
+ */
+export function visibleTo(
+  u: UserState,
+  chat: string,
+  messages: StoredMessage[],
+): StoredMessage[] {
+  if (u.privateSince === 0 || !chat.startsWith("dm:")) return messages;
+  return messages.filter((m) => m.ts >= u.privateSince);
+}
+
 /** Whether a user may read a chat: a member of the room, or one of the two ends of a private chat. */
 export function canRead(u: UserState, chat: string): boolean {
   return u.chats.has(chat);
@@ -46,12 +60,16 @@ export async function historyCommand(
   const { core, user: u } = call;
   const chat = resolveChat(call, page.chat);
   const limit = page.limit ?? core.config.historySize;
-  const messages = await core.store.listMessages(chat, {
-    now: core.clock.now(),
-    limit,
-    ...(page.before === undefined ? {} : { before: page.before }),
-    ...(page.after === undefined ? {} : { after: page.after }),
-  });
+  const messages = visibleTo(
+    u,
+    chat,
+    await core.store.listMessages(chat, {
+      now: core.clock.now(),
+      limit,
+      ...(page.before === undefined ? {} : { before: page.before }),
+      ...(page.after === undefined ? {} : { after: page.after }),
+    }),
+  );
   const hasMore = page.after === undefined
     ? messages.length > 0 && messages[0]!.seq > 1
     : messages.length === limit && messages.at(-1)!.seq < (core.seqs.get(chat) ?? 0);
@@ -70,14 +88,15 @@ export async function unreadCommand(call: UserCall, frame: { chat: string; limit
   const chat = resolveChat(call, frame.chat);
   const seq = core.seqs.get(chat) ?? 0;
   const from = u.cursors?.get(chat) ?? 0;
-  const messages = seq > from
+  const page = seq > from
     ? await core.store.listMessages(chat, {
       limit: frame.limit ?? core.config.historySize,
       after: from,
       now: core.clock.now(),
     })
     : [];
-  if (messages.length > 0) advance(core, u, chat, messages.at(-1)!.seq);
+  if (page.length > 0) advance(core, u, chat, page.at(-1)!.seq);
+  const messages = visibleTo(u, chat, page);
   return {
     type: "history" as const,
     chat: core.address(u, chat),
@@ -115,8 +134,15 @@ export async function repliesCommand(call: UserCall, frame: { id: string }) {
     throw new ChatError("no_such_message", `There is no message ${frame.id} you can read`);
   }
   const now = core.clock.now();
-  const replies = (await core.store.listReplies(frame.id, MAX_PAGE)).filter((m) =>
-    !core.expired(m) && m.ts <= now
+  if (visibleTo(u, parent.chat, [parent]).length === 0) {
+    throw new ChatError("no_such_message", `There is no message ${frame.id} you can read`);
+  }
+  const replies = visibleTo(
+    u,
+    parent.chat,
+    (await core.store.listReplies(frame.id, MAX_PAGE)).filter((m) =>
+      !core.expired(m) && m.ts <= now
+    ),
   );
   return { type: "replies" as const, id: frame.id, messages: replies.map(toFrame) };
 }

@@ -35,6 +35,11 @@ export interface UserState {
   /** Contacts (user names), and pending invites to private groups (room → who invited). */
   contacts: Set<string>;
   invites: Map<string, string>;
+  /**
+   * A guest's private messages from before this time are not shown (the name was left alone
+   * past the grace period and taken again); 0 for registered users and fresh guests.
+   */
+  privateSince: number;
   /** When this user created rooms in the last hour (creation is capped). */
   roomsCreated: number[];
   /** Commands of this user in progress; the cursor cache is never evicted under one. */
@@ -94,6 +99,7 @@ export function newUserState(record: UserRecord): UserState {
     contacts: new Set(),
     invites: new Map(),
     roomsCreated: [],
+    privateSince: 0,
     busy: 0,
     lastUsed: 0,
   };
