@@ -72,6 +72,12 @@ Deno.test({
         acceptDownloads: true,
       }))
         .newPage();
+      // No URL the console asks for carries a token (URLs land in logs and histories).
+      const urls: string[] = [];
+      for (const page of [alice, bob]) {
+        page.on("request", (r) => urls.push(r.url()));
+        page.on("websocket", (ws) => urls.push(ws.url()));
+      }
       await login(alice, base, "Alice", "alice-password");
       await login(bob, base, "Bob", "bob-password");
 
@@ -153,6 +159,8 @@ Deno.test({
 
       // Non-admins never see the admin view.
       assert.equal(await alice.isVisible('[data-testid="tab-admin"]'), false);
+      assert.ok(urls.some((u) => u.includes("/ws")), "the WebSocket was seen");
+      assert.deepEqual(urls.filter((u) => /token=/.test(u)), [], "a token in a URL");
       await tcp.close();
     } finally {
       await browser.close();

@@ -57,6 +57,22 @@ export function Chat(
     input.value = "";
     setReplyTo(null);
   };
+  // Fetched with the token in a header, never in a URL; saved from a blob.
+  const download = async (id: string, name: string) => {
+    const res = await fetch(`/api/v1/files/${id}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({ error: { message: res.statusText } }));
+      return update((st) => ({ errors: [...st.errors, body.error.message] }));
+    }
+    const url = URL.createObjectURL(await res.blob());
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  };
   const upload = async (files: FileList | null) => {
     for (const file of files ? [...files] : []) {
       const where = s.chat.startsWith("@")
@@ -122,8 +138,12 @@ export function Chat(
               {m.file && (
                 <a
                   class="file"
-                  href={`/api/v1/files/${m.file.id}?token=${encodeURIComponent(token)}`}
+                  href={`/api/v1/files/${m.file.id}`}
                   download={m.file.name}
+                  onClick={(e) => {
+                    e.preventDefault();
+                    void download(m.file!.id, m.file!.name);
+                  }}
                   data-testid="file-link"
                 >
                   ↓ {m.file.name} ({size(m.file.size)})

@@ -37,10 +37,8 @@ export class Connection {
   /** Opens (or reopens) the WebSocket. */
   open(): void {
     const proto = location.protocol === "https:" ? "wss" : "ws";
-    const since = this.#lastId ? `&since=${this.#lastId}` : "";
-    const ws = new WebSocket(
-      `${proto}://${location.host}/ws?token=${encodeURIComponent(this.#token)}${since}`,
-    );
+    // The token goes in the first frame, not the URL (URLs end up in logs and histories).
+    const ws = new WebSocket(`${proto}://${location.host}/ws`);
     this.#ws = ws;
     this.#lastHeard = Date.now();
     this.#pinged = 0;
@@ -48,6 +46,11 @@ export class Connection {
     this.#watchdog = setInterval(() => this.#beat(ws), BEAT_MS / HEARTBEAT_CHECKS_PER_BEAT);
     ws.onopen = () => {
       this.#delay = 500;
+      ws.send(JSON.stringify({
+        type: "auth",
+        token: this.#token,
+        ...(this.#lastId ? { since: this.#lastId } : {}),
+      }));
       this.onState(true);
     };
     ws.onmessage = (e) => {
