@@ -2,13 +2,16 @@
  * `deno task stress [--short]`: the long runs against the real server. First the fuzz: 100,000
  * generated bad frames per wire (1,000 with --short), with what was sent and the server's memory.
  * Then the crash loop: 100 rounds of SIGKILL while two writers send 5,000 messages each (3 rounds
- * of 1,000 with --short), and the data checked after the last restart. Exits 1 on any failure.
+ * of 1,000 with --short), and the data checked after the last restart. Last, the scheduled-message
+ * crash loop: 30 rounds (3 with --short) of 300 messages falling due while the server is stopped
+ * by SIGKILL or SIGTERM; each must be sent exactly once. Exits 1 on any failure.
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { crashLoop } from "./crash.ts";
 import { fuzz } from "./fuzz.ts";
+import { scheduledCrashLoop } from "./scheduled_crash.ts";
 import { startServer } from "../tests/_server_process.ts";
 
 const short =
@@ -51,3 +54,11 @@ const crash = await crashLoop({
 });
 console.log(JSON.stringify({ crashLoop: crash }, null, 1));
 if (crash.problems.length > 0) Deno.exit(1);
+
+const scheduled = await scheduledCrashLoop({
+  rounds: short ? 3 : 30,
+  perRound: short ? 50 : 300,
+  seed: Date.now() % 100_000,
+});
+console.log(JSON.stringify({ scheduledCrashLoop: scheduled }, null, 1));
+if (scheduled.problems.length > 0) Deno.exit(1);

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { checkRecovery, crashLoop } from "../bench/crash.ts";
+import { scheduledCrashLoop } from "../bench/scheduled_crash.ts";
 
 Deno.test("crash: kill -9 while 10,000 messages are being sent; every acked one survives once, in order", async () => {
   // One round: a TCP and a WebSocket writer send 5,000 each; the kill lands at a random point.
@@ -49,4 +50,11 @@ Deno.test("checkRecovery() finds a lost, a repeated and a reordered message, and
     checkRecovery(acked, stored(["t0.0", "w0.0", "t0.1"], [1, 2, 4])).join(),
     /sequence gap: 2 then 4/,
   );
+});
+
+Deno.test("scheduled crash loop (short): stopped by SIGKILL or SIGTERM while messages fall due, each is sent exactly once", async () => {
+  const result = await scheduledCrashLoop({ rounds: 2, perRound: 40, seed: 5 });
+  assert.deepEqual(result.problems, []);
+  assert.equal(result.stored, 80);
+  assert.equal(result.kills + result.terms, 2);
 });
