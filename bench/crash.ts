@@ -30,7 +30,7 @@ const SERVE_ARGS = ["--rate-limit", "0", "--private-rate-limit", "0", "--message
 const serve = (data: string) => startServer({ data, args: SERVE_ARGS });
 
 /** Reads newline-delimited frames from a TCP connection, calling `onFrame` for each. */
-async function readFrames(conn: Deno.Conn, onFrame: (f: Record<string, unknown>) => void) {
+export async function readFrames(conn: Deno.Conn, onFrame: (f: Record<string, unknown>) => void) {
   const dec = new TextDecoder();
   let rest = "";
   try {

@@ -8,6 +8,7 @@
 
 import { SCHEDULE_CLAIM_MS } from "../server/store/store.ts";
 import { startServer, withTimeout } from "../tests/_server_process.ts";
+import { readFrames } from "./crash.ts";
 import { rng } from "./fuzz.ts";
 
 const enc = new TextEncoder();
@@ -27,21 +28,7 @@ export interface ScheduledCrashResult {
 async function client(port: number, name: string) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const frames: Array<Record<string, unknown>> = [];
-  const reading = (async () => {
-    const dec = new TextDecoder();
-    let rest = "";
-    try {
-      for await (const chunk of conn.readable) {
-        rest += dec.decode(chunk, { stream: true });
-        let i;
-        while ((i = rest.indexOf("\n")) >= 0) {
-          const line = rest.slice(0, i);
-          rest = rest.slice(i + 1);
-          if (line) frames.push(JSON.parse(line));
-        }
-      }
-    } catch { /* the server went away */ }
-  })();
+  const reading = readFrames(conn, (f) => frames.push(f));
   const send = (f: unknown) => conn.write(enc.encode(JSON.stringify(f) + "\n"));
   const until = async (test: () => boolean, what: string) => {
     await withTimeout(

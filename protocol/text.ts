@@ -427,6 +427,7 @@ function indent(text: string): string {
  * bidirectional overrides, which would drive a terminal or reorder what it shows.
  */
 const UNSAFE =
+  // deno-lint-ignore no-control-regex
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /**

@@ -200,6 +200,7 @@ Deno.test("renderFrame() never lets another user drive the terminal: controls an
     timestamp: "2026-11-29T10:00:00.000Z",
     file: { id: "01KF110CJ00000000000000002", name: "x\u009bm", size: 1, mime: "text/\u009b31m" },
   })!;
+  // deno-lint-ignore no-control-regex
   assert.doesNotMatch(hostile, /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
   const lines = hostile.split("\n");
   assert.ok(lines.length <= 23, `${lines.length} lines`);

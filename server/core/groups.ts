@@ -5,19 +5,12 @@
  */
 
 import type { ServerFrame } from "../../protocol/frames.ts";
-import type { ChatRecord } from "../store/store.ts";
 import type { UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
 import { randomToken } from "./format.ts";
-import {
-  addMember,
-  countRoomCreation,
-  joinCommand,
-  type JoinedFrame,
-  removeFromRoom,
-} from "./rooms.ts";
-import { GENERAL, newRoomState, type RoomState, type UserState } from "./state.ts";
+import { addMember, createRoom, joinCommand, type JoinedFrame, removeFromRoom } from "./rooms.ts";
+import { GENERAL, type RoomState, type UserState } from "./state.ts";
 
 type SystemFrame = Extract<ServerFrame, { type: "system" }>;
 
@@ -56,18 +49,7 @@ export async function createGroupCommand(call: UserCall, frame: { room: string }
       : `looks like #${existing.record.id}`;
     throw new ChatError("name_taken", `#${name} ${like}: pick another name`);
   }
-  countRoomCreation(core, u);
-  const record: ChatRecord = {
-    id: name,
-    kind: "room",
-    createdAt: core.clock.now(),
-    createdBy: u.record.name,
-    private: true,
-    owner: u.record.name,
-  };
-  const room = newRoomState(record);
-  core.addRoom(room);
-  await core.store.createChat(record);
+  const room = await createRoom(core, u, name, { private: true, owner: u.record.name });
   // The owner is its first member; joinCommand then finds them in and says the room was created.
   await addMember(core, u, room);
   return await joinCommand(call, { room: name }, true);

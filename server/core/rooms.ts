@@ -42,18 +42,7 @@ export async function joinCommand(
     );
   }
   const created = !room || justCreated;
-  if (!room) {
-    countRoomCreation(core, u);
-    const record: ChatRecord = {
-      id: name,
-      kind: "room",
-      createdAt: core.clock.now(),
-      createdBy: u.record.name,
-    };
-    room = newRoomState(record);
-    core.addRoom(room);
-    await core.store.createChat(record);
-  }
+  if (!room) room = await createRoom(core, u, name, {});
   const isNew = !room.members.has(u);
   if (isNew) await addMember(core, u, room);
   call.view.room = name;
@@ -95,6 +84,27 @@ export async function joinCommand(
     if (messages.length > 0) advance(core, u, name, messages.at(-1)!.seq);
   }
   return joined;
+}
+
+/** Creates a room (a private group with `owner`), counted against the creator's hourly cap. */
+export async function createRoom(
+  core: Core,
+  u: UserState,
+  name: string,
+  group: { private?: true; owner?: string },
+): Promise<RoomState> {
+  countRoomCreation(core, u);
+  const record: ChatRecord = {
+    id: name,
+    kind: "room",
+    createdAt: core.clock.now(),
+    createdBy: u.record.name,
+    ...group,
+  };
+  const room = newRoomState(record);
+  core.addRoom(room);
+  await core.store.createChat(record);
+  return room;
 }
 
 /**
