@@ -64,7 +64,8 @@ interface Ref {
 export type ClientFrame =
   & Ref
   & (
-    | { type: "hello"; username: string; password?: string; since?: string }
+    | { type: "hello"; username: string; password?: string; proof?: string; since?: string }
+    | { type: "challenge"; username: string }
     | { type: "auth"; token: string; since?: string }
     | { type: "register"; password: string }
     | { type: "message"; message: string; room?: string; reply_to?: string }
@@ -289,7 +290,15 @@ export type ServerFrame =
       room?: string;
     }
     | MessageFrame
-    | { type: "ack"; id: string; seq: number; chat: string; timestamp: string }
+    | {
+      type: "ack";
+      id: string;
+      seq: number;
+      chat: string;
+      timestamp: string;
+      /** A private message to someone offline: stored, delivered when they connect. */
+      offline?: boolean;
+    }
     | { type: "error"; code: ErrorCode; message: string }
     | {
       type: "users_list";
@@ -373,6 +382,17 @@ export type ServerFrame =
     }
     | { type: "log"; entries: LogEntry[] }
     | { type: "pong"; timestamp: string }
+    | {
+      type: "challenge";
+      username: string;
+      nonce: string;
+      kdf: "scrypt";
+      N: number;
+      r: number;
+      p: number;
+      salt: string;
+      key_bytes: number;
+    }
     | { type: "ping"; timestamp: string }
     | { type: "bye"; reason: string; code?: ErrorCode }
   );
@@ -525,15 +545,25 @@ export function decodeClientValue(value: unknown): ClientFrame {
     case "hello": {
       const username = validateUsername(reqString(obj, "username", type));
       const pw = password(obj, type, false);
+      const proof = optString(obj, "proof", type);
+      if (proof !== undefined && !/^[A-Za-z0-9+/]{1,200}={0,2}$/.test(proof)) {
+        throw new ProtocolError(
+          "bad_field",
+          '"proof" must be a base64 HMAC (see docs/protocol.md)',
+        );
+      }
       const since = optSince(obj, type);
       return {
         type,
         username,
         ...(pw === undefined ? {} : { password: pw }),
+        ...(proof === undefined ? {} : { proof }),
         ...(since === undefined ? {} : { since }),
         ...ref,
       };
     }
+    case "challenge":
+      return { type, username: validateUsername(reqString(obj, "username", type)), ...ref };
     case "auth": {
       const token = reqString(obj, "token", type);
       if (token.length > 200) {

@@ -495,7 +495,9 @@ export function renderFrame(frame: ServerFrame): string | null {
     case "private":
       return renderMessage(f);
     case "ack":
-      return null;
+      return f.offline
+        ? `* ${f.chat.slice(1)} is offline: they will get it when they connect`
+        : null;
     case "error":
       return `! ${f.message}`;
     case "users_list": {
@@ -640,6 +642,7 @@ export function renderFrame(frame: ServerFrame): string | null {
     case "pong":
       return `* pong ${f.timestamp}`;
     case "ping":
+    case "challenge":
       return null;
     case "bye":
       return `* Disconnected: ${f.reason}`;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import type { PasswordHasher } from "./core/hub.ts";
 
 const KEY_BYTES = 32;
@@ -38,6 +38,23 @@ export function scryptHasher(cost: ScryptCost = DEFAULT_COST): PasswordHasher {
       return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString("base64")}$${
         key.toString("base64")
       }`;
+    },
+    challengeParams(stored: string) {
+      const parts = stored.split("$");
+      if (parts.length !== 6 || parts[0] !== "scrypt") return null;
+      const [N, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
+      return { kdf: "scrypt" as const, N, r, p, salt: parts[4]!, key_bytes: KEY_BYTES };
+    },
+    verifyProof(stored: string, nonce: string, proof: string): Promise<boolean> {
+      const parts = stored.split("$");
+      if (parts.length !== 6 || parts[0] !== "scrypt") return Promise.resolve(false);
+      // The key is the stored hash itself: the client derives it from the password and salt.
+      const key = Buffer.from(parts[5]!, "base64");
+      const expected = createHmac("sha256", key).update(nonce, "utf8").digest();
+      const given = Buffer.from(proof, "base64");
+      return Promise.resolve(
+        given.length === expected.length && timingSafeEqual(given, expected),
+      );
     },
     async verify(password: string, stored: string): Promise<boolean> {
       const parts = stored.split("$");

@@ -140,23 +140,71 @@ export async function authCommand(
   await attach(call, call.core.users.get(name)!, frame.since);
 }
 
-/** `hello`: logs a connection in by name, with the password for registered names. */
+/** How long a login challenge may be answered. */
+const CHALLENGE_MS = 60_000;
+
+/**
+ * `challenge`: for logging in without sending the password (JIM clients): a random nonce and the
+ * KDF parameters of the account's stored hash; the client derives the same key from its
+ * password and answers `hello` with `proof` = base64 HMAC-SHA256(key, nonce).
+ */
+export function challengeCommand(call: Call, frame: { username: string }) {
+  refuseSecondLogin(call);
+  const { core } = call;
+  const u = core.findUser(frame.username);
+  const params = u?.record.passwordHash
+    ? core.passwords.challengeParams(u.record.passwordHash)
+    : null;
+  if (!u || !params || !call.conn) {
+    throw new ChatError(
+      "no_such_user",
+      `${frame.username} has no password to prove: log in with hello alone (a guest name)`,
+    );
+  }
+  const nonce = randomToken();
+  call.conn.challenge = { user: u.record.name, nonce, at: core.clock.now() };
+  return { type: "challenge" as const, username: u.record.name, nonce, ...params };
+}
+
+/** Checks a challenge's proof through the login throttle. */
+async function checkProof(call: Call, u: UserState, proof: string): Promise<void> {
+  const { core } = call;
+  const name = u.record.name;
+  const ch = call.conn?.challenge;
+  if (call.conn) call.conn.challenge = null;
+  if (!ch || ch.user !== name || core.clock.now() - ch.at > CHALLENGE_MS) {
+    throw new ChatError(
+      "bad_password",
+      `No fresh challenge for ${name} on this connection: send {"type":"challenge"} first`,
+    );
+  }
+  core.logins.begin(name, call.ip, core.clock.now());
+  let ok = false;
+  try {
+    ok = await core.passwords.verifyProof(u.record.passwordHash!, ch.nonce, proof);
+  } finally {
+    core.logins.end(name, call.ip, core.clock.now(), ok);
+  }
+  if (!ok) throw new ChatError("bad_password", `Wrong password for ${name}: try again`);
+}
+
+/** `hello`: logs a connection in by name, with the password (or a challenge's proof). */
 export async function helloCommand(
   call: Call,
-  frame: { username: string; password?: string; since?: string },
+  frame: { username: string; password?: string; proof?: string; since?: string },
 ): Promise<void> {
   refuseSecondLogin(call);
   const { core } = call;
   let u = core.findUser(validateUsername(frame.username));
   if (core.config.registration === "closed" && !u?.record.passwordHash) throw registrationClosed();
   if (u?.record.passwordHash) {
-    if (frame.password === undefined) {
+    if (frame.proof !== undefined) await checkProof(call, u, frame.proof);
+    else if (frame.password === undefined) {
       throw new ChatError(
         "password_required",
         `${u.record.name} is registered: send the password with hello`,
       );
-    }
-    await checkPassword(core, u, frame.password, call.ip);
+    } else await checkPassword(core, u, frame.password, call.ip);
   } else if (frame.password !== undefined) {
     // A password on an unclaimed name claims it, like POST /connect.
     const guestConns = u ? u.conns.size : 0;

@@ -10,7 +10,13 @@
 import type { ClientFrame, ClientFrameType, ServerFrame } from "../../protocol/frames.ts";
 import * as admin from "./admin.ts";
 import { attach } from "./attach.ts";
-import { authCommand, helloCommand, registerCommand, tokenCommand } from "./auth.ts";
+import {
+  authCommand,
+  challengeCommand,
+  helloCommand,
+  registerCommand,
+  tokenCommand,
+} from "./auth.ts";
 import {
   type Call,
   connectionlessCall,
@@ -75,6 +81,7 @@ const COMMANDS = {
   // The answer to a heartbeat: the transport has already seen it arrive, nothing else to do.
   pong: open(() => undefined),
   hello: open(helloCommand),
+  challenge: open(challengeCommand),
   auth: open(authCommand),
   register: user(registerCommand),
   token: user(tokenCommand),
@@ -199,7 +206,7 @@ export async function runAs<T extends ClientFrameType>(
   frame: Extract<ClientFrame, { type: T }>,
   ip: string,
 ): Promise<AnswerOf<T>> {
-  if (frame.type === "hello" || frame.type === "auth") {
+  if (frame.type === "hello" || frame.type === "auth" || frame.type === "challenge") {
     throw new ChatError("bad_frame", "Requests are already authenticated by their token");
   }
   if (core.closing) throw shuttingDown();

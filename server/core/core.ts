@@ -26,10 +26,25 @@ export interface Clock {
   now(): number;
 }
 
+/** What a client needs to derive the login key from its password (challenge logins). */
+export interface KdfParams {
+  kdf: "scrypt";
+  N: number;
+  r: number;
+  p: number;
+  /** Base64. */
+  salt: string;
+  key_bytes: number;
+}
+
 /** Hashes and checks passwords with a slow KDF. */
 export interface PasswordHasher {
   hash(password: string): Promise<string>;
   verify(password: string, hash: string): Promise<boolean>;
+  /** The KDF parameters of a stored hash, for a challenge; null for a format that has none. */
+  challengeParams(hash: string): KdfParams | null;
+  /** Checks base64 HMAC-SHA256(key = the stored hash's key, nonce), the proof of a password. */
+  verifyProof(hash: string, nonce: string, proof: string): Promise<boolean>;
 }
 
 /** At most `count` messages in any `windowMs`. */

@@ -157,6 +157,8 @@ function post(
         seq,
         chat: core.address(u, chat),
         timestamp: iso(now),
+        // The sender is told the recipient is not there (seed 004's "client not online").
+        ...(to && to.conns.size === 0 ? { offline: true } : {}),
       });
     },
     (error) => {

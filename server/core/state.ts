@@ -73,6 +73,8 @@ export interface Conn extends View {
   closed: boolean;
   /** The SHA-256 of the token it logged in with, if any: revoking the token closes it. */
   token: string | null;
+  /** The last login challenge sent on this connection (challenge logins: JIM). */
+  challenge: { user: string; nonce: string; at: number } | null;
 }
 
 /** What a message may carry besides text, as asked for. */
@@ -125,5 +127,6 @@ export function newConn(id: number, peer: Peer, now: number): Conn {
     lastSeen: now,
     closed: false,
     token: null,
+    challenge: null,
   };
 }

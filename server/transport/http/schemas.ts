@@ -157,6 +157,9 @@ export const Ack = z.object({
   seq: z.number().int(),
   chat: z.string(),
   timestamp: Timestamp,
+  offline: z.boolean().optional().meta({
+    description: "a private message to someone offline: stored, delivered when they connect",
+  }),
 });
 
 /** A login token. */

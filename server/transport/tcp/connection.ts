@@ -6,7 +6,9 @@
  */
 
 import {
+  type ClientFrame,
   decodeClientFrame,
+  decodeClientValue,
   encodeFrame,
   ProtocolError,
   refOfLine,
@@ -38,6 +40,7 @@ import {
   stripTelnet,
   TIMING_MARK_PROBE,
 } from "./telnet.ts";
+import { isJim, type JimObject, JimSession, splitObjects } from "./jim.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
 
 /** Options of the TCP listener. */
@@ -85,6 +88,9 @@ export class TcpConnection implements Peer {
   /** "new" until the first line says which mode; then JSON, or a person's text session. */
   #text: TextSession | null = null;
   #json = false;
+  /** A JIM client (seed 004), detected by a first object with an `action` and no `type`. */
+  #jim: JimSession | null = null;
+  #jimRest = "";
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -129,7 +135,7 @@ export class TcpConnection implements Peer {
 
   /** The wire, as the admin's connections table shows it. */
   get transport(): Transport {
-    return this.#text ? "tcp-text" : "tcp-json";
+    return this.#text ? "tcp-text" : this.#jim ? "tcp-jim" : "tcp-json";
   }
 
   /** Reads until the peer goes; settles once the connection is closed. */
@@ -180,6 +186,24 @@ export class TcpConnection implements Peer {
       }
       // `buf` is only read into again after every line of this chunk has been handled.
       const chunk = stripTelnet(raw);
+      // JIM objects come back to back, newline or not: they are split by braces, not lines.
+      if (!this.#json && !this.#text && !this.#jim && this.#startsJim(pending, chunk)) {
+        clearTimeout(this.#greetingTimer);
+        this.#jim = new JimSession();
+        this.#jimRest = decoder.decode(pending);
+        pending = new Uint8Array(0);
+      }
+      if (this.#jim) {
+        this.#jimRest += decoder.decode(chunk);
+        if (this.#jimRest.length > MAX_LINE_BYTES) return this.#tooLong();
+        const { objects, rest } = splitObjects(this.#jimRest);
+        this.#jimRest = rest;
+        for (const text of objects) {
+          await this.#jimObject(text);
+          if (this.#closing) return;
+        }
+        continue;
+      }
       let start = 0;
       for (let i = 0; i < chunk.length; i++) {
         if (chunk[i] !== 10) continue;
@@ -227,6 +251,52 @@ export class TcpConnection implements Peer {
       if (this.#json) this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
       else this.#queue.push(TIMING_MARK_PROBE);
     }, this.#heartbeatMs / HEARTBEAT_CHECKS_PER_BEAT);
+  }
+
+  /** Whether the first bytes are a complete JSON object with an `action` and no `type`. */
+  #startsJim(pending: Uint8Array, chunk: Uint8Array): boolean {
+    const text = decoder.decode(concat(pending, chunk)).trimStart();
+    if (!text.startsWith("{")) return false;
+    const first = splitObjects(text).objects[0];
+    if (first === undefined) return false;
+    try {
+      return isJim(JSON.parse(first));
+    } catch {
+      return false;
+    }
+  }
+
+  async #jimObject(text: string): Promise<void> {
+    const jim = this.#jim!;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return this.#jimWrite({ response: 400, error: "That is not valid JSON" });
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      return this.#jimWrite({ response: 400, error: "A JIM message is a JSON object" });
+    }
+    const action = jim.incoming(value as JimObject);
+    if (action.kind === "reply") return this.#jimWrite(action.reply);
+    if (action.kind === "close") return this.close("exit");
+    let frame: ClientFrame;
+    try {
+      // The frame decoder checks every field, as for every other wire.
+      frame = decodeClientValue(action.frame);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return this.#jimWrite({ response: 400, error: error.message });
+    }
+    await this.#hub.receive(this.#id, frame);
+    if (jim.wantsChallenge) {
+      jim.wantsChallenge = false;
+      await this.#hub.receive(this.#id, jim.challengeFrame());
+    }
+  }
+
+  #jimWrite(obj: JimObject): void {
+    this.#queue.push(encoder.encode(JSON.stringify(obj) + "\n"));
   }
 
   #tooLong(): void {
@@ -291,6 +361,10 @@ export class TcpConnection implements Peer {
     if (out.frame.type === "welcome") {
       clearTimeout(this.#loginTimer);
       if (this.#heartbeat === undefined) this.#startHeartbeat();
+    }
+    if (this.#jim) {
+      for (const obj of this.#jim.outgoing(out.frame)) this.#jimWrite(obj);
+      return;
     }
     if (!this.#text) return this.#queue.push(out.encoded("json-line", jsonLine));
     void this.#act(this.#text.frame(out.frame, () => out.encoded("text", textLines)), false);
