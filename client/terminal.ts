@@ -510,7 +510,10 @@ export class ChatClient {
       this.#print(`! ${(error as Error).message}`);
       return true;
     }
-    const parsed = parseLine(line, { pendingSessionFrom: this.#pendingSession });
+    const parsed = parseLine(line, {
+      pendingSessionFrom: this.#pendingSession,
+      inSession: this.#mode.kind === "session",
+    });
     switch (parsed.kind) {
       case "empty":
         return true;

@@ -30,6 +30,11 @@ export type ParsedLine =
 /** Context that changes how a line is read: a pending session request makes `y`/`n` an answer. */
 export interface ParseContext {
   pendingSessionFrom?: string | undefined;
+  /**
+   * Whether the user is in a private session: `/exit` ends it then, and otherwise (false)
+   * leaves the chat, as the second assignment means it. Unknown: it ends the session.
+   */
+  inSession?: boolean;
   /** The time relative schedules (`+10m`, `18:30`) count from; default the system clock. */
   now?: number;
 }
@@ -72,7 +77,7 @@ export const HELP_LINES: readonly string[] = [
   "  /send NAME|#ROOM TEXT       send to a user or a room, e.g. /send #games gg",
   "  /session NAME               ask NAME for a private session (they answer y or n)",
   "  /accept NAME, /reject NAME  answer a session request (or just y / n)",
-  "  /exit                       end the private session",
+  "  /exit                       end the private session (outside one: leave the chat)",
   "  /history [ROOM|@NAME] [N]   earlier messages, e.g. /history @Bob, or before message N",
   "  /unread [ROOM|@NAME]        unread counts, or read a chat's unread messages",
   "  /members ROOM               who is in a room, e.g. /members general",
@@ -209,6 +214,7 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
           accepted: word.toLowerCase() === "accept",
         });
       case "exit":
+        if (ctx.inSession === false) return { kind: "quit" };
         return frame({ type: "session_end" });
       case "status":
         return frame({ type: "status" });
@@ -410,6 +416,9 @@ export function clock(iso: string): string {
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
 
+/** Unread messages of one chat a person is shown at login; /history pages back to the rest. */
+export const UNREAD_LINES = 20;
+
 /** Lines of one message a text wire shows; the rest is summed up (/history has it all). */
 export const MAX_TEXT_LINES = 20;
 
@@ -523,13 +532,22 @@ export function renderFrame(frame: ServerFrame): string | null {
       if (f.messages.length === 0) {
         return f.reason === "request" ? `* No messages in ${chatName(f.chat)}.` : null;
       }
-      const head = f.reason === "unread" || f.reason === "resume"
-        ? `--- ${f.unread ?? f.messages.length} unread in ${chatName(f.chat)} ---`
+      // People are shown at most the newest UNREAD_LINES unread messages of a chat, and told
+      // how to page back (the second assignment: "at most 20 lines"); programs get them all.
+      const missed = f.reason === "unread" || f.reason === "resume";
+      const shown = missed ? f.messages.slice(-UNREAD_LINES) : f.messages;
+      const hidden = f.messages.length - shown.length;
+      const head = missed
+        ? `--- ${f.unread ?? f.messages.length} unread in ${chatName(f.chat)}${
+          hidden > 0 ? `, the last ${shown.length} here` : ""
+        } ---`
         : `--- ${chatName(f.chat)}: ${f.messages.length} earlier message${
           f.messages.length === 1 ? "" : "s"
         }${f.unread ? `, ${f.unread} unread` : ""} ---`;
-      const more = f.has_more ? `\n--- older: /history ${f.chat} ${f.messages[0]!.seq} ---` : "";
-      return [head, ...f.messages.map((m) => renderMessage(m, { ids: f.reason === "request" }))]
+      const more = f.has_more || hidden > 0
+        ? `\n--- older: /history ${f.chat} ${shown[0]!.seq} ---`
+        : "";
+      return [head, ...shown.map((m) => renderMessage(m, { ids: f.reason === "request" }))]
         .join("\n") + more + "\n--- end ---";
     }
     case "session_request":

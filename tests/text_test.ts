@@ -214,3 +214,35 @@ Deno.test("renderFrame() never lets another user drive the terminal: controls an
   })!;
   assert.equal(notice.split("\n").length, 1, "a reason cannot forge a line");
 });
+
+Deno.test("parseLine(): /exit ends a private session, and outside one leaves the chat (both assignments' meanings)", () => {
+  assert.deepEqual(parseLine("/exit", { inSession: true }), {
+    kind: "frame",
+    frame: { type: "session_end" },
+  });
+  assert.deepEqual(parseLine("/exit", { inSession: false }), { kind: "quit" });
+});
+
+Deno.test("renderFrame(): a person is shown the newest 20 unread of a chat and told how to page back", () => {
+  const messages = Array.from({ length: 45 }, (_, i) => ({
+    type: "message" as const,
+    id: `01KF110CJ000000000000000${String(i).padStart(2, "0")}`,
+    seq: i + 1,
+    room: "general",
+    from_username: "bob",
+    message: `m${i + 1}`,
+    timestamp: "2026-11-29T10:00:00.000Z",
+  }));
+  const text = renderFrame({
+    type: "history",
+    chat: "general",
+    reason: "unread",
+    messages,
+    has_more: false,
+    unread: 45,
+  })!;
+  assert.match(text, /^--- 45 unread in #general, the last 20 here ---/);
+  assert.equal(text.split("\n").filter((l) => / bob: m\d+$/.test(l)).length, 20);
+  assert.match(text, /bob: m26\n/);
+  assert.match(text, /--- older: \/history general 26 ---/);
+});

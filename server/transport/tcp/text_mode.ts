@@ -41,6 +41,8 @@ export class TextSession {
   #mode: Mode = { kind: "room", room: "general" };
   #pendingSessionFrom: string | undefined;
   #passwordTries = 0;
+  /** Whether the user is in a private session (not only this connection's view of it). */
+  #inSession = false;
 
   /** The prompt for where typing goes now. */
   prompt(): string {
@@ -65,7 +67,10 @@ export class TextSession {
       case "chat":
         break;
     }
-    const parsed = parseLine(line, { pendingSessionFrom: this.#pendingSessionFrom });
+    const parsed = parseLine(line, {
+      pendingSessionFrom: this.#pendingSessionFrom,
+      inSession: this.#inSession,
+    });
     switch (parsed.kind) {
       case "empty":
         return { kind: "show", text: "" };
@@ -108,6 +113,10 @@ export class TextSession {
       if (f.type === "welcome") this.phase = "chat";
     }
     if ("mode" in f && f.mode) this.#mode = f.mode;
+    if (f.type === "welcome") this.#inSession = f.mode.kind === "session";
+    if (f.type === "status") this.#inSession = f.session !== null;
+    if (f.type === "session_accepted") this.#inSession = true;
+    if (f.type === "session_ended") this.#inSession = false;
     if (f.type === "session_request") this.#pendingSessionFrom = f.from_username;
     if (f.type === "bye") return { kind: "show", text: `* Disconnected: ${f.reason}\r\n` };
     const text = render();
