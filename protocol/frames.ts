@@ -113,6 +113,7 @@ export type AdminFrame =
   | { type: "ban"; username: string; minutes?: number; reason?: string }
   | { type: "unban"; username: string; reason?: string }
   | { type: "connections" }
+  | { type: "clients"; limit?: number }
   | { type: "audit"; limit?: number; before?: string }
   | { type: "reports" }
   | { type: "create_user"; username: string; password: string; admin?: boolean }
@@ -127,6 +128,7 @@ export const ADMIN_TYPES: ReadonlySet<string> = new Set([
   "ban",
   "unban",
   "connections",
+  "clients",
   "audit",
   "reports",
   "create_user",
@@ -207,6 +209,20 @@ export interface ChatSummary {
 }
 
 /** One open connection, for admins. */
+/** An account in the admin's clients table: who it is, when and from where it was last here. */
+export interface ClientEntry {
+  username: string;
+  registered: boolean;
+  admin: boolean;
+  online: boolean;
+  connections: number;
+  last_seen: string | null;
+  last_ip: string | null;
+  muted_until: string | null;
+  banned_until: string | null;
+}
+
+/** A connection in the admin's connections table. */
 export interface ConnectionEntry {
   id: number;
   username: string | null;
@@ -351,6 +367,7 @@ export type ServerFrame =
       timestamp: string;
     }
     | { type: "connections_list"; connections: ConnectionEntry[]; timestamp: string }
+    | { type: "clients_list"; clients: ClientEntry[]; timestamp: string }
     | { type: "audit_log"; entries: AuditEntry[]; has_more: boolean }
     | {
       type: "reports_list";
@@ -797,6 +814,10 @@ export function decodeClientValue(value: unknown): ClientFrame {
         ...(limit === undefined ? {} : { limit }),
         ...ref,
       };
+    }
+    case "clients": {
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return { type, ...(limit === undefined ? {} : { limit }), ...ref };
     }
     case "connections":
     case "reports":

@@ -110,6 +110,7 @@ export const ADMIN_HELP_LINES: readonly string[] = [
   "  /admin ban NAME [MINUTES] [REASON]    NAME cannot log in (no MINUTES: for good)",
   "  /admin unban NAME",
   "  /admin connections                    every connection: user, transport, IP, since, last seen",
+  "  /admin clients                        every account, last visit first: when and from where",
   "  /admin reports                        open reports and muted users",
   "  /admin audit [N]                      the last N moderation actions",
   "  /admin adduser NAME PASSWORD [admin]  create an account",
@@ -374,6 +375,8 @@ function parseAdmin(rest: string[], tail: (i: number) => string): ParsedLine {
       return frame({ type: "unban", username: need(), ...reasonOnly() });
     case "connections":
       return frame({ type: "connections" });
+    case "clients":
+      return frame({ type: "clients" });
     case "stats":
       return frame({ type: "stats" });
     case "log":
@@ -414,6 +417,17 @@ export function clock(iso: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return "--:--";
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
+/** An ISO time for people: HH:MM today, the date too otherwise ("Nov 28 14:05"). */
+export function when(iso: string, now = Date.now()): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "--:--";
+  if (d.toDateString() === new Date(now).toDateString()) return clock(iso);
+  const month = d.toLocaleString("en", { month: "short" });
+  return `${month} ${d.getDate()}${
+    d.getFullYear() === new Date(now).getFullYear() ? "" : ` ${d.getFullYear()}`
+  } ${clock(iso)}`;
 }
 
 /** Unread messages of one chat a person is shown at login; /history pages back to the rest. */
@@ -592,6 +606,18 @@ export function renderFrame(frame: ServerFrame): string | null {
           `  #${c.id} ${c.username ?? "(not logged in)"}  ${c.transport}  ${c.ip}  since ${
             clock(c.connected_at)
           }, last seen ${clock(c.last_seen)}`
+        ),
+      ).join("\n");
+    case "clients_list":
+      return [`* Clients, last visit first (${f.clients.length}):`].concat(
+        f.clients.map((c) =>
+          `  ${c.username}${c.admin ? " (admin)" : ""}${c.registered ? "" : " (guest)"}  ${
+            c.online
+              ? `online (${c.connections})`
+              : `last seen ${c.last_seen ? when(c.last_seen) : "never"}`
+          }  ${c.last_ip ?? "-"}${c.banned_until ? `  banned until ${when(c.banned_until)}` : ""}${
+            c.muted_until ? `  muted until ${when(c.muted_until)}` : ""
+          }`
         ),
       ).join("\n");
     case "audit_log":

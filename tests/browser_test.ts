@@ -136,6 +136,19 @@ Deno.test({
         false,
       );
       await root.waitForSelector('[data-testid="reports"] li:has-text("Bob")');
+      // The clients table is history: someone who came and went is there, with where from, and
+      // an offline user can be banned (and only a banned one unbanned).
+      const leaver = await JsonClient.connect(server.tcpPort, { username: "Leaver" });
+      await leaver.close();
+      await root.waitForSelector(
+        '[data-testid="all-clients"] tr:has-text("Leaver"):has-text("127.0.0.1")',
+        {
+          timeout: 10_000,
+        },
+      );
+      assert.equal(await root.isVisible('[data-testid="unban-Leaver"]'), false);
+      await root.click('[data-testid="ban-Leaver"]');
+      await root.waitForSelector('[data-testid="unban-Leaver"]', { timeout: 10_000 });
       await root.screenshot({ path: `${DOCS}console-admin.png` });
 
       // History pages back as Alice scrolls up.

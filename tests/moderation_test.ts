@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { ADMIN_TYPES, type ClientFrame } from "../protocol/frames.ts";
 import { keys } from "../server/store/keys.ts";
-import { FakeClock, login, makeHub, seedAdmin, TEST_HASHER } from "./_helpers.ts";
+import { FakeClock, FakePeer, login, makeHub, seedAdmin, TEST_HASHER } from "./_helpers.ts";
 
 const HOUR = 3600_000;
 
@@ -237,6 +237,7 @@ const adminFrames: ClientFrame[] = [
   { type: "ban", username: "Bob" },
   { type: "unban", username: "Bob" },
   { type: "connections" },
+  { type: "clients" },
   { type: "audit" },
   { type: "reports" },
   { type: "create_user", username: "Eve", password: "secret-pw" },
@@ -555,4 +556,34 @@ Deno.test("quota: guests at one address share the quota, so new names do not mul
     await hub.request("local", { type: "message", message: `l${i}` }, "127.0.0.1");
   }
   await hub.request("Reggie", { type: "message", message: "mine" }, "10.0.0.5");
+});
+
+Deno.test("admin clients: every account, last visit first, with when and from where, across a restart", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await seedAdmin(kv);
+  const clock = new FakeClock();
+  {
+    await using ctx = await makeHub(kv, clock);
+    const { hub } = ctx;
+    for (const [name, ip] of [["Early", "10.0.0.1"], ["Late", "10.0.0.2"]] as const) {
+      const peer = new FakePeer();
+      Object.defineProperty(peer, "ip", { value: ip });
+      const id = hub.connect(peer);
+      await hub.receive(id, { type: "hello", username: name });
+      clock.advance(60_000);
+      hub.disconnect(id);
+      await hub.whenStored();
+    }
+  }
+  await using ctx = await makeHub(kv, clock);
+  const root = await login(ctx.hub, "Root", "root-password");
+  await ctx.hub.receive(root.id, { type: "ban", username: "Early" });
+  await ctx.hub.receive(root.id, { type: "clients" });
+  const list = root.peer.of("clients_list")[0]!.clients;
+  assert.deepEqual(list.map((c) => c.username), ["Root", "Late", "Early"]);
+  const late = list[1]!;
+  assert.equal(late.online, false);
+  assert.equal(late.last_ip, "10.0.0.2");
+  assert.ok(late.last_seen);
+  assert.equal(list[2]!.banned_until, "9999-12-31T23:59:59.999Z", "banned for good while offline");
 });

@@ -6,7 +6,7 @@
 
 import { useEffect } from "preact/hooks";
 import type { ClientFrame } from "../protocol/frames.ts";
-import { time } from "./format.ts";
+import { dateTime, time } from "./format.ts";
 import type { ViewProps } from "./chat.tsx";
 
 /** The admin tab. */
@@ -17,7 +17,7 @@ export function Admin({ s, send }: ViewProps) {
       send({ type: "connections" });
       send({ type: "reports" });
       send({ type: "audit", limit: 50 });
-      send({ type: "users" });
+      send({ type: "clients" });
     };
     refresh();
     const timer = setInterval(refresh, 5000);
@@ -25,7 +25,10 @@ export function Admin({ s, send }: ViewProps) {
   }, []);
   const act = (type: "kick" | "mute" | "unmute" | "ban" | "unban", username: string) => {
     send({ type, username } as ClientFrame);
-    setTimeout(() => send({ type: "reports" }), 300);
+    setTimeout(() => {
+      send({ type: "reports" });
+      send({ type: "clients" });
+    }, 300);
   };
   const st = s.stats;
   return (
@@ -45,7 +48,7 @@ export function Admin({ s, send }: ViewProps) {
         </div>
       </section>
       <section>
-        <h3>Clients</h3>
+        <h3>Connections now</h3>
         <table data-testid="clients">
           <thead>
             <tr>
@@ -96,22 +99,59 @@ export function Admin({ s, send }: ViewProps) {
             ))}
           </tbody>
         </table>
-        <p>
-          All users: {s.users.map((u) => (
-            <span class="user">
-              {u.username}
-              {!u.online && u.username !== s.me!.username && (
-                <button
-                  type="button"
-                  class="small"
-                  onClick={() => act("unban", u.username)}
-                >
-                  unban
-                </button>
-              )}
-            </span>
-          ))}
-        </p>
+        <h3>All clients, last visit first</h3>
+        <table data-testid="all-clients">
+          <thead>
+            <tr>
+              <th>login</th>
+              <th>last seen</th>
+              <th>last IP</th>
+              <th>state</th>
+              <th>actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {s.clients.map((c) => (
+              <tr>
+                <td>{c.username}{c.admin ? " (admin)" : ""}</td>
+                <td>{c.online ? "online" : c.last_seen ? dateTime(c.last_seen) : "never"}</td>
+                <td>{c.last_ip ?? "—"}</td>
+                <td>
+                  {c.banned_until
+                    ? "banned"
+                    : c.muted_until
+                    ? "muted"
+                    : c.registered
+                    ? ""
+                    : "guest"}
+                </td>
+                <td>
+                  {c.username !== s.me!.username && (c.banned_until
+                    ? (
+                      <button
+                        type="button"
+                        class="small"
+                        onClick={() => act("unban", c.username)}
+                        data-testid={`unban-${c.username}`}
+                      >
+                        unban
+                      </button>
+                    )
+                    : (
+                      <button
+                        type="button"
+                        class="small"
+                        onClick={() => act("ban", c.username)}
+                        data-testid={`ban-${c.username}`}
+                      >
+                        ban
+                      </button>
+                    ))}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </section>
       <section>
         <h3>Register a user</h3>

@@ -17,3 +17,9 @@ export function size(n: number): string {
     ? `${(n / 1024).toFixed(1)} KB`
     : `${(n / 1048576).toFixed(1)} MB`;
 }
+
+/** An ISO time with its date, for people (local). */
+export function dateTime(iso: string): string {
+  const d = new Date(iso);
+  return `${d.toLocaleDateString()} ${time(iso)}`;
+}

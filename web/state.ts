@@ -6,6 +6,7 @@
 
 import type {
   AuditEntry,
+  ClientEntry,
   ClientFrame,
   ConnectionEntry,
   LogEntry,
@@ -41,6 +42,7 @@ export interface State {
   // Admin.
   stats: Stats | null;
   connections: ConnectionEntry[];
+  clients: ClientEntry[];
   reports: Array<{ username: string; reporters: string[]; muted_until: string | null }>;
   audit: AuditEntry[];
   log: LogEntry[];
@@ -66,6 +68,7 @@ export const initial: State = {
   errors: [],
   stats: null,
   connections: [],
+  clients: [],
   reports: [],
   audit: [],
   log: [],
@@ -184,6 +187,8 @@ export function reduce(s: State, f: ServerFrame): Step {
       return next({ stats: f });
     case "connections_list":
       return next({ connections: f.connections });
+    case "clients_list":
+      return next({ clients: f.clients });
     case "reports_list":
       return next({ reports: f.reports });
     case "audit_log":

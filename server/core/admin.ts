@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ConnectionEntry } from "../../protocol/frames.ts";
+import type { ClientEntry, ConnectionEntry } from "../../protocol/frames.ts";
 import { checkPasswordStrength, createUser } from "./auth.ts";
 import type { UserCall } from "./call.ts";
 import { ChatError } from "./errors.ts";
@@ -92,6 +92,33 @@ export function connectionsCommand(call: UserCall) {
     last_seen: iso(c.lastSeen),
   }));
   return { type: "connections_list" as const, connections, timestamp: core.ts() };
+}
+
+/** `clients`: every account, last visit first: online state, when and from where (seed 004). */
+export function clientsCommand(call: UserCall, frame: { limit?: number }) {
+  const { core } = call;
+  const now = core.clock.now();
+  // A ban "for good" is the largest safe integer, past what a Date can hold.
+  const stamp = (t: number | null | undefined) =>
+    !t || t <= now ? null : t >= 8.64e15 ? "9999-12-31T23:59:59.999Z" : iso(t);
+  const clients: ClientEntry[] = [...core.users.values()]
+    .sort((a, b) =>
+      Number(b.conns.size > 0) - Number(a.conns.size > 0) ||
+      (b.record.lastSeen ?? 0) - (a.record.lastSeen ?? 0)
+    )
+    .slice(0, frame.limit ?? 100)
+    .map((u) => ({
+      username: u.record.name,
+      registered: u.record.passwordHash !== null,
+      admin: u.record.admin,
+      online: u.conns.size > 0,
+      connections: u.conns.size,
+      last_seen: u.record.lastSeen === undefined ? null : iso(u.record.lastSeen),
+      last_ip: u.record.lastIp ?? null,
+      muted_until: stamp(u.record.mutedUntil),
+      banned_until: stamp(u.record.bannedUntil),
+    }));
+  return { type: "clients_list" as const, clients, timestamp: core.ts() };
 }
 
 /** `audit`: a page of the audit trail, newest first. */

@@ -122,6 +122,7 @@ const COMMANDS = {
   ban: adminOnly(admin.banCommand),
   unban: adminOnly(admin.unbanCommand),
   connections: adminOnly(admin.connectionsCommand),
+  clients: adminOnly(admin.clientsCommand),
   audit: adminOnly(admin.auditCommand),
   reports: adminOnly(admin.reportsCommand),
   stats: adminOnly(admin.statsCommand),

@@ -9,6 +9,7 @@ import { bare, frame } from "./context.ts";
 import { route, type RouteSpec } from "./route.ts";
 import {
   AuditLog,
+  ClientsList,
   ConnectionsList,
   Limit,
   Minutes,
@@ -117,6 +118,18 @@ export const moderationRoutes: RouteSpec[] = [
     ok: { 200: { description: "the connections_list frame", schema: ConnectionsList } },
     async handle({ hub, user, ip, c }) {
       return c.json(await hub.run(user, frame("connections"), ip));
+    },
+  }),
+  route({
+    method: "get",
+    path: "/api/v1/admin/clients",
+    tag,
+    summary: "Every account, last visit first: online, when and from where it was last here, bans",
+    auth: true,
+    query: z.object({ limit: Limit.optional().meta({ description: "1 to 200 (default 100)" }) }),
+    ok: { 200: { description: "the clients_list frame", schema: ClientsList } },
+    async handle({ hub, user, ip, query, c }) {
+      return c.json(await hub.run(user, frame("clients", query), ip));
     },
   }),
   route({

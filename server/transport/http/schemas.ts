@@ -325,6 +325,23 @@ export const ConnectionsList = z.object({
   timestamp: Timestamp,
 });
 
+/** Every account, last visit first. */
+export const ClientsList = z.object({
+  type: z.literal("clients_list"),
+  clients: z.array(z.object({
+    username: z.string(),
+    registered: z.boolean(),
+    admin: z.boolean(),
+    online: z.boolean(),
+    connections: z.number().int(),
+    last_seen: Timestamp.nullable(),
+    last_ip: z.string().nullable(),
+    muted_until: Timestamp.nullable(),
+    banned_until: Timestamp.nullable(),
+  })),
+  timestamp: Timestamp,
+});
+
 /** Open reports and mutes. */
 export const ReportsList = z.object({
   type: z.literal("reports_list"),
