@@ -112,6 +112,7 @@ async function serve(config: ServeConfig): Promise<void> {
     quotaExempt: config.quotaExempt,
     guests: config.guests,
     guestGraceMs: config.guestGraceMs,
+    logRetentionMs: config.logRetentionMs,
     muteForMs: config.muteForMs,
     rateLimit: config.rateLimit,
     privateRateLimit: config.privateRateLimit,

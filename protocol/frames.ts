@@ -118,7 +118,8 @@ export type AdminFrame =
   | { type: "reports" }
   | { type: "create_user"; username: string; password: string; admin?: boolean }
   | { type: "stats" }
-  | { type: "log_subscribe" };
+  | { type: "log_subscribe" }
+  | { type: "log_search"; query?: string; before?: string; limit?: number };
 
 /** The `type` values of admin frames. */
 export const ADMIN_TYPES: ReadonlySet<string> = new Set([
@@ -134,6 +135,7 @@ export const ADMIN_TYPES: ReadonlySet<string> = new Set([
   "create_user",
   "stats",
   "log_subscribe",
+  "log_search",
 ]);
 
 /** The `type` values of client frames. */
@@ -245,6 +247,8 @@ export interface AuditEntry {
 
 /** One line of the live service log admins can watch. */
 export interface LogEntry {
+  /** The entry's id (a ULID), to page back from; absent on entries made before it was kept. */
+  id?: string;
   at: string;
   kind: "connect" | "login" | "disconnect" | "message" | "moderation" | "error" | "account";
   text: string;
@@ -398,6 +402,7 @@ export type ServerFrame =
       timestamp: string;
     }
     | { type: "log"; entries: LogEntry[] }
+    | { type: "log_page"; entries: LogEntry[]; has_more: boolean }
     | { type: "pong"; timestamp: string }
     | {
       type: "challenge";
@@ -811,6 +816,24 @@ export function decodeClientValue(value: unknown): ClientFrame {
         type,
         ...(username === undefined ? {} : { username: validateUsername(username) }),
         ...(after === undefined ? {} : { after }),
+        ...(limit === undefined ? {} : { limit }),
+        ...ref,
+      };
+    }
+    case "log_search": {
+      const query = optString(obj, "query", type);
+      if (query !== undefined && charCount(query) > 200) {
+        throw new ProtocolError("too_long", '"query" is longer than 200 characters');
+      }
+      const before = optString(obj, "before", type);
+      if (before !== undefined && !ULID_RE.test(before)) {
+        throw new ProtocolError("bad_field", '"before" must be a log entry id (a ULID)');
+      }
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return {
+        type,
+        ...(query === undefined ? {} : { query }),
+        ...(before === undefined ? {} : { before }),
         ...(limit === undefined ? {} : { limit }),
         ...ref,
       };

@@ -111,11 +111,11 @@ export const ADMIN_HELP_LINES: readonly string[] = [
   "  /admin unban NAME",
   "  /admin connections                    every connection: user, transport, IP, since, last seen",
   "  /admin clients                        every account, last visit first: when and from where",
+  "  /admin log [WORDS]                     the live service log; with words, search what was logged",
   "  /admin reports                        open reports and muted users",
   "  /admin audit [N]                      the last N moderation actions",
   "  /admin adduser NAME PASSWORD [admin]  create an account",
   "  /admin stats                          online, connections by wire, messages per minute, uptime",
-  "  /admin log                            the recent service log, then live lines as they happen",
 ];
 
 /** Parses one line typed by a person into a frame or a local action. */
@@ -379,8 +379,11 @@ function parseAdmin(rest: string[], tail: (i: number) => string): ParsedLine {
       return frame({ type: "clients" });
     case "stats":
       return frame({ type: "stats" });
-    case "log":
-      return frame({ type: "log_subscribe" });
+    case "log": {
+      // `/admin log` follows the live log; `/admin log WORDS` searches what was logged.
+      const query = rest.length > 1 ? tail(1).trim() : "";
+      return frame(query ? { type: "log_search", query } : { type: "log_subscribe" });
+    }
     case "reports":
       return frame({ type: "reports" });
     case "audit":
@@ -683,6 +686,12 @@ export function renderFrame(frame: ServerFrame): string | null {
       }); ${f.messages_last_minute} messages in the last minute, ${f.messages_total} since start; up ${f.uptime_s} s`;
     case "log":
       return f.entries.map((e) => `[${clock(e.at)}] log ${e.kind}: ${e.text}`).join("\n") || null;
+    case "log_page":
+      return f.entries.length === 0
+        ? "* Nothing in the service log matches."
+        : ["* Service log, newest first:"].concat(
+          f.entries.map((e) => `  [${when(e.at)}] ${e.kind}: ${e.text}`),
+        ).join("\n");
     case "pong":
       return `* pong ${f.timestamp}`;
     case "ping":

@@ -31,6 +31,7 @@ export interface ServeConfig {
   quotaExempt: string[];
   guests: "on" | "off";
   guestGraceMs: number;
+  logRetentionMs: number;
   /** A bearer token that may read /metrics besides admins' tokens; "" for admins only. */
   metricsToken: string;
   /** Web origins (scheme://host:port) allowed to open /ws and POST from a browser. */
@@ -151,6 +152,12 @@ const FLAGS: FlagSpec[] = [
     def: "10m",
     help:
       "a guest name left alone this long starts afresh: its private messages from before are not shown",
+  },
+  {
+    name: "log-retention",
+    env: "CHAT_LOG_RETENTION",
+    def: "7d",
+    help: "how long the service log (messages' sender, recipient and size; logins; errors) is kept",
   },
   {
     name: "quota-exempt",
@@ -352,6 +359,7 @@ export function parseServeArgs(
     quotaExempt: get("quota-exempt").split(",").map((a) => a.trim()).filter(Boolean),
     guests,
     guestGraceMs: parseDuration("guest-grace", get("guest-grace")),
+    logRetentionMs: Math.max(60_000, parseDuration("log-retention", get("log-retention"))),
     metricsToken: get("metrics-token"),
     allowedOrigins,
   };

@@ -238,6 +238,7 @@ const adminFrames: ClientFrame[] = [
   { type: "unban", username: "Bob" },
   { type: "connections" },
   { type: "clients" },
+  { type: "log_search" },
   { type: "audit" },
   { type: "reports" },
   { type: "create_user", username: "Eve", password: "secret-pw" },
@@ -586,4 +587,35 @@ Deno.test("admin clients: every account, last visit first, with when and from wh
   assert.equal(late.last_ip, "10.0.0.2");
   assert.ok(late.last_seen);
   assert.equal(list[2]!.banned_until, "9999-12-31T23:59:59.999Z", "banned for good while offline");
+});
+
+Deno.test("service log: every message, login and error is logged whether or not an admin watches, and searched after a restart", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await seedAdmin(kv);
+  const clock = new FakeClock();
+  {
+    await using ctx = await makeHub(kv, clock);
+    const { hub } = ctx;
+    const alice = await login(hub, "Alice");
+    await login(hub, "Bob");
+    await hub.receive(alice.id, {
+      type: "private",
+      target_username: "Bob",
+      message: "secret words",
+    });
+    await hub.receive(alice.id, { type: "message", message: "hi all" });
+    await hub.whenStored();
+    await hub.housekeeping();
+  }
+  // (The test's ids count from 1 in each hub: a later time keeps them apart.)
+  clock.advance(1000);
+  await using ctx = await makeHub(kv, clock);
+  const root = await login(ctx.hub, "Root", "root-password");
+  await ctx.hub.receive(root.id, { type: "log_search", query: "alice" });
+  const page = root.peer.of("log_page")[0]!;
+  const texts = page.entries.map((e) => `${e.kind}: ${e.text}`);
+  assert.ok(texts.includes("message: Alice → #general (6 B)"), texts.join("\n"));
+  assert.ok(texts.includes("message: Alice → Bob (12 B)"), texts.join("\n"));
+  assert.ok(texts.some((t) => t.startsWith("login: Alice logged in")), texts.join("\n"));
+  assert.equal(JSON.stringify(page).includes("secret words"), false, "sizes, never the text");
 });

@@ -164,6 +164,26 @@ export function logSubscribeCommand(call: UserCall) {
   return { type: "log" as const, entries: call.core.serviceLog.subscribe(call.conn) };
 }
 
+/** `log_search`: the service log after the fact, newest first, filtered by words, paged back. */
+export async function logSearchCommand(
+  call: UserCall,
+  frame: { query?: string; before?: string; limit?: number },
+) {
+  const { core } = call;
+  const limit = frame.limit ?? 50;
+  // What is not saved yet is saved first, so the search sees everything.
+  const unsaved = core.serviceLog.takeUnsaved();
+  if (unsaved.length > 0) await core.store.appendLog(unsaved, core.config.logRetentionMs);
+  const entries = await core.store.listLog({
+    limit,
+    now: core.clock.now(),
+    retentionMs: core.config.logRetentionMs,
+    ...(frame.before === undefined ? {} : { before: frame.before }),
+    ...(frame.query === undefined ? {} : { query: frame.query }),
+  });
+  return { type: "log_page" as const, entries, has_more: entries.length === limit };
+}
+
 /** `create_user`: an account with a password, optionally an admin. */
 export async function createUserCommand(
   call: UserCall,

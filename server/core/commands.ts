@@ -127,6 +127,7 @@ const COMMANDS = {
   reports: adminOnly(admin.reportsCommand),
   stats: adminOnly(admin.statsCommand),
   log_subscribe: adminOnly(admin.logSubscribeCommand),
+  log_search: adminOnly(admin.logSearchCommand),
   create_user: adminOnly(admin.createUserCommand),
 } satisfies {
   [T in ClientFrameType]: Command<Extract<ClientFrame, { type: T }>, UserCall>;

@@ -80,6 +80,8 @@ export interface HubOptions {
   roomsPerHour?: number;
   /** Addresses whose guests are not counted together (default: loopback). */
   quotaExempt?: string[];
+  /** How long the service log is kept in the store (default 7 days). */
+  logRetentionMs?: number;
   /** `off`: every name needs a password (a new name is registered with it). Default `on`. */
   guests?: "on" | "off";
   /**
@@ -114,6 +116,7 @@ export interface Config {
   quotaExempt: Set<string>;
   guests: "on" | "off";
   guestGraceMs: number;
+  logRetentionMs: number;
   maxFileSize: number;
   registration: "open" | "closed";
   httpPort: number | null;
@@ -143,6 +146,7 @@ function configOf(o: HubOptions): Config {
     roomsPerHour: o.roomsPerHour ?? ROOMS_CREATED_PER_HOUR,
     quotaExempt: new Set(o.quotaExempt ?? ["127.0.0.1", "::1"]),
     guests: o.guests ?? "on",
+    logRetentionMs: o.logRetentionMs ?? 7 * 24 * 3600_000,
     guestGraceMs: o.guestGraceMs ?? 10 * 60_000,
     maxFileSize: o.maxFileSize ?? 5 * 1024 * 1024,
     registration: o.registration ?? "open",
@@ -299,9 +303,10 @@ export class Core {
     if (conn && !conn.closed) conn.peer.send(new Outbound(frame));
   }
 
-  /** Adds a line to the service log. */
+  /** Adds a line to the service log (kept in memory, and saved for `--log-retention`). */
   log(kind: LogEntry["kind"], text: string): void {
-    this.serviceLog.add({ at: this.ts(), kind, text });
+    const now = this.clock.now();
+    this.serviceLog.add({ id: this.newId(now), at: iso(now), kind, text });
   }
 
   /** Tracks a write nobody waits for, so `close()` can wait for it and a failure is reported. */

@@ -85,6 +85,7 @@ export class Hub {
   connect(peer: Peer): number {
     const id = this.#nextConnId++;
     this.#core.conns.set(id, newConn(id, peer, this.#core.clock.now()));
+    this.#core.log("connect", `connection #${id} from ${peer.ip || "?"}`);
     return id;
   }
 
@@ -165,6 +166,8 @@ export class Hub {
   async housekeeping(): Promise<void> {
     const core = this.#core;
     await flushCursors(core);
+    const entries = core.serviceLog.takeUnsaved();
+    if (entries.length > 0) await core.store.appendLog(entries, core.config.logRetentionMs);
     const now = core.clock.now();
     if (core.config.messageTtlMs > 0 && now - core.lastSweep >= SWEEP_EVERY_MS) {
       core.lastSweep = now;
@@ -198,6 +201,8 @@ export class Hub {
     while (core.running.size > 0) await Promise.allSettled([...core.running]);
     await this.whenStored();
     await flushCursors(core);
+    const entries = core.serviceLog.takeUnsaved();
+    if (entries.length > 0) await core.store.appendLog(entries, core.config.logRetentionMs);
     await core.store.flush();
     const bye = new Outbound({ type: "bye", reason });
     for (const conn of [...core.conns.values()]) {

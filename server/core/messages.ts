@@ -142,12 +142,14 @@ function post(
     () => {
       countMessage(core, now);
       core.publish({ kind: "message", message: msg });
-      if (core.serviceLog.watched) {
-        core.log(
-          "message",
-          `${u.record.name} → ${core.address(u, chat)}${msg.file ? " (file)" : ""}`,
-        );
-      }
+      // Every message received and sent, watched or not: who, where, how big (not the text:
+      // the log is for running the server, and private messages stay private).
+      core.log(
+        "message",
+        `${u.record.name} → ${to ? to.record.name : "#" + chat} (${
+          new TextEncoder().encode(text).length
+        } B${msg.file ? ", a file" : ""})`,
+      );
       // The sender has read it, on whatever wire (REST senders are not in the fan-out), but a
       // cursor is one number: it may not jump over earlier messages the sender has not read.
       if ((u.cursors?.get(chat) ?? 0) === seq - 1) advance(core, u, chat, seq);

@@ -8,13 +8,21 @@ import type { LogEntry } from "../../protocol/frames.ts";
 import { Outbound } from "./peer.ts";
 import type { Conn } from "./state.ts";
 
-/** How many service log lines admins can scroll back through. */
-const LOG_SIZE = 200;
+/** How many service log lines are kept in memory (the rest is in the store, searchable). */
+const LOG_SIZE = 1000;
 
-/** The service log of this process. */
+/** The service log of this process: a ring in memory, and every entry handed to `persist`. */
 export class ServiceLog {
   #ring: LogEntry[] = [];
   #watchers = new Set<Conn>();
+  #unsaved: Array<LogEntry & { id: string }> = [];
+
+  /** Entries not yet saved, taken (the core saves them in batches, off the hot path). */
+  takeUnsaved(): Array<LogEntry & { id: string }> {
+    const out = this.#unsaved;
+    this.#unsaved = [];
+    return out;
+  }
 
   /** Whether any admin is watching (costly entries are only made then). */
   get watched(): boolean {
@@ -22,8 +30,10 @@ export class ServiceLog {
   }
 
   /** Adds an entry and sends it to the admins watching. */
-  add(entry: LogEntry): void {
+  add(entry: LogEntry & { id: string }): void {
     this.#ring.push(entry);
+    // A bound even if saving stalls: the oldest unsaved entries go first.
+    if (this.#unsaved.length < 10 * LOG_SIZE) this.#unsaved.push(entry);
     if (this.#ring.length > LOG_SIZE) this.#ring.shift();
     if (this.#watchers.size === 0) return;
     const out = new Outbound({ type: "log", entries: [entry] });

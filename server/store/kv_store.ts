@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { LogEntry } from "../../protocol/frames.ts";
 import { GroupCommit, type StoreStats } from "./group_commit.ts";
 import { keys } from "./keys.ts";
 import {
@@ -301,6 +302,42 @@ export class KvStore implements Store {
     ) {
       yield e.value;
     }
+  }
+
+  appendLog(entries: Array<LogEntry & { id: string }>, retentionMs: number): Promise<void> {
+    return this.#commits.writeInParts(
+      entries.map((e) => ({
+        type: "set",
+        key: keys.serviceLogEntry(e.id),
+        value: e,
+        expireIn: retentionMs,
+      })),
+      512,
+    );
+  }
+
+  async listLog(
+    options: { limit: number; before?: string; query?: string; now: number; retentionMs: number },
+  ): Promise<Array<LogEntry & { id: string }>> {
+    const out: Array<LogEntry & { id: string }> = [];
+    const q = options.query?.toLowerCase();
+    const selector = options.before === undefined
+      ? { prefix: keys.serviceLog() }
+      : { prefix: keys.serviceLog(), end: keys.serviceLogEntry(options.before) };
+    // expireIn is lazy: entries past the retention are skipped here too.
+    const oldest = options.now - options.retentionMs;
+    for await (
+      const e of this.#kv.list<LogEntry & { id: string }>(selector, {
+        reverse: true,
+        batchSize: 200,
+      })
+    ) {
+      if (Date.parse(e.value.at) < oldest) break;
+      if (q && !`${e.value.kind} ${e.value.text}`.toLowerCase().includes(q)) continue;
+      out.push(e.value);
+      if (out.length >= options.limit) break;
+    }
+    return out;
   }
 
   /**

@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { LogEntry } from "../../protocol/frames.ts";
+
 /** A user account; `passwordHash` is null for a guest name nobody has claimed. */
 export interface UserRecord {
   name: string;
@@ -229,6 +231,12 @@ export interface Store {
     now: number,
     force?: boolean,
   ): Promise<"removed" | "missing" | "sending">;
+  /** Keeps service log entries for `retentionMs` (expired ones are skipped on read too). */
+  appendLog(entries: Array<LogEntry & { id: string }>, retentionMs: number): Promise<void>;
+  /** Service log entries newest first, before an id, whose text or kind contains `query`. */
+  listLog(
+    options: { limit: number; before?: string; query?: string; now: number; retentionMs: number },
+  ): Promise<Array<LogEntry & { id: string }>>;
   /** Deletes the chunks of uploads that never finished and began before `before`. */
   sweepOrphanChunks(before: number): Promise<number>;
   /** Saves or deletes group state: an invite, a link, a join request. */
