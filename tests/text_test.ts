@@ -90,6 +90,12 @@ const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
   }],
   ["/admin unban Troll", { kind: "frame", frame: { type: "unban", username: "Troll" } }],
   ["/admin connections", { kind: "frame", frame: { type: "connections" } }],
+  ["/admin clients", { kind: "frame", frame: { type: "clients" } }],
+  ["/admin log", { kind: "frame", frame: { type: "log_subscribe" } }],
+  ["/admin log failed login", {
+    kind: "frame",
+    frame: { type: "log_search", query: "failed login" },
+  }],
   ["/admin reports", { kind: "frame", frame: { type: "reports" } }],
   ["/admin audit 10", { kind: "frame", frame: { type: "audit", limit: 10 } }],
   ["/admin adduser Dave dave-password admin", {
