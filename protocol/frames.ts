@@ -434,6 +434,19 @@ export function charCount(text: string): number {
   return n;
 }
 
+/** The UTF-8 size of a string, without encoding it. */
+export function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00) (n += 4, i++);
+    else n += 3;
+  }
+  return n;
+}
+
 /** Checks a user name and returns it, or throws `ProtocolError("bad_name")` saying what is allowed. */
 export function validateUsername(name: string): string {
   if (name.length === 0 || charCount(name) > MAX_NAME_CHARS || !USERNAME_RE.test(name)) {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { charCount, type ServerFrame } from "../../protocol/frames.ts";
+import { charCount, type ServerFrame, utf8Length } from "../../protocol/frames.ts";
 import { MAX_MESSAGE_CHARS } from "../../protocol/limits.ts";
 import type { StoredMessage } from "../store/store.ts";
 import { Pending, type UserCall } from "./call.ts";
@@ -146,9 +146,9 @@ function post(
       // the log is for running the server, and private messages stay private).
       core.log(
         "message",
-        `${u.record.name} → ${to ? to.record.name : "#" + chat} (${
-          new TextEncoder().encode(text).length
-        } B${msg.file ? ", a file" : ""})`,
+        `${u.record.name} → ${to ? to.record.name : "#" + chat} (${utf8Length(text)} B${
+          msg.file ? ", a file" : ""
+        })`,
       );
       // The sender has read it, on whatever wire (REST senders are not in the fan-out), but a
       // cursor is one number: it may not jump over earlier messages the sender has not read.

@@ -25,6 +25,9 @@ import {
   type UserRecord,
 } from "./store.ts";
 
+/** Service log entries are saved in blocks of at most this many bytes (KV values: 64 KiB). */
+const LOG_BLOCK_BYTES = 48 * 1024;
+
 /** The chat store on a Deno KV database that the caller opened and will close. */
 export class KvStore implements Store {
   #kv: Deno.Kv;
@@ -305,15 +308,30 @@ export class KvStore implements Store {
   }
 
   appendLog(entries: Array<LogEntry & { id: string }>, retentionMs: number): Promise<void> {
-    return this.#commits.writeInParts(
-      entries.map((e) => ({
+    // Entries are saved in blocks (one KV value of up to ~48 KB each, keyed by the newest id):
+    // a busy server logs every message, and one key per entry would double its KV writes.
+    const mutations: Deno.KvMutation[] = [];
+    let block: Array<LogEntry & { id: string }> = [];
+    let size = 0;
+    const close = () => {
+      if (block.length === 0) return;
+      mutations.push({
         type: "set",
-        key: keys.serviceLogEntry(e.id),
-        value: e,
+        key: keys.serviceLogEntry(block.at(-1)!.id),
+        value: block,
         expireIn: retentionMs,
-      })),
-      512,
-    );
+      });
+      block = [];
+      size = 0;
+    };
+    for (const e of entries) {
+      const n = e.text.length * 3 + 80;
+      if (size + n > LOG_BLOCK_BYTES) close();
+      block.push(e);
+      size += n;
+    }
+    close();
+    return this.#commits.writeInParts(mutations, LOG_BLOCK_BYTES + 1024);
   }
 
   async listLog(
@@ -321,21 +339,22 @@ export class KvStore implements Store {
   ): Promise<Array<LogEntry & { id: string }>> {
     const out: Array<LogEntry & { id: string }> = [];
     const q = options.query?.toLowerCase();
-    const selector = options.before === undefined
-      ? { prefix: keys.serviceLog() }
-      : { prefix: keys.serviceLog(), end: keys.serviceLogEntry(options.before) };
     // expireIn is lazy: entries past the retention are skipped here too.
     const oldest = options.now - options.retentionMs;
     for await (
-      const e of this.#kv.list<LogEntry & { id: string }>(selector, {
+      const e of this.#kv.list<Array<LogEntry & { id: string }>>({ prefix: keys.serviceLog() }, {
         reverse: true,
-        batchSize: 200,
+        batchSize: 20,
       })
     ) {
-      if (Date.parse(e.value.at) < oldest) break;
-      if (q && !`${e.value.kind} ${e.value.text}`.toLowerCase().includes(q)) continue;
-      out.push(e.value);
-      if (out.length >= options.limit) break;
+      for (let i = e.value.length - 1; i >= 0; i--) {
+        const entry = e.value[i]!;
+        if (options.before !== undefined && entry.id >= options.before) continue;
+        if (Date.parse(entry.at) < oldest) return out;
+        if (q && !`${entry.kind} ${entry.text}`.toLowerCase().includes(q)) continue;
+        out.push(entry);
+        if (out.length >= options.limit) return out;
+      }
     }
     return out;
   }

@@ -12,6 +12,7 @@ import {
   ProtocolError,
   refOfLine,
   type ServerFrame,
+  utf8Length,
 } from "../../protocol/frames.ts";
 import { LOGIN_TIMEOUT_MS, MAX_LINE_BYTES, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
@@ -24,20 +25,6 @@ const MAX_PENDING_FRAMES = 256;
 
 function jsonText(frame: ServerFrame): string {
   return encodeFrame(frame);
-}
-
-/** The UTF-8 size of a string, without encoding it (stops counting past the line limit). */
-function utf8Length(text: string): number {
-  if (text.length * 3 <= MAX_LINE_BYTES) return text.length;
-  let n = 0;
-  for (let i = 0; i < text.length && n <= MAX_LINE_BYTES; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00) (n += 4, i++);
-    else n += 3;
-  }
-  return n;
 }
 
 /** A batch of frames as one message, joined once for all readers whose queues match. */
@@ -97,7 +84,10 @@ export function serveWebSocket(
       return;
     }
     // The limit is in bytes, as on TCP: 40,000 two-byte characters are 80,000 bytes.
-    if (event.data.length > MAX_LINE_BYTES || utf8Length(event.data) > MAX_LINE_BYTES) {
+    if (
+      event.data.length > MAX_LINE_BYTES ||
+      (event.data.length * 3 > MAX_LINE_BYTES && utf8Length(event.data) > MAX_LINE_BYTES)
+    ) {
       peer.fail(
         "too_long",
         `A message was longer than ${MAX_LINE_BYTES} bytes; the connection is closed`,
