@@ -141,6 +141,17 @@ export const ADMIN_TYPES: ReadonlySet<string> = new Set([
 /** The `type` values of client frames. */
 export type ClientFrameType = ClientFrame["type"];
 
+/** What a client needs to derive the login key from its password (challenge logins: JIM). */
+export interface KdfParams {
+  kdf: "scrypt";
+  N: number;
+  r: number;
+  p: number;
+  /** Base64. */
+  salt: string;
+  key_bytes: number;
+}
+
 /** A room message as it travels on the wire (live, in history and in unread replay). */
 export interface RoomMessageFrame {
   type: "message";
@@ -404,17 +415,7 @@ export type ServerFrame =
     | { type: "log"; entries: LogEntry[] }
     | { type: "log_page"; entries: LogEntry[]; has_more: boolean }
     | { type: "pong"; timestamp: string }
-    | {
-      type: "challenge";
-      username: string;
-      nonce: string;
-      kdf: "scrypt";
-      N: number;
-      r: number;
-      p: number;
-      salt: string;
-      key_bytes: number;
-    }
+    | ({ type: "challenge"; username: string; nonce: string } & KdfParams)
     | { type: "ping"; timestamp: string }
     | { type: "bye"; reason: string; code?: ErrorCode }
   );

@@ -10,7 +10,7 @@ import {
   MAX_PAGE,
   ROOMS_CREATED_PER_HOUR,
 } from "../../protocol/limits.ts";
-import type { LogEntry, Mode, ServerFrame } from "../../protocol/frames.ts";
+import type { KdfParams, LogEntry, Mode, ServerFrame } from "../../protocol/frames.ts";
 import type { ReportRecord, Store } from "../store/store.ts";
 import { ChatError } from "./errors.ts";
 import type { ChatEvent, FanOut } from "./fanout.ts";
@@ -24,17 +24,6 @@ import { type Conn, GENERAL, type RoomState, type UserState, type View } from ".
 /** Where the core reads the time, in epoch milliseconds. */
 export interface Clock {
   now(): number;
-}
-
-/** What a client needs to derive the login key from its password (challenge logins). */
-export interface KdfParams {
-  kdf: "scrypt";
-  N: number;
-  r: number;
-  p: number;
-  /** Base64. */
-  salt: string;
-  key_bytes: number;
 }
 
 /** Hashes and checks passwords with a slow KDF. */
