@@ -6,13 +6,11 @@
 
 import { validateRoomName } from "../../protocol/frames.ts";
 import type { FileRecord } from "../store/store.ts";
-import { connectionlessCall } from "./call.ts";
 import type { Core } from "./core.ts";
-import { loadCursors, whileBusy } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
 import { dmId, formatSize } from "./format.ts";
 import { canRead } from "./history.ts";
-import { type AckFrame, messageCommand, privateCommand } from "./messages.ts";
+import { type AckFrame, postAs } from "./messages.ts";
 import { checkCanSend } from "./moderation.ts";
 import { GENERAL } from "./state.ts";
 
@@ -85,15 +83,9 @@ export async function uploadFile(
     ...(expiresAt === undefined ? {} : { expiresAt }),
   });
   const message = `sent a file: ${name} (${formatSize(size)}, ${file.mime})`;
-  const call = connectionlessCall(core, u, meta.ip ?? "");
   try {
-    return await whileBusy(core, u, async () => {
-      await loadCursors(core, u);
-      const pending = meta.to !== undefined
-        ? await privateCommand(call, { target_username: meta.to, message }, { file })
-        : await messageCommand(call, { room: chat, message }, { file });
-      return await pending.done;
-    });
+    const where = meta.to !== undefined ? { to: meta.to } : { room: chat };
+    return await postAs(core, u, where, message, { ip: meta.ip ?? "", extra: { file } });
   } catch (error) {
     // Refused at the last moment (the quota filled meanwhile): the bytes go too.
     await core.store.deleteFile(id).catch((e) => core.onError(e, "delete a refused file"));

@@ -18,6 +18,7 @@ import { errorFrame } from "./call.ts";
 import { type AnswerOf, attachChecked, dispatch, runAs } from "./commands.ts";
 import { Core, type HubOptions, type HubStats } from "./core.ts";
 import { evictIdleCursors, flushCursors } from "./cursors.ts";
+import { sha256 } from "./format.ts";
 import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
 import type { FanOut } from "./fanout.ts";
@@ -31,7 +32,6 @@ import { statsFrame } from "./views.ts";
 export type { Clock, HubOptions, HubStats, PasswordHasher, RateLimit } from "./core.ts";
 export { GENERAL } from "./state.ts";
 export { formatSize } from "./format.ts";
-import { sha256 } from "./format.ts";
 
 /** How often expired messages are removed from storage (they are hidden on read at once). */
 const SWEEP_EVERY_MS = 60_000;

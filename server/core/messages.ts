@@ -7,9 +7,9 @@
 import { charCount, type ServerFrame, utf8Length } from "../../protocol/frames.ts";
 import { MAX_MESSAGE_CHARS } from "../../protocol/limits.ts";
 import type { StoredMessage } from "../store/store.ts";
-import { Pending, type UserCall } from "./call.ts";
+import { connectionlessCall, Pending, type UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
-import { advance } from "./cursors.ts";
+import { advance, loadCursors, whileBusy } from "./cursors.ts";
 import { addContact } from "./contacts.ts";
 import { ChatError } from "./errors.ts";
 import { dmId, iso } from "./format.ts";
@@ -83,6 +83,28 @@ export async function privateCommand(
   addContact(core, to, u);
   addContact(core, u, to);
   return pending;
+}
+
+/**
+ * Posts a message for a user without a live connection (a file's announcement, a scheduled
+ * message): to `to` privately, or to `room`; resolves with the ack once stored. The rules of
+ * sending apply as on every wire.
+ */
+export async function postAs(
+  core: Core,
+  u: UserState,
+  where: { to: string } | { room: string },
+  message: string,
+  options: { ip: string; extra: PostExtra },
+): Promise<AckFrame> {
+  const call = connectionlessCall(core, u, options.ip);
+  return await whileBusy(core, u, async () => {
+    await loadCursors(core, u);
+    const pending = "to" in where
+      ? await privateCommand(call, { target_username: where.to, message }, options.extra)
+      : await messageCommand(call, { room: where.room, message }, options.extra);
+    return await pending.done;
+  });
 }
 
 function replyOf(frame: { reply_to?: string }): PostExtra {

@@ -6,12 +6,11 @@
 
 import type { ScheduledEntry } from "../../protocol/frames.ts";
 import type { ScheduledRecord } from "../store/store.ts";
-import { connectionlessCall, type UserCall } from "./call.ts";
+import type { UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
-import { loadCursors, whileBusy } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
 import { iso } from "./format.ts";
-import { messageCommand, privateCommand } from "./messages.ts";
+import { postAs } from "./messages.ts";
 import { checkNotBanned } from "./moderation.ts";
 import type { UserState } from "./state.ts";
 
@@ -138,14 +137,7 @@ export async function runScheduled(core: Core): Promise<number> {
 }
 
 async function sendScheduled(core: Core, u: UserState, claimed: ScheduledRecord): Promise<void> {
-  const call = connectionlessCall(core, u, "");
-  await whileBusy(core, u, async () => {
-    checkNotBanned(core, u);
-    await loadCursors(core, u);
-    const extra = { completes: claimed };
-    const pending = claimed.to !== null
-      ? await privateCommand(call, { target_username: claimed.to, message: claimed.text }, extra)
-      : await messageCommand(call, { room: claimed.room!, message: claimed.text }, extra);
-    await pending.done;
-  });
+  checkNotBanned(core, u);
+  const where = claimed.to !== null ? { to: claimed.to } : { room: claimed.room! };
+  await postAs(core, u, where, claimed.text, { ip: "", extra: { completes: claimed } });
 }

@@ -152,7 +152,8 @@ export class JimSession {
       case "error":
         if (kind === "presence" && f.code === "password_required") {
           // A registered name: prove the password without sending it.
-          return this.#challengeNext();
+          this.wantsChallenge = true;
+          return [];
         }
         return [{
           response: f.code === "banned" || f.code === "forbidden" ? 403 : 400,
@@ -192,16 +193,11 @@ export class JimSession {
     }
   }
 
-  /** Set by the connection: the frame to send to ask for a challenge. */
+  /** The frame that asks the hub for a login challenge for the name given at presence. */
   challengeFrame(): ClientFrame {
     const ref = `jim${++this.#next}`;
     this.#asked.set(ref, "challenge");
     return { type: "challenge", username: this.#name, ref };
-  }
-
-  #challengeNext(): JimObject[] {
-    this.wantsChallenge = true;
-    return [];
   }
 
   /** True once the hub said the name is registered: the connection sends `challengeFrame()`. */
