@@ -2,9 +2,17 @@
  * The load generator, run as its own process by bench/run.ts: N receivers and S senders in one
  * room (or IRC channel), 64-byte messages stamped with the send time, over the chat's TCP JSON
  * wire, its WebSocket, or IRC (ngircd). Prints one JSON object with the results.
+ *
+ * Fair to both servers: receivers connect a few at a time and retry (ngircd listens with a
+ * backlog of 10, and a burst of 200 connects overflowed it), the clock starts only once every
+ * receiver is in the room (`joined` says how many were; the runner voids a row short of N),
+ * senders that get acks (the chat) keep at most WINDOW frames unanswered as a real client must
+ * (the WebSocket wire cuts a client off past 256), every goodbye is reported, and the generator's
+ * own CPU is measured (`gen_cpu_pct`): a generator near a full core adds its own latency.
  * @module
  */
 
+import process from "node:process";
 import { parseArgs } from "node:util";
 
 const args = parseArgs({
@@ -36,26 +44,60 @@ const SLOW = Number(args.slow);
 const TAG = String(args.tag);
 const enc = new TextEncoder();
 const MARK = enc.encode("bmk|");
+const BYE = enc.encode(proto === "irc" ? "ERROR :" : '"type":"bye"');
 const now = () => performance.timeOrigin + performance.now();
+
+/** Receivers connecting at once: more overflowed ngircd's listen backlog of 10. */
+const CONNECT_CONCURRENCY = 8;
+/** Tries per receiver before it counts as not joined. */
+const CONNECT_TRIES = 5;
+/** Time for one connect + login + join before it is retried. */
+const READY_TIMEOUT_MS = 15_000;
+/** Frames a sender keeps unanswered (the chat acks each message; the WebSocket allows 256). */
+const WINDOW = 200;
 
 /** One client: a socket or a WebSocket, with a way to send a line and a count of what it got. */
 interface Client {
   send(text: string): void;
+  close(): void;
   received: number;
   latencies: number[];
   /** When the last counted message arrived. */
   lastAt: number;
   stopped: boolean;
   closed: boolean;
+  /** Whether the login (and join, for a receiver) completed. */
+  joined: boolean;
   ready: Promise<void>;
+  /** Replies counted by a sender (acks and errors), to keep within WINDOW. */
+  replies: number;
+  /** Wakes a sender waiting for replies. */
+  onReply: (() => void) | null;
+  /** The server's goodbye, if it sent one (`bye` frame, IRC `ERROR`). */
+  bye: string | null;
 }
+
+/** Arrival of each message index: first and last receiver (for the spread). */
+const firstAt = new Float64Array(Number(args.messages)).fill(Infinity);
+const lastAtOf = new Float64Array(Number(args.messages));
 
 function roomOf(i: number): string {
   // A room of its own per run, so no earlier run's history is counted.
   return ROOMS === 1 ? `${TAG}room` : `${TAG}room${i % ROOMS}`;
 }
 
-/** Scans a chunk of bytes for "bmk|<micros>|" and records each latency. */
+/** Records one arrival of message `index` sent at `micros`. */
+function arrived(c: Client, t: number, micros: number, index: number): void {
+  c.received++;
+  c.lastAt = t;
+  c.latencies.push(t - micros / 1000);
+  if (index < firstAt.length) {
+    if (t < firstAt[index]!) firstAt[index] = t;
+    if (t > lastAtOf[index]!) lastAtOf[index] = t;
+  }
+}
+
+/** Scans a chunk of bytes for "bmk|<micros>|<index>|" and records each arrival. */
 function scan(c: Client, bytes: Uint8Array): void {
   const t = now();
   let i = 0;
@@ -67,11 +109,51 @@ function scan(c: Client, bytes: Uint8Array): void {
     while (j < bytes.length && bytes[j]! >= 48 && bytes[j]! <= 57) {
       micros = micros * 10 + (bytes[j++]! - 48);
     }
-    c.received++;
-    c.lastAt = t;
-    c.latencies.push(t - micros / 1000);
+    let index = 0;
+    for (j++; j < bytes.length && bytes[j]! >= 48 && bytes[j]! <= 57; j++) {
+      index = index * 10 + (bytes[j]! - 48);
+    }
+    arrived(c, t, micros, index);
     i = j;
   }
+}
+
+/** The same scan over a WebSocket message's text (no encoding it to bytes first). */
+function scanText(c: Client, text: string): void {
+  const t = now();
+  let i = 0;
+  while ((i = text.indexOf("bmk|", i)) >= 0) {
+    let j = i + 4;
+    let micros = 0;
+    for (let ch = text.charCodeAt(j); ch >= 48 && ch <= 57; ch = text.charCodeAt(++j)) {
+      micros = micros * 10 + (ch - 48);
+    }
+    let index = 0;
+    for (let ch = text.charCodeAt(++j); ch >= 48 && ch <= 57; ch = text.charCodeAt(++j)) {
+      index = index * 10 + (ch - 48);
+    }
+    arrived(c, t, micros, index);
+    i = j;
+  }
+}
+
+/** Counts a sender's replies and notes a goodbye, from text it received. */
+function replies(c: Client, text: string): void {
+  let n = 0;
+  for (let i = 0; (i = text.indexOf('"type":"ack"', i)) >= 0; i += 12) n++;
+  for (let i = 0; (i = text.indexOf('"type":"error"', i)) >= 0; i += 14) n++;
+  noteBye(c, text);
+  if (n > 0) {
+    c.replies += n;
+    c.onReply?.();
+  }
+}
+
+function noteBye(c: Client, text: string): void {
+  if (c.bye !== null) return;
+  const bye = text.match(/"type":"bye"[^\n]*?"(?:message|reason)":"([^"]*)"/) ??
+    text.match(/^ERROR :(.*)$/m);
+  if (bye) c.bye = bye[1]!;
 }
 
 function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
@@ -82,90 +164,157 @@ function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
   return -1;
 }
 
-async function tcpClient(name: string, room: string, counts: boolean): Promise<Client> {
-  const conn = await Deno.connect({ hostname: String(args.host), port: PORT });
+function newClient(send: (text: string) => void, close: () => void): {
+  c: Client;
+  ready: () => void;
+} {
   let ready!: () => void;
   const c: Client = {
-    send: (text) => void conn.write(enc.encode(text)).catch(() => {}),
+    send,
+    close,
     received: 0,
     latencies: [],
     lastAt: 0,
     stopped: false,
     closed: false,
+    joined: false,
     ready: new Promise((r) => (ready = r)),
+    replies: 0,
+    onReply: null,
+    bye: null,
   };
+  return { c, ready };
+}
+
+/** A receiver counts deliveries; a sender joins and counts replies; idle only logs in. */
+type Role = "receiver" | "sender" | "idle";
+
+async function tcpClient(name: string, room: string, role: Role): Promise<Client> {
+  const counts = role === "receiver";
+  const conn = await Deno.connect({ hostname: String(args.host), port: PORT });
+  const { c, ready } = newClient(
+    (text) => void conn.write(enc.encode(text)).catch(() => {}),
+    () => {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    },
+  );
   const dec = new TextDecoder();
   let greeting = "";
   (async () => {
-    const buf = new Uint8Array(64 * 1024);
-    let loggedIn = false;
+    const buf = new Uint8Array(counts ? 64 * 1024 : 16 * 1024);
     try {
       while (true) {
         if (c.stopped) return; // a slow reader: stops reading, keeps the socket open
         const n = await conn.read(buf);
         if (n === null) break;
         const chunk = buf.subarray(0, n);
-        if (!loggedIn) {
+        if (!c.joined) {
           greeting += dec.decode(chunk);
           const done = proto === "irc"
-            ? / 366 /.test(greeting) || (!counts && / 001 /.test(greeting))
-            : /"type":"joined"/.test(greeting) || (!counts && /"type":"welcome"/.test(greeting));
+            ? / 366 /.test(greeting) || (role === "idle" && / 001 /.test(greeting))
+            : /"type":"joined"/.test(greeting) ||
+              (role === "idle" && /"type":"welcome"/.test(greeting));
           if (done) {
-            loggedIn = true;
+            c.joined = true;
             ready();
           }
           continue;
         }
-        if (counts) scan(c, chunk);
+        if (counts) {
+          scan(c, chunk);
+          // A goodbye is the last thing a server sends: look for one at the end of a read.
+          const tail = chunk.subarray(Math.max(0, n - 512));
+          if (indexOf(tail, BYE, 0) >= 0) noteBye(c, dec.decode(tail));
+        } else replies(c, dec.decode(chunk));
       }
     } catch { /* closed */ }
+    if (!c.joined) noteBye(c, greeting);
     c.closed = true;
     ready();
   })();
   if (proto === "irc") {
     c.send(`NICK ${name}\r\nUSER ${name} 0 * :${name}\r\n`);
-    if (counts) c.send(`JOIN #${room}\r\n`);
-    else c.send("");
+    if (role !== "idle") c.send(`JOIN #${room}\r\n`);
   } else {
     c.send(JSON.stringify({ username: name }) + "\n");
-    if (counts) c.send(JSON.stringify({ type: "join", room }) + "\n");
+    if (role !== "idle") c.send(JSON.stringify({ type: "join", room }) + "\n");
   }
   return c;
 }
 
-async function wsClient(name: string, room: string, counts: boolean): Promise<Client> {
+async function wsClient(name: string, room: string, role: Role): Promise<Client> {
+  const counts = role === "receiver";
   const ws = new WebSocket(`ws://${args.host}:${PORT}/ws`);
-  ws.binaryType = "arraybuffer";
-  let ready!: () => void;
-  const c: Client = {
-    send: (text) => ws.readyState === WebSocket.OPEN && ws.send(text.trimEnd()),
-    received: 0,
-    latencies: [],
-    lastAt: 0,
-    stopped: false,
-    closed: false,
-    ready: new Promise((r) => (ready = r)),
-  };
-  let loggedIn = false;
+  const { c, ready } = newClient(
+    (text) => ws.readyState === WebSocket.OPEN && ws.send(text.trimEnd()),
+    () => ws.close(),
+  );
   ws.onmessage = (e) => {
     const text = String(e.data);
-    if (!loggedIn) {
-      if (text.includes('"type":"joined"') || (!counts && text.includes('"type":"welcome"'))) {
-        loggedIn = true;
+    if (!c.joined) {
+      if (
+        text.includes('"type":"joined"') ||
+        (role === "idle" && text.includes('"type":"welcome"'))
+      ) {
+        c.joined = true;
         ready();
       }
+      noteBye(c, text);
       return;
     }
-    if (counts && !c.stopped) scan(c, enc.encode(text));
+    if (counts) {
+      if (!c.stopped) scanText(c, text);
+      noteBye(c, text);
+    } else replies(c, text);
   };
   ws.onclose = () => {
     c.closed = true;
     ready();
   };
-  await new Promise<void>((r) => (ws.onopen = () => r()));
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error("WebSocket did not open"));
+  });
   c.send(JSON.stringify({ username: name }) + "\n");
-  if (counts) c.send(JSON.stringify({ type: "join", room }) + "\n");
+  if (role !== "idle") c.send(JSON.stringify({ type: "join", room }) + "\n");
   return c;
+}
+
+/** One receiver or sender, connected, logged in and joined; retried with backoff. */
+async function joined(name: string, room: string, role: Role): Promise<Client | null> {
+  for (let attempt = 0; attempt < CONNECT_TRIES; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    let c: Client;
+    try {
+      c = await make(name, room, role);
+    } catch {
+      continue; // refused (a full backlog): try again
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      c.ready,
+      new Promise((r) => (timer = setTimeout(r, READY_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (c.joined && !c.closed) return c;
+    c.close();
+  }
+  return null;
+}
+
+/** Runs `task` for 0..count-1, at most `limit` at a time. */
+async function bounded<T>(count: number, limit: number, task: (i: number) => Promise<T>) {
+  const out: T[] = new Array(count);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, async () => {
+    while (next < count) {
+      const i = next++;
+      out[i] = await task(i);
+    }
+  }));
+  return out;
 }
 
 function message(i: number): string {
@@ -187,17 +336,12 @@ function percentile(sorted: number[], p: number): number {
 
 const make = proto === "ws" ? wsClient : tcpClient;
 const started = now();
-const receivers: Client[] = [];
-for (let i = 0; i < N; i += 200) {
-  const batch = await Promise.all(
-    Array.from(
-      { length: Math.min(200, N - i) },
-      (_, k) => make(`${TAG}r${i + k}`, roomOf(i + k), !args.idle),
-    ),
-  );
-  await Promise.all(batch.map((c) => c.ready));
-  receivers.push(...batch);
-}
+const all = await bounded(
+  N,
+  CONNECT_CONCURRENCY,
+  (i) => joined(`${TAG}r${i}`, roomOf(i), args.idle ? "idle" : "receiver"),
+);
+const receivers = all.filter((c): c is Client => c !== null);
 const setupMs = now() - started;
 
 if (args.idle) {
@@ -214,39 +358,56 @@ if (args.idle) {
 }
 
 const senders: Client[] = [];
-for (let i = 0; i < S; i++) senders.push(await make(`${TAG}s${i}`, roomOf(i), false));
-await Promise.all(senders.map((c) => c.ready));
-// Senders must be in their rooms too (IRC needs it to send; the chat needs it to post).
 for (let i = 0; i < S; i++) {
-  senders[i]!.send(
-    proto === "irc"
-      ? `JOIN #${roomOf(i)}\r\n`
-      : JSON.stringify({ type: "join", room: roomOf(i) }) + "\n",
-  );
+  // Senders are in their rooms too (IRC needs it to send; the chat needs it to post).
+  const c = await joined(`${TAG}s${i}`, roomOf(i), "sender");
+  if (c === null) throw new Error(`sender ${i} could not connect and join`);
+  senders.push(c);
 }
 await new Promise((r) => setTimeout(r, 300));
 
+/** Waits until a sender has fewer than `room` frames unanswered (only the chat answers). */
+function windowOpen(c: Client, sent: number, room: number): Promise<void> | null {
+  if (proto === "irc" || sent - c.replies <= WINDOW - room || c.closed) return null;
+  return new Promise((r) => {
+    c.onReply = () => {
+      if (sent - c.replies <= WINDOW - room || c.closed) {
+        c.onReply = null;
+        r();
+      }
+    };
+  });
+}
+
+// The runner counts the server's CPU from this line on (not the logins).
+console.log("start");
+const cpu0 = process.cpuUsage();
 const slowCount = Math.floor(N * SLOW);
 const t0 = now();
 if (RATE === 0) {
-  // Back to back, spread over the senders, in chunks so the event loop keeps reading.
-  for (let i = 0; i < M; i += S * 50) {
-    for (let s = 0; s < S; s++) {
+  // Back to back: each sender sends its share in chunks of 50, keeping within the window, and
+  // yields between chunks so the event loop keeps reading.
+  const share = Math.ceil(M / S);
+  await Promise.all(senders.map(async (c, s) => {
+    const from = s * share;
+    const to = Math.min(M, from + share);
+    for (let i = from; i < to && !c.closed; i += 50) {
       let chunk = "";
-      for (let k = 0; k < 50 && i + s * 50 + k < M; k++) {
-        chunk += frameFor(roomOf(s), message(i + s * 50 + k));
-      }
-      if (chunk) senders[s]!.send(chunk);
+      for (let k = i; k < Math.min(to, i + 50); k++) chunk += frameFor(roomOf(s), message(k));
+      await windowOpen(c, i - from, 50);
+      c.send(chunk);
+      await new Promise((r) => setTimeout(r, 0));
     }
-    await new Promise((r) => setTimeout(r, 0));
-  }
+  }));
 } else {
   const interval = 1000 / RATE;
+  const sent = new Array(S).fill(0);
   for (let i = 0; i < M; i++) {
     if (slowCount > 0 && i === Math.floor(M / 5)) {
       for (let k = 0; k < slowCount; k++) receivers[k]!.stopped = true;
     }
     const s = i % S;
+    await windowOpen(senders[s]!, sent[s]++, 1);
     senders[s]!.send(frameFor(roomOf(s), message(i)));
     const wait = t0 + (i + 1) * interval - now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -275,9 +436,20 @@ const lastAt = Math.max(t0, ...active.map((c) => c.lastAt));
 const doneMs = lastAt - t0;
 const delivered = active.reduce((n, c) => n + c.received, 0);
 const lat = active.flatMap((c) => c.latencies).sort((a, b) => a - b);
+const cpu = process.cpuUsage(cpu0);
+const genCpuS = (cpu.user + cpu.system) / 1e6;
+// First to last receiver of each message (messages every receiver got, so a cut-off reader
+// does not count as a late one).
+const spreads: number[] = [];
+for (let i = 0; i < M; i++) {
+  if (firstAt[i] !== Infinity) spreads.push(lastAtOf[i]! - firstAt[i]!);
+}
+spreads.sort((a, b) => a - b);
+const byes = [...receivers, ...senders].filter((c) => c.bye !== null);
 console.log(JSON.stringify({
   proto,
   receivers: N,
+  joined: receivers.length,
   senders: S,
   messages: M,
   rate: RATE,
@@ -290,6 +462,13 @@ console.log(JSON.stringify({
   achieved_rate: Math.round((M / sentMs) * 1000),
   p50_ms: +percentile(lat, 50).toFixed(2),
   p99_ms: +percentile(lat, 99).toFixed(2),
+  spread_p50_ms: +percentile(spreads, 50).toFixed(2),
+  spread_p99_ms: +percentile(spreads, 99).toFixed(2),
+  gen_cpu_s: +genCpuS.toFixed(2),
+  // Of one core, over the measured part (first send to last delivery).
+  gen_cpu_pct: Math.round((genCpuS * 100_000) / Math.max(1, doneMs, sentMs)),
+  byes: byes.length,
+  bye: byes[0]?.bye ?? "",
   slow: slowCount,
   slow_dropped: receivers.slice(0, slowCount).filter((c) => c.closed).length,
 }));

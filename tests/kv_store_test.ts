@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { lastPerKey } from "../server/store/group_commit.ts";
 import { KvStore } from "../server/store/kv_store.ts";
 import { ConflictError, type StoredMessage } from "../server/store/store.ts";
 import { FakeClock, fakeUlid, login, makeHub } from "./_helpers.ts";
@@ -19,6 +20,45 @@ Deno.test("KvStore.appendMessage() commits a burst in few atomic batches and kee
   assert.deepEqual(all.slice(0, 3).map((m) => m.seq), [1, 2, 3]);
   const snap = await store.load();
   assert.equal(snap.seqs.get("general"), 1000);
+});
+
+Deno.test('lastPerKey(): one write per key, the last one, in order; sums all kept; 1 and "1" differ', () => {
+  const batch = [
+    { mutations: [{ type: "set", key: ["seq", "a"], value: 1 } as const] },
+    {
+      mutations: [
+        { type: "set", key: ["m", 1], value: "x" } as const,
+        { type: "set", key: ["m", "1"], value: "y" } as const,
+        { type: "sum", key: ["n"], value: new Deno.KvU64(1n) } as const,
+        { type: "set", key: ["seq", "a"], value: 2 } as const,
+      ],
+    },
+    {
+      mutations: [
+        { type: "sum", key: ["n"], value: new Deno.KvU64(1n) } as const,
+        { type: "delete", key: ["m", 1] } as const,
+      ],
+    },
+  ];
+  const out = lastPerKey(batch);
+  assert.deepEqual(out.map((m) => [m.type, ...m.key]), [
+    ["set", "m", "1"],
+    ["sum", "n"],
+    ["set", "seq", "a"],
+    ["sum", "n"],
+    ["delete", "m", 1],
+  ]);
+  assert.equal((out[2] as { value: number }).value, 2);
+});
+
+Deno.test("KvStore: a burst in one chat, its counter written once per commit, ends at the last sequence", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const store = new KvStore(kv);
+  await Promise.all(
+    Array.from({ length: 300 }, (_, i) => store.appendMessage(msg("general", i + 1))),
+  );
+  assert.equal((await kv.get<number>(["chat_seq", "general"])).value, 300);
+  assert.equal((await store.load()).seqs.get("general"), 300);
 });
 
 Deno.test("KvStore.listMessages() pages by before and after in ascending order", async () => {

@@ -13,7 +13,7 @@ import { visibleTo } from "./history.ts";
 import { inviteFrame, joinRequestFrame } from "./groups.ts";
 import { addMember } from "./rooms.ts";
 import { endSession, sessionRequestFrame } from "./sessions.ts";
-import { type Conn, GENERAL, type UserState } from "./state.ts";
+import { type Conn, GENERAL, own, type UserState } from "./state.ts";
 
 /** Makes the asking connection one of `u`'s: welcome, replay, then what arrived meanwhile. */
 export async function attach(call: Call, u: UserState, since: string | undefined): Promise<void> {
@@ -195,10 +195,10 @@ function goOffline(core: Core, u: UserState): void {
   core.onlineUsers--;
   for (const chat of u.chats) core.rooms.get(chat)?.online.delete(u);
   if (u.session) endSession(core, u, `${u.record.name} went offline`);
-  for (const other of u.requestsIn) other.requestsOut.delete(u);
-  for (const other of u.requestsOut) other.requestsIn.delete(u);
-  u.requestsIn.clear();
-  u.requestsOut.clear();
+  for (const other of u.requestsIn) own(other, "requestsOut").delete(u);
+  for (const other of u.requestsOut) own(other, "requestsIn").delete(u);
+  if (u.requestsIn.size > 0) own(u, "requestsIn").clear();
+  if (u.requestsOut.size > 0) own(u, "requestsOut").clear();
   core.publish({
     kind: "everyone",
     frame: {

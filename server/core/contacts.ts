@@ -6,7 +6,7 @@
 import { exceptAsker, type UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
-import type { UserState } from "./state.ts";
+import { own, type UserState } from "./state.ts";
 
 /** A user's contacts with who is online. */
 function contactsFrame(core: Core, u: UserState) {
@@ -20,7 +20,7 @@ function contactsFrame(core: Core, u: UserState) {
 /** Adds `contact` to `u`'s contacts if missing, and tells `u`'s connections. */
 export function addContact(core: Core, u: UserState, contact: UserState): void {
   if (u.contacts.has(contact.record.name)) return;
-  u.contacts.add(contact.record.name);
+  own(u, "contacts").add(contact.record.name);
   core.background(core.store.setContact(u.record.name, contact.record.name, true), "save contact");
   core.publish({ kind: "user", user: u.record.name, frame: contactsFrame(core, u) });
 }
@@ -39,8 +39,8 @@ export async function changeContactCommand(
   const add = frame.type === "add_contact";
   const other = core.requireUser(frame.username);
   if (other === u) throw new ChatError("bad_field", "You cannot add yourself as a contact");
-  if (add) u.contacts.add(other.record.name);
-  else u.contacts.delete(other.record.name);
+  if (add) own(u, "contacts").add(other.record.name);
+  else if (u.contacts.has(other.record.name)) own(u, "contacts").delete(other.record.name);
   await core.store.setContact(u.record.name, other.record.name, add);
   const list = contactsFrame(core, u);
   core.publish({ kind: "user", user: u.record.name, frame: list, ...exceptAsker(call) });

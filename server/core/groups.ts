@@ -10,7 +10,7 @@ import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
 import { randomToken } from "./format.ts";
 import { addMember, createRoom, joinCommand, type JoinedFrame, removeFromRoom } from "./rooms.ts";
-import { GENERAL, type RoomState, type UserState } from "./state.ts";
+import { GENERAL, own, type RoomState, type UserState } from "./state.ts";
 
 type SystemFrame = Extract<ServerFrame, { type: "system" }>;
 
@@ -64,7 +64,7 @@ export async function inviteCommand(call: UserCall, frame: { room: string; usern
   if (room.members.has(target)) {
     throw new ChatError("bad_field", `${target.record.name} is already in #${name}`);
   }
-  target.invites.set(name, u.record.name);
+  own(target, "invites").set(name, u.record.name);
   await core.store.setInvite(name, target.record.name, {
     from: u.record.name,
     at: core.clock.now(),
@@ -90,7 +90,7 @@ export async function inviteResponseCommand(
   }
   // Looked up while the invite still lets the user see the group.
   const room = frame.accepted ? core.requireRoom(name, u) : null;
-  u.invites.delete(name);
+  if (u.invites.has(name)) own(u, "invites").delete(name);
   await core.store.setInvite(name, u.record.name, null);
   if (!room) {
     if (core.users.has(from)) {

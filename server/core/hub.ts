@@ -26,7 +26,7 @@ import { openFile, uploadFile, type UploadMeta } from "./files.ts";
 import type { AckFrame } from "./messages.ts";
 import { Outbound, type Peer } from "./peer.ts";
 import { runScheduled } from "./scheduled.ts";
-import { type Conn, GENERAL, newConn, newRoomState } from "./state.ts";
+import { type Conn, GENERAL, newConn, newRoomState, own } from "./state.ts";
 import { statsFrame } from "./views.ts";
 
 export type { Clock, HubOptions, HubStats, PasswordHasher, RateLimit } from "./core.ts";
@@ -334,9 +334,13 @@ async function load(core: Core): Promise<void> {
     core.rooms.get(chat)?.members.add(u);
   }
   for (const [chat, seq] of snap.seqs) core.seqs.set(chat, seq);
-  for (const { user, contact } of snap.contacts) core.users.get(user)?.contacts.add(contact);
+  for (const { user, contact } of snap.contacts) {
+    const u = core.users.get(user);
+    if (u) own(u, "contacts").add(contact);
+  }
   for (const inv of snap.groups.invites) {
-    core.users.get(inv.user)?.invites.set(inv.room, inv.from);
+    const u = core.users.get(inv.user);
+    if (u) own(u, "invites").set(inv.room, inv.from);
   }
   for (const link of snap.groups.links) core.links.set(link.token, link);
   for (const req of snap.groups.requests) {

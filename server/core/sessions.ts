@@ -8,7 +8,7 @@ import type { Mode, ServerFrame } from "../../protocol/frames.ts";
 import { type Call, exceptAsker, type UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
-import { GENERAL, type UserState } from "./state.ts";
+import { GENERAL, own, type UserState } from "./state.ts";
 
 /** The frame asking a user for a session. */
 export function sessionRequestFrame(core: Core, from: UserState): ServerFrame {
@@ -51,8 +51,8 @@ export function sessionRequestCommand(call: UserCall, frame: { target_username: 
   if (to.session) {
     throw new ChatError("session_conflict", `${name} is in another private session; try later`);
   }
-  u.requestsOut.add(to);
-  to.requestsIn.add(u);
+  own(u, "requestsOut").add(to);
+  own(to, "requestsIn").add(u);
   core.publish({ kind: "user", user: name, frame: sessionRequestFrame(core, u) });
   return core.system(`Session request sent to ${name}; waiting for an answer`);
 }
@@ -76,8 +76,8 @@ export function sessionResponseCommand(
     );
   }
   if (frame.accepted) requireLive(u);
-  u.requestsIn.delete(from);
-  from.requestsOut.delete(u);
+  own(u, "requestsIn").delete(from);
+  own(from, "requestsOut").delete(u);
   if (frame.accepted && (u.session || from.session)) {
     throw new ChatError(
       "session_conflict",

@@ -30,11 +30,16 @@ export interface UserState {
   cursors: Map<string, number> | null;
   dirty: Set<string>;
   session: UserState | null;
-  requestsIn: Set<UserState>;
-  requestsOut: Set<UserState>;
-  /** Contacts (user names), and pending invites to private groups (room → who invited). */
-  contacts: Set<string>;
-  invites: Map<string, string>;
+  /**
+   * Session requests in and out, contacts (user names), and pending invites to private groups
+   * (room → who invited): empty for most users, so they share one empty collection until the
+   * first entry (`own()` gives a writable one). Four empty collections were ~0.8 KB of the
+   * ~9 KB of live heap per idle connection.
+   */
+  readonly requestsIn: ReadonlySet<UserState>;
+  readonly requestsOut: ReadonlySet<UserState>;
+  readonly contacts: ReadonlySet<string>;
+  readonly invites: ReadonlyMap<string, string>;
   /**
    * A guest's private messages from before this time are not shown (the name was left alone
    * past the grace period and taken again); 0 for registered users and fresh guests.
@@ -85,6 +90,38 @@ export interface PostExtra {
   completes?: ScheduledRecord;
 }
 
+const NO_USERS: ReadonlySet<UserState> = new Set();
+const NO_NAMES: ReadonlySet<string> = new Set();
+const NO_INVITES: ReadonlyMap<string, string> = new Map();
+
+/** The user's own writable collection for `field`, made on first use. */
+export function own(u: UserState, field: "requestsIn" | "requestsOut"): Set<UserState>;
+export function own(u: UserState, field: "contacts"): Set<string>;
+export function own(u: UserState, field: "invites"): Map<string, string>;
+export function own(
+  u: UserState,
+  field: "requestsIn" | "requestsOut" | "contacts" | "invites",
+): Set<UserState> | Set<string> | Map<string, string> {
+  const mutable = u as {
+    requestsIn: ReadonlySet<UserState>;
+    requestsOut: ReadonlySet<UserState>;
+    contacts: ReadonlySet<string>;
+    invites: ReadonlyMap<string, string>;
+  };
+  switch (field) {
+    case "requestsIn":
+    case "requestsOut":
+      if (mutable[field] === NO_USERS) mutable[field] = new Set();
+      return mutable[field] as Set<UserState>;
+    case "contacts":
+      if (mutable.contacts === NO_NAMES) mutable.contacts = new Set();
+      return mutable.contacts as Set<string>;
+    case "invites":
+      if (mutable.invites === NO_INVITES) mutable.invites = new Map();
+      return mutable.invites as Map<string, string>;
+  }
+}
+
 /** A new user's state around its stored record. */
 export function newUserState(record: UserRecord): UserState {
   return {
@@ -96,10 +133,10 @@ export function newUserState(record: UserRecord): UserState {
     cursors: null,
     dirty: new Set(),
     session: null,
-    requestsIn: new Set(),
-    requestsOut: new Set(),
-    contacts: new Set(),
-    invites: new Map(),
+    requestsIn: NO_USERS,
+    requestsOut: NO_USERS,
+    contacts: NO_NAMES,
+    invites: NO_INVITES,
     roomsCreated: [],
     privateSince: 0,
     busy: 0,

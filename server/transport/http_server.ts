@@ -174,32 +174,43 @@ class DeadlineServer implements HttpServer {
   /** Serves one connection's requests until it ends, idles too long, or is upgraded. */
   async #serve(remoteAddr: Deno.NetAddr, httpConn: HttpConn, state: Open): Promise<void> {
     try {
-      while (true) {
-        state.idle = true;
-        const next = await this.#nextRequest(httpConn);
-        state.idle = false;
-        if (next === TIMED_OUT) {
-          this.#log.debug("closing an http connection that sent no complete request in time", {
-            ip: remoteAddr.hostname,
-          });
-          return;
-        }
-        if (next === null) return;
-        const outcome = await this.#respond(remoteAddr, next);
-        if (outcome === "gone") return;
-        if (outcome !== "next") {
-          // An upgraded connection belongs to its WebSocket from here on; shutdown leaves it to
-          // the hub, but it counts against its address until the WebSocket is really gone.
-          this.#open.delete(httpConn);
-          await outcome.holding?.catch(() => {});
-          return;
-        }
+      const upgraded = await this.#requests(remoteAddr, httpConn, state);
+      // An upgraded connection belongs to its WebSocket from here on; shutdown leaves it to
+      // the hub, but it counts against its address until the WebSocket is really gone. Only
+      // the connection is kept meanwhile: the upgrade request, its headers and Deno's objects
+      // around them (~5 KB per WebSocket) are let go.
+      if (upgraded) {
+        this.#open.delete(httpConn);
+        await upgraded.holding?.catch(() => {});
       }
     } finally {
       this.#open.delete(httpConn);
       try {
         httpConn.close();
       } catch { /* already closed */ }
+    }
+  }
+
+  /** Serves requests until the connection ends (null) or is upgraded (with what holds it). */
+  async #requests(
+    remoteAddr: Deno.NetAddr,
+    httpConn: HttpConn,
+    state: Open,
+  ): Promise<{ holding: Promise<unknown> | undefined } | null> {
+    while (true) {
+      state.idle = true;
+      const next = await this.#nextRequest(httpConn);
+      state.idle = false;
+      if (next === TIMED_OUT) {
+        this.#log.debug("closing an http connection that sent no complete request in time", {
+          ip: remoteAddr.hostname,
+        });
+        return null;
+      }
+      if (next === null) return null;
+      const outcome = await this.#respond(remoteAddr, next);
+      if (outcome === "gone") return null;
+      if (outcome !== "next") return outcome;
     }
   }
 

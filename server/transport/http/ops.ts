@@ -143,6 +143,25 @@ function metric(name: string, type: "gauge" | "counter", help: string, lines: st
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines];
 }
 
+/** Process memory, as V8 and the OS see it (what the idle-connection benchmark compares). */
+function memoryMetrics(): string[] {
+  const m = Deno.memoryUsage();
+  return [
+    ...metric("chat_memory_rss_bytes", "gauge", "Resident memory of the process.", [
+      `chat_memory_rss_bytes ${m.rss}`,
+    ]),
+    ...metric("chat_memory_heap_used_bytes", "gauge", "Live JavaScript heap (after the last GC).", [
+      `chat_memory_heap_used_bytes ${m.heapUsed}`,
+    ]),
+    ...metric("chat_memory_heap_total_bytes", "gauge", "JavaScript heap reserved by V8.", [
+      `chat_memory_heap_total_bytes ${m.heapTotal}`,
+    ]),
+    ...metric("chat_memory_external_bytes", "gauge", "Memory V8 tracks outside its heap.", [
+      `chat_memory_external_bytes ${m.external}`,
+    ]),
+  ];
+}
+
 function metricsText(hub: Hub, storeStats: StoreStatsSource | undefined): string {
   const st = hub.statsFrame();
   const lines = [
@@ -168,6 +187,7 @@ function metricsText(hub: Hub, storeStats: StoreStatsSource | undefined): string
     ...metric("chat_uptime_seconds", "gauge", "Seconds since start.", [
       `chat_uptime_seconds ${st.uptime_s}`,
     ]),
+    ...memoryMetrics(),
   ];
   const store = storeStats?.();
   if (store) {

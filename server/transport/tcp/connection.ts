@@ -32,6 +32,7 @@ import {
 } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
 import { OutboundQueue } from "../outbound.ts";
+import { every } from "../ticker.ts";
 import {
   answersTimingMark,
   ECHO_OFF,
@@ -96,7 +97,8 @@ export class TcpConnection implements Peer {
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimeout: number;
   #heartbeatMs: number;
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Stops this connection's heartbeat checks (on the shared ticker), once started. */
+  #stopHeartbeat: (() => void) | undefined;
   #lastHeard = Date.now();
   /** Answered a heartbeat once: from then on, three silent beats mean the peer is gone. */
   #answersPings = false;
@@ -158,9 +160,9 @@ export class TcpConnection implements Peer {
     } catch (error) {
       if (!isDisconnect(error)) this.#log.warn("tcp read failed", { ip: this.ip, error });
     } finally {
-      clearTimeout(this.#greetingTimer);
-      clearTimeout(this.#loginTimer);
-      clearInterval(this.#heartbeat);
+      this.#clearGreetingTimer();
+      this.#clearLoginTimer();
+      this.#stopHeartbeat?.();
       // The peer may only have closed its sending side: answer what it sent before going.
       if (!this.#closed) await this.#hub.whenHandled(this.#id);
       this.#hub.disconnect(this.#id);
@@ -188,7 +190,7 @@ export class TcpConnection implements Peer {
       const chunk = stripTelnet(raw);
       // JIM objects come back to back, newline or not: they are split by braces, not lines.
       if (!this.#json && !this.#text && !this.#jim && this.#startsJim(pending, chunk)) {
-        clearTimeout(this.#greetingTimer);
+        this.#clearGreetingTimer();
         this.#jim = new JimSession();
         this.#jimRest = decoder.decode(pending);
         pending = new Uint8Array(0);
@@ -234,23 +236,36 @@ export class TcpConnection implements Peer {
    * left.
    */
   #startHeartbeat(): void {
-    this.#heartbeat = setInterval(() => {
-      if (!this.#json && !this.#speaksTelnet) return;
-      const due = heartbeatDue(Date.now() - this.#lastHeard, this.#heartbeatMs, this.#unanswered);
-      if (due.gone && this.#answersPings) {
-        this.#log.info("closing a tcp connection that stopped answering heartbeats", {
-          ip: this.ip,
-        });
-        clearInterval(this.#heartbeat);
-        this.close("no heartbeat");
-        this.#hardClose();
-        return;
-      }
-      if (!due.probe) return;
-      this.#unanswered++;
-      if (this.#json) this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
-      else this.#queue.push(TIMING_MARK_PROBE);
-    }, this.#heartbeatMs / HEARTBEAT_CHECKS_PER_BEAT);
+    this.#stopHeartbeat = every(this.#heartbeatMs / HEARTBEAT_CHECKS_PER_BEAT, this);
+  }
+
+  /** One heartbeat check (the shared ticker calls it): probe a quiet peer, drop a gone one. */
+  tick(): void {
+    if (!this.#json && !this.#speaksTelnet) return;
+    const due = heartbeatDue(Date.now() - this.#lastHeard, this.#heartbeatMs, this.#unanswered);
+    if (due.gone && this.#answersPings) {
+      this.#log.info("closing a tcp connection that stopped answering heartbeats", {
+        ip: this.ip,
+      });
+      this.#stopHeartbeat?.();
+      this.close("no heartbeat");
+      this.#hardClose();
+      return;
+    }
+    if (!due.probe) return;
+    this.#unanswered++;
+    if (this.#json) this.#sendFrame({ type: "ping", timestamp: new Date().toISOString() });
+    else this.#queue.push(TIMING_MARK_PROBE);
+  }
+
+  #clearLoginTimer(): void {
+    clearTimeout(this.#loginTimer);
+    this.#loginTimer = undefined;
+  }
+
+  #clearGreetingTimer(): void {
+    clearTimeout(this.#greetingTimer);
+    this.#greetingTimer = undefined;
   }
 
   /** Whether the first bytes are a complete JSON object with an `action` and no `type`. */
@@ -310,7 +325,7 @@ export class TcpConnection implements Peer {
 
   async #line(line: string): Promise<void> {
     if (!this.#json && !this.#text) {
-      clearTimeout(this.#greetingTimer);
+      this.#clearGreetingTimer();
       if (line.trimStart().startsWith("{")) this.#json = true;
       else this.#enterText(false);
     }
@@ -359,8 +374,8 @@ export class TcpConnection implements Peer {
   send(out: Outbound): void {
     if (this.#closing) return;
     if (out.frame.type === "welcome") {
-      clearTimeout(this.#loginTimer);
-      if (this.#heartbeat === undefined) this.#startHeartbeat();
+      this.#clearLoginTimer();
+      if (this.#stopHeartbeat === undefined) this.#startHeartbeat();
     }
     if (this.#jim) {
       for (const obj of this.#jim.outgoing(out.frame)) this.#jimWrite(obj);
