@@ -584,13 +584,13 @@ async function history(count: number): Promise<Record<string, number>> {
     const store = new KvStore(kv);
     const now = Date.now();
     // Prefill in big batches straight through the store (what the server would have written).
-    const pending: Promise<void>[] = [];
+    // The store numbers them 1, 2, … in the order they are queued.
+    const pending: Promise<unknown>[] = [];
     for (let seq = 1; seq <= count; seq++) {
       pending.push(
         store.appendMessage({
           id: String(seq).padStart(26, "0"),
           chat: "general",
-          seq,
           from: "filler",
           text: "history ".repeat(8),
           ts: now,

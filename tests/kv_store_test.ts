@@ -61,6 +61,60 @@ Deno.test("KvStore: a burst in one chat, its counter written once per commit, en
   assert.equal((await store.load()).seqs.get("general"), 300);
 });
 
+Deno.test("KvStore: a store whose cached counter another store moved numbers its message again, counted", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const a = new KvStore(kv);
+  const b = new KvStore(kv);
+  const draft = (id: string) => ({ id, chat: "general", from: "Alice", text: id, ts: 1 });
+  assert.equal((await a.appendMessage(draft("a1"))).seq, 1); // a caches the counter at 1
+  assert.equal((await b.appendMessage(draft("b1"))).seq, 2);
+  assert.equal((await b.appendMessage(draft("b2"))).seq, 3);
+  const again = await a.appendMessage(draft("a2"));
+  assert.equal(again.seq, 4);
+  assert.equal(a.stats.sequenceConflicts, 1);
+  const all = await a.listMessages("general", { limit: 10 });
+  assert.deepEqual(all.map((m) => [m.seq, m.id]), [[1, "a1"], [2, "b1"], [3, "b2"], [4, "a2"]]);
+});
+
+Deno.test("KvStore: three processes appending to one chat on one KV file give every message its own number", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/shared.kv`;
+  try {
+    // Created first, so the three do not race to create the file itself.
+    (await Deno.openKv(file)).close();
+    const per = 200;
+    const runs = await Promise.all(["a", "b", "c"].map((name) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("./fixtures/append_process.ts", import.meta.url).pathname,
+          file,
+          name,
+          String(per),
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output()
+    ));
+    for (const r of runs) assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    await using kv = await Deno.openKv(file);
+    const store = new KvStore(kv);
+    const all = await store.listMessages("general", { limit: 1000 });
+    assert.equal(all.length, 3 * per);
+    assert.deepEqual(all.map((m) => m.seq), Array.from({ length: 3 * per }, (_, i) => i + 1));
+    assert.equal(new Set(all.map((m) => m.id)).size, 3 * per);
+    // Each process's own messages are numbered in the order it sent them.
+    for (const name of ["a", "b", "c"]) {
+      const ids = all.filter((m) => m.from === name).map((m) => m.id);
+      assert.deepEqual(ids, [...ids].sort());
+    }
+    assert.equal((await store.load()).seqs.get("general"), 3 * per);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("KvStore.listMessages() pages by before and after in ascending order", async () => {
   await using kv = await Deno.openKv(":memory:");
   const store = new KvStore(kv);

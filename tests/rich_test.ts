@@ -3,7 +3,7 @@
  * one store), files, private groups and contacts.
  */
 import assert from "node:assert/strict";
-import { SCHEDULE_CLAIM_MS } from "../server/store/store.ts";
+import { SCHEDULE_CLAIM_MS, type StoredMessage } from "../server/store/store.ts";
 import { KvStore } from "../server/store/kv_store.ts";
 import { FakeClock, login, makeHub, seedAdmin } from "./_helpers.ts";
 
@@ -406,7 +406,7 @@ Deno.test("scheduled: a message claimed by a process that died before storing it
   const clock = new FakeClock();
   // The first process stops for good between claiming the due message and storing it.
   class DiesBeforeCommit extends KvStore {
-    override appendMessage(): Promise<void> {
+    override appendMessage(): Promise<StoredMessage> {
       return new Promise(() => {});
     }
   }

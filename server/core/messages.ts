@@ -6,7 +6,7 @@
 
 import { charCount, type ServerFrame, utf8Length } from "../../protocol/frames.ts";
 import { MAX_MESSAGE_CHARS } from "../../protocol/limits.ts";
-import type { StoredMessage } from "../store/store.ts";
+import type { NewMessage } from "../store/store.ts";
 import { connectionlessCall, Pending, type UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { advance, loadCursors, whileBusy } from "./cursors.ts";
@@ -144,12 +144,10 @@ function post(
   }
   const now = core.clock.now();
   checkCanSend(core, u, to !== undefined, now, { ip });
-  const seq = (core.seqs.get(chat) ?? 0) + 1;
-  core.seqs.set(chat, seq);
-  const msg: StoredMessage = {
+  // The store gives the sequence number as it commits (one counter for every node).
+  const draft: NewMessage = {
     id: core.newId(now),
     chat,
-    seq,
     from: u.record.name,
     text,
     ts: now,
@@ -160,8 +158,10 @@ function post(
   };
   const pending = new Pending<AckFrame>();
   const completes = attach.completes ? { completes: attach.completes } : {};
-  const stored = core.store.appendMessage(msg, completes).then(
-    () => {
+  const stored = core.store.appendMessage(draft, completes).then(
+    (msg) => {
+      const seq = msg.seq;
+      if (seq > (core.seqs.get(chat) ?? 0)) core.seqs.set(chat, seq);
       countMessage(core, now);
       core.publish({ kind: "message", message: msg });
       // Every message received and sent, watched or not: who, where, how big (not the text:

@@ -15,6 +15,7 @@ import {
   type FileRecord,
   type GroupState,
   type ListOptions,
+  type NewMessage,
   type ReportRecord,
   SCHEDULE_CLAIM_MS,
   type ScheduledRecord,
@@ -41,7 +42,7 @@ export class KvStore implements Store {
   /** Wraps an open KV database; `now` times commits for the stats. */
   constructor(kv: Deno.Kv, options: { now?: () => number } = {}) {
     this.#kv = kv;
-    this.#commits = new GroupCommit(kv, options.now ?? (() => performance.now()));
+    this.#commits = new GroupCommit(kv, options.now ?? (() => performance.now()), keys.seq);
   }
 
   /** Work counters since start: commits, mutations and commit time. */
@@ -124,22 +125,19 @@ export class KvStore implements Store {
   }
 
   appendMessage(
-    message: StoredMessage,
+    message: NewMessage,
     options: { completes?: ScheduledRecord } = {},
-  ): Promise<void> {
+  ): Promise<StoredMessage> {
     // KV's expireIn is best effort: readers check expiresAt too, and housekeeping() sweeps.
     const ttl = message.expiresAt === undefined
       ? {}
       : { expireIn: Math.max(1, message.expiresAt - message.ts) };
-    return this.#write(
-      [
-        { type: "set", key: keys.message(message.chat, message.seq), value: message, ...ttl },
-        {
-          type: "set",
-          key: keys.messageId(message.id),
-          value: [message.chat, message.seq],
-          ...ttl,
-        },
+    let stored: StoredMessage | undefined;
+    const build = (seq: number): Deno.KvMutation[] => {
+      stored = { ...message, seq };
+      return [
+        { type: "set", key: keys.message(message.chat, seq), value: stored, ...ttl },
+        { type: "set", key: keys.messageId(message.id), value: [message.chat, seq], ...ttl },
         ...(message.replyTo
           ? [
             {
@@ -150,13 +148,18 @@ export class KvStore implements Store {
             } as const,
           ]
           : []),
-        // The counter survives even when every message of a chat has expired and been swept.
-        { type: "set", key: keys.seq(message.chat), value: message.seq },
+        // The chat's counter is written by the group commit, once per batch: it survives even
+        // when every message of the chat has expired and been swept.
         // A scheduled message's record goes in the same atomic commit as the message itself.
         ...(options.completes ? scheduledDeletes(options.completes) : []),
-      ],
+      ];
+    };
+    const count = 2 + (message.replyTo ? 1 : 0) + (options.completes ? 3 : 0);
+    return this.#commits.writeSequenced(
+      { chat: message.chat, build },
+      count,
       message.text.length * 3 + 300,
-    );
+    ).then(() => stored!);
   }
 
   async getMessage(id: string): Promise<StoredMessage | null> {

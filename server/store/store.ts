@@ -123,6 +123,9 @@ export interface StoredMessage {
   expiresAt?: number;
 }
 
+/** A message before the store has given it its sequence number. */
+export type NewMessage = Omit<StoredMessage, "seq">;
+
 /** What the core loads once at start: everything but messages and cursors, which are read on demand. */
 export interface StoreSnapshot {
   users: UserRecord[];
@@ -174,11 +177,16 @@ export interface Store {
   /** Removes a member from a chat and drops their cursor. */
   removeMember(chat: string, user: string): Promise<void>;
   /**
-   * Appends a message; resolves after the batch holding it has committed. A scheduled message
+   * Appends a message under its chat's next sequence number, which the store gives at commit
+   * time (so several processes on one store never give one number twice); resolves with the
+   * stored message after the batch holding it has committed. A scheduled message
    * names its record in `completes`: the record is deleted in the same atomic commit, so it is
    * stored exactly once whatever stops the server, whenever.
    */
-  appendMessage(message: StoredMessage, options?: { completes?: ScheduledRecord }): Promise<void>;
+  appendMessage(
+    message: NewMessage,
+    options?: { completes?: ScheduledRecord },
+  ): Promise<StoredMessage>;
   /** Lists messages of a chat in ascending order. */
   listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]>;
   /** Lists the messages of a chat whose id sorts after `id` (oldest first), at most the newest `limit`. */

@@ -204,6 +204,18 @@ function metricsText(hub: Hub, storeStats: StoreStatsSource | undefined): string
       ...metric("chat_kv_commit_seconds_max", "gauge", "Slowest KV commit.", [
         `chat_kv_commit_seconds_max ${(store.commitMsMax / 1000).toFixed(6)}`,
       ]),
+      ...metric(
+        "chat_kv_sequence_conflicts_total",
+        "counter",
+        "Batches numbered again because another node moved a chat's sequence counter.",
+        [`chat_kv_sequence_conflicts_total ${store.sequenceConflicts}`],
+      ),
+      ...metric(
+        "chat_kv_locked_retries_total",
+        "counter",
+        'KV operations retried after "database is locked" (another process writing).',
+        [`chat_kv_locked_retries_total ${store.lockedRetries}`],
+      ),
     );
   }
   return lines.join("\n") + "\n";
