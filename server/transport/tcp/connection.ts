@@ -65,7 +65,7 @@ const decoder = new TextDecoder();
  * read is pending; a read that fills the buffer doubles it, up to the largest size, so a client
  * that pipelines still gets big reads.
  */
-const READ_BUFFER_MIN_BYTES = 512;
+const READ_BUFFER_MIN_BYTES = 256;
 const READ_BUFFER_MAX_BYTES = 16_384;
 /** How long a dropped slow reader gets to take its goodbye frame. */
 const SLOW_GRACE_MS = 2000;
