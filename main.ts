@@ -14,6 +14,10 @@ import { createLogger } from "./server/log.ts";
 import { scryptHasher } from "./server/passwords.ts";
 import { KvStore } from "./server/store/kv_store.ts";
 import { DataLease } from "./server/store/lease.ts";
+import { LEASE_STALE_MS } from "./server/store/store.ts";
+import { ClusterBroker } from "./server/cluster/broker.ts";
+import { NatsBus } from "./server/cluster/bus.ts";
+import { ClusterStore } from "./server/cluster/store.ts";
 import { createHttpApp } from "./server/transport/http/app.ts";
 import { serveHttp } from "./server/transport/http_server.ts";
 import { serveTcp } from "./server/transport/tcp/listener.ts";
@@ -59,12 +63,27 @@ async function openKv(path: string): Promise<Deno.Kv> {
   return await Deno.openKv(path);
 }
 
+/** Whether the store answers a read within a second (for /healthz). */
+async function storeAnswers(kv: Deno.Kv): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      kv.get(["server_lease"]).then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 1000))),
+    ]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function serve(config: ServeConfig): Promise<void> {
   const log = createLogger(config.logLevel);
   const kv = await openKv(config.data);
-  const store = new KvStore(kv);
-  // One server per data file: it keeps users and sequence numbers in memory, so a second one
-  // would overwrite the first one's messages. Checked before anything listens.
+  const clustered = config.cluster !== "";
+  const node = config.node || `${Deno.hostname()}-${config.tcpPort || Deno.pid}`;
+  const store = clustered ? new ClusterStore(kv) : new KvStore(kv);
   const lease = new DataLease(kv);
   const leaseId = crypto.randomUUID();
   const leaseRecord = () => ({
@@ -73,18 +92,48 @@ async function serve(config: ServeConfig): Promise<void> {
     at: Date.now(),
     id: leaseId,
   });
-  const held = await lease.acquire(
-    leaseRecord(),
-    10_000,
-    (holder) => holder.hostname === Deno.hostname() && !processAlive(holder.pid),
-  );
-  if (!held.ok) {
+  const holderGone = (holder: { hostname: string; pid: number }) =>
+    holder.hostname === Deno.hostname() && !processAlive(holder.pid);
+  const inUse = (holder: { pid: number; hostname: string; at: number }, what: string) => {
     kv.close();
-    const ago = Math.max(0, Math.round((Date.now() - held.holder.at) / 1000));
-    throw new StartupError(
-      `${config.data} is in use by a chat server (pid ${held.holder.pid} on ` +
-        `${held.holder.hostname}, seen ${ago}s ago): stop it first, or give another --data`,
+    const ago = Math.max(0, Math.round((Date.now() - holder.at) / 1000));
+    return new StartupError(
+      `${config.data} is in use by ${what} (pid ${holder.pid} on ${holder.hostname}, seen ` +
+        `${ago}s ago): stop it first, or give another --data` +
+        (clustered ? "" : " (or start this one with --cluster too)"),
     );
+  };
+  // One server per data file, or the nodes of one cluster: a lone server keeps state in memory
+  // that another process would change behind its back. Checked before anything listens.
+  const nodes = (await lease.liveNodes(Date.now())).filter((n) =>
+    n.node !== node && !holderGone(n)
+  );
+  if (clustered) {
+    const single = await lease.get();
+    if (single && Date.now() - single.at < LEASE_STALE_MS && !holderGone(single)) {
+      throw inUse(single, "a chat server outside the cluster");
+    }
+  } else {
+    if (nodes.length > 0) throw inUse(nodes[0]!, `cluster node ${nodes[0]!.node}`);
+    const held = await lease.acquire(leaseRecord(), 10_000, holderGone);
+    if (!held.ok) throw inUse(held.holder, "a chat server");
+  }
+  let bus: NatsBus | null = null;
+  let broker: ClusterBroker | null = null;
+  if (clustered) {
+    try {
+      bus = await NatsBus.connect(config.cluster, node, log);
+    } catch (error) {
+      kv.close();
+      throw new StartupError(
+        `cannot reach NATS at ${config.cluster} (${(error as Error).message}): start ` +
+          "nats-server there, or fix --cluster",
+      );
+    }
+    broker = new ClusterBroker({ node, bus, log });
+    const b = broker;
+    (store as ClusterStore).onChange((change) => b.changed(change));
+    await lease.putNode(node, leaseRecord(), 10_000);
   }
   const newUlid = monotonicFactory();
   // HTTP listens first so the hub is built knowing its port (token replies say where files go);
@@ -122,11 +171,17 @@ async function serve(config: ServeConfig): Promise<void> {
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     httpPort: http.addr.port,
     onError: (error, context) => log.error(`core: ${context}`, { error }),
-  });
+  }, broker ?? undefined);
   app.resolve(createHttpApp(hub, {
     log,
     startedAt: Date.now(),
     storeStats: () => store.stats,
+    storeReachable: () => storeAnswers(kv),
+    ...(broker && bus
+      ? {
+        cluster: () => ({ node, nats: bus!.connected, nodes: broker!.nodes() }),
+      }
+      : {}),
     heartbeatMs: config.heartbeatMs,
     metricsToken: config.metricsToken,
     allowedOrigins: config.allowedOrigins,
@@ -137,10 +192,11 @@ async function serve(config: ServeConfig): Promise<void> {
   const addr = listener.addr as Deno.NetAddr;
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
   console.log(`http listening on ${http.addr.hostname}:${http.addr.port}`);
-  log.info("server started", { data: config.data });
+  log.info("server started", { data: config.data, ...(clustered ? { node } : {}) });
 
   // The lease, refreshed, tells `chat user` and other servers that this data file is in use.
-  const refreshLease = () => lease.put(leaseRecord(), 10_000);
+  const refreshLease = () =>
+    clustered ? lease.putNode(node, leaseRecord(), 10_000) : lease.put(leaseRecord(), 10_000);
   // Scheduled messages go out within a quarter of a second of their time.
   let scheduling = false;
   const scheduler = setInterval(() => {
@@ -176,7 +232,10 @@ async function serve(config: ServeConfig): Promise<void> {
     ]);
     // Let `chat user` in at once; a refresh still in flight must not re-create the lease.
     await leasing;
-    await lease.release().catch((error) => log.warn("could not release the lease", { error }));
+    broker?.stop();
+    await bus?.close();
+    await (clustered ? lease.releaseNode(node) : lease.release())
+      .catch((error) => log.warn("could not release the lease", { error }));
     kv.close();
     Deno.exit(0);
   };

@@ -36,6 +36,10 @@ export interface ServeConfig {
   metricsToken: string;
   /** Web origins (scheme://host:port) allowed to open /ws and POST from a browser. */
   allowedOrigins: string[];
+  /** NATS servers of a cluster (`nats://host:port`, comma-separated); "" for one process. */
+  cluster: string;
+  /** This node's name in the cluster. */
+  node: string;
 }
 
 /** At most `count` messages per `windowMs`. */
@@ -171,6 +175,18 @@ const FLAGS: FlagSpec[] = [
     env: "CHAT_REPORTS_FROM",
     def: "any",
     help: "whose reports count toward a mute: any (guests too), or registered users only",
+  },
+  {
+    name: "cluster",
+    env: "CHAT_CLUSTER",
+    def: "",
+    help: "NATS servers (nats://host:port,…) joining nodes on one --data into one chat",
+  },
+  {
+    name: "node",
+    env: "CHAT_NODE",
+    def: "",
+    help: "this node's name in the cluster (default: host name and port)",
   },
   {
     name: "metrics-token",
@@ -329,6 +345,17 @@ export function parseServeArgs(
   if (reportsFrom !== "any" && reportsFrom !== "registered") {
     throw new UsageError(`--reports-from must be any or registered, got "${reportsFrom}"`);
   }
+  const cluster = get("cluster");
+  for (const url of cluster.split(",").map((s) => s.trim()).filter(Boolean)) {
+    if (!/^(nats:\/\/)?[^/\s:]+:\d+$/.test(url)) {
+      throw new UsageError(`--cluster takes NATS servers like nats://127.0.0.1:4222, got "${url}"`);
+    }
+  }
+  if (get("node") !== "" && !/^[A-Za-z0-9_.-]{1,64}$/.test(get("node"))) {
+    throw new UsageError(
+      `--node takes a name of letters, digits, "_", "." or "-", got "${get("node")}"`,
+    );
+  }
   const allowedOrigins = get("allowed-origins").split(",").map((o) => o.trim()).filter(Boolean);
   for (const o of allowedOrigins) {
     if (!/^https?:\/\/[^/\s]+$/.test(o)) {
@@ -362,5 +389,7 @@ export function parseServeArgs(
     logRetentionMs: Math.max(60_000, parseDuration("log-retention", get("log-retention"))),
     metricsToken: get("metrics-token"),
     allowedOrigins,
+    cluster,
+    node: get("node"),
   };
 }

@@ -117,10 +117,14 @@ export async function runUserCommand(
   cmd: NonNullable<ReturnType<typeof parseUserArgs>>,
   out: (line: string) => void,
 ): Promise<number> {
-  const lease = await new DataLease(store.kv).get();
-  if (lease && Date.now() - lease.at < LEASE_STALE_MS) {
+  const leases = new DataLease(store.kv);
+  const lease = await leases.get();
+  const holder = lease && Date.now() - lease.at < LEASE_STALE_MS
+    ? lease
+    : (await leases.liveNodes(Date.now()))[0];
+  if (holder) {
     throw new UsageError(
-      `a chat server (pid ${lease.pid} on ${lease.hostname}) is using ${cmd.data}: stop it first, ` +
+      `a chat server (pid ${holder.pid} on ${holder.hostname}) is using ${cmd.data}: stop it first, ` +
         "or manage users while it runs with the admin commands (/admin adduser, POST /api/v1/admin/users)",
     );
   }

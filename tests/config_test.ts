@@ -27,6 +27,8 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     logRetentionMs: 7 * 86_400_000,
     metricsToken: "",
     allowedOrigins: [],
+    cluster: "",
+    node: "",
   });
 });
 

@@ -103,7 +103,7 @@ export function clientsCommand(call: UserCall, frame: { limit?: number }) {
     !t || t <= now ? null : t >= 8.64e15 ? "9999-12-31T23:59:59.999Z" : iso(t);
   const clients: ClientEntry[] = [...core.users.values()]
     .sort((a, b) =>
-      Number(b.conns.size > 0) - Number(a.conns.size > 0) ||
+      Number(core.isOnline(b)) - Number(core.isOnline(a)) ||
       (b.record.lastSeen ?? 0) - (a.record.lastSeen ?? 0)
     )
     .slice(0, frame.limit ?? 100)
@@ -111,7 +111,7 @@ export function clientsCommand(call: UserCall, frame: { limit?: number }) {
       username: u.record.name,
       registered: u.record.passwordHash !== null,
       admin: u.record.admin,
-      online: u.conns.size > 0,
+      online: core.isOnline(u),
       connections: u.conns.size,
       last_seen: u.record.lastSeen === undefined ? null : iso(u.record.lastSeen),
       last_ip: u.record.lastIp ?? null,

@@ -53,7 +53,7 @@ export async function attach(call: Call, u: UserState, since: string | undefined
       admin: u.record.admin,
       mode: core.mode(conn, u),
       rooms: core.roomsOf(u),
-      online_users: core.onlineUsers,
+      online_users: core.onlineCount(),
       timestamp: core.ts(),
     });
     // A guest is told, in the welcome, what a guest name is and how to make it theirs.
@@ -167,6 +167,10 @@ async function resume(core: Core, conn: Conn, u: UserState, since: string): Prom
 function goOnline(core: Core, u: UserState): void {
   core.onlineUsers++;
   for (const chat of u.chats) core.rooms.get(chat)?.online.add(u);
+  const already = core.presence.elsewhere(u.record.name);
+  core.publish({ kind: "presence", user: u.record.name, online: true });
+  // Online on another node already (a second device): the others knew.
+  if (already) return;
   core.publish({
     kind: "everyone",
     frame: {
@@ -199,15 +203,19 @@ function goOffline(core: Core, u: UserState): void {
   for (const other of u.requestsOut) own(other, "requestsIn").delete(u);
   if (u.requestsIn.size > 0) own(u, "requestsIn").clear();
   if (u.requestsOut.size > 0) own(u, "requestsOut").clear();
-  core.publish({
-    kind: "everyone",
-    frame: {
-      ...core.system(`${u.record.name} left the chat`),
-      event: "offline",
-      username: u.record.name,
-    },
-    except: u.record.name,
-  });
+  core.publish({ kind: "presence", user: u.record.name, online: false });
+  // Still online on another node: nobody is told they left.
+  if (!core.presence.elsewhere(u.record.name)) {
+    core.publish({
+      kind: "everyone",
+      frame: {
+        ...core.system(`${u.record.name} left the chat`),
+        event: "offline",
+        username: u.record.name,
+      },
+      except: u.record.name,
+    });
+  }
   touch(core, u, u.record.lastIp ?? "");
   // The cache stays: housekeeping() evicts it once the user has been idle for a while.
   if (!core.closing) core.background(flushCursorsOf(core, [u]), "save cursors");

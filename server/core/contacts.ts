@@ -12,7 +12,7 @@ import { own, type UserState } from "./state.ts";
 function contactsFrame(core: Core, u: UserState) {
   const contacts = [...u.contacts].sort().map((name) => ({
     username: name,
-    online: (core.users.get(name)?.conns.size ?? 0) > 0,
+    online: ((u) => u !== undefined && core.isOnline(u))(core.users.get(name)),
   }));
   return { type: "contacts_list" as const, contacts, timestamp: core.ts() };
 }

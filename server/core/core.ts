@@ -13,7 +13,7 @@ import {
 import type { KdfParams, LogEntry, Mode, ServerFrame } from "../../protocol/frames.ts";
 import type { ReportRecord, Store } from "../store/store.ts";
 import { ChatError } from "./errors.ts";
-import type { ChatEvent, FanOut } from "./fanout.ts";
+import type { ChatEvent, FanOut, Presence } from "./fanout.ts";
 import { skeleton } from "../../protocol/names.ts";
 import { iso } from "./format.ts";
 import { LoginThrottle } from "./login_throttle.ts";
@@ -153,6 +153,8 @@ export class Core {
   readonly onError: (error: unknown, context: string) => void;
   /** Where events go: this process's delivery unless a broker is plugged in. */
   fanout: FanOut;
+  /** Who is online in other processes (cluster mode); nobody otherwise. */
+  presence: Presence = { elsewhere: () => false };
 
   readonly users = new Map<string, UserState>();
   /** Users by the skeleton of their name (protocol/names.ts): look-alikes are one user. */
@@ -202,6 +204,16 @@ export class Core {
     this.onError = options.onError ?? (() => {});
     this.fanout = fanout;
     this.startedAt = options.clock.now();
+  }
+
+  /** Users online here or on another node of the cluster. */
+  onlineCount(): number {
+    return this.onlineUsers + (this.presence.elsewhereCount?.() ?? 0);
+  }
+
+  /** Whether a user is online here or on another node of the cluster. */
+  isOnline(u: UserState): boolean {
+    return u.conns.size > 0 || this.presence.elsewhere(u.record.name);
   }
 
   /** Publishes an event through the fan-out port. */

@@ -82,6 +82,8 @@ export class LocalDelivery implements FanOut {
         }
         return;
       }
+      case "presence":
+        return;
       case "close_user": {
         const u = core.users.get(event.user);
         if (!u) return;
@@ -97,6 +99,8 @@ export class LocalDelivery implements FanOut {
   }
 
   #message(core: Core, msg: StoredMessage): void {
+    // The chat's last number, as this process has delivered it (a cluster's order gate reads it).
+    if (msg.seq > (core.seqs.get(msg.chat) ?? 0)) core.seqs.set(msg.chat, msg.seq);
     const out = new Outbound(toFrame(msg));
     if (msg.to !== undefined) {
       for (const name of new Set([msg.from, msg.to])) {

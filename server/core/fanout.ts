@@ -9,6 +9,7 @@
 
 import type { ServerFrame } from "../../protocol/frames.ts";
 import type { StoredMessage } from "../store/store.ts";
+import type { StateChange } from "./remote.ts";
 
 /** How the user's connections' views change with an event (their `mode` follows). */
 export type ViewChange =
@@ -36,10 +37,48 @@ export type ChatEvent =
    * Says goodbye to every connection of a user and closes them (kick, ban), or only those
    * logged in with one token (its SHA-256), when it is revoked.
    */
-  | { kind: "close_user"; user: string; reason: string; token?: string };
+  | { kind: "close_user"; user: string; reason: string; token?: string }
+  /**
+   * A user's first connection in this process opened, or its last one closed. Nothing to deliver
+   * here; a broker tells the other processes, so they count the user online (`Presence`).
+   */
+  | { kind: "presence"; user: string; online: boolean };
+
+/** Who is online in other processes of the same chat (a cluster); none without one. */
+export interface Presence {
+  /** Whether the user has a connection in another process. */
+  elsewhere(user: string): boolean;
+  /** How many users are online in other processes only. */
+  elsewhereCount?(): number;
+}
 
 /** Where the core publishes events. */
 export interface FanOut {
   /** Delivers an event; the in-process delivery does it synchronously, in publishing order. */
   publish(event: ChatEvent): void;
+}
+
+/**
+ * A fan-out across processes (cluster mode): it publishes this process's events to the others
+ * and hands theirs to this process's delivery, and it knows who is online elsewhere.
+ */
+export interface Broker extends FanOut, Presence {
+  /** Called once the hub has loaded: how this process delivers and catches up. */
+  start(local: LocalNode): void;
+}
+
+/** What a broker may do with the process it serves. */
+export interface LocalNode {
+  /** Delivers an event to this process's connections (messages in the order the broker gives). */
+  deliver(event: ChatEvent): void;
+  /** The last sequence number delivered here in a chat. */
+  lastSeq(chat: string): number;
+  /** Stored messages of a chat after `after`, oldest first (to fill a gap). */
+  messagesAfter(chat: string, after: number, limit: number): Promise<StoredMessage[]>;
+  /** Chats that have a member online in this process. */
+  activeChats(): string[];
+  /** Applies a change another process made to shared state. */
+  applyChange(change: StateChange): Promise<void>;
+  /** Tells this process's users that `user` left (their node died without saying so). */
+  announceOffline(user: string): void;
 }

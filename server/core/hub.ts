@@ -21,7 +21,8 @@ import { evictIdleCursors, flushCursors } from "./cursors.ts";
 import { sha256 } from "./format.ts";
 import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
-import type { FanOut } from "./fanout.ts";
+import type { Broker } from "./fanout.ts";
+import { applyChange } from "./remote.ts";
 import { openFile, uploadFile, type UploadMeta } from "./files.ts";
 import type { AckFrame } from "./messages.ts";
 import { Outbound, type Peer } from "./peer.ts";
@@ -50,13 +51,35 @@ export class Hub {
 
   /**
    * Loads state from the store and returns a ready hub; creates `general` on first start.
-   * Events go to this process's connections unless `fanout` is given.
+   * Events go to this process's connections, and through `broker` to other processes' too.
    */
-  static async create(options: HubOptions, fanout?: FanOut): Promise<Hub> {
+  static async create(options: HubOptions, broker?: Broker): Promise<Hub> {
     const local = new LocalDelivery();
-    const core = new Core(options, fanout ?? local);
+    const core = new Core(options, broker ?? local);
     local.attach(core);
     await load(core);
+    if (broker) {
+      core.presence = broker;
+      broker.start({
+        deliver: (event) => local.publish(event),
+        lastSeq: (chat) => core.seqs.get(chat) ?? 0,
+        messagesAfter: (chat, after, limit) => core.store.listMessages(chat, { after, limit }),
+        activeChats: () => {
+          const chats = new Set<string>();
+          for (const c of core.conns.values()) {
+            for (const chat of c.user?.chats ?? []) chats.add(chat);
+          }
+          return [...chats];
+        },
+        applyChange: (change) => applyChange(core, change),
+        announceOffline: (user) =>
+          local.publish({
+            kind: "everyone",
+            frame: { ...core.system(`${user} left the chat`), event: "offline", username: user },
+            except: user,
+          }),
+      });
+    }
     return new Hub(core);
   }
 
@@ -218,7 +241,7 @@ export class Hub {
 
   /** Number of users with at least one connection. */
   get onlineUsers(): number {
-    return this.#core.onlineUsers;
+    return this.#core.onlineCount();
   }
 
   /** Number of open connections, logged in or not. */

@@ -161,7 +161,6 @@ function post(
   const stored = core.store.appendMessage(draft, completes).then(
     (msg) => {
       const seq = msg.seq;
-      if (seq > (core.seqs.get(chat) ?? 0)) core.seqs.set(chat, seq);
       countMessage(core, now);
       core.publish({ kind: "message", message: msg });
       // Every message received and sent, watched or not: who, where, how big (not the text:
@@ -182,7 +181,7 @@ function post(
         chat: core.address(u, chat),
         timestamp: iso(now),
         // The sender is told the recipient is not there (seed 004's "client not online").
-        ...(to && to.conns.size === 0 ? { offline: true } : {}),
+        ...(to && !core.isOnline(to) ? { offline: true } : {}),
       });
     },
     (error) => {

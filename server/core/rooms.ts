@@ -260,7 +260,7 @@ export function membersCommand(call: UserCall, frame: { room: string }) {
   return {
     type: "members" as const,
     room: name,
-    members: [...room.members].map((m) => userEntry(m)).sort((a, b) =>
+    members: [...room.members].map((m) => userEntry(core, m)).sort((a, b) =>
       a.username.localeCompare(b.username)
     ),
     timestamp: core.ts(),

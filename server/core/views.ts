@@ -11,10 +11,10 @@ import { mutedUntil, quotaState } from "./moderation.ts";
 import type { UserState } from "./state.ts";
 
 /** How a user appears in lists. */
-export function userEntry(u: UserState): UserEntry {
+export function userEntry(core: Core, u: UserState): UserEntry {
   return {
     username: u.record.name,
-    online: u.conns.size > 0,
+    online: core.isOnline(u),
     registered: u.record.passwordHash !== null,
     connections: u.conns.size,
   };
@@ -36,14 +36,14 @@ export function usersCommand(
   let next: { next: string | null } | Record<string, never> = {};
   if (frame.username !== undefined) {
     const u = core.findUser(frame.username);
-    all = u ? [userEntry(u)] : [];
+    all = u ? [userEntry(core, u)] : [];
   } else if (frame.after !== undefined || frame.limit !== undefined) {
     const page = pageByName([...core.users.keys()], frame.after, frame.limit);
-    all = page.names.map((n) => userEntry(core.users.get(n)!));
+    all = page.names.map((n) => userEntry(core, core.users.get(n)!));
     next = { next: page.next };
   } else {
     all = [...core.users.values()]
-      .map(userEntry)
+      .map((x) => userEntry(core, x))
       .sort((a, b) => Number(b.online) - Number(a.online) || a.username.localeCompare(b.username))
       .slice(0, USERS_FIRST_PAGE);
   }
@@ -51,7 +51,7 @@ export function usersCommand(
     type: "users_list",
     users: all.filter((e) => e.online).map((e) => e.username),
     all,
-    online_users: core.onlineUsers,
+    online_users: core.onlineCount(),
     timestamp: core.ts(),
     ...next,
   };
@@ -101,7 +101,7 @@ export function statusCommand(call: UserCall) {
     quota: quotaState(core, u),
     chats: chatSummaries(core, u),
     connections: u.conns.size,
-    online_users: core.onlineUsers,
+    online_users: core.onlineCount(),
     timestamp: core.ts(),
   };
 }
@@ -117,7 +117,7 @@ export function statsFrame(core: Core): Extract<ServerFrame, { type: "stats" }> 
   for (const [second, count] of core.minute) if (second > nowS - 60) lastMinute += count;
   return {
     type: "stats",
-    online_users: core.onlineUsers,
+    online_users: core.onlineCount(),
     connections: core.conns.size,
     by_transport: byTransport,
     messages_total: core.stats.messages,

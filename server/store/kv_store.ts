@@ -7,6 +7,7 @@
 import type { LogEntry } from "../../protocol/frames.ts";
 import { GroupCommit, type StoreStats } from "./group_commit.ts";
 import { keys } from "./keys.ts";
+import { retryingKv } from "./retry_kv.ts";
 import {
   type AuditRecord,
   type ChatRecord,
@@ -41,8 +42,9 @@ export class KvStore implements Store {
 
   /** Wraps an open KV database; `now` times commits for the stats. */
   constructor(kv: Deno.Kv, options: { now?: () => number } = {}) {
-    this.#kv = kv;
     this.#commits = new GroupCommit(kv, options.now ?? (() => performance.now()), keys.seq);
+    // Everything else retries "database is locked" too (another process on the same file).
+    this.#kv = retryingKv(kv, () => this.#commits.stats.lockedRetries++);
   }
 
   /** Work counters since start: commits, mutations and commit time. */
@@ -96,6 +98,10 @@ export class KvStore implements Store {
     const key = keys.user(user.name);
     const res = await this.#kv.atomic().check({ key, versionstamp: null }).set(key, user).commit();
     if (!res.ok) throw new ConflictError(`User "${user.name}" already exists`);
+  }
+
+  async getChat(id: string): Promise<ChatRecord | null> {
+    return (await this.#kv.get<ChatRecord>(keys.chat(id))).value;
   }
 
   updateUser(user: UserRecord): Promise<void> {

@@ -50,6 +50,25 @@ export class DataLease {
     return holder ? { ok: false, holder } : { ok: true };
   }
 
+  /** Writes that cluster node `node` uses this data file, for `ttlMs`. */
+  async putNode(node: string, lease: LeaseRecord, ttlMs: number): Promise<void> {
+    await this.#kv.set(keys.nodeLease(node), lease, { expireIn: ttlMs });
+  }
+
+  /** Cluster nodes whose lease is fresh at `now` (expireIn is lazy: the time is checked). */
+  async liveNodes(now: number): Promise<Array<LeaseRecord & { node: string }>> {
+    const out: Array<LeaseRecord & { node: string }> = [];
+    for await (const e of this.#kv.list<LeaseRecord>({ prefix: keys.nodeLeases() })) {
+      if (now - e.value.at < LEASE_STALE_MS) out.push({ ...e.value, node: String(e.key[1]) });
+    }
+    return out;
+  }
+
+  /** Releases a cluster node's lease. */
+  async releaseNode(node: string): Promise<void> {
+    await this.#kv.delete(keys.nodeLease(node));
+  }
+
   /** Reads who holds this data file (the caller checks how fresh it is). */
   async get(): Promise<LeaseRecord | null> {
     return (await this.#kv.get<LeaseRecord>(keys.lease())).value;

@@ -166,6 +166,10 @@ export interface Store {
   load(): Promise<StoreSnapshot>;
   /** Creates a user; rejects with `ConflictError` if the name exists. */
   createUser(user: UserRecord): Promise<void>;
+  /** One user's record (another node may have changed it). */
+  getUser(name: string): Promise<UserRecord | null>;
+  /** One chat's record. */
+  getChat(id: string): Promise<ChatRecord | null>;
   /** Overwrites a user record. */
   updateUser(user: UserRecord): Promise<void>;
   /** Creates a chat record (idempotent). */

@@ -20,7 +20,7 @@ import { messageRoutes } from "./api_messages.ts";
 import { moderationRoutes } from "./api_moderation.ts";
 import { roomRoutes } from "./api_rooms.ts";
 import type { Env } from "./context.ts";
-import { opsRoutes, type StoreStatsSource } from "./ops.ts";
+import { type ClusterHealth, opsRoutes, type StoreStatsSource } from "./ops.ts";
 import { honoPath, mount, openApiDocument, type RouteSpec } from "./route.ts";
 
 /** HTTP status for each error code: the one place codes become statuses. */
@@ -61,6 +61,10 @@ export interface HttpOptions {
   heartbeatMs?: number;
   /** Store counters for /metrics (commits and their latency). */
   storeStats?: StoreStatsSource;
+  /** Whether the store answers, for /healthz. */
+  storeReachable?: () => Promise<boolean>;
+  /** Cluster mode: this node's view of the cluster, for /healthz. */
+  cluster?: () => ClusterHealth;
   /** A bearer token that may read /metrics besides admins' tokens. */
   metricsToken?: string;
   /** Web origins besides the server's own whose pages may use /ws and state-changing routes. */
@@ -117,6 +121,8 @@ export function allRoutes(options: HttpOptions = DOC_OPTIONS): RouteSpec[] {
       startedAt: options.startedAt,
       heartbeatMs,
       storeStats: options.storeStats,
+      storeReachable: options.storeReachable,
+      cluster: options.cluster,
       metricsToken: options.metricsToken ?? "",
       document: () => (document ??= openApiDocument(specs)),
     }),

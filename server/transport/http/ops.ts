@@ -15,9 +15,22 @@ import { route, type RouteSpec } from "./route.ts";
 /** Store counters for /metrics (commits and their latency). */
 export type StoreStatsSource = () => StoreStats;
 
+/** What a cluster node says about its cluster in /healthz. */
+export interface ClusterHealth {
+  node: string;
+  /** Whether this node's NATS connection is up. */
+  nats: boolean;
+  /** Other nodes heard from recently. */
+  nodes: Array<{ node: string; users: number; seenMsAgo: number }>;
+}
+
 /** What the operations routes need. */
 export interface OpsOptions {
   startedAt: number;
+  /** Whether the store answers (a read of one key, bounded in time). */
+  storeReachable?: (() => Promise<boolean>) | undefined;
+  /** Cluster mode: this node's view of its cluster. */
+  cluster?: (() => ClusterHealth) | undefined;
   heartbeatMs: number;
   storeStats?: StoreStatsSource | undefined;
   /** A bearer token that may read /metrics besides admins' tokens ("": admins only). */
@@ -38,19 +51,46 @@ export function opsRoutes(options: OpsOptions): RouteSpec[] {
         200: {
           description: "alive",
           schema: z.object({
-            status: z.literal("ok"),
+            status: z.enum(["ok", "degraded"]),
             uptime_s: z.number().int(),
             connections: z.number().int(),
             online_users: z.number().int(),
+            store: z.enum(["ok", "unreachable"]),
+            cluster: z.object({
+              node: z.string(),
+              nats: z.enum(["connected", "disconnected"]),
+              nodes: z.array(
+                z.object({ node: z.string(), users: z.number().int(), seen_ms_ago: z.number() }),
+              ),
+            }).optional(),
           }),
         },
       },
-      handle({ hub, c }) {
+      async handle({ hub, c }) {
+        const store = (await (options.storeReachable?.() ?? Promise.resolve(true)))
+          ? "ok" as const
+          : "unreachable" as const;
+        const cl = options.cluster?.();
         return c.json({
-          status: "ok",
+          // Degraded: serving this node's users, but cut off from the store or the cluster.
+          status: store === "ok" && (cl?.nats ?? true) ? "ok" as const : "degraded" as const,
           uptime_s: Math.round((Date.now() - options.startedAt) / 1000),
           connections: hub.connections,
           online_users: hub.onlineUsers,
+          store,
+          ...(cl
+            ? {
+              cluster: {
+                node: cl.node,
+                nats: cl.nats ? "connected" as const : "disconnected" as const,
+                nodes: cl.nodes.map((n) => ({
+                  node: n.node,
+                  users: n.users,
+                  seen_ms_ago: n.seenMsAgo,
+                })),
+              },
+            }
+            : {}),
         });
       },
     }),

@@ -1,0 +1,97 @@
+/**
+ * What another node of a cluster changed in the state every node keeps in memory (users,
+ * rooms, memberships, contacts, invites), and how this node catches up: it reads the changed
+ * record again from the shared store, or applies the membership the change names. The core
+ * only knows the change; a broker (server/cluster/) carries it between nodes.
+ * @module
+ */
+
+import { addUserState } from "./auth.ts";
+import type { Core } from "./core.ts";
+import { newRoomState, own, type RoomState, type UserState } from "./state.ts";
+
+/** A change to shared state, named by plain ids so a broker can carry it as JSON. */
+export type StateChange =
+  | { type: "user"; name: string }
+  | { type: "chat"; id: string }
+  /** `cursor` is the member's read position; null: no longer a member. */
+  | { type: "member"; chat: string; user: string; cursor: number | null }
+  | { type: "contact"; user: string; contact: string; present: boolean }
+  | { type: "invite"; room: string; user: string; from: string | null };
+
+/** Applies a change made by another node. */
+export async function applyChange(core: Core, change: StateChange): Promise<void> {
+  switch (change.type) {
+    case "user": {
+      await loadUser(core, change.name, true);
+      return;
+    }
+    case "chat": {
+      const record = await core.store.getChat(change.id);
+      const room = core.rooms.get(change.id);
+      if (!record) {
+        if (room) core.removeRoom(room);
+      } else if (record.kind === "room") {
+        if (room) room.record = record;
+        else core.addRoom(newRoomState(record));
+      }
+      return;
+    }
+    case "member": {
+      const u = await loadUser(core, change.user, false);
+      if (!u) return;
+      if (change.cursor === null) {
+        core.rooms.get(change.chat)?.members.delete(u);
+        core.rooms.get(change.chat)?.online.delete(u);
+        u.chats.delete(change.chat);
+        u.cursors?.delete(change.chat);
+        return;
+      }
+      u.chats.add(change.chat);
+      if (u.cursors && !u.cursors.has(change.chat)) u.cursors.set(change.chat, change.cursor);
+      const room = await loadRoom(core, change.chat);
+      if (!room) return;
+      room.members.add(u);
+      if (u.conns.size > 0) room.online.add(u);
+      return;
+    }
+    case "contact": {
+      const u = core.users.get(change.user);
+      if (!u) return;
+      if (change.present) own(u, "contacts").add(change.contact);
+      else if (u.contacts.has(change.contact)) own(u, "contacts").delete(change.contact);
+      return;
+    }
+    case "invite": {
+      const u = core.users.get(change.user);
+      if (!u) return;
+      if (change.from !== null) own(u, "invites").set(change.room, change.from);
+      else if (u.invites.has(change.room)) own(u, "invites").delete(change.room);
+      return;
+    }
+  }
+}
+
+/** The user, read from the store if unknown here (or again, when `fresh`). */
+async function loadUser(core: Core, name: string, fresh: boolean): Promise<UserState | null> {
+  const known = core.users.get(name);
+  if (known && !fresh) return known;
+  const record = await core.store.getUser(name);
+  if (!record) return known ?? null;
+  if (known) {
+    known.record = record;
+    return known;
+  }
+  return addUserState(core, record);
+}
+
+/** The room, read from the store if unknown here (private chats are not rooms: null). */
+async function loadRoom(core: Core, id: string): Promise<RoomState | null> {
+  const known = core.rooms.get(id);
+  if (known) return known;
+  const record = await core.store.getChat(id);
+  if (!record || record.kind !== "room") return null;
+  const room = newRoomState(record);
+  core.addRoom(room);
+  return room;
+}

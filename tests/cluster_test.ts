@@ -1,0 +1,275 @@
+/**
+ * Cluster mode, for real: a real nats-server and three `main.ts serve --cluster` processes on
+ * one KV file, driven over TCP JSON, WebSocket and REST at once.
+ */
+import assert from "node:assert/strict";
+import type { ServerFrame } from "../protocol/frames.ts";
+import { BEAT_MS, NODE_TIMEOUT_MS } from "../server/cluster/broker.ts";
+import {
+  api,
+  JsonClient,
+  type ServerProcess,
+  startServer,
+  tokenFor,
+  WAIT_MS,
+  WsClient,
+} from "./_helpers.ts";
+import { NatsServer, natsServerInstalled } from "./_nats.ts";
+
+const ignore = !natsServerInstalled();
+if (ignore) {
+  console.warn("cluster tests skipped: nats-server is not installed (apt-get install nats-server)");
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** NATS and `count` nodes on one fresh data file (with an admin Root / root-password). */
+async function cluster(count: number) {
+  const dir = await Deno.makeTempDir({ prefix: "chat_cluster_" });
+  const data = `${dir}/chat.kv`;
+  const seeded = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "user",
+      "add",
+      "Root",
+      "--admin",
+      "--password",
+      "root-password",
+      "--data",
+      data,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(seeded.code, 0, new TextDecoder().decode(seeded.stderr));
+  const nats = await NatsServer.start();
+  const nodes: ServerProcess[] = await Promise.all(
+    Array.from(
+      { length: count },
+      (_, i) => startServer({ data, args: ["--cluster", nats.url, "--node", `n${i + 1}`] }),
+    ),
+  );
+  // Every node has heard every other one (their first beats) before the test starts.
+  await waitFor(
+    async () => {
+      for (const n of nodes) {
+        const h = await api(`http://127.0.0.1:${n.httpPort}`, "GET", "/healthz");
+        if ((h.json.cluster?.nodes?.length ?? 0) < count - 1) return false;
+      }
+      return true;
+    },
+    BEAT_MS * 3,
+    "every node to hear the others",
+  );
+  return {
+    nats,
+    nodes,
+    base: (i: number) => `http://127.0.0.1:${nodes[i]!.httpPort}`,
+    async [Symbol.asyncDispose]() {
+      await Promise.all(nodes.map((n) => n.stop().catch(() => 0)));
+      await nats.down();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function waitFor(test: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function wsUser(port: number, username: string): Promise<WsClient> {
+  const ws = await WsClient.open(`ws://127.0.0.1:${port}/ws`);
+  ws.send({ username });
+  await ws.type("welcome");
+  return ws;
+}
+
+type Msg = Extract<ServerFrame, { type: "message" }>;
+const inRoom = (c: { frames: ServerFrame[] }, room: string) =>
+  c.frames.filter((f): f is Msg => f.type === "message" && f.room === room);
+
+/** Every message of the room exactly once, numbered 1..n with no gap, in order. */
+function assertInOrder(c: { frames: ServerFrame[] }, room: string, n: number, who: string) {
+  const seqs = inRoom(c, room).map((m) => m.seq);
+  assert.deepEqual(seqs, Array.from({ length: n }, (_, i) => i + 1), `${who} saw ${seqs}`);
+}
+
+Deno.test({
+  name:
+    "cluster: three nodes are one chat over TCP, WebSocket and REST: order, privates, presence, scheduled, kick",
+  ignore,
+  async fn() {
+    await using c = await cluster(3);
+    const [n1, n2, n3] = c.nodes;
+    const alice = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    const bob = await wsUser(n2!.httpPort, "bob");
+    const carol = await tokenFor(c.base(2), "carol");
+
+    // A room made on node 1 is found on nodes 2 and 3.
+    await alice.send({ type: "join", room: "books" });
+    await alice.type("joined", (f) => f.room === "books");
+    bob.send({ type: "join", room: "books" });
+    await bob.type("joined", (f) => f.room === "books" && f.created === false);
+    const joined = await api(c.base(2), "POST", "/api/v1/rooms", carol, { name: "books" });
+    assert.equal(joined.status, 200, JSON.stringify(joined.json));
+
+    // Three nodes post into one room at once: one numbering, seen in order everywhere.
+    // Under the default quota of 20 messages a window for each sender.
+    const each = 15;
+    const rest = (async () => {
+      for (let i = 0; i < 10; i++) {
+        const r = await api(c.base(2), "POST", "/api/v1/rooms/books/messages", carol, {
+          message: `carol ${i}`,
+        });
+        assert.equal(r.status, 201, JSON.stringify(r.json));
+      }
+    })();
+    for (let i = 0; i < each; i++) {
+      await alice.send({ type: "message", room: "books", message: `alice ${i}` });
+      bob.send({ type: "message", room: "books", message: `bob ${i}` });
+    }
+    await rest;
+    const total = 2 * each + 10;
+    await alice.until(() => inRoom(alice, "books").length >= total, `${total} messages at alice`);
+    await bob.until(() => inRoom(bob, "books").length >= total, `${total} messages at bob`);
+    assertInOrder(alice, "books", total, "alice (node 1)");
+    assertInOrder(bob, "books", total, "bob (node 2)");
+    const history = await api(c.base(2), "GET", "/api/v1/rooms/books/messages?limit=100", carol);
+    assert.equal(history.json.messages.length, total);
+
+    // A private message across nodes; the sender is told the recipient is online (elsewhere).
+    bob.send({ type: "private", target_username: "alice", message: "psst", ref: "p1" });
+    const ack = await bob.type("ack", (f) => f.ref === "p1");
+    assert.equal(ack.offline, undefined);
+    await alice.type("private", (f) => f.message === "psst" && f.from_username === "bob");
+
+    // Who is online counts users on every node.
+    await alice.send({ type: "users", ref: "u1" });
+    const users = await alice.type("users_list");
+    const online = new Map(users.all.map((u) => [u.username, u.online]));
+    assert.equal(online.get("bob"), true, JSON.stringify(users.all));
+
+    // A scheduled message: every node runs the scheduler; it is delivered once.
+    await alice.send({
+      type: "schedule",
+      message: "later, once",
+      room: "books",
+      at: new Date(Date.now() + 1000).toISOString(),
+    });
+    await bob.type("message", (f) => f.message === "later, once");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(
+      bob.frames.filter((f) => f.type === "message" && f.message === "later, once").length,
+      1,
+    );
+
+    // An admin on node 3 kicks a user on node 2.
+    const root = await JsonClient.connect(n3!.tcpPort, {
+      username: "Root",
+      password: "root-password",
+    });
+    await root.send({ type: "kick", username: "bob", reason: "testing" });
+    await bob.type("bye");
+    await bob.until(() => bob.closed, "bob's socket to close");
+    await alice.close();
+    await root.close();
+  },
+});
+
+Deno.test({
+  name:
+    "cluster: a node killed with -9: its users are offline on the others within the node timeout",
+  ignore,
+  async fn() {
+    await using c = await cluster(3);
+    const [n1, n2, n3] = c.nodes;
+    const alice = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    const dave = await JsonClient.connect(n2!.tcpPort, { username: "dave" });
+    await alice.type("system", (f) => f.message.includes("dave joined"));
+    const killedAt = Date.now();
+    await n2!.stop("SIGKILL");
+    await dave.closedByServer();
+    // Bounded by the beats: three missed (NODE_TIMEOUT_MS) and one more to notice.
+    await waitFor(
+      () =>
+        Promise.resolve(
+          alice.has((f) => f.type === "system" && f.message === "dave left the chat"),
+        ),
+      NODE_TIMEOUT_MS + BEAT_MS + WAIT_MS,
+      "alice to hear dave left",
+    );
+    assert.ok(Date.now() - killedAt <= NODE_TIMEOUT_MS + 2 * BEAT_MS + 1000);
+    await alice.send({ type: "users", username: "dave" });
+    const list = await alice.type("users_list");
+    assert.equal(list.all[0]?.online, false);
+
+    // dave comes back through another node and gets what was said meanwhile, once.
+    await alice.send({ type: "message", room: "general", message: "while you were away" });
+    await alice.type("ack");
+    const again = await JsonClient.connect(n3!.tcpPort, { username: "dave" });
+    await again.frame(
+      (f) => f.type === "history" && f.messages.some((m) => m.message === "while you were away"),
+      "dave's replay",
+    );
+    await alice.close();
+    await again.close();
+  },
+});
+
+Deno.test({
+  name:
+    "cluster: NATS stops and comes back: nodes serve their own users, say so, and catch up from KV",
+  ignore,
+  async fn() {
+    await using c = await cluster(2);
+    const [n1, n2] = c.nodes;
+    const alice = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    const bob = await JsonClient.connect(n2!.tcpPort, { username: "bob" });
+    await alice.send({ type: "message", room: "general", message: "before" });
+    await bob.type("message", (f) => f.message === "before");
+
+    await c.nats.down();
+    await waitFor(
+      async () => {
+        const h = await api(c.base(0), "GET", "/healthz");
+        return h.json.status === "degraded" && h.json.cluster.nats === "disconnected";
+      },
+      WAIT_MS,
+      "node 1 to report NATS gone",
+    );
+    // Alice's node stores and acknowledges her messages meanwhile.
+    for (let i = 0; i < 5; i++) {
+      await alice.send({ type: "message", room: "general", message: `during ${i}`, ref: `d${i}` });
+      await alice.type("ack", (f) => f.ref === `d${i}`);
+    }
+    await c.nats.up();
+    // Bob's node reads what it missed from the store once NATS is back.
+    await waitFor(
+      () => Promise.resolve(bob.has((f) => f.type === "message" && f.message === "during 4")),
+      WAIT_MS * 2,
+      "bob to catch up",
+    );
+    await waitFor(
+      async () => {
+        const h = await api(c.base(1), "GET", "/healthz");
+        return h.json.status === "ok";
+      },
+      WAIT_MS,
+      "node 2 to report NATS back",
+    );
+    bob.send({ type: "message", room: "general", message: "after" });
+    await alice.type("message", (f) => f.message === "after");
+    const general = (x: JsonClient) => inRoom(x, "general").map((m) => m.seq);
+    assert.deepEqual(general(bob), [1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(general(alice), [1, 2, 3, 4, 5, 6, 7]);
+    await alice.close();
+    await bob.close();
+  },
+});
