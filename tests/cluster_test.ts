@@ -273,3 +273,66 @@ Deno.test({
     await bob.close();
   },
 });
+
+Deno.test({
+  name: "cluster: quotas, reports and failed logins count across nodes",
+  ignore,
+  async fn() {
+    await using c = await cluster(2);
+    const [n1, n2] = c.nodes;
+    // One user on two nodes: the default quota (20 room messages a window) is theirs, not a node's.
+    const home = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    const away = await JsonClient.connect(n2!.tcpPort, { username: "alice" });
+    for (let i = 0; i < 15; i++) {
+      await home.send({ type: "message", room: "general", message: `home ${i}`, ref: `h${i}` });
+      await home.type("ack", (f) => f.ref === `h${i}`);
+    }
+    await new Promise((r) => setTimeout(r, 300)); // the sends reach node 2
+    let refused = 0;
+    for (let i = 0; i < 10; i++) {
+      await away.send({ type: "message", room: "general", message: `away ${i}`, ref: `a${i}` });
+      const answer = await away.frame(
+        (f) => (f.type === "ack" || f.type === "error") && "ref" in f && f.ref === `a${i}`,
+      );
+      if (answer.type === "error") {
+        assert.equal(answer.code, "rate_limited");
+        refused++;
+      }
+    }
+    assert.equal(refused, 5);
+
+    // Three reports filed on two nodes mute the target on a third connection's node.
+    const mallory = await JsonClient.connect(n1!.tcpPort, { username: "mallory" });
+    const reporters = await Promise.all(
+      ["r1", "r2", "r3"].map((name, i) =>
+        JsonClient.connect((i === 0 ? n1 : n2)!.tcpPort, { username: name })
+      ),
+    );
+    for (const [i, r] of reporters.entries()) {
+      await r.send({ type: "report", username: "mallory", ref: `r${i}` });
+      await r.type("system", (f) => f.message.includes("mallory"));
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    await mallory.send({ type: "message", room: "general", message: "spam", ref: "m1" });
+    const answer = await mallory.type("error", (f) => f.ref === "m1");
+    assert.equal(answer.code, "muted");
+
+    // Password guesses on one node slow down guesses on the other.
+    await tokenFor(c.base(0), "zed");
+    for (let i = 0; i < 3; i++) {
+      const r = await api(c.base(0), "POST", "/api/v1/session", undefined, {
+        username: "zed",
+        password: "wrong-password",
+      });
+      assert.equal(r.status, 401);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    // Three free tries were spent on node 1: node 2 makes the fourth wait.
+    const guessed = await api(c.base(1), "POST", "/api/v1/session", undefined, {
+      username: "zed",
+      password: "wrong-password",
+    });
+    assert.equal(guessed.status, 429, JSON.stringify(guessed.json));
+    for (const x of [home, away, mallory, ...reporters]) await x.close();
+  },
+});

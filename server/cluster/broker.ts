@@ -99,6 +99,10 @@ export class ClusterBroker implements Broker {
 
   publish(event: ChatEvent): void {
     const local = this.#local;
+    if (event.kind === "shared") {
+      this.changed(event.change);
+      return;
+    }
     if (event.kind === "presence") {
       if (event.online) this.#here.add(event.user);
       else this.#here.delete(event.user);
@@ -176,6 +180,8 @@ export class ClusterBroker implements Broker {
         if (event.online) state.users.add(event.user);
         else state.users.delete(event.user);
         return;
+      case "shared":
+        return; // sent as a change, never as an event
       case "message":
         // Changes come first: a message to a room this node has not heard of yet waits for it.
         void this.#changes.then(() => this.#ordered(event.message));

@@ -7,7 +7,7 @@
 
 import type { StateChange } from "../core/remote.ts";
 import { KvStore } from "../store/kv_store.ts";
-import type { ChatRecord, UserRecord } from "../store/store.ts";
+import type { ChatRecord, ReportRecord, UserRecord } from "../store/store.ts";
 
 /** A KvStore that reports changes to shared state once they are committed. */
 export class ClusterStore extends KvStore {
@@ -55,6 +55,16 @@ export class ClusterStore extends KvStore {
   ): Promise<void> {
     await super.setInvite(room, user, value);
     this.#changed({ type: "invite", room, user, from: value?.from ?? null });
+  }
+
+  override async putReport(report: ReportRecord): Promise<void> {
+    await super.putReport(report);
+    this.#changed({ type: "report", record: report });
+  }
+
+  override async clearReports(target: string, reporters: string[]): Promise<void> {
+    await super.clearReports(target, reporters);
+    this.#changed({ type: "reports_cleared", target });
   }
 
   override async setContact(user: string, contact: string, present: boolean): Promise<void> {

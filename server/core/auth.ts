@@ -57,6 +57,13 @@ function registrationClosed(): ChatError {
   return new ChatError("forbidden", "Registration is closed: ask an admin to create your account");
 }
 
+/** Ends a checked login here, and tells the other nodes of a cluster (the throttle is shared). */
+function loginEnded(core: Core, name: string, ip: string, ok: boolean): void {
+  const at = core.clock.now();
+  core.logins.end(name, ip, at, ok);
+  core.publish({ kind: "shared", change: { type: "login", name, ip, at, ok } });
+}
+
 /** Checks a password through the login throttle (login_throttle.ts). */
 async function checkPassword(
   core: Core,
@@ -70,7 +77,7 @@ async function checkPassword(
   try {
     ok = await core.passwords.verify(password, u.record.passwordHash!);
   } finally {
-    core.logins.end(name, ip, core.clock.now(), ok);
+    loginEnded(core, name, ip, ok);
   }
   if (ok) return;
   core.log("error", `failed login for ${name}${ip ? ` from ${ip}` : ""}`);
@@ -183,7 +190,7 @@ async function checkProof(call: Call, u: UserState, proof: string): Promise<void
   try {
     ok = await core.passwords.verifyProof(u.record.passwordHash!, ch.nonce, proof);
   } finally {
-    core.logins.end(name, call.ip, core.clock.now(), ok);
+    loginEnded(core, name, call.ip, ok);
   }
   if (!ok) throw new ChatError("bad_password", `Wrong password for ${name}: try again`);
 }

@@ -83,6 +83,7 @@ export class LocalDelivery implements FanOut {
         return;
       }
       case "presence":
+      case "shared":
         return;
       case "close_user": {
         const u = core.users.get(event.user);

@@ -42,7 +42,12 @@ export type ChatEvent =
    * A user's first connection in this process opened, or its last one closed. Nothing to deliver
    * here; a broker tells the other processes, so they count the user online (`Presence`).
    */
-  | { kind: "presence"; user: string; online: boolean };
+  | { kind: "presence"; user: string; online: boolean }
+  /**
+   * A change to state every process keeps in memory but not in the store (a send counted against
+   * a quota): nothing to deliver here; a broker tells the other processes.
+   */
+  | { kind: "shared"; change: StateChange };
 
 /** Who is online in other processes of the same chat (a cluster); none without one. */
 export interface Presence {

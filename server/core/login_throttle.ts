@@ -89,6 +89,19 @@ export class LoginThrottle {
     }
   }
 
+  /** Counts a login another node of the cluster checked (its own attempt is not held here). */
+  recordElsewhere(name: string, ip: string, at: number, ok: boolean): void {
+    const pairKey = `p|${name}|${ip}`;
+    if (ok) {
+      if (!this.#entries.get(pairKey)?.busy) this.#entries.delete(pairKey);
+      this.#entries.delete(`a|${name}`);
+      return;
+    }
+    for (const key of [pairKey, `a|${name}`, ...(ip ? [`i|${ip}`] : [])]) {
+      this.#recent(key, at).fails.push(at);
+    }
+  }
+
   /** Forgets what is older than the window (call now and then, so memory stays bounded). */
   prune(now: number): void {
     for (const [key, e] of this.#entries) {

@@ -52,8 +52,8 @@ export function checkCanSend(
   const windows = [isPrivate ? u.sentPrivate : u.sent];
   const ip = options.ip ?? "";
   const byAddress = u.record.passwordHash === null && ip !== "" && !core.config.quotaExempt.has(ip);
+  const key = `${isPrivate ? "p" : "r"}|${ip}`;
   if (byAddress) {
-    const key = `${isPrivate ? "p" : "r"}|${ip}`;
     let sent = core.addressSends.get(key);
     if (!sent) core.addressSends.set(key, sent = []);
     windows.push(sent);
@@ -73,7 +73,19 @@ export function checkCanSend(
         } together; the next one at ${next} (a registered name has its own quota: /register)`,
     );
   }
-  if (!options.peek) { for (const sent of windows) sent.push(now); }
+  if (options.peek) return;
+  for (const sent of windows) sent.push(now);
+  // Other nodes of a cluster count it too: a quota is the user's, whatever node they use.
+  core.publish({
+    kind: "shared",
+    change: {
+      type: "sent",
+      user: u.record.name,
+      private: isPrivate,
+      at: now,
+      address: byAddress ? key : null,
+    },
+  });
 }
 
 /** Where a user stands with the room quota. */

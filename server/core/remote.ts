@@ -8,6 +8,7 @@
 
 import { addUserState } from "./auth.ts";
 import type { Core } from "./core.ts";
+import type { ReportRecord } from "../store/store.ts";
 import { newRoomState, own, type RoomState, type UserState } from "./state.ts";
 
 /** A change to shared state, named by plain ids so a broker can carry it as JSON. */
@@ -17,7 +18,14 @@ export type StateChange =
   /** `cursor` is the member's read position; null: no longer a member. */
   | { type: "member"; chat: string; user: string; cursor: number | null }
   | { type: "contact"; user: string; contact: string; present: boolean }
-  | { type: "invite"; room: string; user: string; from: string | null };
+  | { type: "invite"; room: string; user: string; from: string | null }
+  /** A message counted against a quota (the user's window, and a guest address's). */
+  | { type: "sent"; user: string; private: boolean; at: number; address: string | null }
+  /** A report filed, or a target's reports cleared (they muted). */
+  | { type: "report"; record: ReportRecord }
+  | { type: "reports_cleared"; target: string }
+  /** A password checked: failures count toward the login throttle on every node. */
+  | { type: "login"; name: string; ip: string; at: number; ok: boolean };
 
 /** Applies a change made by another node. */
 export async function applyChange(core: Core, change: StateChange): Promise<void> {
@@ -62,6 +70,28 @@ export async function applyChange(core: Core, change: StateChange): Promise<void
       else if (u.contacts.has(change.contact)) own(u, "contacts").delete(change.contact);
       return;
     }
+    case "sent": {
+      const u = core.users.get(change.user);
+      if (u) insertSorted(change.private ? u.sentPrivate : u.sent, change.at);
+      if (change.address !== null) {
+        let sent = core.addressSends.get(change.address);
+        if (!sent) core.addressSends.set(change.address, sent = []);
+        insertSorted(sent, change.at);
+      }
+      return;
+    }
+    case "report": {
+      let reports = core.reports.get(change.record.target);
+      if (!reports) core.reports.set(change.record.target, reports = new Map());
+      reports.set(change.record.reporter, change.record);
+      return;
+    }
+    case "login":
+      core.logins.recordElsewhere(change.name, change.ip, change.at, change.ok);
+      return;
+    case "reports_cleared":
+      core.reports.delete(change.target);
+      return;
     case "invite": {
       const u = core.users.get(change.user);
       if (!u) return;
@@ -94,4 +124,11 @@ async function loadRoom(core: Core, id: string): Promise<RoomState | null> {
   const room = newRoomState(record);
   core.addRoom(room);
   return room;
+}
+
+/** Adds a time to a window kept oldest first (another node's send may be a little older). */
+function insertSorted(times: number[], at: number): void {
+  let i = times.length;
+  while (i > 0 && times[i - 1]! > at) i--;
+  times.splice(i, 0, at);
 }
