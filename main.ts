@@ -245,7 +245,8 @@ async function serve(config: ServeConfig): Promise<void> {
 
 const CONNECT_USAGE = `Usage: chat connect [NAME] [flags]
 
-  --host HOST        server address (default 127.0.0.1; env CHAT_HOST)
+  --host HOST        server address (default 127.0.0.1; env CHAT_HOST); a cluster's nodes
+                     as HOST[:PORT],HOST[:PORT],… are tried in turn, on start and reconnect
   --port PORT        server TCP port (default 8000; env CHAT_TCP_PORT)
   --password PW      password for a registered name (env CHAT_PASSWORD); asked when needed
   --downloads DIR    where /download saves files (default ./downloads)
@@ -292,9 +293,18 @@ async function connect(args: string[]): Promise<number> {
     throw new UsageError("give --to or --room, not both");
   }
   const tty = Deno.stdin.isTerminal() && v.send === undefined;
+  // --host a,b:8001,c: the nodes of a cluster, tried in turn (a host without a port uses --port).
+  const servers = (v.host ?? env.CHAT_HOST ?? "127.0.0.1").split(",").map((entry) => {
+    const m = entry.trim().match(/^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/);
+    if (!m || (m[2] !== undefined && !(Number(m[2]) > 0 && Number(m[2]) < 65536))) {
+      throw new UsageError(`--host takes HOST or HOST:PORT, comma-separated, got "${entry}"`);
+    }
+    return { host: m[1]!.replace(/^\[|\]$/g, ""), port: m[2] === undefined ? port : Number(m[2]) };
+  });
   const client = new ChatClient({
-    host: v.host ?? env.CHAT_HOST ?? "127.0.0.1",
-    port,
+    host: servers[0]!.host,
+    port: servers[0]!.port,
+    servers,
     name: parsed.positionals[0],
     password: v.password ?? env.CHAT_PASSWORD,
     color: Deno.stdout.isTerminal() && !v["no-color"] && env.NO_COLOR === undefined,

@@ -23,6 +23,11 @@ import { HEARTBEAT_MS } from "../protocol/limits.ts";
 export interface ClientOptions {
   host: string;
   port: number;
+  /**
+   * Every node of a cluster to try, in order (the first is `host`/`port`): a node that does not
+   * answer is passed over for the next, at start and on every reconnect.
+   */
+  servers?: Array<{ host: string; port: number }>;
   name?: string | undefined;
   password?: string | undefined;
   /** Colours on (a terminal without NO_COLOR) or off. */
@@ -86,6 +91,8 @@ function colorize(line: string, frame: ServerFrame | null): string {
 export class ChatClient {
   #o: ClientOptions;
   #conn: Deno.TcpConn | null = null;
+  /** Which of the servers the client is (or was last) connected to. */
+  #at = 0;
   #mode: Mode = { kind: "room", room: "general" };
   #name = "";
   #password: string | undefined;
@@ -232,8 +239,34 @@ export class ChatClient {
     });
   }
 
+  /** The servers to try: every node given, or the one. */
+  get #servers(): Array<{ host: string; port: number }> {
+    return this.#o.servers?.length ? this.#o.servers : [{ host: this.#o.host, port: this.#o.port }];
+  }
+
+  /** The server connected to (or last tried). */
+  get #server(): { host: string; port: number } {
+    return this.#servers[this.#at % this.#servers.length]!;
+  }
+
+  /** Connects to the current server, or the next that answers (a cluster's other nodes). */
   async #connect(): Promise<void> {
-    this.#conn = await Deno.connect({ hostname: this.#o.host, port: this.#o.port });
+    const servers = this.#servers;
+    let last: unknown;
+    for (let i = 0; i < servers.length; i++) {
+      const at = (this.#at + i) % servers.length;
+      try {
+        this.#conn = await Deno.connect({ hostname: servers[at]!.host, port: servers[at]!.port });
+        if (at !== this.#at % servers.length) {
+          this.#print(`* Now connected to ${servers[at]!.host}:${servers[at]!.port}.`);
+        }
+        this.#at = at;
+        return;
+      } catch (error) {
+        last = error;
+      }
+    }
+    throw last;
   }
 
   /**
@@ -423,7 +456,7 @@ export class ChatClient {
       ? `to=${encodeURIComponent(where.slice(1))}`
       : `room=${encodeURIComponent(where.replace(/^#/, ""))}`;
     const res = await fetch(
-      `http://${this.#o.host}:${httpPort}/api/v1/files?${q}&name=${encodeURIComponent(name)}`,
+      `http://${this.#server.host}:${httpPort}/api/v1/files?${q}&name=${encodeURIComponent(name)}`,
       {
         method: "POST",
         headers: { authorization: `Bearer ${token}`, "content-type": guessType(name) },
@@ -438,7 +471,7 @@ export class ChatClient {
   async #download(id: string, dir: string | undefined): Promise<void> {
     const { token, httpPort } = await this.#httpToken();
     const res = await fetch(
-      `http://${this.#o.host}:${httpPort}/api/v1/files/${encodeURIComponent(id)}`,
+      `http://${this.#server.host}:${httpPort}/api/v1/files/${encodeURIComponent(id)}`,
       {
         headers: { authorization: `Bearer ${token}` },
       },
@@ -471,7 +504,8 @@ export class ChatClient {
     try {
       await this.#connect();
     } catch (error) {
-      this.#print(`! Cannot reach ${this.#o.host}:${this.#o.port}: ${(error as Error).message}`);
+      const where = this.#servers.map((s) => `${s.host}:${s.port}`).join(", ");
+      this.#print(`! Cannot reach ${where}: ${(error as Error).message}`);
       return 1;
     }
     try {

@@ -243,6 +243,8 @@ export interface ConnectionEntry {
   ip: string;
   connected_at: string;
   last_seen: string;
+  /** The cluster node that holds it (cluster mode only); ids are per node. */
+  node?: string;
 }
 
 /** One audit record: who did what to whom, when and why. */

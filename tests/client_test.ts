@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { startServer, WAIT_MS, withServer, withTimeout } from "./_helpers.ts";
+import { NatsServer, natsServerInstalled } from "./_nats.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -211,6 +212,45 @@ Deno.test("client: survives a server restart, reconnects by itself and shows wha
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "client: given a cluster's nodes, it moves to the next one when its node dies, and misses nothing",
+  ignore: !natsServerInstalled(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_client_" });
+    const data = `${dir}/chat.kv`;
+    await using nats = await NatsServer.start();
+    const nodes = await Promise.all(
+      ["n1", "n2"].map((node) =>
+        startServer({ data, args: ["--cluster", nats.url, "--node", node] })
+      ),
+    );
+    try {
+      const hosts = nodes.map((n) => `127.0.0.1:${n.tcpPort}`).join(",");
+      const alice = new ClientProcess(["Alice", "--host", hosts], { CHAT_RECONNECT_MS: "300" });
+      await alice.line("Logged in as Alice");
+      await nodes[0]!.stop("SIGKILL");
+      await alice.line("Connection lost; reconnecting");
+      const bob = new ClientProcess([
+        "Bob",
+        "--host",
+        `127.0.0.1:${nodes[1]!.tcpPort}`,
+        "--send",
+        "sent while you moved",
+      ]);
+      assert.equal(await bob.quit(), 0);
+      await alice.line(`Now connected to 127.0.0.1:${nodes[1]!.tcpPort}`);
+      await alice.line("#general Bob: sent while you moved");
+      await alice.type("from the other node");
+      await alice.line("#general Alice: from the other node");
+      assert.equal(await alice.quit(), 0);
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop().catch(() => 0)));
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 Deno.test("client: a server that stops answering is taken for gone after three beats, and the client reconnects", async () => {

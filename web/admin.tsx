@@ -11,6 +11,8 @@ import type { ViewProps } from "./chat.tsx";
 
 /** The admin tab. */
 export function Admin({ s, send }: ViewProps) {
+  // Cluster mode: connections name their node.
+  const cluster = s.connections.some((c) => c.node !== undefined);
   useEffect(() => {
     const refresh = () => {
       send({ type: "stats" });
@@ -53,6 +55,7 @@ export function Admin({ s, send }: ViewProps) {
           <thead>
             <tr>
               <th>login</th>
+              {cluster && <th>node</th>}
               <th>transport</th>
               <th>IP</th>
               <th>connected</th>
@@ -64,6 +67,7 @@ export function Admin({ s, send }: ViewProps) {
             {s.connections.map((c) => (
               <tr>
                 <td>{c.username ?? "—"}</td>
+                {cluster && <td>{c.node ?? ""}</td>}
                 <td>{c.transport}</td>
                 <td>{c.ip}</td>
                 <td>{time(c.connected_at)}</td>

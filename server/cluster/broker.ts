@@ -19,6 +19,7 @@
  * @module
  */
 
+import type { ConnectionEntry } from "../../protocol/frames.ts";
 import type { Broker, ChatEvent, LocalNode } from "../core/fanout.ts";
 import type { StateChange } from "../core/remote.ts";
 import type { Logger } from "../log.ts";
@@ -31,6 +32,8 @@ export const GAP_WAIT_MS = 100;
 export const BEAT_MS = 2000;
 /** A node not heard from for this long is dead: three beats missed. */
 export const NODE_TIMEOUT_MS = 3 * BEAT_MS;
+/** How long an admin's question to every node (its connections) waits for answers. */
+export const ASK_WAIT_MS = 500;
 
 /** What travels between nodes: an event, a change, or a node's beat. */
 type Envelope =
@@ -92,6 +95,10 @@ export class ClusterBroker implements Broker {
   start(local: LocalNode): void {
     this.#local = local;
     this.#bus.subscribe(this.#subject, (data) => this.#receive(data));
+    this.#bus.answer(
+      `${this.#subject}.connections`,
+      (asker) => asker === this.node ? "[]" : JSON.stringify(local.connections()),
+    );
     this.#bus.onReconnect(() => void this.#resync());
     this.#timer = setInterval(() => this.#beat(), BEAT_MS);
     this.#beat();
@@ -135,6 +142,25 @@ export class ClusterBroker implements Broker {
       for (const u of s.users) if (!this.#here.has(u)) others.add(u);
     }
     return others.size;
+  }
+
+  async connectionsElsewhere(): Promise<ConnectionEntry[]> {
+    const others = this.nodes().filter((n) => n.node !== this.node).length;
+    // Every live node answers (this one too, with nothing); one that does not within the bound
+    // is left out rather than holding the admin's table.
+    const answers = await this.#bus.ask(
+      `${this.#subject}.connections`,
+      this.node,
+      others + 1,
+      ASK_WAIT_MS,
+    );
+    return answers.flatMap((a) => {
+      try {
+        return JSON.parse(a) as ConnectionEntry[];
+      } catch {
+        return [];
+      }
+    });
   }
 
   /** Stops beating; the NATS connection is closed by its owner. */

@@ -16,6 +16,10 @@ export interface Bus {
   subscribe(subject: string, handler: (data: string) => void): void;
   /** Called each time the connection comes back after it was lost. */
   onReconnect(handler: () => void): void;
+  /** Answers requests on `subject` with what `handler` returns. */
+  answer(subject: string, handler: (data: string) => string): void;
+  /** Asks every answerer of `subject`; settles with the answers of up to `expected` of them. */
+  ask(subject: string, data: string, expected: number, waitMs: number): Promise<string[]>;
 }
 
 /** A NATS connection that says whether it is up. */
@@ -82,6 +86,34 @@ export class NatsBus implements Bus {
 
   onReconnect(handler: () => void): void {
     this.#reconnected.push(handler);
+  }
+
+  answer(subject: string, handler: (data: string) => string): void {
+    this.#nc.subscribe(subject, {
+      callback: (error, m) => {
+        if (error || !m.reply) return;
+        try {
+          m.respond(handler(this.#decoder.decode(m.data)));
+        } catch (e) {
+          this.#log.warn("cluster: answering a request failed", { error: e });
+        }
+      },
+    });
+  }
+
+  async ask(subject: string, data: string, expected: number, waitMs: number): Promise<string[]> {
+    if (expected <= 0 || !this.#up) return [];
+    const inbox = `_INBOX.chat.${crypto.randomUUID()}`;
+    const answers: string[] = [];
+    const sub = this.#nc.subscribe(inbox, { max: expected });
+    const timer = setTimeout(() => sub.unsubscribe(), waitMs);
+    try {
+      this.#nc.publish(subject, data, { reply: inbox });
+      for await (const m of sub) answers.push(this.#decoder.decode(m.data));
+    } finally {
+      clearTimeout(timer);
+    }
+    return answers;
   }
 
   async #watch(): Promise<void> {

@@ -7,6 +7,7 @@
 import type { ClientEntry, ConnectionEntry } from "../../protocol/frames.ts";
 import { checkPasswordStrength, createUser } from "./auth.ts";
 import type { UserCall } from "./call.ts";
+import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
 import { iso } from "./format.ts";
 import { audit, mutedUntil, setMute } from "./moderation.ts";
@@ -81,17 +82,27 @@ export async function unbanCommand(call: UserCall, frame: Target) {
 }
 
 /** `connections`: every connection of this process. */
-export function connectionsCommand(call: UserCall) {
+export async function connectionsCommand(call: UserCall) {
   const { core } = call;
-  const connections: ConnectionEntry[] = [...core.conns.values()].map((c) => ({
+  const connections = [
+    ...localConnections(core),
+    ...(await core.presence.connectionsElsewhere?.() ?? []),
+  ];
+  return { type: "connections_list" as const, connections, timestamp: core.ts() };
+}
+
+/** This process's connections, named by node in a cluster. */
+export function localConnections(core: Core): ConnectionEntry[] {
+  const node = core.presence.node;
+  return [...core.conns.values()].map((c) => ({
     id: c.id,
     username: c.user?.record.name ?? null,
     transport: c.peer.transport,
     ip: c.peer.ip,
     connected_at: iso(c.connectedAt),
     last_seen: iso(c.lastSeen),
+    ...(node === undefined ? {} : { node }),
   }));
-  return { type: "connections_list" as const, connections, timestamp: core.ts() };
 }
 
 /** `clients`: every account, last visit first: online state, when and from where (seed 004). */

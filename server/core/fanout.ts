@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ServerFrame } from "../../protocol/frames.ts";
+import type { ConnectionEntry, ServerFrame } from "../../protocol/frames.ts";
 import type { StoredMessage } from "../store/store.ts";
 import type { StateChange } from "./remote.ts";
 
@@ -55,6 +55,10 @@ export interface Presence {
   elsewhere(user: string): boolean;
   /** How many users are online in other processes only. */
   elsewhereCount?(): number;
+  /** This process's name in the cluster. */
+  readonly node?: string;
+  /** The connections of the other processes (each answers within a bound, or is left out). */
+  connectionsElsewhere?(): Promise<ConnectionEntry[]>;
 }
 
 /** Where the core publishes events. */
@@ -86,4 +90,6 @@ export interface LocalNode {
   applyChange(change: StateChange): Promise<void>;
   /** Tells this process's users that `user` left (their node died without saying so). */
   announceOffline(user: string): void;
+  /** This process's connections, for an admin on another node. */
+  connections(): ConnectionEntry[];
 }

@@ -23,6 +23,7 @@ import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
 import type { Broker } from "./fanout.ts";
 import { applyChange } from "./remote.ts";
+import { localConnections } from "./admin.ts";
 import { openFile, uploadFile, type UploadMeta } from "./files.ts";
 import type { AckFrame } from "./messages.ts";
 import { Outbound, type Peer } from "./peer.ts";
@@ -72,6 +73,7 @@ export class Hub {
           return [...chats];
         },
         applyChange: (change) => applyChange(core, change),
+        connections: () => localConnections(core),
         announceOffline: (user) =>
           local.publish({
             kind: "everyone",

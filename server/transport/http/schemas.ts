@@ -321,6 +321,7 @@ export const ConnectionsList = z.object({
     ip: z.string(),
     connected_at: Timestamp,
     last_seen: Timestamp,
+    node: z.string().optional().describe("the cluster node holding it (cluster mode only)"),
   })),
   timestamp: Timestamp,
 });
