@@ -21,6 +21,7 @@ const args = parseArgs({
     proto: { type: "string", default: "json" }, // json | ws | irc
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string" },
+    ports: { type: "string" }, // receivers spread over these (a cluster's nodes); senders on the first
     receivers: { type: "string", default: "100" },
     senders: { type: "string", default: "4" },
     messages: { type: "string", default: "1000" }, // total, across senders
@@ -34,7 +35,12 @@ const args = parseArgs({
 }).values;
 
 const proto = args.proto as "json" | "ws" | "irc";
-const PORT = Number(args.port);
+const PORTS = args.ports ? String(args.ports).split(",").map(Number) : [Number(args.port)];
+/** The port a client connects to: receivers round-robin over PORTS, senders the first. */
+function portOf(name: string): number {
+  const i = Number(name.match(/r(\d+)$/)?.[1] ?? 0);
+  return name.startsWith(`${TAG}r`) ? PORTS[i % PORTS.length]! : PORTS[0]!;
+}
 const N = Number(args.receivers);
 const S = Number(args.senders);
 const M = Number(args.messages);
@@ -191,7 +197,7 @@ type Role = "receiver" | "sender" | "idle";
 
 async function tcpClient(name: string, room: string, role: Role): Promise<Client> {
   const counts = role === "receiver";
-  const conn = await Deno.connect({ hostname: String(args.host), port: PORT });
+  const conn = await Deno.connect({ hostname: String(args.host), port: portOf(name) });
   const { c, ready } = newClient(
     (text) => void conn.write(enc.encode(text)).catch(() => {}),
     () => {
@@ -246,7 +252,7 @@ async function tcpClient(name: string, room: string, role: Role): Promise<Client
 
 async function wsClient(name: string, room: string, role: Role): Promise<Client> {
   const counts = role === "receiver";
-  const ws = new WebSocket(`ws://${args.host}:${PORT}/ws`);
+  const ws = new WebSocket(`ws://${args.host}:${portOf(name)}/ws`);
   const { c, ready } = newClient(
     (text) => ws.readyState === WebSocket.OPEN && ws.send(text.trimEnd()),
     () => ws.close(),

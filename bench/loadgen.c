@@ -39,6 +39,8 @@ static int WINDOW = 200;
 #define CHUNK 50
 
 static int proto = JSON, port = 0, N = 100, S = 4, M = 1000, ROOMS = 1, idle_mode = 0;
+/* --ports P1,P2,…: receivers spread over several servers (a cluster's nodes); senders on P1. */
+static int ports[16], nports = 0;
 static double RATE = 0, SLOW = 0, TIMEOUT_S = 120;
 static const char *TAG = "b";
 
@@ -159,9 +161,14 @@ static void login(Conn *c) {
   flush_out(c);
 }
 
+static int port_of(Conn *c) {
+  if (nports == 0 || c->role == SENDER) return nports ? ports[0] : port;
+  return ports[c->index % nports];
+}
+
 static int open_conn(Conn *c) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port_of(c))};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) { close(fd); return -1; }
   int one = 1;
@@ -180,7 +187,7 @@ static int open_conn(Conn *c) {
                      "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     port);
+                     port_of(c));
     put(c, req, n);
     flush_out(c);
   } else login(c);
@@ -379,6 +386,13 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--idle")) { idle_mode = 1; continue; }
     if (!strcmp(a, "--proto")) proto = !strcmp(v, "ws") ? WS : !strcmp(v, "irc") ? IRC : JSON;
     else if (!strcmp(a, "--port")) port = atoi(v);
+    else if (!strcmp(a, "--ports")) {
+      char *list = strdup(v), *save = NULL;
+      for (char *t = strtok_r(list, ",", &save); t && nports < 16; t = strtok_r(NULL, ",", &save)) {
+        ports[nports++] = atoi(t);
+      }
+      free(list);
+    }
     else if (!strcmp(a, "--receivers")) N = atoi(v);
     else if (!strcmp(a, "--senders")) S = atoi(v);
     else if (!strcmp(a, "--messages")) M = atoi(v);

@@ -151,16 +151,22 @@ type LoadResult = Record<string, number | string>;
  * a fan-out's cost.
  */
 async function measured(
-  pid: number,
+  pids: number | number[],
   args: string[],
 ): Promise<LoadResult & { cpu_s: number; rss_mb: number }> {
+  const all = Array.isArray(pids) ? pids : [pids];
+  // Several servers (a cluster's nodes): their CPU and memory added up.
+  const usageOf = async () => {
+    const us = await Promise.all(all.map(usage));
+    return { cpu: us.reduce((a, u) => a + u.cpu, 0), rss: us.reduce((a, u) => a + u.rss, 0) };
+  };
   const child = new Deno.Command(generator.cmd, {
     args: [...generator.prefix, ...args],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const errors = new Response(child.stderr).text();
-  let before = await usage(pid);
+  let before = await usageOf();
   let last = "";
   let pending = "";
   for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
@@ -169,12 +175,12 @@ async function measured(
     while ((i = pending.indexOf("\n")) >= 0) {
       const line = pending.slice(0, i).trim();
       pending = pending.slice(i + 1);
-      if (line === "start") before = await usage(pid);
+      if (line === "start") before = await usageOf();
       else if (line) last = line;
     }
   }
   if (pending.trim()) last = pending.trim();
-  const after = await usage(pid);
+  const after = await usageOf();
   const status = await child.status;
   if (status.code !== 0 || !last.startsWith("{")) {
     throw new Error(`load ${args.join(" ")} failed: ${(await errors).slice(-500)}`);
@@ -350,7 +356,7 @@ try {
 
   // 3. Durable ingest: acknowledged only after commit.
   log("3. durable ingest");
-  results.ingest = await ingest(chat.tcp, P.ingest);
+  results.ingest = await ingest([chat.tcp], P.ingest);
   results.fsync = await fsyncPerMessage();
 
   // 6. Many small rooms.
@@ -424,11 +430,119 @@ try {
 log("5. history");
 results.history = await history(P.history);
 
+// 9. Cluster: three nodes on one KV file and a real nats-server, against the single server above.
+log("9. cluster");
+results.cluster = await clusterRuns();
+
 await Deno.remove(dir, { recursive: true });
 await Deno.writeTextFile(OUT, report());
 log(`wrote ${OUT}`);
 
 // ------------------------------------------------------------ workload helpers
+
+/** Sums a counter over the nodes' /metrics. */
+async function metricSum(httpPorts: number[], name: string): Promise<number> {
+  let sum = 0;
+  for (const port of httpPorts) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, {
+      headers: { authorization: "Bearer bench" },
+    })).text();
+    sum += Number(text.match(new RegExp(`^${name} (\\d+)`, "m"))?.[1] ?? 0);
+  }
+  return sum;
+}
+
+/**
+ * Fan-out and ingest on three cluster nodes: receivers spread over the nodes with senders on one;
+ * writers on every node into one room and into many. Null when nats-server is not installed.
+ */
+async function clusterRuns(): Promise<Record<string, unknown> | null> {
+  try {
+    await new Deno.Command("nats-server", { args: ["--version"], stdout: "null" }).output();
+  } catch {
+    log("  nats-server is not installed (apt-get install -y nats-server): no cluster figures");
+    return null;
+  }
+  const natsPort = freePort();
+  const nats = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(natsPort)]);
+  await waitPort(natsPort);
+  const data = `${dir}/cluster.kv`;
+  const nodes = [];
+  for (const n of [1, 2, 3]) {
+    nodes.push(
+      await startChat(data, [
+        "--cluster",
+        `nats://127.0.0.1:${natsPort}`,
+        "--node",
+        `n${n}`,
+        "--metrics-token",
+        "bench",
+      ]),
+    );
+  }
+  const pids = nodes.map((n) => serverPid(n.proc));
+  const tcp = nodes.map((n) => n.tcp).join(",");
+  const http = nodes.map((n) => n.http);
+  try {
+    await new Promise((r) => setTimeout(r, 2500)); // every node has heard the others
+    const burst = await measured(pids, [
+      "--proto",
+      "json",
+      "--ports",
+      tcp,
+      "--receivers",
+      String(P.burstN),
+      "--senders",
+      "4",
+      "--messages",
+      String(P.burstM),
+      "--tag",
+      t(),
+    ]);
+    const open = await measured(pids, [
+      "--proto",
+      "json",
+      "--ports",
+      tcp,
+      "--receivers",
+      String(P.openN),
+      "--senders",
+      "4",
+      "--rate",
+      "200",
+      "--messages",
+      String(200 * P.openSecs),
+      "--tag",
+      t(),
+    ]);
+    const counters = async () => ({
+      conflicts: await metricSum(http, "chat_kv_sequence_conflicts_total"),
+      locked: await metricSum(http, "chat_kv_locked_retries_total"),
+    });
+    const c0 = await counters();
+    const oneRoom = await ingest(nodes.map((n) => n.tcp), P.ingest, { oneRoom: true, tag: "c1" });
+    const c1 = await counters();
+    const manyRooms = await ingest(nodes.map((n) => n.tcp), P.ingest, { tag: "c2" });
+    const c2 = await counters();
+    return {
+      burst,
+      open,
+      ingest_one_room: {
+        ...oneRoom,
+        conflicts: c1.conflicts - c0.conflicts,
+        locked: c1.locked - c0.locked,
+      },
+      ingest_many_rooms: {
+        ...manyRooms,
+        conflicts: c2.conflicts - c1.conflicts,
+        locked: c2.locked - c1.locked,
+      },
+    };
+  } finally {
+    for (const n of nodes) await n.proc.stop();
+    await nats.stop();
+  }
+}
 
 /**
  * REST throughput: `clients` keep-alive clients, each logged in with its own token, send
@@ -518,17 +632,25 @@ async function idle(
 }
 
 /** Senders pipeline messages and count acks: every ack means the message is on disk. */
-async function ingest(port: number, total: number): Promise<Record<string, number>> {
+async function ingest(
+  ports: number[],
+  total: number,
+  options: { oneRoom?: boolean; tag?: string } = {},
+): Promise<Record<string, number>> {
   const senders = 8;
   const per = total / senders;
+  const tag = options.tag ?? "";
+  const roomOf = (s: number) => options.oneRoom ? `ingest${tag}` : `ingest${tag}${s}`;
   const started = performance.now();
   await Promise.all(Array.from({ length: senders }, async (_, s) => {
+    // Writers spread over the given servers (a cluster's nodes).
+    const port = ports[s % ports.length]!;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     const enc = new TextEncoder();
     await conn.write(
       enc.encode(
-        JSON.stringify({ username: `ingest${s}` }) + "\n" +
-          JSON.stringify({ type: "join", room: `ingest${s}` }) + "\n",
+        JSON.stringify({ username: `ingest${tag}${s}` }) + "\n" +
+          JSON.stringify({ type: "join", room: roomOf(s) }) + "\n",
       ),
     );
     let acks = 0;
@@ -553,7 +675,7 @@ async function ingest(port: number, total: number): Promise<Record<string, numbe
       for (let k = i; k < Math.min(per, i + 200); k++) {
         chunk += JSON.stringify({
           type: "message",
-          room: `ingest${s}`,
+          room: roomOf(s),
           message: `ingest ${k} ${"x".repeat(48)}`,
         }) + "\n";
       }
@@ -676,6 +798,44 @@ async function history(count: number): Promise<Record<string, number>> {
 }
 
 // ------------------------------------------------------------ report
+
+/** Section 9: three cluster nodes against the single server of sections 1-3, same run. */
+function clusterSection(): string {
+  // deno-lint-ignore no-explicit-any
+  const r = results as any;
+  const cl = r.cluster;
+  if (!cl) return "Not run: nats-server is not installed here (`apt-get install -y nats-server`).";
+  const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : "n/a");
+  const one = r.burst.json;
+  const open1 = r.open[200]?.json;
+  return `Three \`chat serve --cluster\` nodes on one KV file and a real nats-server, on the same two
+cores as everything else. Fan-out: ${P.burstN} receivers spread over the three nodes, the 4
+senders on the first; the single server is section 1's (same run). Server CPU is the three nodes'
+sum.
+
+| run | single server | 3 nodes | 3 nodes / single |
+| --- | --- | --- | --- |
+| burst: deliveries/s | ${one.deliveries_per_s} | ${cl.burst.deliveries_per_s} | ${
+    ratio(cl.burst.deliveries_per_s, one.deliveries_per_s)
+  }× |
+| burst: delivered | ${one.delivered}/${one.expected} | ${cl.burst.delivered}/${cl.burst.expected} | |
+| burst: p99 ms | ${one.p99_ms} | ${cl.burst.p99_ms} | ${ratio(cl.burst.p99_ms, one.p99_ms)}× |
+| burst: server CPU s | ${one.cpu_s} | ${cl.burst.cpu_s} | ${ratio(cl.burst.cpu_s, one.cpu_s)}× |
+| open loop 200/s: p50 / p99 ms | ${
+    open1 ? `${open1.p50_ms} / ${open1.p99_ms}` : "–"
+  } | ${cl.open.p50_ms} / ${cl.open.p99_ms} | ${
+    open1 ? `${ratio(cl.open.p99_ms, open1.p99_ms)}× (p99)` : ""
+  } |
+| durable ingest, many rooms: msg/s | ${r.ingest.acked_per_s} | ${cl.ingest_many_rooms.acked_per_s} | ${
+    ratio(cl.ingest_many_rooms.acked_per_s, r.ingest.acked_per_s)
+  }× |
+| durable ingest, one room: msg/s | – | ${cl.ingest_one_room.acked_per_s} | |
+
+Ingest writers are on all three nodes (8 writers, one room each, or all in one room). Retries
+counted by the nodes (\`/metrics\`): one room, ${cl.ingest_one_room.conflicts} sequence
+conflicts (a batch numbered again) and ${cl.ingest_one_room.locked} "database is locked"; many
+rooms, ${cl.ingest_many_rooms.conflicts} and ${cl.ingest_many_rooms.locked}.`;
+}
 
 function report(): string {
   // deno-lint-ignore no-explicit-any
@@ -909,6 +1069,10 @@ turns them off and serves with \`Deno.serve\`.
 | --- | --- | --- |
 | \`GET /healthz\` | ${r.rest.deadlines.healthz_per_s} | ${r.rest.plain.healthz_per_s} |
 | \`POST /send\` (commit and fan-out) | ${r.rest.deadlines.send_per_s} | ${r.rest.plain.send_per_s} |
+
+## 9. Cluster
+
+${clusterSection()}
 
 ## What bounds the misses, and what was tried
 
