@@ -336,3 +336,29 @@ Deno.test({
     for (const x of [home, away, mallory, ...reporters]) await x.close();
   },
 });
+
+Deno.test({
+  name: "cluster: a private session between users on two nodes: asked, accepted, talked in, ended",
+  ignore,
+  async fn() {
+    await using c = await cluster(2);
+    const [n1, n2] = c.nodes;
+    const alice = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    const bob = await JsonClient.connect(n2!.tcpPort, { username: "bob" });
+    await alice.type("system", (f) => f.message.includes("bob joined"));
+    await alice.send({ type: "session_request", target_username: "bob" });
+    await bob.type("session_request", (f) => f.from_username === "alice");
+    await bob.send({ type: "session_response", target_username: "alice", accepted: true });
+    const started = await alice.type("session_accepted");
+    assert.equal(started.mode.kind, "session");
+    await bob.type("session_accepted");
+    // In the session, a plain message goes to the other one.
+    await alice.send({ type: "message", message: "just us" });
+    await bob.frame((f) => f.type === "private" && f.message === "just us", "the session message");
+    await bob.send({ type: "session_end" });
+    const ended = await alice.type("session_ended");
+    assert.equal(ended.mode.kind, "room");
+    await alice.close();
+    await bob.close();
+  },
+});

@@ -201,26 +201,32 @@ export class ClusterBroker implements Broker {
       return;
     }
     const event = envelope.event;
+    if (event.kind === "presence") {
+      if (event.online) state.users.add(event.user);
+      else state.users.delete(event.user);
+      return;
+    }
+    if (event.kind === "shared") return; // sent as a change, never as an event
+    // Events take their turn after the changes that came before them: a message to a room this
+    // node has just heard of, a session's frames after the session itself.
+    this.#changes = this.#changes
+      .then(() => this.#apply(event))
+      .catch((error) => this.#log.warn("cluster: an event could not be delivered", { error }));
+  }
+
+  #apply(event: ChatEvent): void {
+    const local = this.#local!;
     switch (event.kind) {
-      case "presence":
-        if (event.online) state.users.add(event.user);
-        else state.users.delete(event.user);
-        return;
-      case "shared":
-        return; // sent as a change, never as an event
       case "message":
-        // Changes come first: a message to a room this node has not heard of yet waits for it.
-        void this.#changes.then(() => this.#ordered(event.message));
-        return;
+        return this.#ordered(event.message);
       case "deleted":
       case "user": {
         // Connection ids are this node's own: another node's `exceptConn` means nothing here.
         const { exceptConn: _, ...rest } = event;
-        this.#local.deliver(rest as ChatEvent);
-        return;
+        return local.deliver(rest as ChatEvent);
       }
       default:
-        this.#local.deliver(event);
+        return local.deliver(event);
     }
   }
 

@@ -12,7 +12,7 @@ import { toFrame } from "./format.ts";
 import { visibleTo } from "./history.ts";
 import { inviteFrame, joinRequestFrame } from "./groups.ts";
 import { addMember } from "./rooms.ts";
-import { endSession, sessionRequestFrame } from "./sessions.ts";
+import { endSession, sessionRequestFrame, shareRequest } from "./sessions.ts";
 import { type Conn, GENERAL, own, type UserState } from "./state.ts";
 
 /** Makes the asking connection one of `u`'s: welcome, replay, then what arrived meanwhile. */
@@ -198,12 +198,9 @@ export function detach(core: Core, conn: Conn): void {
 function goOffline(core: Core, u: UserState): void {
   core.onlineUsers--;
   for (const chat of u.chats) core.rooms.get(chat)?.online.delete(u);
-  if (u.session) endSession(core, u, `${u.record.name} went offline`);
-  for (const other of u.requestsIn) own(other, "requestsOut").delete(u);
-  for (const other of u.requestsOut) own(other, "requestsIn").delete(u);
-  if (u.requestsIn.size > 0) own(u, "requestsIn").clear();
-  if (u.requestsOut.size > 0) own(u, "requestsOut").clear();
   core.publish({ kind: "presence", user: u.record.name, online: false });
+  // Still online on another node of a cluster: the session and requests live on there.
+  if (!core.presence.elsewhere(u.record.name)) dropSessionState(core, u);
   // Still online on another node: nobody is told they left.
   if (!core.presence.elsewhere(u.record.name)) {
     core.publish({
@@ -227,4 +224,19 @@ function touch(core: Core, u: UserState, ip: string): void {
   // After close() the store may be gone: connections closing then change nothing durable.
   if (core.closing) return;
   core.background(core.store.updateUser(u.record), "save last seen");
+}
+
+/** Ends a user's session and drops their session requests (they are offline everywhere). */
+export function dropSessionState(core: Core, u: UserState): void {
+  if (u.session) endSession(core, u, `${u.record.name} went offline`);
+  for (const other of u.requestsIn) {
+    own(other, "requestsOut").delete(u);
+    shareRequest(core, other, u, false);
+  }
+  for (const other of u.requestsOut) {
+    own(other, "requestsIn").delete(u);
+    shareRequest(core, u, other, false);
+  }
+  if (u.requestsIn.size > 0) own(u, "requestsIn").clear();
+  if (u.requestsOut.size > 0) own(u, "requestsOut").clear();
 }

@@ -23,6 +23,7 @@ import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
 import type { Broker } from "./fanout.ts";
 import { applyChange } from "./remote.ts";
+import { endSession } from "./sessions.ts";
 import { localConnections } from "./admin.ts";
 import { openFile, uploadFile, type UploadMeta } from "./files.ts";
 import type { AckFrame } from "./messages.ts";
@@ -74,12 +75,19 @@ export class Hub {
         },
         applyChange: (change) => applyChange(core, change),
         connections: () => localConnections(core),
-        announceOffline: (user) =>
+        announceOffline: (user) => {
+          const u = core.users.get(user);
+          // Its session ends where its partner is (the dead node cannot say so), quietly elsewhere.
+          if (u && u.conns.size === 0 && u.session) {
+            if (u.session.conns.size > 0) endSession(core, u, `${user} went offline`);
+            else u.session = u.session.session = null;
+          }
           local.publish({
             kind: "everyone",
             frame: { ...core.system(`${user} left the chat`), event: "offline", username: user },
             except: user,
-          }),
+          });
+        },
       });
     }
     return new Hub(core);

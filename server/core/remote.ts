@@ -25,7 +25,11 @@ export type StateChange =
   | { type: "report"; record: ReportRecord }
   | { type: "reports_cleared"; target: string }
   /** A password checked: failures count toward the login throttle on every node. */
-  | { type: "login"; name: string; ip: string; at: number; ok: boolean };
+  | { type: "login"; name: string; ip: string; at: number; ok: boolean }
+  /** A private session asked for (`open`), or the request answered or dropped. */
+  | { type: "session_request"; from: string; to: string; open: boolean }
+  /** A private session started between two users (`with`), or `user`'s ended (null). */
+  | { type: "session"; user: string; with: string | null };
 
 /** Applies a change made by another node. */
 export async function applyChange(core: Core, change: StateChange): Promise<void> {
@@ -84,6 +88,33 @@ export async function applyChange(core: Core, change: StateChange): Promise<void
       let reports = core.reports.get(change.record.target);
       if (!reports) core.reports.set(change.record.target, reports = new Map());
       reports.set(change.record.reporter, change.record);
+      return;
+    }
+    case "session_request": {
+      const from = core.users.get(change.from);
+      const to = core.users.get(change.to);
+      if (!from || !to) return;
+      if (change.open) {
+        own(from, "requestsOut").add(to);
+        own(to, "requestsIn").add(from);
+      } else {
+        if (from.requestsOut.has(to)) own(from, "requestsOut").delete(to);
+        if (to.requestsIn.has(from)) own(to, "requestsIn").delete(from);
+      }
+      return;
+    }
+    case "session": {
+      const u = core.users.get(change.user);
+      if (!u) return;
+      if (change.with === null) {
+        if (u.session) u.session.session = null;
+        u.session = null;
+        return;
+      }
+      const other = core.users.get(change.with);
+      if (!other) return;
+      u.session = other;
+      other.session = u;
       return;
     }
     case "login":

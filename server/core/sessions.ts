@@ -36,7 +36,7 @@ export function sessionRequestCommand(call: UserCall, frame: { target_username: 
   const name = to.record.name;
   if (to === u) throw new ChatError("bad_field", "You cannot start a session with yourself");
   requireLive(u);
-  if (to.conns.size === 0) {
+  if (!core.isOnline(to)) {
     throw new ChatError(
       "no_such_user",
       `${name} is offline: /private ${name} TEXT leaves a message instead`,
@@ -53,6 +53,8 @@ export function sessionRequestCommand(call: UserCall, frame: { target_username: 
   }
   own(u, "requestsOut").add(to);
   own(to, "requestsIn").add(u);
+  // Other nodes of a cluster hold the two users too (the answer may come through one of them).
+  shareRequest(core, u, to, true);
   core.publish({ kind: "user", user: name, frame: sessionRequestFrame(core, u) });
   return core.system(`Session request sent to ${name}; waiting for an answer`);
 }
@@ -78,6 +80,7 @@ export function sessionResponseCommand(
   if (frame.accepted) requireLive(u);
   own(u, "requestsIn").delete(from);
   own(from, "requestsOut").delete(u);
+  shareRequest(core, from, u, false);
   if (frame.accepted && (u.session || from.session)) {
     throw new ChatError(
       "session_conflict",
@@ -97,6 +100,10 @@ export function sessionResponseCommand(
   }
   u.session = from;
   from.session = u;
+  core.publish({
+    kind: "shared",
+    change: { type: "session", user: u.record.name, with: from.record.name },
+  });
   const message =
     `Private session between ${from.record.name} and ${u.record.name} started: /exit ends it`;
   return announce(core, call, [from, u], (mode) => ({
@@ -126,6 +133,7 @@ export function endSession(
   if (!other) return null;
   u.session = null;
   other.session = null;
+  core.publish({ kind: "shared", change: { type: "session", user: u.record.name, with: null } });
   return announce(core, call ?? null, [u, other], (mode) => ({
     type: "session_ended",
     from_username: u.record.name,
@@ -158,4 +166,12 @@ function announce(
   if (!call?.user) return frame;
   if (session !== undefined) call.view.sessionView = session;
   return make(core.mode(call.view, call.user));
+}
+
+/** Tells the other nodes of a cluster that a session request opened or closed. */
+export function shareRequest(core: Core, from: UserState, to: UserState, open: boolean): void {
+  core.publish({
+    kind: "shared",
+    change: { type: "session_request", from: from.record.name, to: to.record.name, open },
+  });
 }
