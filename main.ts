@@ -84,7 +84,8 @@ async function serve(config: ServeConfig): Promise<void> {
   const clustered = config.cluster !== "";
   const node = config.node || `${Deno.hostname()}-${config.tcpPort || Deno.pid}`;
   const store = clustered ? new ClusterStore(kv) : new KvStore(kv);
-  const lease = new DataLease(kv);
+  // Through the store's KV: retried while another node holds the file.
+  const lease = new DataLease(store.kv);
   const leaseId = crypto.randomUUID();
   const leaseRecord = () => ({
     pid: Deno.pid,

@@ -362,3 +362,67 @@ Deno.test({
     await bob.close();
   },
 });
+
+Deno.test({
+  name: "cluster: groups, files, contacts, bans and one account's devices across nodes",
+  ignore,
+  async fn() {
+    await using c = await cluster(3);
+    const [n1, n2, n3] = c.nodes;
+    // One account on two nodes: both devices get what is sent to the account.
+    const alice = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    const alicePhone = await wsUser(n2!.httpPort, "alice");
+    const bob = await JsonClient.connect(n3!.tcpPort, { username: "bob" });
+    await bob.send({ type: "private", target_username: "alice", message: "to both devices" });
+    await alice.type("private", (f) => f.message === "to both devices");
+    await alicePhone.type("private", (f) => f.message === "to both devices");
+    // A private message makes contacts, seen from any node.
+    alicePhone.send({ type: "contacts" });
+    const contacts = await alicePhone.type("contacts_list");
+    assert.deepEqual(contacts.contacts.map((x) => x.username), ["bob"]);
+
+    // A private group made on node 1; the invitee on node 3 accepts there.
+    await alice.send({ type: "create_group", room: "secret" });
+    await alice.type("joined", (f) => f.room === "secret");
+    await alice.send({ type: "invite", room: "secret", username: "bob" });
+    await bob.type("invite", (f) => f.room === "secret");
+    await bob.send({ type: "invite_response", room: "secret", accepted: true });
+    await bob.type("joined", (f) => f.room === "secret");
+    await bob.send({ type: "message", room: "secret", message: "in the group" });
+    await alice.type("message", (f) => f.room === "secret" && f.message === "in the group");
+    await alicePhone.type("message", (f) => f.room === "secret" && f.message === "in the group");
+
+    // A file sent through node 2 is announced everywhere and downloads from node 3.
+    const token = await tokenFor(c.base(1), "carol");
+    await api(c.base(1), "POST", "/api/v1/rooms", token, { name: "general" });
+    const up = await fetch(`${c.base(1)}/api/v1/files?name=notes.txt`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      body: "file contents",
+    });
+    assert.equal(up.status, 201, await up.clone().text());
+    const announced = await bob.type("message", (f) => f.file?.name === "notes.txt");
+    const got = await fetch(`${c.base(2)}/api/v1/files/${announced.file!.id}`, {
+      headers: { authorization: `Bearer ${await tokenFor(c.base(2), "dora")}` },
+    });
+    assert.equal(await got.text(), "file contents");
+
+    // An admin on node 1 bans carol, whose token came from node 2: refused on node 3 too.
+    const root = await JsonClient.connect(n1!.tcpPort, {
+      username: "Root",
+      password: "root-password",
+    });
+    await root.send({ type: "ban", username: "carol", reason: "testing" });
+    await root.type("system", (f) => f.message.includes("carol"));
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await api(c.base(2), "POST", "/api/v1/session", undefined, {
+      username: "carol",
+      password: "carol-password",
+    });
+    assert.equal(refused.status, 403, JSON.stringify(refused.json));
+    const stale = await api(c.base(2), "GET", "/api/v1/unread", token);
+    assert.equal(stale.status, 401);
+    for (const x of [alice, bob, root]) await x.close();
+    await alicePhone.close();
+  },
+});
