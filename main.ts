@@ -55,12 +55,47 @@ class StartupError extends Error {
   override name = "StartupError";
 }
 
+/** Opens the data file (its folder made if missing); a place that cannot hold it is a StartupError. */
 async function openKv(path: string): Promise<Deno.Kv> {
-  if (path !== ":memory:") {
+  if (path === ":memory:" || /^https?:\/\//.test(path)) return await Deno.openKv(path);
+  const fix = "give --data a file path in a folder you can write to";
+  try {
     const slash = path.lastIndexOf("/");
     if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true });
+  } catch (error) {
+    throw new StartupError(`cannot make the folder for ${path} (${reason(error)}): ${fix}`);
   }
-  return await Deno.openKv(path);
+  const stat = await Deno.stat(path).catch(() => null);
+  if (stat?.isDirectory) throw new StartupError(`${path} is a folder, not a data file: ${fix}`);
+  try {
+    return await Deno.openKv(path);
+  } catch (error) {
+    throw new StartupError(`cannot open ${path} (${reason(error)}): ${fix}`);
+  }
+}
+
+/** An OS error in a few words ("Permission denied", "Not a directory"), without its os error code. */
+function reason(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).replace(/ \(os error \d+\)/, "")
+    .replace(/: '.*'$/, "").split("\n")[0]!;
+}
+
+/** Listens, or explains in one line why not and what to do. */
+function listenOrExplain<T>(what: string, flag: string, port: number, listen: () => T): T {
+  try {
+    return listen();
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new StartupError(
+        `the ${what} port ${port} is in use (another chat server?): stop it, or give ${flag} ` +
+          "another port (0 picks a free one)",
+      );
+    }
+    throw new StartupError(
+      `cannot listen on the ${what} port ${port} (${reason(error)}): ` +
+        `give ${flag} another port, or --host another address`,
+    );
+  }
 }
 
 /** Whether the store answers a read within a second (for /healthz). */
@@ -137,19 +172,47 @@ async function serve(config: ServeConfig): Promise<void> {
     await lease.putNode(node, leaseRecord(), 10_000);
   }
   const newUlid = monotonicFactory();
-  // HTTP listens first so the hub is built knowing its port (token replies say where files go);
-  // a request arriving meanwhile waits for the app.
+  // Both ports are taken before anything is printed or served: a busy one stops the start with
+  // one line, and nothing is left listening (nor the data file held).
+  const giveUp = async () => {
+    broker?.stop();
+    await bus?.close();
+    await (clustered ? lease.releaseNode(node) : lease.release()).catch(() => {});
+    kv.close();
+  };
+  let listener: Deno.TcpListener;
+  try {
+    listener = listenOrExplain(
+      "TCP",
+      "--tcp-port",
+      config.tcpPort,
+      () => Deno.listen({ hostname: config.host, port: config.tcpPort, transport: "tcp" }),
+    );
+  } catch (error) {
+    await giveUp();
+    throw error;
+  }
+  // HTTP listens before the hub is built, which needs its port (token replies say where files
+  // go); a request arriving meanwhile waits for the app.
   const app = Promise.withResolvers<ReturnType<typeof createHttpApp>>();
-  const http = serveHttp(
-    { hostname: config.host, port: config.httpPort },
-    async (request, info) => (await app.promise).fetch(request, info),
-    {
-      log,
-      maxConnectionsPerIp: config.maxConnectionsPerIp,
-      headerTimeoutMs: config.headerTimeoutMs,
-      bodyIdleTimeoutMs: config.headerTimeoutMs,
-    },
-  );
+  let http: ReturnType<typeof serveHttp>;
+  try {
+    http = listenOrExplain("HTTP", "--http-port", config.httpPort, () =>
+      serveHttp(
+        { hostname: config.host, port: config.httpPort },
+        async (request, info) => (await app.promise).fetch(request, info),
+        {
+          log,
+          maxConnectionsPerIp: config.maxConnectionsPerIp,
+          headerTimeoutMs: config.headerTimeoutMs,
+          bodyIdleTimeoutMs: config.headerTimeoutMs,
+        },
+      ));
+  } catch (error) {
+    listener.close();
+    await giveUp();
+    throw error;
+  }
   const hub = await Hub.create({
     store,
     clock: { now: () => Date.now() },
@@ -188,7 +251,6 @@ async function serve(config: ServeConfig): Promise<void> {
     allowedOrigins: config.allowedOrigins,
   }));
 
-  const listener = Deno.listen({ hostname: config.host, port: config.tcpPort, transport: "tcp" });
   const tcp = serveTcp(hub, listener, { log, heartbeatMs: config.heartbeatMs });
   const addr = listener.addr as Deno.NetAddr;
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
@@ -287,6 +349,12 @@ async function connect(args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new UsageError(`--port must be a port number, got "${v.port}"`);
   }
+  if (parsed.positionals.length > 1) {
+    throw new UsageError(
+      `connect takes one NAME, got ${parsed.positionals.map((p) => `"${p}"`).join(", ")}` +
+        ' (a message goes in --send "TEXT")',
+    );
+  }
   if (v.send !== undefined && parsed.positionals[0] === undefined) {
     throw new UsageError("--send needs a NAME");
   }
@@ -320,7 +388,10 @@ async function connect(args: string[]): Promise<number> {
   return await client.run();
 }
 
-async function main(args: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
+  // `deno task connect -- Alice --port 18001` passes the "--" on: flags after it apply all the
+  // same (no name or value here starts with "-", so "--" ends nothing).
+  const args = argv.filter((a) => a !== "--");
   const [command, ...rest] = args;
   try {
     switch (command) {

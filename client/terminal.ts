@@ -110,6 +110,18 @@ export class ChatClient {
   #history: string[] = [];
   #historyAt = 0;
   #inputLines: ReadableStreamDefaultReader<string> | null = null;
+  /** Whether a line is being edited (stdin has one reader: questions go through it). */
+  #editing = false;
+  /**
+   * A question asked while a chat line is being edited (a password after a reconnect): it takes
+   * over the input line, hidden when secret, and its answer is neither sent nor kept in history.
+   */
+  #question: {
+    prompt: string;
+    secret: boolean;
+    resolve: (answer: string | null) => void;
+    saved: { buffer: string[]; cursor: number };
+  } | null = null;
 
   /** Creates a client with its options. */
   constructor(options: ClientOptions) {
@@ -126,7 +138,8 @@ export class ChatClient {
   /** Prints lines above the input line and redraws the prompt and what was being typed. */
   #print(text: string, frame: ServerFrame | null = null): void {
     const lines = text.split("\n").map((l) => (this.#o.color ? colorize(l, frame) : l));
-    if (this.#o.tty && this.#loggedIn) {
+    // Above the line being edited (even while reconnecting), which is drawn again below.
+    if (this.#o.tty && (this.#loggedIn || this.#editing)) {
       this.#write("\r\x1b[K" + lines.join("\r\n") + "\r\n");
       this.#redraw();
     } else {
@@ -140,9 +153,49 @@ export class ChatClient {
 
   #redraw(): void {
     if (!this.#o.tty) return;
+    const q = this.#question;
+    if (q?.secret) {
+      this.#write("\r\x1b[K" + q.prompt);
+      return;
+    }
     const text = this.#buffer.join("");
     const back = this.#buffer.length - this.#cursor;
-    this.#write("\r\x1b[K" + this.#prompt() + text + (back > 0 ? `\x1b[${back}D` : ""));
+    this.#write(
+      "\r\x1b[K" + (q ? q.prompt : this.#prompt()) + text + (back > 0 ? `\x1b[${back}D` : ""),
+    );
+  }
+
+  /**
+   * Asks a question on the input line and reads the answer (hidden when `secret`): through the
+   * line being edited if there is one, else by editing a line for it. Never sent as chat, never
+   * in history. Null when the user cancels (Ctrl+C, Ctrl+D) or input ends.
+   */
+  #askLine(prompt: string, secret: boolean): Promise<string | null> {
+    if (!this.#o.tty) {
+      this.#write(prompt);
+      return this.#readLine(secret);
+    }
+    return new Promise((resolve) => {
+      this.#question = {
+        prompt,
+        secret,
+        resolve,
+        saved: { buffer: this.#buffer, cursor: this.#cursor },
+      };
+      this.#buffer = [];
+      this.#cursor = 0;
+      if (this.#editing) this.#redraw();
+      else void this.#editLine(false);
+    });
+  }
+
+  /** Answers the pending question and gives the chat line back. */
+  #answer(answer: string | null): void {
+    const q = this.#question!;
+    this.#question = null;
+    this.#buffer = q.saved.buffer;
+    this.#cursor = q.saved.cursor;
+    q.resolve(answer);
   }
 
   // ------------------------------------------------------------ input
@@ -162,28 +215,52 @@ export class ChatClient {
 
   async #editLine(secret: boolean): Promise<string | null> {
     Deno.stdin.setRaw(true);
+    this.#editing = true;
     const decoder = new TextDecoder();
     const buf = new Uint8Array(64);
-    this.#buffer = [];
-    this.#cursor = 0;
+    // Started for a question alone: it ends with the answer.
+    const forQuestion = this.#question !== null;
+    if (!forQuestion) {
+      this.#buffer = [];
+      this.#cursor = 0;
+    }
     if (!secret) this.#redraw();
     try {
       while (true) {
         const n = await Deno.stdin.read(buf);
-        if (n === null) return null;
+        if (n === null) {
+          if (this.#question) this.#answer(null);
+          return null;
+        }
         const input = decoder.decode(buf.subarray(0, n), { stream: true });
         for (let i = 0; i < input.length; i++) {
           const ch = input[i]!;
+          const hidden = secret || this.#question?.secret === true;
           if (ch === "\r" || ch === "\n") {
             const line = this.#buffer.join("");
-            this.#write(secret ? "\r\n" : "\r\n");
-            if (!secret && line.trim()) {
+            this.#write("\r\n");
+            if (this.#question) {
+              this.#answer(line);
+              if (forQuestion) return null;
+              this.#redraw();
+              continue;
+            }
+            if (!hidden && line.trim()) {
               this.#history.push(line);
               this.#historyAt = this.#history.length;
             }
             return line;
           }
-          if (ch === "\x03" || (ch === "\x04" && this.#buffer.length === 0)) return null;
+          if (ch === "\x03" || (ch === "\x04" && this.#buffer.length === 0)) {
+            if (this.#question) {
+              this.#write("\r\n");
+              this.#answer(null);
+              if (forQuestion) return null;
+              this.#redraw();
+              continue;
+            }
+            return null;
+          }
           if (ch === "\x7f" || ch === "\b") {
             if (this.#cursor > 0) this.#buffer.splice(--this.#cursor, 1);
           } else if (ch === "\x01") this.#cursor = 0;
@@ -196,16 +273,18 @@ export class ChatClient {
             i += 2;
             if (key === "D" && this.#cursor > 0) this.#cursor--;
             else if (key === "C" && this.#cursor < this.#buffer.length) this.#cursor++;
-            else if (key === "A" || key === "B") this.#browse(key === "A" ? -1 : 1);
-            else if (key === "H") this.#cursor = 0;
+            else if ((key === "A" || key === "B") && !this.#question) {
+              this.#browse(key === "A" ? -1 : 1);
+            } else if (key === "H") this.#cursor = 0;
             else if (key === "F") this.#cursor = this.#buffer.length;
           } else if (ch >= " ") {
             this.#buffer.splice(this.#cursor++, 0, ch);
           }
-          if (!secret) this.#redraw();
+          if (!hidden) this.#redraw();
         }
       }
     } finally {
+      this.#editing = false;
       Deno.stdin.setRaw(false);
     }
   }
@@ -341,13 +420,12 @@ export class ChatClient {
       if (f.type === "welcome") {
         this.#loggedIn = true;
         this.#mode = f.mode;
-        if (firstTime && this.#o.send === undefined) {
+        if (!firstTime) this.#print("* Reconnected.");
+        else if (this.#o.send === undefined) {
           this.#print(renderFrame(f)!, f);
           if (!f.registered) {
             this.#print("* This name is not registered: /register PASSWORD claims it.");
           }
-        } else {
-          this.#print("* Reconnected.");
         }
         // Whatever arrived with the welcome (history, unread, missed messages) is shown now.
         for (const rest of frames.splice(0)) this.#onFrame(rest);
@@ -358,16 +436,23 @@ export class ChatClient {
       if (f.code === "password_required" || f.code === "bad_password") {
         if (f.code === "bad_password") this.#print("! Wrong password.");
         if (this.#o.send !== undefined && this.#password !== undefined) throw new Error(f.message);
-        this.#write(`Password for ${this.#name}: `);
-        const pw = await this.#readLine(true);
-        if (pw === null) return false;
+        const pw = await this.#askLine(`Password for ${this.#name}: `, true);
+        if (pw === null || pw === "") {
+          // No way in without it: say so and stop, rather than retry behind the user's back.
+          this.#quitting = true;
+          this.#conn?.close();
+          throw new Error(
+            `Not logged in: ${this.#name} needs its password (connect again to retry)`,
+          );
+        }
         this.#password = pw;
         continue;
       }
-      this.#print(`! ${f.message}`, f);
+      // Thrown reasons are printed once, by whoever catches them.
+      if (f.code === "banned") this.#quitting = true;
       if (this.#o.send !== undefined || f.code === "banned") throw new Error(f.message);
-      this.#write("Enter your nickname: ");
-      const name = await this.#readLine();
+      this.#print(`! ${f.message}`, f);
+      const name = await this.#askLine("Enter your nickname: ", false);
       if (name === null) return false;
       this.#name = name.trim();
     }
@@ -431,7 +516,15 @@ export class ChatClient {
           this.#redraw();
           return;
         }
-      } catch { /* still down */ }
+      } catch (error) {
+        if (this.#quitting) {
+          // No way back in (no password given, banned): say why and end the client.
+          this.#print(`! ${(error as Error).message}`);
+          if (this.#o.tty) Deno.stdin.setRaw(false);
+          Deno.exit(1);
+        }
+        /* still down */
+      }
       delay = Math.min(delay * 2, 30_000);
     }
   }
@@ -496,8 +589,7 @@ export class ChatClient {
   async run(): Promise<number> {
     this.#name = this.#o.name ?? "";
     while (!this.#name) {
-      this.#write("Your name: ");
-      const name = await this.#readLine();
+      const name = await this.#askLine("Your name: ", false);
       if (name === null) return 0;
       this.#name = name.trim();
     }
@@ -590,6 +682,15 @@ export class ChatClient {
       return 2;
     }
     try {
+      // The room asked for is joined first (a bot that never joined it could not post there).
+      const room = this.#o.to === undefined ? this.#o.room ?? "general" : undefined;
+      if (room !== undefined && room !== "general") {
+        const joined = await this.#ask(decodeClientValue({ type: "join", room }));
+        if (joined.type === "error") {
+          this.#print(`! ${joined.message}`);
+          return 1;
+        }
+      }
       const reply = await this.#ask(frame);
       if (reply.type === "ack") {
         this.#print(`* Stored as ${reply.id} in ${reply.chat}.`);

@@ -433,6 +433,19 @@ export function when(iso: string, now = Date.now()): string {
   } ${clock(iso)}`;
 }
 
+/**
+ * The server's own sentences carry times as UTC ISO ("muted until 2026-11-29T15:06:20.703Z");
+ * a person reads them as chat lines show time: local `HH:MM`, with the date when not today.
+ * Only for server-made text (notices, errors), never for what users wrote.
+ */
+export function humanTimes(text: string, now = Date.now()): string {
+  return text.replace(
+    /(until )?\b(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z)\b/g,
+    (_, until: string | undefined, iso: string) =>
+      iso.startsWith("9999-") ? "for good" : `${until ?? ""}${when(iso, now)}`,
+  );
+}
+
 /** Unread messages of one chat a person is shown at login; /history pages back to the rest. */
 export const UNREAD_LINES = 20;
 
@@ -515,7 +528,7 @@ export function renderFrame(frame: ServerFrame): string | null {
       }). ` +
         `${f.online_users} online. You are in ${modeText(f.mode)}. /help lists commands.`;
     case "system":
-      return `[${clock(f.timestamp)}] * ${f.message}` +
+      return `[${clock(f.timestamp)}] * ${humanTimes(f.message)}` +
         (f.event === "online" || f.event === "offline" ? ` (${f.online_users} online)` : "");
     case "message":
     case "private":
@@ -525,7 +538,7 @@ export function renderFrame(frame: ServerFrame): string | null {
         ? `* ${f.chat.slice(1)} is offline: they will get it when they connect`
         : null;
     case "error":
-      return `! ${f.message}`;
+      return `! ${humanTimes(f.message)}`;
     case "users_list": {
       const offline = f.all.filter((u) => !u.online).map((u) => u.username);
       return `* Online (${f.online_users}): ${f.users.join(", ") || "nobody"}` +
@@ -582,7 +595,7 @@ export function renderFrame(frame: ServerFrame): string | null {
           f.session ? ` Private session with ${f.session}.` : ""
         }`,
         `* Rooms: ${f.rooms.map((r) => "#" + r).join(", ")}. ${f.online_users} users online.`,
-        ...(f.muted_until ? [`* You are muted until ${f.muted_until}.`] : []),
+        ...(f.muted_until ? [`* You are muted until ${when(f.muted_until)}.`] : []),
         ...(f.quota
           ? [
             `* Quota: ${f.quota.remaining} of ${f.quota.limit} messages left this ${
@@ -638,7 +651,7 @@ export function renderFrame(frame: ServerFrame): string | null {
         f.reports.map((x) =>
           `  ${x.username}: ${x.reporters.length} report${x.reporters.length === 1 ? "" : "s"}${
             x.reporters.length ? ` (${x.reporters.join(", ")})` : ""
-          }${x.muted_until ? `, muted until ${x.muted_until}` : ""}`
+          }${x.muted_until ? `, muted until ${when(x.muted_until)}` : ""}`
         ),
       ).join("\n");
     case "replies":
@@ -676,7 +689,7 @@ export function renderFrame(frame: ServerFrame): string | null {
           f.contacts.map((c) => c.username + (c.online ? " (online)" : "")).join(", ")
         }`;
     case "token":
-      return `* Token (valid until ${f.expires_at}): ${f.token}` +
+      return `* Token (valid until ${when(f.expires_at)}): ${f.token}` +
         (f.http_port
           ? `\n* e.g. curl -O -J "http://HOST:${f.http_port}/api/v1/files/ID?token=${f.token}"`
           : "");

@@ -186,7 +186,7 @@ const FLAGS: FlagSpec[] = [
     name: "node",
     env: "CHAT_NODE",
     def: "",
-    help: "this node's name in the cluster (default: host name and port)",
+    help: "this node's name in the cluster; without it, the host name and TCP port",
   },
   {
     name: "metrics-token",
@@ -209,13 +209,42 @@ const FLAGS: FlagSpec[] = [
   },
 ];
 
+/** Words of `text` in lines of at most `width` columns, each after `indent`. */
+export function wrapWords(text: string, width: number, indent: string): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && indent.length + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** Flag name, then its help in one column, wrapped at 100 columns (what 80-column terminals fold). */
+function flagLines(name: string, help: string, nameWidth: number): string[] {
+  const head = `  --${name.padEnd(nameWidth)}  `;
+  const indent = " ".repeat(head.length);
+  return wrapWords(help, 100, indent).map((l, i) => (i === 0 ? head : indent) + l);
+}
+
+const NAME_WIDTH = Math.max(...FLAGS.map((f) => f.name.length));
+
 /** The `--help` text of `chat serve`. */
 export const SERVE_USAGE = [
   "Usage: chat serve [flags]",
   "",
   "Flags (each also read from the environment variable shown):",
-  ...FLAGS.map((f) => `  --${f.name.padEnd(19)} ${f.help} (default ${f.def}; env ${f.env})`),
-  "  --help         this text",
+  ...FLAGS.flatMap((f) =>
+    flagLines(
+      f.name,
+      `${f.help} (${f.def === "" ? "none by default" : `default ${f.def}`}; env ${f.env})`,
+      NAME_WIDTH,
+    )
+  ),
+  ...flagLines("help", "this text", NAME_WIDTH),
 ].join("\n");
 
 /** A flag had a value that cannot work; the message says which and what is expected. */

@@ -7,11 +7,12 @@
 import { parseArgs } from "node:util";
 import { validateUsername } from "../protocol/frames.ts";
 import { MIN_PASSWORD_CHARS } from "../protocol/limits.ts";
+import { skeleton } from "../protocol/names.ts";
 import { UsageError } from "./config.ts";
 import { scryptHasher } from "./passwords.ts";
 import type { KvStore } from "./store/kv_store.ts";
 import { DataLease } from "./store/lease.ts";
-import { LEASE_STALE_MS } from "./store/store.ts";
+import { LEASE_STALE_MS, type UserRecord } from "./store/store.ts";
 
 /** The `--help` text of `chat user`. */
 export const USER_USAGE = `Usage: chat user COMMAND [--data FILE]
@@ -80,30 +81,46 @@ function validateName(name: string): string {
   }
 }
 
-/** Reads a password: from the flag, hidden from a terminal, or the first line of piped input. */
+/** Reads one line from a terminal without echoing it. */
+async function readHidden(prompt: string): Promise<string> {
+  await Deno.stdout.write(new TextEncoder().encode(prompt));
+  Deno.stdin.setRaw(true);
+  const bytes: number[] = [];
+  const buf = new Uint8Array(1);
+  try {
+    while ((await Deno.stdin.read(buf)) === 1 && buf[0] !== 13 && buf[0] !== 10) {
+      if (buf[0] === 3) throw new UsageError("cancelled: nothing changed");
+      if (buf[0] === 127) bytes.pop();
+      else bytes.push(buf[0]!);
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    await Deno.stdout.write(new TextEncoder().encode("\n"));
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/**
+ * Reads a password: from the flag, hidden from a terminal (twice, to catch a typo), or the first
+ * line of piped input.
+ */
 async function readPassword(given: string | undefined, name: string): Promise<string> {
   let pw = given;
   if (pw === undefined) {
     if (Deno.stdin.isTerminal()) {
-      await Deno.stdout.write(new TextEncoder().encode(`Password for ${name}: `));
-      Deno.stdin.setRaw(true);
-      const bytes: number[] = [];
-      const buf = new Uint8Array(1);
-      try {
-        while ((await Deno.stdin.read(buf)) === 1 && buf[0] !== 13 && buf[0] !== 10) {
-          if (buf[0] === 3) throw new UsageError("cancelled");
-          if (buf[0] === 127) bytes.pop();
-          else bytes.push(buf[0]!);
-        }
-      } finally {
-        Deno.stdin.setRaw(false);
-        await Deno.stdout.write(new TextEncoder().encode("\n"));
+      pw = await readHidden(`Password for ${name}: `);
+      if (pw !== "" && (await readHidden("Again, to be sure: ")) !== pw) {
+        throw new UsageError("the two passwords differ: nothing changed, try again");
       }
-      pw = new TextDecoder().decode(new Uint8Array(bytes));
     } else {
       const text = await new Response(Deno.stdin.readable).text();
       pw = text.split(/\r?\n/)[0] ?? "";
     }
+  }
+  if (pw === "") {
+    throw new UsageError(
+      "no password given: type it when asked, pipe it in (echo PW | chat user …), or give --password PW",
+    );
   }
   if (pw.length < MIN_PASSWORD_CHARS) {
     throw new UsageError(`the password needs at least ${MIN_PASSWORD_CHARS} characters`);
@@ -153,7 +170,7 @@ export async function runUserCommand(
     }
     case "add": {
       const { users } = await store.load();
-      const clash = users.find((u) => u.name.toLowerCase() === name.toLowerCase());
+      const clash = users.find((u) => skeleton(u.name) === skeleton(name));
       if (clash) {
         throw new UsageError(`the name ${clash.name} is taken: use "user passwd" or "user admin"`);
       }
@@ -165,27 +182,38 @@ export async function runUserCommand(
     case "passwd":
     case "admin":
     case "del": {
-      const user = await store.getUser(name);
-      if (!user) {
-        throw new UsageError(
-          `there is no user ${name} (names are case-sensitive here: see "user list")`,
-        );
-      }
-      if (cmd.command === "del") {
-        await store.deleteUser(name);
-        out(`deleted ${name}`);
-      } else if (cmd.command === "admin") {
-        await store.updateUser({ ...user, admin: !cmd.off });
-        out(`${name} is ${cmd.off ? "no longer an admin" : "an admin"}`);
-      } else {
-        const passwordHash = await hasher.hash(await readPassword(cmd.password, name));
-        await store.updateUser({ ...user, passwordHash });
-        await store.revokeTokens(name);
-        out(`new password set for ${name}; their tokens are revoked`);
-      }
-      await store.flush();
-      return 0;
+      // Any case, and look-alike letters, name the same user: as at login.
+      const user = await store.getUser(name) ??
+        (await store.load()).users.find((u) => skeleton(u.name) === skeleton(name));
+      if (!user) throw new UsageError(`there is no user ${name}: "user list" shows who there is`);
+      const { name: _, ...rest } = cmd;
+      return await runOnUser(store, { ...rest, name: user.name }, user, out, hasher);
     }
   }
   return 2;
+}
+
+/** `passwd`, `admin` or `del` on a user found by any case of their name. */
+async function runOnUser(
+  store: KvStore,
+  cmd: NonNullable<ReturnType<typeof parseUserArgs>>,
+  user: UserRecord,
+  out: (line: string) => void,
+  hasher: ReturnType<typeof scryptHasher>,
+): Promise<number> {
+  const name = user.name;
+  if (cmd.command === "del") {
+    await store.deleteUser(name);
+    out(`deleted ${name}`);
+  } else if (cmd.command === "admin") {
+    await store.updateUser({ ...user, admin: !cmd.off });
+    out(`${name} is ${cmd.off ? "no longer an admin" : "an admin"}`);
+  } else {
+    const passwordHash = await hasher.hash(await readPassword(cmd.password, name));
+    await store.updateUser({ ...user, passwordHash });
+    await store.revokeTokens(name);
+    out(`new password set for ${name}; their tokens are revoked`);
+  }
+  await store.flush();
+  return 0;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseServeArgs, UsageError } from "../server/config.ts";
+import { parseServeArgs, SERVE_USAGE, UsageError } from "../server/config.ts";
 
 Deno.test("parseServeArgs() uses the defaults of the issue", () => {
   assert.deepEqual(parseServeArgs([], {}), {
@@ -101,4 +101,16 @@ Deno.test("parseServeArgs() reads limits and lifetimes", () => {
   assert.equal(c.messageTtlMs, 0);
   assert.equal(c.muteForMs, 90 * 60_000);
   assert.equal(c.registration, "closed");
+});
+
+Deno.test("serve --help: every description starts in one column, no line past 100", () => {
+  const lines = SERVE_USAGE.split("\n").filter((l) => l.startsWith("  "));
+  const column = (l: string) => l.search(/\S/) === 2 ? l.indexOf("  ", 4) : -1;
+  const starts = new Set<number>();
+  for (const l of lines) {
+    assert.ok(l.length <= 100, `too long: ${l}`);
+    if (l.startsWith("  --")) starts.add(l.slice(column(l)).search(/\S/) + column(l));
+    else starts.add(l.search(/\S/)); // a wrapped line continues in the same column
+  }
+  assert.equal(starts.size, 1, [...starts].join(","));
 });

@@ -26,6 +26,28 @@ async function cli(
   return { code, out: new TextDecoder().decode(stdout), err: new TextDecoder().decode(stderr) };
 }
 
+Deno.test("chat user: no password on stdin says so; names are found in any case, as at login", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat_user_" });
+  const data = `${dir}/chat.kv`;
+  try {
+    const empty = await cli(["add", "Alice", "--data", data]); // stdin is /dev/null
+    assert.equal(empty.code, 2);
+    assert.match(empty.err, /^chat: no password given: .*--password PW\n$/);
+    assert.equal((await cli(["add", "Alice", "--data", data], "alice-password\n")).code, 0);
+    const passwd = await cli(["passwd", "alice", "--data", data], "\n");
+    assert.match(passwd.err, /no password given/);
+    const ok = await cli(["passwd", "ALICE", "--data", data], "new-password\n");
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.out, /new password set for Alice/);
+    const admin = await cli(["admin", "alice", "--data", data]);
+    assert.match(admin.out, /Alice is an admin/);
+    const none = await cli(["del", "nobody", "--data", data]);
+    assert.match(none.err, /there is no user nobody: "user list" shows who there is/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("chat user: manages accounts, and refuses clearly while a server holds the data file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat_user_" });
   const data = `${dir}/chat.kv`;

@@ -5,10 +5,25 @@ import { api, startServer, withServer } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-/** Runs `main.ts serve` on free ports and waits for it to exit (it should refuse to start). */
-async function serveExpectingRefusal(data: string): Promise<{ code: number; stderr: string }> {
+/** Runs `main.ts serve` (free ports unless `args` say) and waits for it to exit: it should refuse. */
+async function serveExpectingRefusal(
+  data: string,
+  args: string[] = [],
+): Promise<{ code: number; stderr: string; stdout: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "serve", "--tcp-port", "0", "--http-port", "0", "--data", data],
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "serve",
+      "--tcp-port",
+      "0",
+      "--http-port",
+      "0",
+      "--data",
+      data,
+      ...args,
+    ],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -16,8 +31,68 @@ async function serveExpectingRefusal(data: string): Promise<{ code: number; stde
   const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   const out = await child.output();
   clearTimeout(timer);
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  return {
+    code: out.code,
+    stderr: new TextDecoder().decode(out.stderr),
+    stdout: new TextDecoder().decode(out.stdout),
+  };
 }
+
+/** Exit code 1, one plain line on stderr matching `pattern`, and nothing said to listen. */
+function assertOneLine(r: { code: number; stderr: string; stdout: string }, pattern: RegExp) {
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `one line, not:\n${r.stderr}`);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\x1b\[|^\s+at /m);
+  assert.doesNotMatch(r.stdout, /listening/, r.stdout);
+}
+
+Deno.test("startup: a busy TCP port, or only a busy HTTP port, stops the start in one line with nothing listening", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat_start_" });
+  try {
+    using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (busy.addr as Deno.NetAddr).port;
+    const tcp = await serveExpectingRefusal(`${dir}/a.kv`, ["--tcp-port", String(port)]);
+    assertOneLine(tcp, new RegExp(`^chat: the TCP port ${port} is in use .*--tcp-port`));
+    const http = await serveExpectingRefusal(`${dir}/b.kv`, ["--http-port", String(port)]);
+    assertOneLine(http, new RegExp(`^chat: the HTTP port ${port} is in use .*--http-port`));
+    // The data file was let go: a server starts on it at once.
+    const again = await startServer({ data: `${dir}/b.kv` });
+    try {
+      assert.equal(
+        (await api(`http://127.0.0.1:${again.httpPort}`, "GET", "/healthz")).status,
+        200,
+      );
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("startup: a --data that cannot be a data file is refused in one line saying what to give", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat_start_" });
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "x");
+    assertOneLine(
+      await serveExpectingRefusal(`${dir}/file/chat.kv`),
+      /^chat: cannot make the folder for .*file\/chat\.kv \(.*\): give --data a file path/,
+    );
+    await Deno.mkdir(`${dir}/folder.kv`);
+    assertOneLine(
+      await serveExpectingRefusal(`${dir}/folder.kv`),
+      /^chat: .*folder\.kv is a folder, not a data file: give --data/,
+    );
+    assertOneLine(
+      await serveExpectingRefusal("/proc/chat/chat.kv"),
+      /^chat: cannot make the folder for \/proc\/chat\/chat\.kv/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("startup: a second server on a data file a live server holds refuses in one line, naming the holder", async () => {
   await using first = await withServer();

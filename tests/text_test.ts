@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseLine, promptFor, renderFrame } from "../protocol/text.ts";
+import { humanTimes, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
 
 const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
   ["hello there", { kind: "frame", frame: { type: "message", message: "hello there" } }],
@@ -251,4 +251,24 @@ Deno.test("renderFrame(): a person is shown the newest 20 unread of a chat and t
   assert.equal(text.split("\n").filter((l) => / bob: m\d+$/.test(l)).length, 20);
   assert.match(text, /bob: m26\n/);
   assert.match(text, /--- older: \/history general 26 ---/);
+});
+
+Deno.test("humanTimes(): the server's UTC times read as chat lines' local time, with the date when not today", () => {
+  const now = new Date(2026, 10, 29, 12, 0).getTime();
+  const today = new Date(2026, 10, 29, 15, 6).toISOString();
+  const later = new Date(2026, 11, 2, 9, 30).toISOString();
+  assert.equal(
+    humanTimes(`You are muted until ${today}; you can still read`, now),
+    "You are muted until 15:06; you can still read",
+  );
+  assert.equal(humanTimes(`the next one at ${later}`, now), "the next one at Dec 2 09:30");
+  assert.equal(humanTimes("banned until 9999-12-31T23:59:59.999Z", now), "banned for good");
+  assert.equal(humanTimes("no time here", now), "no time here");
+  // Every error and notice a person reads goes through it.
+  const line = renderFrame({
+    type: "error",
+    code: "muted",
+    message: `You are muted until ${today}`,
+  });
+  assert.doesNotMatch(line!, /T\d\d:\d\d/);
 });
