@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { chromium, type Page } from "playwright-core";
+import AxeBuilder from "@axe-core/playwright";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { JsonClient, startServer } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -24,6 +25,77 @@ const LAUNCH = {
     "--no-first-run",
   ],
 };
+
+/** No axe-core violation of any impact on the page as it is now. */
+async function assertAccessible(page: Page, what: string): Promise<void> {
+  const { violations } = await new AxeBuilder({ page }).analyze();
+  assert.deepEqual(
+    violations.map((v) =>
+      `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target).join(" ")}`
+    ),
+    [],
+    `${what} has accessibility violations`,
+  );
+}
+
+const DESKTOP = { width: 1100, height: 700 };
+const PHONE = { width: 390, height: 844 };
+
+/** Presses Tab until the focused element matches (at most `max` times); fails otherwise. */
+async function tabTo(page: Page, selector: string, max = 80): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) {
+      // What has focus shows it.
+      const outline = await page.evaluate(() =>
+        getComputedStyle(document.activeElement!).outlineStyle
+      );
+      assert.notEqual(outline, "none", `no visible focus on ${selector}`);
+      return;
+    }
+    await page.keyboard.press("Tab");
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+/** Login, chat and admin at one size: no axe violation; on a phone, nothing off to the side. */
+async function checkViews(browser: Browser, base: string, size: { width: number; height: number }) {
+  const page = await (await browser.newContext({ viewport: size })).newPage();
+  await page.goto(base);
+  await page.waitForSelector('[data-testid="login-name"]');
+  await assertAccessible(page, `login at ${size.width}px`);
+  // Layout shifts from the login form to the filled chat (Lighthouse's CLS, in the page).
+  await page.evaluate(() => {
+    const w = globalThis as unknown as { cls: number };
+    w.cls = 0;
+    new PerformanceObserver((list) => {
+      // Every shift counts here, even those right after the click (CLS leaves those out).
+      for (const e of list.getEntries() as unknown as Array<{ value: number }>) w.cls += e.value;
+    }).observe({ type: "layout-shift", buffered: true });
+  });
+  await page.fill('[data-testid="login-name"]', "Root");
+  await page.fill('[data-testid="login-password"]', "root-password");
+  await page.click('[data-testid="login-submit"]');
+  await page.waitForSelector('[data-testid="message"]');
+  await page.waitForTimeout(300);
+  const cls = await page.evaluate(() => (globalThis as unknown as { cls: number }).cls);
+  assert.ok(cls < 0.1, `the login flow shifts the layout by ${cls.toFixed(3)} (CLS)`);
+  await page.fill('[data-testid="composer"]', `checked at ${size.width}px`);
+  await page.click('[data-testid="send"]');
+  await page.waitForSelector(`[data-testid="message"]:has-text("checked at ${size.width}px")`);
+  await assertAccessible(page, `chat at ${size.width}px`);
+  // The composer is on screen without scrolling the page: the message list scrolls instead.
+  const box = (await page.locator('[data-testid="composer"]').boundingBox())!;
+  assert.ok(box.y + box.height <= size.height, `composer at y=${box.y} below ${size.height}`);
+  const tall = await page.evaluate(() => document.documentElement.scrollHeight);
+  assert.ok(tall <= size.height + 1, `the page scrolls (${tall}px tall)`);
+  if (size === PHONE) await page.screenshot({ path: `${DOCS}console-phone.png` });
+  await page.click('[data-testid="tab-admin"]');
+  await page.waitForSelector('[data-testid="clients"] td');
+  await assertAccessible(page, `admin at ${size.width}px`);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(wide <= size.width, `the admin view is ${wide}px wide`);
+  await page.close();
+}
 
 async function login(page: Page, base: string, name: string, password: string): Promise<void> {
   await page.goto(base);
@@ -150,6 +222,8 @@ Deno.test({
       await root.click('[data-testid="ban-Leaver"]');
       await root.waitForSelector('[data-testid="unban-Leaver"]', { timeout: 10_000 });
       await root.screenshot({ path: `${DOCS}console-admin.png` });
+      await checkViews(browser, base, DESKTOP);
+      await checkViews(browser, base, PHONE);
 
       // History pages back as Alice scrolls up.
       await tcp.send({ type: "join", room: "lots" });
@@ -216,6 +290,99 @@ Deno.test({
       await page.waitForSelector('[data-testid="message"]:has-text("back after the freeze")');
     } finally {
       if (stopped) Deno.kill(server.pid, "SIGCONT");
+      await browser.close();
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: hasChromium
+    ? "console: everything from the keyboard: log in, send, reply, switch rooms, answer a session, an admin's action"
+    : "console: keyboard test (skipped: /usr/bin/chromium is not installed)",
+  ignore: !hasChromium,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_browser_" });
+    const data = `${dir}/chat.kv`;
+    const add = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "user",
+        "add",
+        "Root",
+        "--admin",
+        "--password",
+        "root-password",
+        "--data",
+        data,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(add.code, 0, new TextDecoder().decode(add.stderr));
+    const server = await startServer({ data });
+    const base = `http://127.0.0.1:${server.httpPort}/`;
+    const browser = await chromium.launch(LAUNCH);
+    try {
+      const tcp = await JsonClient.connect(server.tcpPort, { username: "Terminal" });
+      await tcp.send({ type: "join", room: "books" });
+      await tcp.type("joined");
+      const page = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+      await page.goto(base);
+      // Log in: the name field has focus first, Tab to the password, Enter submits.
+      await tabTo(page, '[data-testid="login-name"]');
+      await page.keyboard.type("Root");
+      await page.keyboard.press("Tab");
+      await page.keyboard.type("root-password");
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="me"]:has-text("Root")');
+
+      // Send with Enter in the composer.
+      await tabTo(page, '[data-testid="composer"]');
+      await page.keyboard.type("typed, not clicked");
+      await page.keyboard.press("Enter");
+      await tcp.type("message", (m) => m.message === "typed, not clicked");
+
+      // Reply: Tab to the reply button of a message, Enter, type, Enter.
+      await tcp.send({ type: "message", room: "general", message: "answer me" });
+      await page.waitForSelector('[data-testid="message"]:has-text("answer me")');
+      await tabTo(page, 'button[aria-label="reply to Terminal"]');
+      await page.keyboard.press("Enter");
+      await page.waitForSelector(".replying");
+      await tabTo(page, '[data-testid="composer"]');
+      await page.keyboard.type("here you go");
+      await page.keyboard.press("Enter");
+      const reply = await tcp.type("message", (m) => m.message === "here you go");
+      assert.equal(reply.reply_to?.from_username, "Terminal");
+
+      // Switch rooms: join one by its field, then back to general by its button.
+      await tabTo(page, 'input[name="room"]');
+      await page.keyboard.type("books");
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="chat-title"]:has-text("#books")');
+      await tabTo(page, '[data-testid="room-general"] button');
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="chat-title"]:has-text("#general")');
+
+      // A session request is answered from the keyboard.
+      await tcp.send({ type: "session_request", target_username: "Root" });
+      await page.waitForSelector('[data-testid="session-prompt"]');
+      await tabTo(page, '[data-testid="session-accept"]');
+      await page.keyboard.press("Enter");
+      await tcp.type("session_accepted");
+
+      // An admin action: mute from the connections table.
+      await tabTo(page, '[data-testid="tab-admin"]');
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="mute-Terminal"]');
+      await tabTo(page, '[data-testid="mute-Terminal"]');
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="audit"] li:has-text("Root mute Terminal")');
+      await tcp.close();
+    } finally {
       await browser.close();
       await server.stop();
       await Deno.remove(dir, { recursive: true });

@@ -49,7 +49,23 @@ function App() {
   }
 
   if (!token) return <Login onToken={setToken} />;
-  if (!s.me) return <p class="loading">Connecting…</p>;
+  if (!s.me) {
+    // The chat's own layout, empty, so nothing jumps when it fills in (CLS).
+    return (
+      <div class="app">
+        <header>
+          <h1 class="brand">chat</h1>
+          <span class="dot" title="connecting" />
+        </header>
+        <main class="chat">
+          <aside />
+          <section class="pane">
+            <p class="loading">Connecting…</p>
+          </section>
+        </main>
+      </div>
+    );
+  }
   const logout = async () => {
     await fetch("/api/v1/session", {
       method: "DELETE",
@@ -63,7 +79,7 @@ function App() {
   return (
     <div class="app">
       <header>
-        <b>chat</b>
+        <h1 class="brand">chat</h1>
         <span data-testid="me">{s.me.username}</span>
         <span
           class={s.connected ? "dot on" : "dot"}
@@ -87,12 +103,16 @@ function App() {
         </nav>
       </header>
       {s.errors.length > 0 && (
-        <div
-          class="errors"
-          data-testid="errors"
-          onClick={() => update(() => ({ errors: [] }))}
-        >
+        <div class="errors" role="alert" data-testid="errors">
           {s.errors.map((e, i) => <div key={i}>{e}</div>)}
+          <button
+            type="button"
+            class="small"
+            onClick={() => update(() => ({ errors: [] }))}
+            aria-label="dismiss these errors"
+          >
+            ×
+          </button>
         </div>
       )}
       {view === "chat"

@@ -150,12 +150,20 @@ export function Chat(
                 </a>
               )}
               <span class="actions">
-                <button type="button" class="small" onClick={() => setReplyTo(m)}>reply</button>
+                <button
+                  type="button"
+                  class="small"
+                  onClick={() => setReplyTo(m)}
+                  aria-label={`reply to ${m.from_username}`}
+                >
+                  reply
+                </button>
                 {(m.from_username === me || s.me!.admin) && (
                   <button
                     type="button"
                     class="small"
                     onClick={() => send({ type: "delete_message", id: m.id })}
+                    aria-label={`delete ${m.from_username}'s message`}
                     data-testid="delete"
                   >
                     delete
@@ -169,7 +177,14 @@ export function Chat(
         {replyTo && (
           <div class="replying">
             Replying to {replyTo.from_username}: {replyTo.message.slice(0, 60)}
-            <button type="button" class="small" onClick={() => setReplyTo(null)}>×</button>
+            <button
+              type="button"
+              class="small"
+              onClick={() => setReplyTo(null)}
+              aria-label="do not reply"
+            >
+              ×
+            </button>
           </div>
         )}
         <form class="composer" onSubmit={submit}>
@@ -177,10 +192,12 @@ export function Chat(
             name="text"
             placeholder={`Message ${s.chat.startsWith("@") ? s.chat : "#" + s.chat}`}
             autocomplete="off"
+            aria-label="message"
             data-testid="composer"
           />
           <label class="upload">
             Attach<input
+              class="sr"
               type="file"
               multiple
               onChange={(e) => void upload((e.target as HTMLInputElement).files)}

@@ -25,6 +25,7 @@ export function Prompts({ s, send, update }: UpdatingProps) {
                 chat: "@" + from,
               }));
             }}
+            data-testid="session-accept"
           >
             Accept
           </button>

@@ -12,17 +12,21 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
   const me = s.me!.username;
   return (
     <aside>
-      <h3>Rooms</h3>
+      <h2>Rooms</h2>
       <ul data-testid="rooms">
         {s.rooms.map((r) => (
-          <li
-            class={r.name === s.chat ? "on" : ""}
-            onClick={() => open(r.name)}
-            data-testid={`room-${r.name}`}
-          >
-            {r.private ? "◆ " : "#"}
-            {r.name} <small>{r.online}/{r.members}</small>
-            {(s.unread[r.name] ?? 0) > 0 && <span class="badge">{s.unread[r.name]}</span>}
+          <li class={r.name === s.chat ? "on" : ""} data-testid={`room-${r.name}`}>
+            <button
+              type="button"
+              class="link"
+              onClick={() =>
+                open(r.name)}
+              aria-current={r.name === s.chat ? "true" : undefined}
+            >
+              {r.private ? "◆ " : "#"}
+              {r.name} <small>{r.online}/{r.members}</small>
+              {(s.unread[r.name] ?? 0) > 0 && <span class="badge">{s.unread[r.name]}</span>}
+            </button>
           </li>
         ))}
       </ul>
@@ -40,18 +44,20 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
           f.reset();
         }}
       >
-        <input name="room" placeholder="join or create" />
-        <label>
+        <input name="room" placeholder="join or create" aria-label="room to join or create" />
+        <label class="check">
           <input type="checkbox" name="private" /> private
         </label>
       </form>
-      <h3>People</h3>
+      <h2>People</h2>
       <ul data-testid="users">
         {s.users.map((u) =>
           u.username === me ? null : (
             <li>
               <span class={u.online ? "dot on" : "dot"} />
-              <a onClick={() => open("@" + u.username)}>{u.username}</a>
+              <button type="button" class="link" onClick={() => open("@" + u.username)}>
+                {u.username}
+              </button>
               {(s.unread["@" + u.username] ?? 0) > 0 && (
                 <span class="badge">{s.unread["@" + u.username]}</span>
               )}
@@ -60,6 +66,7 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
                   type="button"
                   class="small"
                   title="private session"
+                  aria-label={`ask ${u.username} for a private session`}
                   onClick={() => send({ type: "session_request", target_username: u.username })}
                 >
                   ⇄
@@ -69,15 +76,18 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
           )
         )}
       </ul>
-      <h3>Contacts</h3>
+      <h2>Contacts</h2>
       <ul data-testid="contacts">
         {s.contacts.map((c) => (
           <li>
             <span class={c.online ? "dot on" : "dot"} />{" "}
-            <a onClick={() => open("@" + c.username)}>{c.username}</a>
+            <button type="button" class="link" onClick={() => open("@" + c.username)}>
+              {c.username}
+            </button>
             <button
               type="button"
               class="small"
+              aria-label={`remove ${c.username} from contacts`}
               onClick={() => send({ type: "remove_contact", username: c.username })}
             >
               ×
@@ -95,9 +105,9 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
           i.value = "";
         }}
       >
-        <input name="contact" placeholder="add a contact" />
+        <input name="contact" placeholder="add a contact" aria-label="add a contact" />
       </form>
-      <h3>Scheduled</h3>
+      <h2>Scheduled</h2>
       <ul data-testid="scheduled">
         {s.scheduled.map((e) => (
           <li>
@@ -105,6 +115,7 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
             <button
               type="button"
               class="small"
+              aria-label="cancel this scheduled message"
               onClick={() => send({ type: "cancel_scheduled", id: e.id })}
             >
               cancel
@@ -126,8 +137,8 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
           f.reset();
         }}
       >
-        <input name="at" type="datetime-local" />
-        <input name="text" placeholder="message for later" />
+        <input name="at" type="datetime-local" aria-label="when to send it" />
+        <input name="text" placeholder="message for later" aria-label="message for later" />
         <button type="submit">Schedule</button>
       </form>
       <form
@@ -138,7 +149,11 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
           i.value = "";
         }}
       >
-        <input name="link" placeholder="join with an invite link token" />
+        <input
+          name="link"
+          placeholder="invite link token"
+          aria-label="join with an invite link token"
+        />
       </form>
     </aside>
   );

@@ -22,26 +22,30 @@ export function Login({ onToken }: { onToken: (token: string) => void }) {
     onToken(body.token);
   };
   return (
-    <form class="login" onSubmit={submit} data-testid="login">
-      <h1>chat</h1>
-      <p>Log in, or pick a new name and password to register.</p>
-      <input
-        name="username"
-        placeholder="name"
-        autocomplete="username"
-        required
-        data-testid="login-name"
-      />
-      <input
-        name="password"
-        type="password"
-        placeholder="password (6+ characters)"
-        autocomplete="current-password"
-        required
-        data-testid="login-password"
-      />
-      <button type="submit" data-testid="login-submit">Log in</button>
-      {error && <p class="error" data-testid="login-error">{error}</p>}
-    </form>
+    <main class="login-page">
+      <form class="login" onSubmit={submit} data-testid="login">
+        <h1>chat</h1>
+        <p>Log in, or pick a new name and password to register.</p>
+        <input
+          name="username"
+          placeholder="name"
+          aria-label="name"
+          autocomplete="username"
+          required
+          data-testid="login-name"
+        />
+        <input
+          name="password"
+          type="password"
+          placeholder="password (6+ characters)"
+          aria-label="password"
+          autocomplete="current-password"
+          required
+          data-testid="login-password"
+        />
+        <button type="submit" data-testid="login-submit">Log in</button>
+        {error && <p class="error" role="alert" data-testid="login-error">{error}</p>}
+      </form>
+    </main>
   );
 }

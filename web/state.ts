@@ -45,6 +45,8 @@ export interface State {
   clients: ClientEntry[];
   reports: Array<{ username: string; reporters: string[]; muted_until: string | null }>;
   audit: AuditEntry[];
+  /** Whether older audit entries than the page shown exist. */
+  auditMore: boolean;
   log: LogEntry[];
 }
 
@@ -71,6 +73,7 @@ export const initial: State = {
   clients: [],
   reports: [],
   audit: [],
+  auditMore: false,
   log: [],
 };
 
@@ -192,7 +195,7 @@ export function reduce(s: State, f: ServerFrame): Step {
     case "reports_list":
       return next({ reports: f.reports });
     case "audit_log":
-      return next({ audit: f.entries });
+      return next({ audit: f.entries, auditMore: f.has_more });
     case "log":
       return next({ log: [...s.log, ...f.entries].slice(-200) });
     default:
