@@ -7,7 +7,7 @@
 const STYLE = `
 *{box-sizing:border-box}body{margin:0;font:14px/1.4 system-ui,sans-serif;color:#1f2328;background:#f6f8fa;display:flow-root;min-height:100vh}
 button{font:inherit;cursor:pointer;border:1px solid #d0d7de;background:#fff;border-radius:6px;padding:4px 10px}
-button.small{padding:0 6px;font-size:12px}button.on{background:#0969da;color:#fff}
+button.small{padding:0 6px;font-size:12px;min-height:24px;min-width:24px}button.on{background:#0969da;color:#fff}
 input{font:inherit;padding:5px 8px;border:1px solid #d0d7de;border-radius:6px;max-width:100%}
 .login-page{padding:12vh 12px 0}.login{max-width:320px;margin:0 auto;display:flex;flex-direction:column;gap:8px;background:#fff;padding:24px;border-radius:12px;border:1px solid #d0d7de}
 .error,.errors{color:#cf222e}.errors{background:#ffebe9;padding:6px 12px;cursor:pointer}
@@ -37,7 +37,7 @@ h1.brand{font-size:16px;margin:0}.login h1{margin:0 0 4px}
 .sr{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}
 button.link{border:0;background:none;padding:0 2px;color:#0969da;text-align:left}aside li button.link{color:inherit}aside [data-testid=rooms] button.link{width:100%}
 :focus-visible{outline:2px solid #0969da;outline-offset:1px}.upload:focus-within{outline:2px solid #0969da;border-radius:6px}
-.check{white-space:nowrap;display:inline-flex;align-items:center;gap:4px}aside input:not([type=checkbox]){width:100%}
+.check{white-space:nowrap;display:inline-flex;align-items:center;gap:4px;min-height:24px}.check input{width:20px;height:20px;margin:2px}aside input:not([type=checkbox]){width:100%}
 .errors{display:flex;gap:12px;align-items:flex-start}.errors>button{margin-left:auto}.pager{display:flex;gap:6px}
 .admin section{min-width:0}.admin table{min-width:480px}
 @media (max-width:700px){
