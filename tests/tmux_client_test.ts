@@ -161,3 +161,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "terminal client in tmux: started without a name, it asks for one, visibly",
+  ignore: !installed(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tmux_" });
+    const server = await startServer({ data: `${dir}/chat.kv` });
+    try {
+      await using term = new Terminal();
+      await term.start(["deno", "run", "-A", MAIN, "connect", "--port", String(server.tcpPort)], {
+        NO_COLOR: "1",
+      });
+      // The question stays on screen (the line editor once painted its prompt over it).
+      await term.waitFor(/^Your name:\s*$/m);
+      await term.type("Zed");
+      await term.waitFor(/^Your name: Zed$/m);
+      await term.type("", "Enter");
+      await term.waitFor(/Logged in as Zed/);
+      await term.type("/quit", "Enter");
+    } finally {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
