@@ -21,6 +21,7 @@ import { ClusterStore } from "./server/cluster/store.ts";
 import { createHttpApp } from "./server/transport/http/app.ts";
 import { serveHttp } from "./server/transport/http_server.ts";
 import { serveTcp } from "./server/transport/tcp/listener.ts";
+import { serveIrc } from "./server/transport/irc.ts";
 import { parseUserArgs, runUserCommand, USER_USAGE } from "./server/user_cli.ts";
 
 const USAGE = `chat: a multi-user chat server and its clients
@@ -213,6 +214,23 @@ async function serve(config: ServeConfig): Promise<void> {
     await giveUp();
     throw error;
   }
+  let ircListener: Deno.TcpListener | null = null;
+  if (config.ircPort !== null) {
+    try {
+      const ircPort = config.ircPort;
+      ircListener = listenOrExplain(
+        "IRC",
+        "--irc-port",
+        ircPort,
+        () => Deno.listen({ hostname: config.host, port: ircPort, transport: "tcp" }),
+      );
+    } catch (error) {
+      listener.close();
+      await http.shutdown();
+      await giveUp();
+      throw error;
+    }
+  }
   const hub = await Hub.create({
     store,
     clock: { now: () => Date.now() },
@@ -252,9 +270,16 @@ async function serve(config: ServeConfig): Promise<void> {
   }));
 
   const tcp = serveTcp(hub, listener, { log, heartbeatMs: config.heartbeatMs });
+  const irc = ircListener
+    ? serveIrc(hub, ircListener, { log, heartbeatMs: config.heartbeatMs, motd: config.motd })
+    : null;
   const addr = listener.addr as Deno.NetAddr;
   console.log(`tcp listening on ${addr.hostname}:${addr.port}`);
   console.log(`http listening on ${http.addr.hostname}:${http.addr.port}`);
+  if (ircListener) {
+    const a = ircListener.addr as Deno.NetAddr;
+    console.log(`irc listening on ${a.hostname}:${a.port}`);
+  }
   log.info("server started", { data: config.data, ...(clustered ? { node } : {}) });
 
   // The lease, refreshed, tells `chat user` and other servers that this data file is in use.
@@ -286,11 +311,12 @@ async function serve(config: ServeConfig): Promise<void> {
     clearInterval(maintenance);
     clearInterval(scheduler);
     tcp.close();
+    irc?.close();
     // Goodbye on every wire first: shutting the HTTP server down closes its WebSockets.
     await hub.close("server shutting down");
     const httpDone = http.shutdown();
     await Promise.race([
-      Promise.all([tcp.finished, httpDone]),
+      Promise.all([tcp.finished, httpDone, irc?.finished]),
       new Promise((r) => setTimeout(r, 2000)),
     ]);
     // Let `chat user` in at once; a refresh still in flight must not re-create the lease.

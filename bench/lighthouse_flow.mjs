@@ -5,7 +5,9 @@
 // layout shift across the switch from login to chat), then the chat view (snapshot).
 // Prints each step's category scores (snapshots have no performance metrics) and what failed.
 import { createRequire } from "node:module";
-const require = createRequire(process.env.NODE_PATH ? process.env.NODE_PATH + "/" : import.meta.url);
+const require = createRequire(
+  process.env.NODE_PATH ? process.env.NODE_PATH + "/" : import.meta.url,
+);
 const puppeteer = require("puppeteer-core");
 const { startFlow } = await import(require.resolve("lighthouse"));
 

@@ -88,9 +88,10 @@ async function waitPort(port: number): Promise<void> {
 async function startChat(
   data: string,
   extra: string[] = [],
-): Promise<{ proc: Proc; tcp: number; http: number }> {
+): Promise<{ proc: Proc; tcp: number; http: number; irc: number }> {
   const tcp = await freePort();
   const http = await freePort();
+  const irc = await freePort();
   const proc = spawn(Deno.execPath(), [
     "run",
     "-A",
@@ -100,6 +101,8 @@ async function startChat(
     String(tcp),
     "--http-port",
     String(http),
+    "--irc-port",
+    String(irc),
     "--data",
     data,
     "--rate-limit",
@@ -116,7 +119,8 @@ async function startChat(
   ]);
   await waitPort(tcp);
   await waitPort(http);
-  return { proc, tcp, http };
+  await waitPort(irc);
+  return { proc, tcp, http, irc };
 }
 
 async function startIrc(): Promise<{ proc: Proc; port: number }> {

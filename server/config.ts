@@ -36,6 +36,10 @@ export interface ServeConfig {
   metricsToken: string;
   /** Web origins (scheme://host:port) allowed to open /ws and POST from a browser. */
   allowedOrigins: string[];
+  /** The IRC port; null: no IRC listener. */
+  ircPort: number | null;
+  /** The message of the day IRC clients are shown (lines). */
+  motd: string[];
   /** NATS servers of a cluster (`nats://host:port`, comma-separated); "" for one process. */
   cluster: string;
   /** This node's name in the cluster. */
@@ -68,6 +72,18 @@ const FLAGS: FlagSpec[] = [
     env: "CHAT_HTTP_PORT",
     def: "8080",
     help: "HTTP port (REST, WebSocket, console); 0 picks a free one",
+  },
+  {
+    name: "irc-port",
+    env: "CHAT_IRC_PORT",
+    def: "6667",
+    help: "IRC port for IRC clients (irssi, WeeChat, bots); 0 picks a free one; off: no IRC",
+  },
+  {
+    name: "motd",
+    env: "CHAT_MOTD",
+    def: "",
+    help: "the message of the day IRC clients see: the text, or @FILE to read it from a file",
   },
   {
     name: "data",
@@ -420,5 +436,19 @@ export function parseServeArgs(
     allowedOrigins,
     cluster,
     node: get("node"),
+    ircPort: get("irc-port") === "off" ? null : port("irc-port", get("irc-port")),
+    motd: readMotd(get("motd")),
   };
+}
+
+/** The message of the day: the text given, or the lines of the file named after "@". */
+function readMotd(value: string): string[] {
+  if (!value.startsWith("@")) return value ? value.split("\n") : [];
+  try {
+    return Deno.readTextFileSync(value.slice(1)).split(/\r?\n/).filter((l, i, a) =>
+      l !== "" || i < a.length - 1
+    );
+  } catch (error) {
+    throw new UsageError(`--motd ${value}: cannot read the file (${(error as Error).message})`);
+  }
 }

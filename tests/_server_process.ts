@@ -13,6 +13,8 @@ export interface ServerProcess {
   pid: number;
   tcpPort: number;
   httpPort: number;
+  /** The IRC port (0 when started with --irc-port off). */
+  ircPort: number;
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
   /** Sends a signal and waits for exit; returns the exit code. */
@@ -33,6 +35,8 @@ export async function startServer(
       "0",
       "--http-port",
       "0",
+      "--irc-port",
+      "0",
       "--data",
       options.data,
       "--log-level",
@@ -51,8 +55,11 @@ export async function startServer(
   let stdoutText = "";
   let tcpPort: number | null = null;
   let httpPort: number | null = null;
+  const args = options.args ?? [];
+  const ircOff = args.some((a, i) => a === "--irc-port" && args[i + 1] === "off");
+  let ircPort: number | null = ircOff ? 0 : null;
   const deadline = Date.now() + 15_000;
-  while (tcpPort === null || httpPort === null) {
+  while (tcpPort === null || httpPort === null || ircPort === null) {
     const { value, done } = await withTimeout(lines.read(), deadline - Date.now(), "server start");
     if (done) throw new Error(`server exited before listening:\n${stdoutText}\n${stderrText}`);
     stdoutText += value;
@@ -60,6 +67,8 @@ export async function startServer(
     const http = stdoutText.match(/http listening on [^\s]+:(\d+)/);
     if (http) httpPort = Number(http[1]);
     if (tcp) tcpPort = Number(tcp[1]);
+    const irc = stdoutText.match(/irc listening on [^\s]+:(\d+)/);
+    if (irc) ircPort = Number(irc[1]);
   }
   // Keep draining stdout so the child never blocks on a full pipe.
   const stdoutDone = (async () => {
@@ -70,6 +79,7 @@ export async function startServer(
     pid: child.pid,
     tcpPort,
     httpPort,
+    ircPort,
     stderr: () => stderrText,
     stop(signal: Deno.Signal = "SIGTERM") {
       exited ??= (async () => {

@@ -29,6 +29,8 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     allowedOrigins: [],
     cluster: "",
     node: "",
+    ircPort: 6667,
+    motd: [],
   });
 });
 

@@ -44,6 +44,7 @@ function assertOneLine(r: { code: number; stderr: string; stdout: string }, patt
   const lines = r.stderr.trim().split("\n");
   assert.equal(lines.length, 1, `one line, not:\n${r.stderr}`);
   assert.match(lines[0]!, pattern);
+  // deno-lint-ignore no-control-regex
   assert.doesNotMatch(r.stderr, /\x1b\[|^\s+at /m);
   assert.doesNotMatch(r.stdout, /listening/, r.stdout);
 }

@@ -59,7 +59,7 @@ export function reuseLastJoin<P, R>(join: (parts: P[]) => R): (parts: P[]) => R 
 }
 
 /** Which wire a connection came in on. */
-export type Transport = "tcp-json" | "tcp-text" | "tcp-jim" | "ws" | "sse" | "rest";
+export type Transport = "tcp-json" | "tcp-text" | "tcp-jim" | "irc" | "ws" | "sse" | "rest";
 
 /** A connection as the core sees it. */
 export interface Peer {

@@ -209,7 +209,7 @@ function metricsText(hub: Hub, storeStats: StoreStatsSource | undefined): string
       "chat_connections",
       "gauge",
       "Open connections by transport.",
-      Object.entries({ "tcp-json": 0, "tcp-text": 0, ws: 0, sse: 0, ...st.by_transport })
+      Object.entries({ "tcp-json": 0, "tcp-text": 0, irc: 0, ws: 0, sse: 0, ...st.by_transport })
         .map(([t, n]) => `chat_connections{transport="${t}"} ${n}`),
     ),
     ...metric("chat_online_users", "gauge", "Users with at least one connection.", [

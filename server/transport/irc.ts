@@ -1,0 +1,672 @@
+/**
+ * The IRC wire: any IRC client (irssi, WeeChat, HexChat, bots) is a client of the same hub. A
+ * thin translation both ways, like JIM's: IRC commands become the frames every wire sends, and
+ * frames become IRC lines and numerics. Rooms are channels (`#books`), private messages go to a
+ * nick, the server's notices are NOTICEs. Registration: NICK and USER, with PASS or SASL PLAIN
+ * for a registered name; IRCv3 `server-time`, `message-tags` (`msgid`), `echo-message` and
+ * `batch` when the client asks. On joining (and on logging in), a channel's recent history and
+ * what was missed arrive as PRIVMSGs carrying their original time.
+ * @module
+ */
+
+import type { ClientFrame, MessageFrame, ServerFrame } from "../../protocol/frames.ts";
+import { LOGIN_TIMEOUT_MS, MAX_NAME_CHARS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
+import type { Hub } from "../core/hub.ts";
+import { concatBytes, type Outbound, type Peer } from "../core/peer.ts";
+import type { Logger } from "../log.ts";
+import { OutboundQueue } from "./outbound.ts";
+import { every } from "./ticker.ts";
+
+/** Options of the IRC listener. */
+export interface IrcOptions {
+  log: Logger;
+  /** The server's name in prefixes and numerics. */
+  serverName?: string;
+  /** Lines of the message of the day; none: 422. */
+  motd?: string[];
+  loginTimeoutMs?: number;
+  /** Silence before the server sends PING; three unanswered and the client is gone. */
+  heartbeatMs?: number;
+  maxOutboundBytes?: number;
+}
+
+/** IRCv3 capabilities this server implements. */
+const CAPS = ["server-time", "message-tags", "echo-message", "batch", "sasl"];
+/** A line without tags: 512 bytes with CRLF (RFC 1459); tags add up to 8,191 more (IRCv3). */
+const MAX_LINE = 512 + 8191;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A parsed IRC line. */
+export interface IrcMessage {
+  tags: Record<string, string>;
+  command: string;
+  params: string[];
+}
+
+/** Parses one IRC line (without CRLF); null for an empty one. */
+export function parseIrc(line: string): IrcMessage | null {
+  let rest = line.trimStart();
+  const tags: Record<string, string> = {};
+  if (rest.startsWith("@")) {
+    const end = rest.indexOf(" ");
+    for (const t of rest.slice(1, end < 0 ? undefined : end).split(";")) {
+      const eq = t.indexOf("=");
+      if (t) tags[eq < 0 ? t : t.slice(0, eq)] = eq < 0 ? "" : t.slice(eq + 1);
+    }
+    rest = end < 0 ? "" : rest.slice(end + 1).trimStart();
+  }
+  if (rest.startsWith(":")) {
+    const end = rest.indexOf(" ");
+    rest = end < 0 ? "" : rest.slice(end + 1).trimStart();
+  }
+  if (!rest) return null;
+  const params: string[] = [];
+  while (rest) {
+    if (rest.startsWith(":")) {
+      params.push(rest.slice(1));
+      break;
+    }
+    const end = rest.indexOf(" ");
+    if (end < 0) {
+      params.push(rest);
+      break;
+    }
+    params.push(rest.slice(0, end));
+    rest = rest.slice(end + 1).trimStart();
+  }
+  const command = params.shift()!.toUpperCase();
+  return { tags, command, params };
+}
+
+/** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
+type Asked =
+  | { kind: "join"; channel: string }
+  | { kind: "part"; channel: string }
+  | { kind: "send"; target: string; notice: boolean }
+  | { kind: "names"; channel: string }
+  | { kind: "who"; channel: string }
+  | { kind: "whois"; nick: string }
+  | { kind: "list" }
+  | { kind: "other"; command: string };
+
+/** Serves IRC on a listener until it is closed. */
+export function serveIrc(
+  hub: Hub,
+  listener: Deno.Listener,
+  options: IrcOptions,
+): { close(): void; finished: Promise<void> } {
+  const connections = new Set<Promise<void>>();
+  const accept = (async () => {
+    try {
+      for await (const conn of listener) {
+        const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+        const refusal = hub.admit(ip);
+        if (refusal) {
+          void conn.write(encoder.encode(`ERROR :${refusal}\r\n`)).catch(() => {}).finally(() => {
+            try {
+              conn.close();
+            } catch { /* gone */ }
+          });
+          continue;
+        }
+        const done = new IrcConnection(hub, conn, options).run();
+        connections.add(done);
+        void done.finally(() => connections.delete(done));
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) {
+        options.log.error("irc accept failed", { error });
+      }
+    }
+  })();
+  return {
+    close: () => {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+    },
+    finished: accept.then(async () => {
+      await Promise.allSettled([...connections]);
+    }),
+  };
+}
+
+/** One IRC client, as the hub's Peer. */
+class IrcConnection implements Peer {
+  readonly transport = "irc" as const;
+  readonly ip: string;
+  #hub: Hub;
+  #conn: Deno.Conn;
+  #log: Logger;
+  #id: number;
+  #server: string;
+  #motd: string[] | undefined;
+  #queue: OutboundQueue<Uint8Array>;
+  #nick = "";
+  #user = "";
+  #pass: string | undefined;
+  #caps = new Set<string>();
+  #negotiating = false;
+  #registered = false;
+  #helloSent = false;
+  #closing = false;
+  #refs = 0;
+  #asked = new Map<string, Asked>();
+  /** Messages this client sent and has not seen come back: not echoed without echo-message. */
+  #sent: string[] = [];
+  #loginTimer: ReturnType<typeof setTimeout> | undefined;
+  #stopBeat: (() => void) | undefined;
+  #heartbeatMs: number;
+  #lastHeard = Date.now();
+  #pinged = 0;
+
+  constructor(hub: Hub, conn: Deno.Conn, options: IrcOptions) {
+    this.#hub = hub;
+    this.#conn = conn;
+    this.#log = options.log;
+    this.ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    this.#server = options.serverName ?? "chat";
+    this.#motd = options.motd;
+    this.#heartbeatMs = options.heartbeatMs ?? 15_000;
+    this.#queue = new OutboundQueue<Uint8Array>({
+      size: (b) => b.length,
+      join: concatBytes,
+      write: async (chunk) => {
+        let off = 0;
+        while (off < chunk.length) off += await this.#conn.write(chunk.subarray(off));
+      },
+      slow: () => {
+        this.#closing = true;
+        void this.#conn.write(encoder.encode("ERROR :Closing link: too far behind\r\n"))
+          .catch(() => {}).finally(() => this.#hardClose());
+      },
+      failed: () => this.#hardClose(),
+    }, options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES);
+    this.#id = hub.connect(this);
+    this.#loginTimer = setTimeout(() => {
+      this.#line(`ERROR :Closing link: you did not register in time`);
+      this.close("login timeout");
+    }, options.loginTimeoutMs ?? LOGIN_TIMEOUT_MS);
+  }
+
+  /** Reads lines until the client goes; settles once the connection is closed. */
+  async run(): Promise<void> {
+    try {
+      let pending = "";
+      const buf = new Uint8Array(4096);
+      while (!this.#closing) {
+        const n = await this.#conn.read(buf);
+        if (n === null) break;
+        this.#lastHeard = Date.now();
+        this.#pinged = 0;
+        pending += decoder.decode(buf.subarray(0, n), { stream: true });
+        let i;
+        while ((i = pending.indexOf("\n")) >= 0) {
+          const line = pending.slice(0, i).replace(/\r$/, "");
+          pending = pending.slice(i + 1);
+          const m = parseIrc(line);
+          if (m) await this.#command(m);
+          if (this.#closing) break;
+        }
+        if (pending.length > MAX_LINE) {
+          this.#numeric("417", ":Input line was too long");
+          this.close("line too long");
+        }
+      }
+    } catch {
+      /* the client went away */
+    } finally {
+      clearTimeout(this.#loginTimer);
+      this.#stopBeat?.();
+      await this.#hub.whenHandled(this.#id);
+      this.#hub.disconnect(this.#id);
+      this.#closing = true;
+      this.#queue.seal();
+      await this.#queue.drained();
+      this.#hardClose();
+    }
+  }
+
+  // ---------------------------------------------------------------- out
+
+  #line(text: string, tags: Record<string, string> = {}): void {
+    const tagged = this.#caps.has("message-tags") || this.#caps.has("server-time")
+      ? Object.entries(tags).filter(([k]) =>
+        k === "time" ? this.#caps.has("server-time") : this.#caps.has("message-tags") ||
+          k === "batch" && this.#caps.has("batch")
+      )
+      : [];
+    const prefix = tagged.length ? "@" + tagged.map(([k, v]) => `${k}=${v}`).join(";") + " " : "";
+    this.#queue.push(encoder.encode(prefix + text + "\r\n"));
+  }
+
+  #numeric(code: string, text: string): void {
+    this.#line(`:${this.#server} ${code} ${this.#nick || "*"} ${text}`);
+  }
+
+  #notice(text: string): void {
+    for (const l of text.split("\n")) {
+      this.#line(`:${this.#server} NOTICE ${this.#nick || "*"} :${l}`);
+    }
+  }
+
+  #mask(nick: string): string {
+    return `${nick}!${nick}@${this.#server}`;
+  }
+
+  send(out: Outbound): void {
+    if (this.#closing) return;
+    this.#frame(out.frame);
+  }
+
+  close(_reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#queue.seal();
+    void this.#queue.drained().then(() => this.#hardClose());
+  }
+
+  #hardClose(): void {
+    this.#closing = true;
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+  }
+
+  // ---------------------------------------------------------------- frames → IRC
+
+  #frame(f: ServerFrame): void {
+    const asked = "ref" in f && typeof f.ref === "string" ? this.#asked.get(f.ref) : undefined;
+    if (asked && "ref" in f && f.ref) this.#asked.delete(f.ref);
+    switch (f.type) {
+      case "welcome":
+        return this.#welcome(f.username, f.rooms);
+      case "message":
+      case "private":
+        return this.#message(f);
+      case "history":
+        return this.#history(f.chat, f.messages);
+      case "joined":
+        this.#line(`:${this.#mask(this.#nick)} JOIN #${f.room}`);
+        this.#numeric("331", `#${f.room} :No topic is set`);
+        this.#ask({ type: "members", room: f.room }, { kind: "names", channel: `#${f.room}` });
+        return;
+      case "left":
+        return this.#line(`:${this.#mask(this.#nick)} PART #${f.room}`);
+      case "members":
+        return this.#members(
+          f.room,
+          f.members.filter((m) => m.online).map((m) => m.username),
+          asked,
+        );
+      case "rooms_list":
+        this.#numeric("321", "Channel :Users  Name");
+        for (const r of f.rooms) {
+          this.#numeric("322", `#${r.name} ${r.online} :${r.members} members`);
+        }
+        return this.#numeric("323", ":End of /LIST");
+      case "users_list": {
+        const u = f.all[0];
+        const nick = asked?.kind === "whois" ? asked.nick : u?.username ?? "*";
+        if (!u) this.#numeric("401", `${nick} :No such nick`);
+        else {
+          this.#numeric("311", `${u.username} ${u.username} ${this.#server} * :${u.username}`);
+          if (!u.online) this.#numeric("301", `${u.username} :offline (messages wait for them)`);
+        }
+        return this.#numeric("318", `${nick} :End of /WHOIS list`);
+      }
+      case "system":
+        return this.#system(f);
+      case "error":
+        return this.#error(f.code, f.message, asked);
+      case "ack":
+        return;
+      case "session_request":
+        return this.#notice(
+          `${f.from_username} asks for a private session: /msg ChatServ ACCEPT ${f.from_username} (or REJECT)`,
+        );
+      case "bye":
+        this.#line(`ERROR :Closing link: ${f.reason}`);
+        return this.close(f.reason);
+      case "ping":
+      case "pong":
+      case "mode":
+      case "unread_counts":
+      case "contacts_list":
+        return;
+      default:
+        // Anything else a person may want to read (stats, an admin's tables) as notices.
+        return this.#notice(`${f.type}: ${JSON.stringify(f).slice(0, 400)}`);
+    }
+  }
+
+  #welcome(nick: string, rooms: string[]): void {
+    clearTimeout(this.#loginTimer);
+    this.#registered = true;
+    this.#nick = nick;
+    this.#numeric("001", `:Welcome to the chat, ${this.#mask(nick)}`);
+    this.#numeric("002", `:Your host is ${this.#server}, running chat`);
+    this.#numeric("003", `:This server keeps history: /join a channel to read what you missed`);
+    this.#numeric("004", `${this.#server} chat i nt`);
+    this.#numeric(
+      "005",
+      `CHANTYPES=# CHANNELLEN=64 NICKLEN=${MAX_NAME_CHARS} CASEMAPPING=ascii PREFIX=() ` +
+        `CHANMODES=,,,nt NETWORK=chat :are supported by this server`,
+    );
+    if (this.#motd?.length) {
+      this.#numeric("375", `:- ${this.#server} message of the day`);
+      for (const l of this.#motd) this.#numeric("372", `:- ${l}`);
+      this.#numeric("376", ":End of /MOTD command");
+    } else this.#numeric("422", ":MOTD File is missing");
+    // The rooms the account is in are channels this client is on.
+    for (const room of rooms) {
+      this.#line(`:${this.#mask(nick)} JOIN #${room}`);
+      this.#ask({ type: "members", room }, { kind: "names", channel: `#${room}` });
+    }
+    this.#stopBeat = every(this.#heartbeatMs / 4, this);
+  }
+
+  /** Heartbeat (the shared ticker): PING a quiet client, let go of one that stopped answering. */
+  tick(): void {
+    const quiet = Date.now() - this.#lastHeard;
+    if (quiet < this.#heartbeatMs * (this.#pinged + 1)) return;
+    if (this.#pinged >= 3) {
+      this.#line(`ERROR :Closing link: ping timeout`);
+      this.close("ping timeout");
+      return;
+    }
+    this.#pinged++;
+    this.#line(`PING :${this.#server}`);
+  }
+
+  #message(m: MessageFrame, batch?: string): void {
+    const mine = m.from_username === this.#nick;
+    if (mine && !batch && !this.#caps.has("echo-message")) {
+      // What this client typed is on its screen already; from another device it is not.
+      const key = (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
+      const at = this.#sent.indexOf(key);
+      if (at >= 0) {
+        this.#sent.splice(at, 1);
+        return;
+      }
+    }
+    const target = m.type === "private" ? (mine ? m.to_username : this.#nick) : `#${m.room}`;
+    const tags: Record<string, string> = { time: m.timestamp, msgid: m.id };
+    if (batch) tags.batch = batch;
+    let text = m.message;
+    if (m.file) text += ` [file ${m.file.name}: GET /api/v1/files/${m.file.id}]`;
+    for (const l of text.split("\n")) {
+      this.#line(`:${this.#mask(m.from_username)} PRIVMSG ${target} :${l}`, tags);
+    }
+  }
+
+  #history(chat: string, messages: MessageFrame[]): void {
+    if (messages.length === 0) return;
+    const batch = this.#caps.has("batch") ? `h${++this.#refs}` : undefined;
+    const target = chat.startsWith("@") ? chat.slice(1) : `#${chat}`;
+    if (batch) this.#line(`BATCH +${batch} chathistory ${target}`);
+    for (const m of messages) this.#message(m, batch ?? "history");
+    if (batch) this.#line(`BATCH -${batch}`);
+  }
+
+  #members(room: string, online: string[], asked: Asked | undefined): void {
+    const channel = `#${room}`;
+    if (asked?.kind === "who") {
+      for (const n of online) {
+        this.#numeric("352", `${channel} ${n} ${this.#server} ${this.#server} ${n} H :0 ${n}`);
+      }
+      return this.#numeric("315", `${channel} :End of /WHO list`);
+    }
+    for (let i = 0; i < online.length; i += 20) {
+      this.#numeric("353", `= ${channel} :${online.slice(i, i + 20).join(" ")}`);
+    }
+    this.#numeric("366", `${channel} :End of /NAMES list`);
+  }
+
+  #system(f: Extract<ServerFrame, { type: "system" }>): void {
+    const who = (f as { username?: string }).username;
+    const room = (f as { room?: string }).room;
+    if (who && room && f.event === "joined") return this.#line(`:${this.#mask(who)} JOIN #${room}`);
+    if (who && room && f.event === "left") return this.#line(`:${this.#mask(who)} PART #${room}`);
+    if (who && f.event === "offline") return this.#line(`:${this.#mask(who)} QUIT :left the chat`);
+    if (f.event === "online") return;
+    this.#notice(f.message);
+  }
+
+  #error(code: string, message: string, asked: Asked | undefined): void {
+    if (!this.#registered) {
+      if (code === "bad_password" || code === "password_required") {
+        this.#numeric("464", `:${message} (PASS, or SASL PLAIN)`);
+      } else if (code === "bad_name" || code === "name_taken") {
+        this.#numeric(code === "name_taken" ? "433" : "432", `${this.#nick} :${message}`);
+        this.#helloSent = false;
+        return;
+      } else if (code === "banned") this.#numeric("465", `:${message}`);
+      else this.#notice(message);
+      this.#line(`ERROR :Closing link: ${message}`);
+      return this.close(code);
+    }
+    const target = asked && "channel" in asked
+      ? asked.channel
+      : asked && "target" in asked
+      ? asked.target
+      : "*";
+    if (asked?.kind === "send") {
+      if (asked.notice) return;
+      if (code === "no_such_user") return this.#numeric("401", `${target} :${message}`);
+      if (code === "no_such_room") return this.#numeric("403", `${target} :${message}`);
+      return this.#numeric("404", `${target} :${message}`);
+    }
+    if (code === "no_such_room") return this.#numeric("403", `${target} :${message}`);
+    if (code === "not_member") return this.#numeric("442", `${target} :${message}`);
+    if (code === "no_such_user") return this.#numeric("401", `${target} :${message}`);
+    if (code === "forbidden" && asked?.kind === "other") {
+      return this.#numeric("481", `:${message}`);
+    }
+    this.#notice(message);
+  }
+
+  // ---------------------------------------------------------------- IRC → frames
+
+  #ask(frame: Record<string, unknown>, asked: Asked): void {
+    const ref = `irc${++this.#refs}`;
+    this.#asked.set(ref, asked);
+    void this.#hub.receive(this.#id, { ...frame, ref } as unknown as ClientFrame);
+  }
+
+  async #command(m: IrcMessage): Promise<void> {
+    const p = m.params;
+    switch (m.command) {
+      case "CAP":
+        return this.#cap(p);
+      case "AUTHENTICATE":
+        return this.#authenticate(p[0] ?? "");
+      case "PASS":
+        this.#pass = p[0];
+        return;
+      case "NICK":
+        if (!p[0]) return this.#numeric("431", ":No nickname given");
+        if (this.#registered) {
+          return this.#numeric("447", ":Names cannot change here: connect again with another NICK");
+        }
+        this.#nick = p[0];
+        return await this.#maybeRegister();
+      case "USER":
+        if (p.length < 4) return this.#numeric("461", "USER :Not enough parameters");
+        this.#user = p[0]!;
+        return await this.#maybeRegister();
+      case "PING":
+        return this.#line(`:${this.#server} PONG ${this.#server} :${p[0] ?? ""}`);
+      case "PONG":
+        return;
+      case "QUIT":
+        this.#line(`ERROR :Closing link: ${p[0] ?? "quit"}`);
+        return this.close("quit");
+    }
+    if (!this.#registered) return this.#numeric("451", ":You have not registered");
+    switch (m.command) {
+      case "JOIN":
+        for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
+          if (!ch.startsWith("#")) {
+            this.#numeric("403", `${ch} :Channels here start with #`);
+            continue;
+          }
+          this.#ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
+        }
+        return;
+      case "PART":
+        for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
+          this.#ask({ type: "leave", room: ch.replace(/^#/, "") }, { kind: "part", channel: ch });
+        }
+        return;
+      case "PRIVMSG":
+      case "NOTICE": {
+        const notice = m.command === "NOTICE";
+        const [target, text] = p;
+        if (!target || text === undefined) {
+          return notice ? undefined : this.#numeric("412", ":No text to send");
+        }
+        if (target.toLowerCase() === "chatserv") return this.#services(text);
+        const body = text.startsWith("\x01ACTION ")
+          // deno-lint-ignore no-control-regex
+          ? `* ${text.slice(8).replace(/\x01$/, "")}`
+          : text;
+        for (const t of target.split(",")) {
+          const frame = t.startsWith("#")
+            ? { type: "message", room: t.slice(1), message: body }
+            : { type: "private", target_username: t, message: body };
+          this.#sent.push((t.startsWith("#") ? t : "@" + t) + "\0" + body);
+          if (this.#sent.length > 256) this.#sent.shift();
+          this.#ask(frame, { kind: "send", target: t, notice });
+        }
+        return;
+      }
+      case "NAMES":
+        if (!p[0]) return this.#numeric("366", "* :End of /NAMES list");
+        return this.#ask({ type: "members", room: p[0].replace(/^#/, "") }, {
+          kind: "names",
+          channel: p[0],
+        });
+      case "WHO":
+        if (!p[0]?.startsWith("#")) return this.#numeric("315", `${p[0] ?? "*"} :End of /WHO list`);
+        return this.#ask({ type: "members", room: p[0].slice(1) }, { kind: "who", channel: p[0] });
+      case "WHOIS": {
+        const nick = p.at(-1) ?? "";
+        return this.#ask({ type: "users", username: nick }, { kind: "whois", nick });
+      }
+      case "LIST":
+        return this.#ask({ type: "rooms" }, { kind: "list" });
+      case "TOPIC":
+        return this.#numeric("331", `${p[0] ?? "*"} :No topic is set`);
+      case "MODE":
+        if (p[0]?.startsWith("#")) {
+          if (p[1] === "b") return this.#numeric("368", `${p[0]} :End of channel ban list`);
+          return this.#numeric("324", `${p[0]} +nt`);
+        }
+        return this.#numeric("221", "+i");
+      case "AWAY":
+        return this.#numeric(
+          p[0] ? "306" : "305",
+          p[0] ? ":You have been marked as being away" : ":You are no longer marked as being away",
+        );
+      case "KICK":
+      case "KILL": {
+        const nick = m.command === "KICK" ? p[1] : p[0];
+        if (!nick) return this.#numeric("461", `${m.command} :Not enough parameters`);
+        return this.#ask({ type: "kick", username: nick, reason: p.at(-1) ?? "" }, {
+          kind: "other",
+          command: m.command,
+        });
+      }
+      default:
+        return this.#numeric("421", `${m.command} :Unknown command`);
+    }
+  }
+
+  /** `/msg ChatServ REPORT nick`, `ACCEPT nick`, `REJECT nick`, `HELP`. */
+  #services(text: string): void {
+    const [verb = "", arg = ""] = text.trim().split(/\s+/);
+    switch (verb.toUpperCase()) {
+      case "REPORT":
+        return this.#ask({ type: "report", username: arg }, { kind: "other", command: "REPORT" });
+      case "ACCEPT":
+      case "REJECT":
+        return this.#ask(
+          {
+            type: "session_response",
+            target_username: arg,
+            accepted: verb.toUpperCase() === "ACCEPT",
+          },
+          { kind: "other", command: verb },
+        );
+      default:
+        this.#notice(
+          "ChatServ: REPORT nick (three reports mute), ACCEPT nick or REJECT nick (a private session)",
+        );
+    }
+  }
+
+  #cap(p: string[]): void {
+    const sub = (p[0] ?? "").toUpperCase();
+    if (sub === "LS") {
+      this.#negotiating = true;
+      return this.#line(
+        `:${this.#server} CAP ${this.#nick || "*"} LS :${
+          CAPS.map((c) => c === "sasl" ? "sasl=PLAIN" : c).join(" ")
+        }`,
+      );
+    }
+    if (sub === "REQ") {
+      this.#negotiating = true;
+      const wanted = (p[1] ?? "").split(" ").filter(Boolean);
+      const ok = wanted.every((c) => CAPS.includes(c.replace(/^-/, "")));
+      if (ok) {
+        for (const c of wanted) {
+          if (c.startsWith("-")) this.#caps.delete(c.slice(1));
+          else this.#caps.add(c);
+        }
+      }
+      return this.#line(
+        `:${this.#server} CAP ${this.#nick || "*"} ${ok ? "ACK" : "NAK"} :${wanted.join(" ")}`,
+      );
+    }
+    if (sub === "LIST") {
+      return this.#line(
+        `:${this.#server} CAP ${this.#nick || "*"} LIST :${[...this.#caps].join(" ")}`,
+      );
+    }
+    if (sub === "END") {
+      this.#negotiating = false;
+      void this.#maybeRegister();
+    }
+  }
+
+  /** SASL PLAIN: the password is checked when the client registers (a wrong one: 904 there). */
+  #authenticate(arg: string): void {
+    if (arg.toUpperCase() === "PLAIN") return this.#line("AUTHENTICATE +");
+    if (arg === "*") return this.#numeric("906", ":SASL authentication aborted");
+    try {
+      const [, authcid = "", password = ""] = atob(arg).split("\0");
+      this.#pass = password;
+      if (!this.#nick) this.#nick = authcid;
+      this.#numeric(
+        "900",
+        `${this.#mask(authcid)} ${authcid} :You are now logged in as ${authcid}`,
+      );
+      this.#numeric("903", ":SASL authentication successful");
+    } catch {
+      this.#numeric("904", ":SASL authentication failed");
+    }
+  }
+
+  async #maybeRegister(): Promise<void> {
+    if (this.#registered || this.#helloSent || !this.#nick || !this.#user || this.#negotiating) {
+      return;
+    }
+    this.#helloSent = true;
+    const hello: Record<string, unknown> = { type: "hello", username: this.#nick };
+    if (this.#pass !== undefined) hello.password = this.#pass;
+    await this.#hub.receive(this.#id, hello as unknown as ClientFrame);
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * The IRC listener: raw sockets for each command and numeric, and a real IRC client from
+ * Debian (`ii`, which speaks IRC through files) chatting with a JSON-lines user.
+ */
+import assert from "node:assert/strict";
+import { parseIrc } from "../server/transport/irc.ts";
+import { JsonClient, type ServerProcess, startServer, WAIT_MS, withTimeout } from "./_helpers.ts";
+
+/** A raw IRC connection: sends lines, waits for lines matching a pattern. */
+class Irc {
+  readonly lines: string[] = [];
+  #conn: Deno.Conn;
+  #taken = 0;
+  #wake: (() => void) | null = null;
+  closed = false;
+
+  private constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    void (async () => {
+      const buf = new Uint8Array(65536);
+      let rest = "";
+      try {
+        while (true) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          rest += new TextDecoder().decode(buf.subarray(0, n));
+          let i;
+          while ((i = rest.indexOf("\r\n")) >= 0) {
+            this.lines.push(rest.slice(0, i));
+            rest = rest.slice(i + 2);
+          }
+          this.#wake?.();
+        }
+      } catch { /* closed */ }
+      this.closed = true;
+      this.#wake?.();
+    })();
+  }
+
+  static async connect(port: number): Promise<Irc> {
+    return new Irc(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async send(...lines: string[]): Promise<void> {
+    await this.#conn.write(new TextEncoder().encode(lines.map((l) => l + "\r\n").join("")));
+  }
+
+  /** The next line (after those taken) matching `pattern`. */
+  async line(pattern: RegExp): Promise<string> {
+    const find = () => this.lines.findIndex((l, i) => i >= this.#taken && pattern.test(l));
+    await withTimeout(
+      (async () => {
+        while (find() < 0 && !this.closed) await new Promise<void>((r) => (this.#wake = r));
+      })(),
+      WAIT_MS,
+      `a line matching ${pattern}; got:\n${this.lines.slice(-12).join("\n")}`,
+    );
+    const i = find();
+    if (i < 0) throw new Error(`closed before ${pattern}:\n${this.lines.join("\n")}`);
+    this.#taken = i + 1;
+    return this.lines[i]!;
+  }
+
+  /** Registers as `nick` and waits for the end of the welcome (MOTD). */
+  static async registered(port: number, nick: string, ...before: string[]): Promise<Irc> {
+    const c = await Irc.connect(port);
+    await c.send(...before, `NICK ${nick}`, `USER ${nick} 0 * :${nick}`);
+    await c.line(/ (376|422) /);
+    return c;
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+async function withIrcServer(fn: (s: ServerProcess) => Promise<void>, args: string[] = []) {
+  const dir = await Deno.makeTempDir({ prefix: "chat_irc_" });
+  const server = await startServer({ data: `${dir}/chat.kv`, args });
+  try {
+    await fn(server);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("parseIrc(): tags, prefix, params and the trailing parameter", () => {
+  assert.deepEqual(parseIrc("@time=x;msgid=1 :nick!u@h PRIVMSG #room :hello there"), {
+    tags: { time: "x", msgid: "1" },
+    command: "PRIVMSG",
+    params: ["#room", "hello there"],
+  });
+  assert.deepEqual(parseIrc("join #a,#b"), { tags: {}, command: "JOIN", params: ["#a,#b"] });
+  assert.equal(parseIrc("   "), null);
+});
+
+Deno.test("irc: registration numerics, an honest ISUPPORT, MOTD, and commands before it refused", async () => {
+  await withIrcServer(async (s) => {
+    const c = await Irc.connect(s.ircPort);
+    await c.send("JOIN #x");
+    await c.line(/ 451 \* :You have not registered/);
+    await c.send("NICK alice", "USER alice 0 * :Alice");
+    for (const code of ["001", "002", "003", "004"]) await c.line(new RegExp(` ${code} alice `));
+    const isupport = await c.line(/ 005 alice /);
+    assert.match(isupport, /CHANTYPES=# .*NICKLEN=32 CASEMAPPING=ascii/);
+    await c.line(/ 375 alice .*\n?|:- Hello from the test/);
+    await c.line(/ 376 alice /);
+    // The account's rooms are its channels.
+    await c.line(/^:alice!alice@chat JOIN #general$/);
+    await c.line(/ 366 alice #general /);
+    await c.send("PING :abc");
+    await c.line(/ PONG chat :abc$/);
+    await c.send("FROB");
+    await c.line(/ 421 alice FROB :Unknown command/);
+    await c.send("TOPIC #general", "MODE #general", "MODE alice");
+    await c.line(/ 331 alice #general /);
+    await c.line(/ 324 alice #general \+nt/);
+    await c.line(/ 221 alice \+i/);
+    await c.send("QUIT :done");
+    await c.line(/^ERROR :Closing link: done/);
+    c.close();
+  }, ["--motd", "Hello from the test"]);
+});
+
+Deno.test("irc: channels and private messages with a JSON user; errors as numerics", async () => {
+  await withIrcServer(async (s) => {
+    const json = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    await json.send({ type: "join", room: "books" });
+    await json.type("joined");
+    await json.send({ type: "message", room: "books", message: "said before alice came" });
+    await json.type("ack");
+
+    const alice = await Irc.registered(
+      s.ircPort,
+      "alice",
+      "CAP LS 302",
+      "CAP REQ :server-time",
+      "CAP END",
+    );
+    await alice.send("JOIN #books");
+    await alice.line(/^:alice!alice@chat JOIN #books$/);
+    // What was said before, with its time.
+    await alice.line(/^@time=\S+ :bob!bob@chat PRIVMSG #books :said before alice came$/);
+    await alice.line(/ 353 alice = #books :.*\bbob\b/);
+    await alice.line(/ 366 alice #books /);
+    // bob sees alice join, the IRC way round too.
+    await json.type("system", (f) => f.message === "alice joined #books");
+
+    await alice.send("PRIVMSG #books :hello from irssi-land");
+    assert.equal(
+      (await json.type("message", (m) => m.message === "hello from irssi-land")).from_username,
+      "alice",
+    );
+    await json.send({ type: "message", room: "books", message: "hi alice" });
+    await alice.line(/:bob!bob@chat PRIVMSG #books :hi alice$/);
+    // Without echo-message, alice's own line does not come back.
+    assert.ok(!alice.lines.some((l) => l.includes("PRIVMSG #books :hello from irssi-land")));
+
+    await alice.send("PRIVMSG bob :just you");
+    assert.equal(
+      (await json.type("private", (m) => m.from_username === "alice")).message,
+      "just you",
+    );
+    await json.send({ type: "private", target_username: "alice", message: "got it" });
+    await alice.line(/:bob!bob@chat PRIVMSG alice :got it$/);
+
+    await alice.send("JOIN nohash");
+    await alice.line(/ 403 alice nohash :Channels here start with #/);
+    await alice.send("PRIVMSG #nowhere :x", "PRIVMSG nobody :x", "PART #general2");
+    await alice.line(/ 403 alice #nowhere /);
+    await alice.line(/ 401 alice nobody /);
+    await alice.line(/ 403 alice #general2 /);
+    await alice.send("KICK #books bob :no");
+    await alice.line(/ 481 alice :/);
+    await alice.send("WHO #books", "LIST", "WHOIS bob");
+    await alice.line(/ 352 alice #books \S+ chat chat (alice|bob) H/);
+    await alice.line(/ 315 alice #books /);
+    await alice.line(/ 322 alice #books 2 /);
+    await alice.line(/ 323 alice /);
+    await alice.line(/ 311 alice bob bob chat \* :bob/);
+    await alice.line(/ 318 alice bob /);
+
+    // bob leaves: a PART on alice's screen.
+    await json.send({ type: "leave", room: "books" });
+    await alice.line(/^:bob!bob@chat PART #books$/);
+    alice.close();
+    await json.close();
+  });
+});
+
+Deno.test("irc: registered names need PASS or SASL PLAIN; echo-message and message-tags", async () => {
+  await withIrcServer(async (s) => {
+    // Register carol (over JSON), then log in over IRC three ways.
+    const reg = await JsonClient.connect(s.tcpPort, { username: "carol" });
+    await reg.send({ type: "register", password: "carol-password" });
+    await reg.type("system", (f) => /registered/i.test(f.message));
+    await reg.close();
+
+    const none = await Irc.connect(s.ircPort);
+    await none.send("NICK carol", "USER carol 0 * :c");
+    await none.line(/ 464 carol :/);
+    await none.line(/^ERROR :Closing link/);
+    none.close();
+
+    const pass = await Irc.registered(s.ircPort, "carol", "PASS carol-password");
+    assert.ok(pass.lines.some((l) => / 001 carol /.test(l)));
+    pass.close();
+
+    const sasl = await Irc.connect(s.ircPort);
+    await sasl.send(
+      "CAP LS 302",
+      "NICK carol",
+      "USER carol 0 * :c",
+      "CAP REQ :sasl echo-message message-tags",
+    );
+    await sasl.line(/CAP carol ACK :sasl echo-message message-tags/);
+    await sasl.send("AUTHENTICATE PLAIN");
+    await sasl.line(/^AUTHENTICATE \+$/);
+    await sasl.send(`AUTHENTICATE ${btoa("\0carol\0carol-password")}`);
+    await sasl.line(/ 903 carol /);
+    await sasl.send("CAP END");
+    await sasl.line(/ 001 carol /);
+    await sasl.send("PRIVMSG #general :echo me");
+    // echo-message: the line comes back, tagged with its id.
+    await sasl.line(/^@msgid=\S+ :carol!carol@chat PRIVMSG #general :echo me$/);
+    await sasl.send("CAP REQ :no-such-cap");
+    await sasl.line(/CAP carol NAK :no-such-cap/);
+    sasl.close();
+  });
+});
+
+Deno.test({
+  name:
+    "irc: ii (a real IRC client) and a JSON user chat, privately too, and ii gets what it missed",
+  ignore: !(await Deno.stat("/usr/bin/ii").then(() => true, () => false)),
+  async fn() {
+    await withIrcServer(async (s) => {
+      const dir = await Deno.makeTempDir({ prefix: "chat_ii_" });
+      const host = "127.0.0.1";
+      const startIi = () =>
+        new Deno.Command("ii", {
+          args: ["-s", host, "-p", String(s.ircPort), "-n", "iiuser", "-i", dir, "-k", "IIPASS"],
+          env: { IIPASS: "ii-password" },
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+      const read = (path: string) => Deno.readTextFile(`${dir}/${host}/${path}`).catch(() => "");
+      const until = async (path: string, pattern: RegExp) => {
+        const deadline = Date.now() + WAIT_MS * 2;
+        while (!pattern.test(await read(path))) {
+          if (Date.now() > deadline) {
+            throw new Error(`${path} never matched ${pattern}:\n${await read(path)}`);
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      const say = async (path: string, line: string) => {
+        const f = await Deno.open(`${dir}/${host}/${path}`, { write: true });
+        await f.write(new TextEncoder().encode(line + "\n"));
+        f.close();
+      };
+      // iiuser is a registered account (its password goes as PASS).
+      const reg = await JsonClient.connect(s.tcpPort, { username: "iiuser" });
+      await reg.send({ type: "register", password: "ii-password" });
+      await reg.type("system", (f) => /registered/i.test(f.message));
+      await reg.close();
+
+      let ii = startIi();
+      try {
+        await until("out", /Welcome to the chat/);
+        const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+        await say("in", "/j #general");
+        await until("#general/out", /iiuser/);
+        await say("#general/in", "hello from ii");
+        assert.equal(
+          (await bob.type("message", (m) => m.message === "hello from ii")).from_username,
+          "iiuser",
+        );
+        await bob.send({ type: "message", room: "general", message: "hello ii, from JSON" });
+        await until("#general/out", /<bob> hello ii, from JSON/);
+        await bob.send({ type: "private", target_username: "iiuser", message: "a secret" });
+        await until("bob/out", /<bob> a secret/);
+        await say("bob/in", "secret back");
+        assert.equal(
+          (await bob.type("private", (m) => m.from_username === "iiuser")).message,
+          "secret back",
+        );
+
+        // ii goes away; what bob says meanwhile is there when it comes back.
+        ii.kill("SIGTERM");
+        await ii.status;
+        await bob.send({ type: "message", room: "general", message: "while ii was away" });
+        await bob.type("ack");
+        await Deno.remove(`${dir}/${host}`, { recursive: true }).catch(() => {});
+        ii = startIi();
+        await until("out", /Welcome to the chat/);
+        await until("#general/out", /<bob> while ii was away/);
+        await bob.close();
+      } finally {
+        try {
+          ii.kill("SIGTERM");
+        } catch { /* gone */ }
+        await ii.status;
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+});
