@@ -290,7 +290,7 @@ class IrcConnection implements Peer {
       case "joined":
         this.#line(`:${this.#mask(this.#nick)} JOIN #${f.room}`);
         this.#numeric("331", `#${f.room} :No topic is set`);
-        this.#ask({ type: "members", room: f.room }, { kind: "names", channel: `#${f.room}` });
+        void this.#ask({ type: "members", room: f.room }, { kind: "names", channel: `#${f.room}` });
         return;
       case "left":
         return this.#line(`:${this.#mask(this.#nick)} PART #${f.room}`);
@@ -362,7 +362,7 @@ class IrcConnection implements Peer {
     // The rooms the account is in are channels this client is on.
     for (const room of rooms) {
       this.#line(`:${this.#mask(nick)} JOIN #${room}`);
-      this.#ask({ type: "members", room }, { kind: "names", channel: `#${room}` });
+      void this.#ask({ type: "members", room }, { kind: "names", channel: `#${room}` });
     }
     this.#stopBeat = every(this.#heartbeatMs / 4, this);
   }
@@ -469,10 +469,14 @@ class IrcConnection implements Peer {
 
   // ---------------------------------------------------------------- IRC → frames
 
-  #ask(frame: Record<string, unknown>, asked: Asked): void {
+  /**
+   * Sends a frame with a ref that says what it was for. Awaited by the reading loop, so a client
+   * that floods waits for its own backlog (as on every wire), and a reader is never dropped for it.
+   */
+  #ask(frame: Record<string, unknown>, asked: Asked): Promise<void> {
     const ref = `irc${++this.#refs}`;
     this.#asked.set(ref, asked);
-    void this.#hub.receive(this.#id, { ...frame, ref } as unknown as ClientFrame);
+    return this.#hub.receive(this.#id, { ...frame, ref } as unknown as ClientFrame);
   }
 
   async #command(m: IrcMessage): Promise<void> {
@@ -512,12 +516,15 @@ class IrcConnection implements Peer {
             this.#numeric("403", `${ch} :Channels here start with #`);
             continue;
           }
-          this.#ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
+          await this.#ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
         }
         return;
       case "PART":
         for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
-          this.#ask({ type: "leave", room: ch.replace(/^#/, "") }, { kind: "part", channel: ch });
+          await this.#ask({ type: "leave", room: ch.replace(/^#/, "") }, {
+            kind: "part",
+            channel: ch,
+          });
         }
         return;
       case "PRIVMSG":
@@ -527,7 +534,7 @@ class IrcConnection implements Peer {
         if (!target || text === undefined) {
           return notice ? undefined : this.#numeric("412", ":No text to send");
         }
-        if (target.toLowerCase() === "chatserv") return this.#services(text);
+        if (target.toLowerCase() === "chatserv") return await this.#services(text);
         const body = text.startsWith("\x01ACTION ")
           // deno-lint-ignore no-control-regex
           ? `* ${text.slice(8).replace(/\x01$/, "")}`
@@ -538,7 +545,7 @@ class IrcConnection implements Peer {
             : { type: "private", target_username: t, message: body };
           this.#sent.push((t.startsWith("#") ? t : "@" + t) + "\0" + body);
           if (this.#sent.length > 256) this.#sent.shift();
-          this.#ask(frame, { kind: "send", target: t, notice });
+          await this.#ask(frame, { kind: "send", target: t, notice });
         }
         return;
       }
@@ -585,11 +592,14 @@ class IrcConnection implements Peer {
   }
 
   /** `/msg ChatServ REPORT nick`, `ACCEPT nick`, `REJECT nick`, `HELP`. */
-  #services(text: string): void {
+  async #services(text: string): Promise<void> {
     const [verb = "", arg = ""] = text.trim().split(/\s+/);
     switch (verb.toUpperCase()) {
       case "REPORT":
-        return this.#ask({ type: "report", username: arg }, { kind: "other", command: "REPORT" });
+        return await this.#ask({ type: "report", username: arg }, {
+          kind: "other",
+          command: "REPORT",
+        });
       case "ACCEPT":
       case "REJECT":
         return this.#ask(
