@@ -219,7 +219,8 @@ async function tcpClient(name: string, room: string, role: Role): Promise<Client
         if (!c.joined) {
           greeting += dec.decode(chunk);
           const done = proto === "irc"
-            ? / 366 /.test(greeting) || (role === "idle" && / 001 /.test(greeting))
+            ? greeting.includes(` 366 ${name} #${room} `) ||
+              (role === "idle" && / 001 /.test(greeting))
             : /"type":"joined"/.test(greeting) ||
               (role === "idle" && /"type":"welcome"/.test(greeting));
           if (done) {

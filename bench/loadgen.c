@@ -83,6 +83,9 @@ typedef struct {
   char *out;
   size_t out_len, out_cap;
   char name[64], room[64];
+  /* IRC: the end of NAMES of this connection's own channel (the chat's IRC listener also
+     sends one for #general at login). */
+  char ready_pat[160];
 } Conn;
 
 static Conn *conns;
@@ -313,7 +316,9 @@ static void init_conn(Conn *c, int role, int index) {
   else snprintf(c->name, 64, "%sr%d", TAG, index);
   room_of(index, c->room);
   c->mark = (Matcher){"bmk|", 4, 0};
-  c->ready = proto == IRC ? (Matcher){" 366 ", 5, 0} : (Matcher){"\"type\":\"joined\"", 15, 0};
+  snprintf(c->ready_pat, sizeof c->ready_pat, " 366 %s #%s ", c->name, c->room);
+  c->ready = proto == IRC ? (Matcher){c->ready_pat, (int)strlen(c->ready_pat), 0}
+                          : (Matcher){"\"type\":\"joined\"", 15, 0};
   if (role == IDLE) c->ready = proto == IRC ? (Matcher){" 001 ", 5, 0} : (Matcher){"\"type\":\"welcome\"", 16, 0};
   c->ack = (Matcher){"\"type\":\"ack\"", 12, 0};
   c->err = (Matcher){"\"type\":\"error\"", 14, 0};

@@ -271,6 +271,8 @@ try {
   results.burst = {
     json: await burst("json", chat.tcp, chatPid),
     ws: await burst("ws", chat.http, chatPid),
+    // The same protocol on both sides: the chat's IRC listener against ngircd.
+    ircChat: await burst("irc", chat.irc, chatPid),
     irc: await burst("irc", irc.port, irc.proc.pid),
   };
 
@@ -303,6 +305,15 @@ try {
         "ws",
         "--port",
         String(chat.http),
+        ...common,
+        "--tag",
+        t(),
+      ]),
+      ircChat: await measured(chatPid, [
+        "--proto",
+        "irc",
+        "--port",
+        String(chat.irc),
         ...common,
         "--tag",
         t(),
@@ -401,7 +412,7 @@ try {
   log("4. idle connections");
   // Each on a fresh server: a server that has just run other workloads may be returning
   // memory meanwhile, which made "after - before" meaningless (even negative).
-  const idleOn = async (proto: "json" | "ws" | "irc") => {
+  const idleOn = async (proto: "json" | "ws" | "irc" | "ircChat") => {
     if (proto === "irc") {
       const s = await startIrc();
       try {
@@ -414,8 +425,8 @@ try {
     try {
       await new Promise((r) => setTimeout(r, 1000));
       return await idle(
-        proto,
-        proto === "ws" ? s.http : s.tcp,
+        proto === "ircChat" ? "irc" : proto,
+        proto === "ws" ? s.http : proto === "ircChat" ? s.irc : s.tcp,
         serverPid(s.proc),
         P.idle,
         P.settleS,
@@ -424,7 +435,12 @@ try {
       await s.proc.stop();
     }
   };
-  results.idle = { json: await idleOn("json"), ws: await idleOn("ws"), irc: await idleOn("irc") };
+  results.idle = {
+    json: await idleOn("json"),
+    ws: await idleOn("ws"),
+    ircChat: await idleOn("ircChat"),
+    irc: await idleOn("irc"),
+  };
 } finally {
   await chat.proc.stop();
   await irc.proc.stop();
@@ -870,7 +886,12 @@ function report(): string {
       } | ${x.delivered}/${x.expected} | ${x.achieved_rate} | ${x.p50_ms} | ${x.p99_ms} | ${x.spread_p99_ms} | ${
         ratio(x.p50_ms, o.irc.p50_ms)
       }× / ${ratio(x.p99_ms, o.irc.p99_ms)}× | ${x.cpu_s} | ${x.gen_cpu_pct}% |`;
-    return [line("chat, TCP JSON", o.json), line("chat, WebSocket", o.ws), line("ngircd", o.irc)];
+    return [
+      line("chat, TCP JSON", o.json),
+      line("chat, WebSocket", o.ws),
+      line("chat, IRC", o.ircChat),
+      line("ngircd", o.irc),
+    ];
   });
   const p99Ratio = (rate: number) =>
     r.open[rate] ? r.open[rate].json.p99_ms / r.open[rate].irc.p99_ms : NaN;
@@ -988,12 +1009,16 @@ ${P.burstN} receivers in one room/channel, 4 senders, ${P.burstM} messages back 
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${burstRow("chat, TCP JSON", bj)}
 ${burstRow("chat, WebSocket", bw)}
+${burstRow("chat, IRC", r.burst.ircChat)}
 ${burstRow("ngircd", bi)}
 
 By rate, TCP JSON / ngircd: **${ratio(bj.deliveries_per_s, bi.deliveries_per_s)}×**, WebSocket /
-ngircd: **${ratio(bw.deliveries_per_s, bi.deliveries_per_s)}×**. Per server CPU-second: **${
-    ratio(bj.per_cpu_s, bi.per_cpu_s)
-  }×** and **${ratio(bw.per_cpu_s, bi.per_cpu_s)}×**.
+ngircd: **${ratio(bw.deliveries_per_s, bi.deliveries_per_s)}×**, and IRC against IRC (the chat's
+IRC listener / ngircd, one protocol, one generator): **${
+    ratio(r.burst.ircChat.deliveries_per_s, bi.deliveries_per_s)
+  }×**. Per server CPU-second: **${ratio(bj.per_cpu_s, bi.per_cpu_s)}×** and **${
+    ratio(bw.per_cpu_s, bi.per_cpu_s)
+  }×**.
 
 ## 2. Open loop
 
@@ -1024,6 +1049,7 @@ ${
 | --- | --- | --- | --- | --- | --- | --- |
 ${idleRow("chat, TCP JSON", r.idle.json)}
 ${idleRow("chat, WebSocket", r.idle.ws)}
+${idleRow("chat, IRC", r.idle.ircChat)}
 ${idleRow("ngircd", r.idle.irc)}
 
 ## 5. History

@@ -79,6 +79,36 @@ export function parseIrc(line: string): IrcMessage | null {
   return { tags, command, params };
 }
 
+/** One IRC line with the tags the client asked for (server-time, message-tags, batch). */
+function tagged(text: string, tags: Record<string, string>, caps: ReadonlySet<string>): string {
+  const kept = Object.entries(tags).filter(([k]) =>
+    k === "time"
+      ? caps.has("server-time")
+      : k === "batch"
+      ? caps.has("batch")
+      : caps.has("message-tags")
+  );
+  const prefix = kept.length ? "@" + kept.map(([k, v]) => `${k}=${v}`).join(";") + " " : "";
+  return prefix + text + "\r\n";
+}
+
+/** A message as PRIVMSG lines (one per line of text), a file as its download link. */
+function messageLines(
+  m: MessageFrame,
+  target: string,
+  server: string,
+  caps: ReadonlySet<string>,
+  batch?: string,
+): string {
+  const tags: Record<string, string> = { time: m.timestamp, msgid: m.id };
+  if (batch) tags.batch = batch;
+  let text = m.message;
+  if (m.file) text += ` [file ${m.file.name}: GET /api/v1/files/${m.file.id}]`;
+  const from = `${m.from_username}!${m.from_username}@${server}`;
+  return text.split("\n").map((l) => tagged(`:${from} PRIVMSG ${target} :${l}`, tags, caps))
+    .join("");
+}
+
 /** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
 type Asked =
   | { kind: "join"; channel: string }
@@ -231,14 +261,7 @@ class IrcConnection implements Peer {
   // ---------------------------------------------------------------- out
 
   #line(text: string, tags: Record<string, string> = {}): void {
-    const tagged = this.#caps.has("message-tags") || this.#caps.has("server-time")
-      ? Object.entries(tags).filter(([k]) =>
-        k === "time" ? this.#caps.has("server-time") : this.#caps.has("message-tags") ||
-          k === "batch" && this.#caps.has("batch")
-      )
-      : [];
-    const prefix = tagged.length ? "@" + tagged.map(([k, v]) => `${k}=${v}`).join(";") + " " : "";
-    this.#queue.push(encoder.encode(prefix + text + "\r\n"));
+    this.#queue.push(encoder.encode(tagged(text, tags, this.#caps)));
   }
 
   #numeric(code: string, text: string): void {
@@ -257,6 +280,7 @@ class IrcConnection implements Peer {
 
   send(out: Outbound): void {
     if (this.#closing) return;
+    if (this.#roomMessage(out)) return;
     this.#frame(out.frame);
   }
 
@@ -392,13 +416,24 @@ class IrcConnection implements Peer {
       }
     }
     const target = m.type === "private" ? (mine ? m.to_username : this.#nick) : `#${m.room}`;
-    const tags: Record<string, string> = { time: m.timestamp, msgid: m.id };
-    if (batch) tags.batch = batch;
-    let text = m.message;
-    if (m.file) text += ` [file ${m.file.name}: GET /api/v1/files/${m.file.id}]`;
-    for (const l of text.split("\n")) {
-      this.#line(`:${this.#mask(m.from_username)} PRIVMSG ${target} :${l}`, tags);
-    }
+    this.#queue.push(encoder.encode(messageLines(m, target, this.#server, this.#caps, batch)));
+  }
+
+  /**
+   * A live room message: encoded once per set of capabilities for every IRC reader of the room
+   * (a fan-out to 1,000 IRC clients formats it a handful of times, not 1,000).
+   */
+  #roomMessage(out: Outbound): boolean {
+    const m = out.frame;
+    if (m.type !== "message") return false;
+    if (m.from_username === this.#nick && !this.#caps.has("echo-message")) return false;
+    const caps = this.#caps;
+    const key = `irc:${caps.has("server-time") ? "t" : ""}${caps.has("message-tags") ? "m" : ""}`;
+    const server = this.#server;
+    this.#queue.push(
+      out.encoded(key, () => encoder.encode(messageLines(m, `#${m.room}`, server, caps))),
+    );
+    return true;
   }
 
   #history(chat: string, messages: MessageFrame[]): void {
