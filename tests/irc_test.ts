@@ -309,3 +309,41 @@ Deno.test({
     });
   },
 });
+
+Deno.test("irc: CHATHISTORY pages a channel by msgid in a batch; labeled-response labels answers", async () => {
+  await withIrcServer(async (s) => {
+    const json = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    for (let i = 1; i <= 30; i++) {
+      await json.send({ type: "message", room: "general", message: `line ${i}`, ref: `m${i}` });
+      await json.type("ack", (a) => a.ref === `m${i}`);
+    }
+    const c = await Irc.registered(
+      s.ircPort,
+      "dora",
+      "CAP LS 302",
+      "CAP REQ :batch server-time message-tags draft/chathistory labeled-response",
+      "CAP END",
+    );
+    const isupport = c.lines.find((l) => / 005 dora /.test(l))!;
+    assert.match(isupport, /CHATHISTORY=100 MSGREFTYPES=msgid/);
+    // The last 20 came with the login (--history), in a batch, each with its id.
+    await c.line(/BATCH \+\S+ chathistory #general/);
+    const first = await c.line(/msgid=(\S+).* PRIVMSG #general :line 11$/);
+    const id = first.match(/msgid=([^; ]+)/)![1]!;
+    await c.send(`@label=p1 CHATHISTORY BEFORE #general msgid=${id} 5`);
+    await c.line(/^@label=p1 :chat BATCH \+(\S+) labeled-response$/);
+    await c.line(/BATCH \+\S+ chathistory #general$/);
+    for (let i = 6; i <= 10; i++) await c.line(new RegExp(`PRIVMSG #general :line ${i}$`));
+    await c.send("CHATHISTORY LATEST #general * 3");
+    for (let i = 28; i <= 30; i++) await c.line(new RegExp(`PRIVMSG #general :line ${i}$`));
+    await c.send("CHATHISTORY BEFORE #general msgid=unknown 5");
+    await c.line(/FAIL CHATHISTORY INVALID_MSGREFID/);
+    // A labeled command answered by nothing yet gets an ACK; one answered in one line, the label.
+    await c.send("@label=x1 PRIVMSG #general :hi");
+    await c.line(/^@label=x1 :chat ACK$/);
+    await c.send("@label=x2 TOPIC #general");
+    await c.line(/^@label=x2 :chat 331 dora #general /);
+    c.close();
+    await json.close();
+  }, ["--rate-limit", "0"]);
+});

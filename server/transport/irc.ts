@@ -31,7 +31,17 @@ export interface IrcOptions {
 }
 
 /** IRCv3 capabilities this server implements. */
-const CAPS = ["server-time", "message-tags", "echo-message", "batch", "sasl"];
+const CAPS = [
+  "server-time",
+  "message-tags",
+  "echo-message",
+  "batch",
+  "sasl",
+  "draft/chathistory",
+  "labeled-response",
+];
+/** Message ids this client was shown, with their sequence numbers (CHATHISTORY's msgid=). */
+const SEEN_IDS = 4096;
 /** A line without tags: 512 bytes with CRLF (RFC 1459); tags add up to 8,191 more (IRCv3). */
 const MAX_LINE = 512 + 8191;
 const encoder = new TextEncoder();
@@ -118,6 +128,7 @@ type Asked =
   | { kind: "who"; channel: string }
   | { kind: "whois"; nick: string }
   | { kind: "list" }
+  | { kind: "history"; target: string }
   | { kind: "other"; command: string };
 
 /** Serves IRC on a listener until it is closed. */
@@ -183,6 +194,10 @@ class IrcConnection implements Peer {
   #closing = false;
   #refs = 0;
   #asked = new Map<string, Asked>();
+  /** Lines answering a labeled command, while it is handled. */
+  #labeled: string[] | null = null;
+  /** Message id → sequence number of what this client was shown (oldest dropped first). */
+  #seen = new Map<string, number>();
   /** Messages this client sent and has not seen come back: not echoed without echo-message. */
   #sent: string[] = [];
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -261,7 +276,37 @@ class IrcConnection implements Peer {
   // ---------------------------------------------------------------- out
 
   #line(text: string, tags: Record<string, string> = {}): void {
-    this.#queue.push(encoder.encode(tagged(text, tags, this.#caps)));
+    const line = tagged(text, tags, this.#caps);
+    if (this.#labeled) this.#labeled.push(line);
+    else this.#queue.push(encoder.encode(line));
+  }
+
+  /**
+   * labeled-response: what a labeled command answers while it is handled goes out labeled, in one
+   * line, a `labeled-response` batch, or an `ACK` when it answered nothing then (a message's echo
+   * and the answers that follow its commit come unlabeled after it).
+   */
+  async #withLabel(label: string, run: () => Promise<void>): Promise<void> {
+    const lines: string[] = [];
+    this.#labeled = lines;
+    try {
+      await run();
+    } finally {
+      this.#labeled = null;
+    }
+    const tag = (line: string, t: string) =>
+      line.startsWith("@") ? `@${t};${line.slice(1)}` : `@${t} ${line}`;
+    if (lines.length === 0) {
+      return this.#queue.push(encoder.encode(tag(`:${this.#server} ACK\r\n`, `label=${label}`)));
+    }
+    if (lines.length === 1) {
+      return this.#queue.push(encoder.encode(tag(lines[0]!, `label=${label}`)));
+    }
+    const id = `l${++this.#refs}`;
+    this.#queue.push(encoder.encode(
+      `@label=${label} :${this.#server} BATCH +${id} labeled-response\r\n` +
+        lines.map((l) => tag(l, `batch=${id}`)).join("") + `:${this.#server} BATCH -${id}\r\n`,
+    ));
   }
 
   #numeric(code: string, text: string): void {
@@ -310,7 +355,7 @@ class IrcConnection implements Peer {
       case "private":
         return this.#message(f);
       case "history":
-        return this.#history(f.chat, f.messages);
+        return this.#history(f.chat, f.messages, asked?.kind === "history");
       case "joined":
         this.#line(`:${this.#mask(this.#nick)} JOIN #${f.room}`);
         this.#numeric("331", `#${f.room} :No topic is set`);
@@ -376,7 +421,8 @@ class IrcConnection implements Peer {
     this.#numeric(
       "005",
       `CHANTYPES=# CHANNELLEN=64 NICKLEN=${MAX_NAME_CHARS} CASEMAPPING=ascii PREFIX=() ` +
-        `CHANMODES=,,,nt NETWORK=chat :are supported by this server`,
+        `CHANMODES=,,,nt NETWORK=chat CHATHISTORY=100 MSGREFTYPES=msgid ` +
+        `:are supported by this server`,
     );
     if (this.#motd?.length) {
       this.#numeric("375", `:- ${this.#server} message of the day`);
@@ -404,7 +450,13 @@ class IrcConnection implements Peer {
     this.#line(`PING :${this.#server}`);
   }
 
+  #remember(m: MessageFrame): void {
+    this.#seen.set(m.id, m.seq);
+    if (this.#seen.size > SEEN_IDS) this.#seen.delete(this.#seen.keys().next().value!);
+  }
+
   #message(m: MessageFrame, batch?: string): void {
+    this.#remember(m);
     const mine = m.from_username === this.#nick;
     if (mine && !batch && !this.#caps.has("echo-message")) {
       // What this client typed is on its screen already; from another device it is not.
@@ -416,7 +468,10 @@ class IrcConnection implements Peer {
       }
     }
     const target = m.type === "private" ? (mine ? m.to_username : this.#nick) : `#${m.room}`;
-    this.#queue.push(encoder.encode(messageLines(m, target, this.#server, this.#caps, batch)));
+    const lines = messageLines(m, target, this.#server, this.#caps, batch);
+    // Inside a labeled answer (CHATHISTORY), each line joins it; else they go out at once.
+    if (this.#labeled) this.#labeled.push(...lines.split(/(?<=\r\n)/));
+    else this.#queue.push(encoder.encode(lines));
   }
 
   /**
@@ -427,6 +482,7 @@ class IrcConnection implements Peer {
     const m = out.frame;
     if (m.type !== "message") return false;
     if (m.from_username === this.#nick && !this.#caps.has("echo-message")) return false;
+    this.#remember(m);
     const caps = this.#caps;
     const key = `irc:${caps.has("server-time") ? "t" : ""}${caps.has("message-tags") ? "m" : ""}`;
     const server = this.#server;
@@ -436,8 +492,9 @@ class IrcConnection implements Peer {
     return true;
   }
 
-  #history(chat: string, messages: MessageFrame[]): void {
-    if (messages.length === 0) return;
+  #history(chat: string, messages: MessageFrame[], asked = false): void {
+    // Asked for (CHATHISTORY): an empty batch says "nothing there"; else only what exists.
+    if (messages.length === 0 && !asked) return;
     const batch = this.#caps.has("batch") ? `h${++this.#refs}` : undefined;
     const target = chat.startsWith("@") ? chat.slice(1) : `#${chat}`;
     if (batch) this.#line(`BATCH +${batch} chathistory ${target}`);
@@ -493,6 +550,11 @@ class IrcConnection implements Peer {
       if (code === "no_such_room") return this.#numeric("403", `${target} :${message}`);
       return this.#numeric("404", `${target} :${message}`);
     }
+    if (asked?.kind === "history") {
+      return this.#line(
+        `:${this.#server} FAIL CHATHISTORY INVALID_TARGET ${asked.target} :${message}`,
+      );
+    }
     if (code === "no_such_room") return this.#numeric("403", `${target} :${message}`);
     if (code === "not_member") return this.#numeric("442", `${target} :${message}`);
     if (code === "no_such_user") return this.#numeric("401", `${target} :${message}`);
@@ -515,6 +577,10 @@ class IrcConnection implements Peer {
   }
 
   async #command(m: IrcMessage): Promise<void> {
+    const label = m.tags.label;
+    if (label && this.#caps.has("labeled-response") && !this.#labeled) {
+      return await this.#withLabel(label, () => this.#command({ ...m, tags: {} }));
+    }
     const p = m.params;
     switch (m.command) {
       case "CAP":
@@ -599,6 +665,8 @@ class IrcConnection implements Peer {
       }
       case "LIST":
         return this.#ask({ type: "rooms" }, { kind: "list" });
+      case "CHATHISTORY":
+        return await this.#chathistory(p);
       case "TOPIC":
         return this.#numeric("331", `${p[0] ?? "*"} :No topic is set`);
       case "MODE":
@@ -624,6 +692,41 @@ class IrcConnection implements Peer {
       default:
         return this.#numeric("421", `${m.command} :Unknown command`);
     }
+  }
+
+  /**
+   * `CHATHISTORY LATEST|BEFORE|AFTER target (*|msgid=ID) limit` over the same history as every
+   * wire. A msgid names a message this connection was shown (the chat pages by sequence number).
+   */
+  async #chathistory(p: string[]): Promise<void> {
+    const [sub = "", target = "", at = "", limitText = "50"] = p;
+    const fail = (code: string, text: string) =>
+      this.#line(
+        `:${this.#server} FAIL CHATHISTORY ${code} ${sub || "*"} ${target || "*"} :${text}`,
+      );
+    const limit = Math.min(100, Math.max(1, Number(limitText) || 50));
+    const chat = target.startsWith("#") ? target.slice(1) : target ? "@" + target : "";
+    if (!chat) return fail("INVALID_PARAMS", "CHATHISTORY needs a channel or a nick");
+    let seq: number | undefined;
+    if (at !== "*") {
+      const id = at.startsWith("msgid=") ? at.slice(6) : "";
+      seq = this.#seen.get(id);
+      if (seq === undefined) {
+        return fail("INVALID_MSGREFID", "Give msgid= of a message this connection was shown, or *");
+      }
+    }
+    const verb = sub.toUpperCase();
+    const page = verb === "LATEST"
+      ? (seq === undefined ? {} : { after: seq })
+      : verb === "BEFORE" && seq !== undefined
+      ? { before: seq }
+      : verb === "AFTER" && seq !== undefined
+      ? { after: seq }
+      : null;
+    if (page === null) {
+      return fail("INVALID_PARAMS", "LATEST, BEFORE or AFTER, with msgid= (or * for LATEST)");
+    }
+    await this.#ask({ type: "history", chat, limit, ...page }, { kind: "history", target });
   }
 
   /** `/msg ChatServ REPORT nick`, `ACCEPT nick`, `REJECT nick`, `HELP`. */
