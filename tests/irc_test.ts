@@ -4,7 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { parseIrc } from "../server/transport/irc.ts";
-import { JsonClient, type ServerProcess, startServer, WAIT_MS, withTimeout } from "./_helpers.ts";
+import {
+  JsonClient,
+  type ServerProcess,
+  startServer,
+  WAIT_MS,
+  withTimeout,
+  WsClient,
+} from "./_helpers.ts";
+import { Terminal, tmuxInstalled } from "./_tmux.ts";
 
 /** A raw IRC connection: sends lines, waits for lines matching a pattern. */
 class Irc {
@@ -346,4 +354,61 @@ Deno.test("irc: CHATHISTORY pages a channel by msgid in a batch; labeled-respons
     c.close();
     await json.close();
   }, ["--rate-limit", "0"]);
+});
+
+Deno.test({
+  name:
+    "irc: irssi (in tmux) and a WebSocket user, the console's wire: a room, privately, and what irssi missed",
+  ignore: !tmuxInstalled() || !(await Deno.stat("/usr/bin/irssi").then(() => true, () => false)),
+  async fn() {
+    await withIrcServer(async (s) => {
+      const home = await Deno.makeTempDir({ prefix: "chat_irssi_" });
+      const irssi = () => ["irssi", "-c", "127.0.0.1", "-p", String(s.ircPort), "-n", "alice"];
+      try {
+        const bob = await WsClient.open(`ws://127.0.0.1:${s.httpPort}/ws`);
+        bob.send({ username: "bob" });
+        await bob.type("welcome");
+        bob.send({ type: "join", room: "books" });
+        await bob.type("joined");
+        {
+          await using term = new Terminal();
+          await term.start(irssi(), { HOME: home, TERM: "xterm" });
+          await term.waitFor(/Welcome to the chat/);
+          await term.type("/join #books", "Enter");
+          await term.waitFor(/alice .* has joined #books/);
+          await term.type("hello from irssi", "Enter");
+          await bob.type("message", (m) => m.message === "hello from irssi");
+          bob.send({ type: "message", room: "books", message: "hi alice, from the web" });
+          await term.waitFor(/<\s?bob> hi alice, from the web/);
+          await term.type("/msg bob just between us", "Enter");
+          assert.equal(
+            (await bob.type("private", (m) => m.from_username === "alice")).message,
+            "just between us",
+          );
+          bob.send({ type: "private", target_username: "alice", message: "same here" });
+          // The answer is in irssi's query window with bob.
+          await new Promise((r) => setTimeout(r, 300));
+          await term.type("/query bob", "Enter");
+          await term.waitFor(/<\s?bob> same here/);
+          await term.type("/quit", "Enter");
+        }
+        // While alice is away, bob talks; irssi back, /join shows it.
+        await bob.until(
+          () => bob.has((f) => f.type === "system" && /alice left/.test(f.message)),
+          "alice to leave",
+        );
+        bob.send({ type: "message", room: "books", message: "said while you were away" });
+        await bob.type("ack");
+        await using again = new Terminal();
+        await again.start(irssi(), { HOME: home, TERM: "xterm" });
+        await again.waitFor(/Welcome to the chat/);
+        await again.type("/join #books", "Enter");
+        await again.waitFor(/<\s?bob> said while you were away/);
+        await again.type("/quit", "Enter");
+        await bob.close();
+      } finally {
+        await Deno.remove(home, { recursive: true });
+      }
+    });
+  },
 });
