@@ -13,7 +13,7 @@ import { withTimeout } from "./_server_process.ts";
 
 import { type ServerProcess, startServer } from "./_server_process.ts";
 
-export { type ServerProcess, startServer, withTimeout } from "./_server_process.ts";
+export { addRootAdmin, type ServerProcess, startServer, withTimeout } from "./_server_process.ts";
 
 /** The real server with a fresh data file, as `await using server = await withServer()`. */
 export interface TestServer extends ServerProcess, AsyncDisposable {

@@ -95,6 +95,31 @@ export async function startServer(
   };
 }
 
+/**
+ * Puts an admin "Root" (password "root-password") into a data file through the real
+ * `chat user add`, before a server is started on it.
+ */
+export async function addRootAdmin(data: string): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "user",
+      "add",
+      "Root",
+      "--admin",
+      "--password",
+      "root-password",
+      "--data",
+      data,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (out.code !== 0) throw new Error(`user add Root: ${new TextDecoder().decode(out.stderr)}`);
+}
+
 /** Resolves with `p`, or rejects after `ms` naming what was awaited; the timer never outlives the call. */
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

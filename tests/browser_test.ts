@@ -6,11 +6,10 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import AxeBuilder from "@axe-core/playwright";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { JsonClient, startServer } from "./_helpers.ts";
+import { addRootAdmin, JsonClient, startServer } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DOCS = new URL("../docs/", import.meta.url).pathname;
 
 const LAUNCH = {
@@ -113,24 +112,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "chat_browser_" });
     const data = `${dir}/chat.kv`;
-    const add = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "user",
-        "add",
-        "Root",
-        "--admin",
-        "--password",
-        "root-password",
-        "--data",
-        data,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(add.code, 0, new TextDecoder().decode(add.stderr));
+    await addRootAdmin(data);
     // No room quota here: the paging check below sends 25 messages.
     const server = await startServer({ data, args: ["--rate-limit", "0"] });
     const base = `http://127.0.0.1:${server.httpPort}/`;
@@ -305,24 +287,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "chat_browser_" });
     const data = `${dir}/chat.kv`;
-    const add = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        MAIN,
-        "user",
-        "add",
-        "Root",
-        "--admin",
-        "--password",
-        "root-password",
-        "--data",
-        data,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(add.code, 0, new TextDecoder().decode(add.stderr));
+    await addRootAdmin(data);
     const server = await startServer({ data });
     const base = `http://127.0.0.1:${server.httpPort}/`;
     const browser = await chromium.launch(LAUNCH);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { ServerFrame } from "../protocol/frames.ts";
 import { BEAT_MS, NODE_TIMEOUT_MS } from "../server/cluster/broker.ts";
 import {
+  addRootAdmin,
   api,
   JsonClient,
   type ServerProcess,
@@ -21,30 +22,12 @@ if (ignore) {
   console.warn("cluster tests skipped: nats-server is not installed (apt-get install nats-server)");
 }
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** NATS and `count` nodes on one fresh data file (with an admin Root / root-password). */
 async function cluster(count: number) {
   const dir = await Deno.makeTempDir({ prefix: "chat_cluster_" });
   const data = `${dir}/chat.kv`;
-  const seeded = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "user",
-      "add",
-      "Root",
-      "--admin",
-      "--password",
-      "root-password",
-      "--data",
-      data,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(seeded.code, 0, new TextDecoder().decode(seeded.stderr));
+  await addRootAdmin(data);
   const nats = await NatsServer.start();
   const nodes: ServerProcess[] = await Promise.all(
     Array.from(
