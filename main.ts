@@ -21,7 +21,7 @@ import { ClusterStore } from "./server/cluster/store.ts";
 import { createHttpApp } from "./server/transport/http/app.ts";
 import { serveHttp } from "./server/transport/http_server.ts";
 import { serveTcp } from "./server/transport/tcp/listener.ts";
-import { serveIrc } from "./server/transport/irc.ts";
+import { serveIrc } from "./server/transport/irc/listener.ts";
 import { parseUserArgs, runUserCommand, USER_USAGE } from "./server/user_cli.ts";
 
 const USAGE = `chat: a multi-user chat server and its clients

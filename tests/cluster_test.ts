@@ -22,7 +22,6 @@ if (ignore) {
   console.warn("cluster tests skipped: nats-server is not installed (apt-get install nats-server)");
 }
 
-
 /** NATS and `count` nodes on one fresh data file (with an admin Root / root-password). */
 async function cluster(count: number) {
   const dir = await Deno.makeTempDir({ prefix: "chat_cluster_" });

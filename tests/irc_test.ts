@@ -3,7 +3,7 @@
  * Debian (`ii`, which speaks IRC through files) chatting with a JSON-lines user.
  */
 import assert from "node:assert/strict";
-import { parseIrc } from "../server/transport/irc.ts";
+import { parseIrc } from "../server/transport/irc/lines.ts";
 import {
   JsonClient,
   type ServerProcess,

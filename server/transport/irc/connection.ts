@@ -9,13 +9,14 @@
  * @module
  */
 
-import type { ClientFrame, MessageFrame, ServerFrame } from "../../protocol/frames.ts";
-import { LOGIN_TIMEOUT_MS, MAX_NAME_CHARS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
-import type { Hub } from "../core/hub.ts";
-import { concatBytes, type Outbound, type Peer } from "../core/peer.ts";
-import type { Logger } from "../log.ts";
-import { OutboundQueue } from "./outbound.ts";
-import { every } from "./ticker.ts";
+import type { ClientFrame, MessageFrame, ServerFrame } from "../../../protocol/frames.ts";
+import { LOGIN_TIMEOUT_MS, MAX_NAME_CHARS, MAX_OUTBOUND_BYTES } from "../../../protocol/limits.ts";
+import type { Hub } from "../../core/hub.ts";
+import { concatBytes, type Outbound, type Peer } from "../../core/peer.ts";
+import type { Logger } from "../../log.ts";
+import { OutboundQueue } from "../outbound.ts";
+import { every } from "../ticker.ts";
+import { type IrcMessage, messageLines, parseIrc, tagged } from "./lines.ts";
 
 /** Options of the IRC listener. */
 export interface IrcOptions {
@@ -47,78 +48,6 @@ const MAX_LINE = 512 + 8191;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A parsed IRC line. */
-export interface IrcMessage {
-  tags: Record<string, string>;
-  command: string;
-  params: string[];
-}
-
-/** Parses one IRC line (without CRLF); null for an empty one. */
-export function parseIrc(line: string): IrcMessage | null {
-  let rest = line.trimStart();
-  const tags: Record<string, string> = {};
-  if (rest.startsWith("@")) {
-    const end = rest.indexOf(" ");
-    for (const t of rest.slice(1, end < 0 ? undefined : end).split(";")) {
-      const eq = t.indexOf("=");
-      if (t) tags[eq < 0 ? t : t.slice(0, eq)] = eq < 0 ? "" : t.slice(eq + 1);
-    }
-    rest = end < 0 ? "" : rest.slice(end + 1).trimStart();
-  }
-  if (rest.startsWith(":")) {
-    const end = rest.indexOf(" ");
-    rest = end < 0 ? "" : rest.slice(end + 1).trimStart();
-  }
-  if (!rest) return null;
-  const params: string[] = [];
-  while (rest) {
-    if (rest.startsWith(":")) {
-      params.push(rest.slice(1));
-      break;
-    }
-    const end = rest.indexOf(" ");
-    if (end < 0) {
-      params.push(rest);
-      break;
-    }
-    params.push(rest.slice(0, end));
-    rest = rest.slice(end + 1).trimStart();
-  }
-  const command = params.shift()!.toUpperCase();
-  return { tags, command, params };
-}
-
-/** One IRC line with the tags the client asked for (server-time, message-tags, batch). */
-function tagged(text: string, tags: Record<string, string>, caps: ReadonlySet<string>): string {
-  const kept = Object.entries(tags).filter(([k]) =>
-    k === "time"
-      ? caps.has("server-time")
-      : k === "batch"
-      ? caps.has("batch")
-      : caps.has("message-tags")
-  );
-  const prefix = kept.length ? "@" + kept.map(([k, v]) => `${k}=${v}`).join(";") + " " : "";
-  return prefix + text + "\r\n";
-}
-
-/** A message as PRIVMSG lines (one per line of text), a file as its download link. */
-function messageLines(
-  m: MessageFrame,
-  target: string,
-  server: string,
-  caps: ReadonlySet<string>,
-  batch?: string,
-): string {
-  const tags: Record<string, string> = { time: m.timestamp, msgid: m.id };
-  if (batch) tags.batch = batch;
-  let text = m.message;
-  if (m.file) text += ` [file ${m.file.name}: GET /api/v1/files/${m.file.id}]`;
-  const from = `${m.from_username}!${m.from_username}@${server}`;
-  return text.split("\n").map((l) => tagged(`:${from} PRIVMSG ${target} :${l}`, tags, caps))
-    .join("");
-}
-
 /** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
 type Asked =
   | { kind: "join"; channel: string }
@@ -131,50 +60,8 @@ type Asked =
   | { kind: "history"; target: string }
   | { kind: "other"; command: string };
 
-/** Serves IRC on a listener until it is closed. */
-export function serveIrc(
-  hub: Hub,
-  listener: Deno.Listener,
-  options: IrcOptions,
-): { close(): void; finished: Promise<void> } {
-  const connections = new Set<Promise<void>>();
-  const accept = (async () => {
-    try {
-      for await (const conn of listener) {
-        const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
-        const refusal = hub.admit(ip);
-        if (refusal) {
-          void conn.write(encoder.encode(`ERROR :${refusal}\r\n`)).catch(() => {}).finally(() => {
-            try {
-              conn.close();
-            } catch { /* gone */ }
-          });
-          continue;
-        }
-        const done = new IrcConnection(hub, conn, options).run();
-        connections.add(done);
-        void done.finally(() => connections.delete(done));
-      }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) {
-        options.log.error("irc accept failed", { error });
-      }
-    }
-  })();
-  return {
-    close: () => {
-      try {
-        listener.close();
-      } catch { /* closed */ }
-    },
-    finished: accept.then(async () => {
-      await Promise.allSettled([...connections]);
-    }),
-  };
-}
-
 /** One IRC client, as the hub's Peer. */
-class IrcConnection implements Peer {
+export class IrcConnection implements Peer {
   readonly transport = "irc" as const;
   readonly ip: string;
   #hub: Hub;
