@@ -29,7 +29,17 @@ Deno.test({
     );
     const dir = await Deno.makeTempDir();
     const server = new Deno.Command(bin, {
-      args: ["serve", "--tcp-port", "0", "--http-port", "0", "--data", `${dir}/chat.kv`],
+      args: [
+        "serve",
+        "--tcp-port",
+        "0",
+        "--http-port",
+        "0",
+        "--irc-port",
+        "0",
+        "--data",
+        `${dir}/chat.kv`,
+      ],
       stdout: "piped",
       stderr: "null",
     }).spawn();

@@ -20,6 +20,8 @@ async function serveExpectingRefusal(
       "0",
       "--http-port",
       "0",
+      "--irc-port",
+      "0",
       "--data",
       data,
       ...args,
@@ -49,7 +51,7 @@ function assertOneLine(r: { code: number; stderr: string; stdout: string }, patt
   assert.doesNotMatch(r.stdout, /listening/, r.stdout);
 }
 
-Deno.test("startup: a busy TCP port, or only a busy HTTP port, stops the start in one line with nothing listening", async () => {
+Deno.test("startup: a busy TCP port, or only a busy HTTP or IRC port, stops the start in one line with nothing listening", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat_start_" });
   try {
     using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -58,6 +60,8 @@ Deno.test("startup: a busy TCP port, or only a busy HTTP port, stops the start i
     assertOneLine(tcp, new RegExp(`^chat: the TCP port ${port} is in use .*--tcp-port`));
     const http = await serveExpectingRefusal(`${dir}/b.kv`, ["--http-port", String(port)]);
     assertOneLine(http, new RegExp(`^chat: the HTTP port ${port} is in use .*--http-port`));
+    const irc = await serveExpectingRefusal(`${dir}/c.kv`, ["--irc-port", String(port)]);
+    assertOneLine(irc, new RegExp(`^chat: the IRC port ${port} is in use .*--irc-port`));
     // The data file was let go: a server starts on it at once.
     const again = await startServer({ data: `${dir}/b.kv` });
     try {
