@@ -14,7 +14,7 @@ import { LOGIN_TIMEOUT_MS, MAX_NAME_CHARS, MAX_OUTBOUND_BYTES } from "../../../p
 import type { Hub } from "../../core/hub.ts";
 import { concatBytes, type Outbound, type Peer } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
-import { OutboundQueue } from "../outbound.ts";
+import { OutboundQueue, writeAll } from "../outbound.ts";
 import { every } from "../ticker.ts";
 import { type IrcMessage, messageLines, parseIrc, tagged } from "./lines.ts";
 
@@ -104,10 +104,7 @@ export class IrcConnection implements Peer {
     this.#queue = new OutboundQueue<Uint8Array>({
       size: (b) => b.length,
       join: concatBytes,
-      write: async (chunk) => {
-        let off = 0;
-        while (off < chunk.length) off += await this.#conn.write(chunk.subarray(off));
-      },
+      write: (chunk) => writeAll(this.#conn, chunk),
       slow: () => {
         this.#closing = true;
         void this.#conn.write(encoder.encode("ERROR :Closing link: too far behind\r\n"))

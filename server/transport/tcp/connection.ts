@@ -31,7 +31,7 @@ import {
   type Transport,
 } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
-import { OutboundQueue } from "../outbound.ts";
+import { OutboundQueue, writeAll } from "../outbound.ts";
 import { every } from "../ticker.ts";
 import {
   answersTimingMark,
@@ -124,7 +124,7 @@ export class TcpConnection implements Peer {
     this.#queue = new OutboundQueue<Uint8Array>({
       size: (b) => b.length,
       join: joinTick,
-      write: (chunk) => this.#write(chunk),
+      write: (chunk) => writeAll(this.#conn, chunk),
       beforeWrite: () => this.#promptBytes(),
       slow: (queued) => this.#dropSlow(queued),
       failed: (error) => {
@@ -403,11 +403,6 @@ export class TcpConnection implements Peer {
     if (this.#text?.phase !== "chat" || this.#promptShown || this.#closing) return null;
     this.#promptShown = true;
     return encoder.encode(this.#text.prompt());
-  }
-
-  async #write(chunk: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) off += await this.#conn.write(chunk.subarray(off));
   }
 
   /**
