@@ -21,28 +21,33 @@ export interface ServerProcess {
   stop(signal?: Deno.Signal): Promise<number>;
 }
 
+/** `deno run -A main.ts serve` on free ports with a data file, then `extra` (later flags win). */
+export function serveArgs(data: string, extra: string[] = []): string[] {
+  return [
+    "run",
+    "-A",
+    MAIN,
+    "serve",
+    "--tcp-port",
+    "0",
+    "--http-port",
+    "0",
+    "--irc-port",
+    "0",
+    "--data",
+    data,
+    "--log-level",
+    "warn",
+    ...extra,
+  ];
+}
+
 /** Starts `main.ts serve` on free ports with the given data file and extra flags. */
 export async function startServer(
   options: { data: string; args?: string[]; env?: Record<string, string> },
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "serve",
-      "--tcp-port",
-      "0",
-      "--http-port",
-      "0",
-      "--irc-port",
-      "0",
-      "--data",
-      options.data,
-      "--log-level",
-      "warn",
-      ...(options.args ?? []),
-    ],
+    args: serveArgs(options.data, options.args),
     stdout: "piped",
     stderr: "piped",
     env: options.env ?? {},

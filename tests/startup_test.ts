@@ -2,8 +2,7 @@
 import assert from "node:assert/strict";
 import { DataLease } from "../server/store/lease.ts";
 import { api, startServer, withServer } from "./_helpers.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+import { serveArgs } from "./_server_process.ts";
 
 /** Runs `main.ts serve` (free ports unless `args` say) and waits for it to exit: it should refuse. */
 async function serveExpectingRefusal(
@@ -11,21 +10,7 @@ async function serveExpectingRefusal(
   args: string[] = [],
 ): Promise<{ code: number; stderr: string; stdout: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "serve",
-      "--tcp-port",
-      "0",
-      "--http-port",
-      "0",
-      "--irc-port",
-      "0",
-      "--data",
-      data,
-      ...args,
-    ],
+    args: serveArgs(data, args),
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
