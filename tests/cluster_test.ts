@@ -247,7 +247,9 @@ Deno.test({
       "node 2 to report NATS back",
     );
     bob.send({ type: "message", room: "general", message: "after" });
+    // Both see it (bob's own copy may come after alice's: no order between two readers).
     await alice.type("message", (f) => f.message === "after");
+    await bob.type("message", (f) => f.message === "after");
     const general = (x: JsonClient) => inRoom(x, "general").map((m) => m.seq);
     assert.deepEqual(general(bob), [1, 2, 3, 4, 5, 6, 7]);
     assert.deepEqual(general(alice), [1, 2, 3, 4, 5, 6, 7]);

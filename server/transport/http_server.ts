@@ -1,26 +1,46 @@
 /**
- * The HTTP listener: accepts connections itself and serves each with `Deno.serveHttp`, so that it
- * can put deadlines where `Deno.serve` has none. A client must finish a request's headers within
- * `headerTimeoutMs` of connecting (or of its previous response ending), must keep a request body
- * moving, and may hold only so many connections per address. Without this, a client trickling
- * header bytes keeps a connection open for ever (measured on `Deno.serve` in Deno 2.9: still open
- * after 40 s of one byte a second).
+ * The HTTP listener: HTTP/1.1 on connections it accepts itself, so that every limit is its own.
+ * A client must finish a request's headers within `headerTimeoutMs` of connecting (or of its
+ * previous response ending), must keep a request body moving, and may hold only so many
+ * connections per address; a WebSocket's frames are read here too (`websocket.ts`), so a
+ * message over the limit is refused from its header, before its bytes are kept.
  *
- * Thin: the routes are the Hono app's (`http.ts`); this module only moves requests to it.
+ * Why not Deno's server: `Deno.serve` has no header deadline (a client trickling header bytes
+ * kept a connection for ever, measured in Deno 2.9), the legacy `Deno.serveHttp` that had one is
+ * soft-removed and kept each WebSocket's upgrade Request alive, and `Deno.upgradeWebSocket`
+ * reads a whole message (up to 64 MiB) before JavaScript can look at its size.
+ *
+ * Thin: the routes are the Hono app's (`http/app.ts`); this module only moves requests to it.
  * @module
  */
 
 import type { Logger } from "../log.ts";
+import {
+  type Head,
+  httpDate,
+  HttpRefusal,
+  Input,
+  latin1,
+  MAX_HEAD_BYTES,
+  parseHead,
+  reason,
+  RequestBody,
+  TIMED_OUT,
+} from "./http_wire.ts";
+import { writeAll } from "./outbound.ts";
+import { acceptKey, ServerWebSocket, validKey, type WebSocketOptions } from "./websocket.ts";
 
 /**
- * What the handler learns of the connection: as for `Deno.serve`, plus `hold`, with which an
- * upgraded connection stays counted against its address until the promise settles (the WebSocket
- * closes). Without it a WebSocket the server has dropped, whose peer never completes the closing
- * handshake, would hold a socket that no limit counts.
+ * What the handler learns of the connection: as for `Deno.serve`, plus `upgradeWebSocket`,
+ * which turns the request into a WebSocket once the handler answers with a 2xx. The connection
+ * counts against its address until the socket is closed.
  */
-export type ConnectionInfo = Deno.ServeHandlerInfo<Deno.NetAddr> & {
-  hold?: (until: Promise<unknown>) => void;
-};
+export interface ConnectionInfo {
+  remoteAddr: Deno.NetAddr;
+  /** Settles when the response has been written (or failed). */
+  completed: Promise<void>;
+  upgradeWebSocket(options: WebSocketOptions): { socket: ServerWebSocket; response: Response };
+}
 
 /** The handler's signature, as for `Deno.serve`. */
 export type HttpHandler = (
@@ -32,8 +52,7 @@ export interface HttpServerOptions {
   log: Logger;
   /**
    * From accepting a connection, or from the end of its last response, to a request's headers.
-   * 0 turns the deadlines off and serves with `Deno.serve`, which is faster (for a server behind
-   * a reverse proxy that enforces its own).
+   * 0 turns the deadlines off (for a server behind a reverse proxy that enforces its own).
    */
   headerTimeoutMs?: number;
   /** Longest pause in a request body before the request is failed and its connection closed. */
@@ -56,54 +75,41 @@ export interface HttpServer {
 const HEADER_TIMEOUT_MS = 15_000;
 /** A request body may pause this long between chunks. */
 const BODY_IDLE_TIMEOUT_MS = 15_000;
+/** A whole request body must arrive within this many body pauses (150 s by default). */
+const BODY_TOTAL_PAUSES = 10;
+/** A body the handler left unread is read and dropped (keeping the connection) up to this. */
+const DRAIN_MAX_BYTES = 64 * 1024;
+/** Before hanging up on a client that may still be sending, its bytes are read this long. */
+const LINGER_MS = 1000;
 
 /** Bodies from this size on are worth compressing. */
 const COMPRESS_FROM_BYTES = 1024;
-/** How long a connection told to close may take to finish writing its last response. */
-const CLOSING_GRACE_MS = 2000;
+const COMPRESSIBLE = /^(text\/|application\/(json|javascript|xml|manifest\+json)|image\/svg)/;
 
-const TIMED_OUT = Symbol("timed out");
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
-/** What `Deno.serveHttp` hands out; its types left Deno's namespace when it was soft-removed. */
-interface RequestEvent {
-  readonly request: Request;
-  respondWith(response: Response | PromiseLike<Response>): Promise<void>;
-}
-interface HttpConn {
-  nextRequest(): Promise<RequestEvent | null>;
-  close(): void;
-}
-const serveHttpConn = (Deno as unknown as { serveHttp?: (conn: Deno.Conn) => HttpConn })
-  .serveHttp?.bind(Deno);
-
-/**
- * Serves `handler` on HOST:PORT until `shutdown()`. Should a later Deno drop `Deno.serveHttp`,
- * this falls back to `Deno.serve` (no header deadline) and says so in the log; the slowloris test
- * in `tests/http_server_test.ts` then fails, so the loss cannot go unnoticed.
- */
+/** Serves `handler` on HOST:PORT until `shutdown()`. */
 export function serveHttp(
   at: { hostname: string; port: number },
   handler: HttpHandler,
   options: HttpServerOptions,
 ): HttpServer {
-  if (options.headerTimeoutMs === 0 || !serveHttpConn) {
-    if (options.headerTimeoutMs !== 0) {
-      options.log.warn("this Deno has no Deno.serveHttp: HTTP requests get no header deadline");
-    }
-    const server = Deno.serve({ ...at, onListen: () => {} }, handler);
-    return { addr: server.addr, shutdown: () => server.shutdown() };
-  }
-  return new DeadlineServer(Deno.listen({ ...at, transport: "tcp" }), handler, options);
+  return new Http1Server(Deno.listen({ ...at, transport: "tcp" }), handler, options);
 }
 
 /** One open connection: whether it waits for a request (and so may be closed), and its end. */
 interface Open {
+  conn: Deno.Conn;
   idle: boolean;
   done: Promise<void>;
 }
 
-/** The listener with deadlines: accepts, counts per address, serves each connection. */
-class DeadlineServer implements HttpServer {
+/** What one request/response exchange left the connection to do. */
+type Outcome = "next" | "close" | "upgraded";
+
+class Http1Server implements HttpServer {
   readonly addr: Deno.NetAddr;
   #listener: Deno.TcpListener;
   #handler: HttpHandler;
@@ -112,7 +118,7 @@ class DeadlineServer implements HttpServer {
   #bodyIdle: number;
   #maxPerIp: number;
   #perIp = new Map<string, number>();
-  #open = new Map<HttpConn, Open>();
+  #open = new Set<Open>();
   #stopping = false;
   #accepting: Promise<void>;
 
@@ -122,7 +128,9 @@ class DeadlineServer implements HttpServer {
     this.#handler = handler;
     this.#log = options.log;
     this.#headerTimeout = options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
-    this.#bodyIdle = options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+    this.#bodyIdle = options.headerTimeoutMs === 0
+      ? 0
+      : options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
     this.#maxPerIp = options.maxConnectionsPerIp ?? 0;
     this.#accepting = this.#accept();
   }
@@ -146,23 +154,19 @@ class DeadlineServer implements HttpServer {
       return;
     }
     this.#perIp.set(ip, count + 1);
-    // SSE readers answer nothing: the system's TCP keepalive is what finds one that vanished.
     try {
+      // SSE readers answer nothing: the system's TCP keepalive is what finds one that vanished.
       conn.setKeepAlive(true);
+      conn.setNoDelay(true);
     } catch { /* closed already */ }
-    let httpConn: HttpConn;
-    try {
-      httpConn = serveHttpConn!(conn);
-    } catch (error) {
-      this.#log.warn("could not serve an http connection", { error });
-      this.#release(ip);
-      return;
-    }
-    const state: Open = { idle: true, done: Promise.resolve() };
-    this.#open.set(httpConn, state);
-    state.done = this.#serve(conn.remoteAddr, httpConn, state)
-      .catch((error) => this.#log.warn("http connection failed", { error }))
-      .finally(() => this.#release(ip));
+    const state: Open = { conn, idle: true, done: Promise.resolve() };
+    this.#open.add(state);
+    state.done = this.#serve(conn, state)
+      .catch((error) => this.#log.debug("http connection failed", { error }))
+      .finally(() => {
+        this.#open.delete(state);
+        this.#release(ip);
+      });
   }
 
   #release(ip: string): void {
@@ -172,104 +176,265 @@ class DeadlineServer implements HttpServer {
   }
 
   /** Serves one connection's requests until it ends, idles too long, or is upgraded. */
-  async #serve(remoteAddr: Deno.NetAddr, httpConn: HttpConn, state: Open): Promise<void> {
+  async #serve(conn: Deno.TcpConn, state: Open): Promise<void> {
+    const input = new Input(conn);
+    let outcome: Outcome = "next";
     try {
-      const upgraded = await this.#requests(remoteAddr, httpConn, state);
-      // An upgraded connection belongs to its WebSocket from here on; shutdown leaves it to
-      // the hub, but it counts against its address until the WebSocket is really gone. Only
-      // the connection is kept meanwhile: the upgrade request, its headers and Deno's objects
-      // around them (~5 KB per WebSocket) are let go.
-      if (upgraded) {
-        this.#open.delete(httpConn);
-        await upgraded.holding?.catch(() => {});
+      while (outcome === "next") {
+        state.idle = true;
+        const head = await this.#readHead(input);
+        state.idle = false;
+        if (head === null) return;
+        if (head instanceof HttpRefusal) {
+          await this.#refuseRequest(conn, input, head);
+          return;
+        }
+        outcome = await this.#exchange(conn, input, head, state);
       }
     } finally {
-      this.#open.delete(httpConn);
-      try {
-        httpConn.close();
-      } catch { /* already closed */ }
-    }
-  }
-
-  /** Serves requests until the connection ends (null) or is upgraded (with what holds it). */
-  async #requests(
-    remoteAddr: Deno.NetAddr,
-    httpConn: HttpConn,
-    state: Open,
-  ): Promise<{ holding: Promise<unknown> | undefined } | null> {
-    while (true) {
-      state.idle = true;
-      const next = await this.#nextRequest(httpConn);
-      state.idle = false;
-      if (next === TIMED_OUT) {
-        this.#log.debug("closing an http connection that sent no complete request in time", {
-          ip: remoteAddr.hostname,
-        });
-        return null;
+      if (outcome !== "upgraded") {
+        try {
+          conn.close();
+        } catch { /* closed already */ }
       }
-      if (next === null) return null;
-      const outcome = await this.#respond(remoteAddr, next);
-      if (outcome === "gone") return null;
-      if (outcome !== "next") return outcome;
     }
   }
 
-  /** The next request, or TIMED_OUT when its headers do not come in time, or null at the end. */
-  async #nextRequest(httpConn: HttpConn): Promise<RequestEvent | typeof TIMED_OUT | null> {
-    // A connection told to close (shutdown, a stalled body) is normally ended by Deno right
-    // after its response; closing it ourselves sooner could cut that response short.
-    const wait = this.#stopping
-      ? Math.min(this.#headerTimeout, CLOSING_GRACE_MS)
-      : this.#headerTimeout;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = await Promise.race([
-      httpConn.nextRequest(),
-      new Promise<typeof TIMED_OUT>((resolve) => {
-        timer = setTimeout(() => resolve(TIMED_OUT), wait);
-      }),
-    ]).catch(() => null);
-    clearTimeout(timer);
-    return next;
+  /** The next request's head; null when the client left or did not finish it in time. */
+  async #readHead(input: Input): Promise<Head | HttpRefusal | null> {
+    // A connection told to close (shutdown) gets no new request.
+    const deadline = this.#headerTimeout > 0 ? Date.now() + this.#headerTimeout : 0;
+    while (true) {
+      const length = input.headLength();
+      if (length >= 0) {
+        const text = latin1(input.buf.subarray(input.start, input.start + length));
+        input.start += length;
+        return parseHead(text);
+      }
+      if (input.size >= MAX_HEAD_BYTES) {
+        return new HttpRefusal(431, `Request heads are limited to ${MAX_HEAD_BYTES} bytes`);
+      }
+      if (this.#stopping) return null;
+      const left = deadline === 0 ? 0 : deadline - Date.now();
+      if (deadline !== 0 && left <= 0) return this.#timedOut();
+      const got = await input.more(left);
+      if (got === TIMED_OUT) return this.#timedOut();
+      if (!got) return null;
+    }
   }
 
-  /** Answers one request: "next" to read another, "gone", or the upgrade with what holds it. */
-  async #respond(
-    remoteAddr: Deno.NetAddr,
-    next: RequestEvent,
-  ): Promise<"next" | "gone" | { holding: Promise<unknown> | undefined }> {
-    const body = { stalled: false };
-    const request = withBodyDeadline(next.request, this.#bodyIdle, body);
+  #timedOut(): null {
+    this.#log.debug("closing an http connection that sent no complete request in time");
+    return null;
+  }
+
+  /** Answers a request that could not be parsed, and hangs up (its framing is unknown). */
+  async #refuseRequest(conn: Deno.Conn, input: Input, refusal: HttpRefusal): Promise<void> {
+    const response = Response.json(
+      { error: { code: "bad_frame", message: refusal.message } },
+      { status: refusal.status },
+    );
+    await this.#write(conn, null, response, { head: false, close: true, gzip: false });
+    await linger(conn, input);
+  }
+
+  /** One request and its response. */
+  async #exchange(conn: Deno.TcpConn, input: Input, head: Head, state: Open): Promise<Outcome> {
+    const continueWanted = head.version === "1.1" &&
+      head.headers.get("expect")?.toLowerCase() === "100-continue";
+    let continueSent = false;
+    const body = new RequestBody(input, head.body, {
+      idleMs: this.#bodyIdle,
+      totalMs: this.#bodyIdle * BODY_TOTAL_PAUSES,
+      beforeRead: () => {
+        if (!continueWanted || continueSent) return;
+        continueSent = true;
+        void writeAll(conn, CONTINUE).catch(() => {});
+      },
+    });
+    const connectionHeader = head.headers.get("connection")?.toLowerCase() ?? "";
+    let keepAlive = head.version === "1.1"
+      ? !connectionHeader.includes("close")
+      : connectionHeader.includes("keep-alive");
+
+    let request: Request;
+    try {
+      const host = head.headers.get("host") || `${this.addr.hostname}:${this.addr.port}`;
+      const url = head.target.startsWith("/") ? `http://${host}${head.target}` : head.target;
+      const bodyless = head.method === "GET" || head.method === "HEAD" || body.done;
+      request = new Request(new URL(url), {
+        method: head.method,
+        headers: head.headers,
+        ...(bodyless ? {} : { body: body.stream(), duplex: "half" }),
+      } as RequestInit);
+    } catch {
+      await this.#refuseRequest(
+        conn,
+        input,
+        new HttpRefusal(400, "The request target is not a URL"),
+      );
+      return "close";
+    }
+
     let settle!: () => void;
     const completed = new Promise<void>((resolve) => (settle = resolve));
+    let upgrade: ServerWebSocket | null = null;
+    const info: ConnectionInfo = {
+      remoteAddr: conn.remoteAddr,
+      completed,
+      upgradeWebSocket: (options) => {
+        if (upgrade) throw new TypeError("this request was upgraded already");
+        if (head.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+          throw new TypeError("not a WebSocket upgrade request");
+        }
+        if (!validKey(head.headers.get("sec-websocket-key"))) {
+          throw new TypeError("a WebSocket upgrade needs a valid Sec-WebSocket-Key");
+        }
+        upgrade = new ServerWebSocket(options);
+        return { socket: upgrade, response: new Response(null, { status: 200 }) };
+      },
+    };
+
     let response: Response;
-    let holding: Promise<unknown> | undefined;
     try {
-      response = await this.#handler(request, {
-        remoteAddr,
-        completed,
-        hold: (until) => (holding = until),
-      });
+      response = await this.#handler(request, info);
     } catch (error) {
       this.#log.error("http handler failed", { error });
       response = new Response("internal error", { status: 500 });
     }
-    const upgraded = response.status === 101;
-    if (!upgraded) response = await sendSmallJsonAsIs(response);
-    // What is left of a stalled body would be read as the next request: hang up instead.
-    // Connection: close, so Deno ends the connection once the response is written.
-    if (!upgraded && (this.#stopping || body.stalled)) {
-      response = withHeader(response, "connection", "close");
+    const socket = upgrade as ServerWebSocket | null;
+    if (socket) {
+      settle();
+      if (response.status >= 300) {
+        socket.abort();
+      } else {
+        return await this.#upgrade(conn, input, head, socket, state);
+      }
     }
+
+    // A body the handler left unread: read and dropped when small, else the connection ends.
+    if (
+      !body.done && (body.stalled || body.remaining > DRAIN_MAX_BYTES ||
+        (continueWanted && !continueSent))
+    ) {
+      keepAlive = false;
+    }
+    if (this.#stopping) keepAlive = false;
+    const close = !keepAlive || /\bclose\b/i.test(response.headers.get("connection") ?? "");
+    const gzip = /\bgzip\b/i.test(head.headers.get("accept-encoding") ?? "");
+    let delivered: boolean;
     try {
-      await next.respondWith(response);
-    } catch (error) {
-      // The client went away mid-response (an SSE reader closing its tab, say): not an error.
-      this.#log.debug("http response not delivered", { error });
-      return "gone";
+      delivered = await this.#write(conn, input, response, {
+        head: head.method === "HEAD",
+        close,
+        gzip,
+        version: head.version,
+      });
     } finally {
       settle();
     }
-    return upgraded ? { holding } : "next";
+    if (!delivered) return "close";
+    if (close) {
+      if (!body.done) await linger(conn, input);
+      return "close";
+    }
+    if (!body.done && !(await body.drain())) return "close";
+    return "next";
+  }
+
+  /** Completes a WebSocket handshake and hands the connection to the socket until it closes. */
+  async #upgrade(
+    conn: Deno.Conn,
+    input: Input,
+    head: Head,
+    socket: ServerWebSocket,
+    state: Open,
+  ): Promise<Outcome> {
+    const key = await acceptKey(head.headers.get("sec-websocket-key")!);
+    const handshake = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${key}\r\n\r\n`;
+    try {
+      await writeAll(conn, encoder.encode(handshake));
+    } catch {
+      socket.abort();
+      return "close";
+    }
+    // Shutdown leaves the socket to the hub; it still counts against its address till it ends.
+    this.#open.delete(state);
+    socket.start(conn, input.rest());
+    await socket.closed;
+    return "upgraded";
+  }
+
+  /**
+   * Writes a response: a body of known length as it streams, server-sent events in chunks,
+   * anything else read whole first (to send its length, and compressed when that pays).
+   * False when the client went away before it was all written.
+   */
+  async #write(
+    conn: Deno.Conn,
+    input: Input | null,
+    response: Response,
+    options: { head: boolean; close: boolean; gzip: boolean; version?: string },
+  ): Promise<boolean> {
+    const status = response.status;
+    const headers = response.headers;
+    const type = headers.get("content-type") ?? "";
+    const noBody = status < 200 || status === 204 || status === 304;
+    let lines = `HTTP/1.1 ${status} ${response.statusText || reason(status)}\r\n`;
+    for (const [name, value] of headers) {
+      if (name === "connection" || name === "content-length" || name === "transfer-encoding") {
+        continue;
+      }
+      lines += `${name}: ${value}\r\n`;
+    }
+    lines += `date: ${httpDate()}\r\n`;
+    let bytes: Uint8Array | null = null;
+    let stream: ReadableStream<Uint8Array> | null = null;
+    let chunked = false;
+    let close = options.close;
+    if (noBody || response.body === null) {
+      bytes = EMPTY;
+      await response.body?.cancel().catch(() => {});
+    } else if (headers.has("content-length")) {
+      stream = response.body;
+      lines += `content-length: ${headers.get("content-length")}\r\n`;
+    } else if (type.startsWith("text/event-stream")) {
+      stream = response.body;
+      chunked = options.version !== "1.0";
+      if (chunked) lines += "transfer-encoding: chunked\r\n";
+      // Events flow until one side leaves; the connection is not reused after.
+      close = true;
+    } else {
+      bytes = new Uint8Array(await response.arrayBuffer());
+      if (
+        options.gzip && bytes.length >= COMPRESS_FROM_BYTES && COMPRESSIBLE.test(type) &&
+        !headers.has("content-encoding") && !/no-transform/.test(headers.get("cache-control") ?? "")
+      ) {
+        bytes = await gzip(bytes);
+        lines += "content-encoding: gzip\r\nvary: accept-encoding\r\n";
+      }
+    }
+    if (bytes !== null && !noBody) lines += `content-length: ${bytes.length}\r\n`;
+    if (close) lines += "connection: close\r\n";
+    else if (options.version === "1.0") lines += "connection: keep-alive\r\n";
+    lines += "\r\n";
+    const headBytes = encoder.encode(lines);
+
+    if (bytes !== null || options.head) {
+      if (stream) await stream.cancel().catch(() => {});
+      const body = options.head || bytes === null ? EMPTY : bytes;
+      const all = new Uint8Array(headBytes.length + body.length);
+      all.set(headBytes);
+      all.set(body, headBytes.length);
+      try {
+        await writeAll(conn, all);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    return await streamBody(conn, input, headBytes, stream!, chunked);
   }
 
   async shutdown(): Promise<void> {
@@ -278,65 +443,100 @@ class DeadlineServer implements HttpServer {
       this.#listener.close();
     } catch { /* already closed */ }
     await this.#accepting;
-    for (const [httpConn, state] of this.#open) {
+    for (const state of this.#open) {
       if (!state.idle) continue;
       try {
-        httpConn.close();
+        state.conn.close();
       } catch { /* already closed */ }
     }
-    await Promise.allSettled([...this.#open.values()].map((s) => s.done));
+    await Promise.allSettled([...this.#open].map((s) => s.done));
   }
 }
 
 /**
- * Deno's `serveHttp` compresses every compressible body it can (brotli when the client accepts
- * it), which for the API's small JSON answers costs more than it saves: measured on 2 cores, a
- * small JSON route served 18,000 requests/s compressed against 28,000 not. JSON under 1 KiB goes
- * as it is, marked `no-transform` (the one opt-out Deno honours); bigger bodies (history pages,
- * the OpenAPI document, the console's script) are still compressed.
+ * Streams a body after its head: raw for a known length, in chunks otherwise. While it flows the
+ * connection is watched: a client that leaves (an SSE reader closing its tab) ends the stream at
+ * once, not at the next write.
  */
-async function sendSmallJsonAsIs(response: Response): Promise<Response> {
-  const type = response.headers.get("content-type") ?? "";
-  // Not `response.body` first: touching it turns a string body into a stream of unknown length.
-  if (!type.startsWith("application/json") || response.headers.has("content-encoding")) {
-    return response;
+async function streamBody(
+  conn: Deno.Conn,
+  input: Input | null,
+  head: Uint8Array,
+  stream: ReadableStream<Uint8Array>,
+  chunked: boolean,
+): Promise<boolean> {
+  const reader = stream.getReader();
+  let gone = false;
+  const leave = () => {
+    gone = true;
+    void reader.cancel().catch(() => {});
+  };
+  if (chunked && input) {
+    // Nothing more is read as a request on this connection: its end (or a reset) is the news.
+    void (async () => {
+      while (!gone) {
+        const got = await input.more(0);
+        if (got !== true) return leave();
+        input.start = input.end;
+      }
+    })();
   }
-  const declared = response.headers.get("content-length");
-  if (declared !== null) {
-    // A download declares its length: decide without reading it.
-    if (Number(declared) >= COMPRESS_FROM_BYTES) return response;
-    return withHeader(response, "cache-control", "no-transform", "append");
+  try {
+    await writeAll(conn, head);
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done || gone) break;
+      if (value.length === 0) continue;
+      if (!chunked) {
+        await writeAll(conn, value);
+        continue;
+      }
+      const size = encoder.encode(`${value.length.toString(16)}\r\n`);
+      const frame = new Uint8Array(size.length + value.length + 2);
+      frame.set(size);
+      frame.set(value, size.length);
+      frame.set([13, 10], size.length + value.length);
+      await writeAll(conn, frame);
+    }
+    if (gone) return false;
+    if (chunked) await writeAll(conn, encoder.encode("0\r\n\r\n"));
+    return true;
+  } catch {
+    leave();
+    return false;
+  } finally {
+    gone = true;
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  const sized = new Response(bytes, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
-  return bytes.length < COMPRESS_FROM_BYTES
-    ? withHeader(sized, "cache-control", "no-transform", "append")
-    : sized;
 }
 
-/** The response with a header set or added; its headers are copied when they are immutable. */
-function withHeader(
-  response: Response,
-  name: string,
-  value: string,
-  how: "set" | "append" = "set",
-): Response {
+async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const compressed = new Blob([bytes as BlobPart]).stream()
+    .pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(compressed).arrayBuffer());
+}
+
+/**
+ * Hangs up on a client that may still be sending: stops writing, reads and drops what comes for
+ * a moment, then closes. Closing with unread bytes would send a reset that can destroy the
+ * response the client has not read yet.
+ */
+async function linger(conn: Deno.Conn, input: Input | null): Promise<void> {
   try {
-    response.headers[how](name, value);
-    return response;
+    await conn.closeWrite();
   } catch {
-    // Immutable headers (a Response.redirect, say).
-    const headers = new Headers(response.headers);
-    headers[how](name, value);
-    return new Response(response.body, {
-      status: response.status,
-      statusText: response.statusText,
-      headers,
-    });
+    return;
+  }
+  if (!input) return;
+  const until = Date.now() + LINGER_MS;
+  let dropped = 0;
+  while (dropped < 1024 * 1024) {
+    const left = until - Date.now();
+    if (left <= 0) return;
+    const before = input.size;
+    const got = await input.more(left);
+    if (got !== true) return;
+    dropped += input.size - before;
+    input.start = input.end;
   }
 }
 
@@ -351,58 +551,11 @@ async function refuse(conn: Deno.Conn, limit: number): Promise<void> {
   });
   const text = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n" +
     "Content-Type: application/json\r\nRetry-After: 5\r\n" +
-    `Content-Length: ${new TextEncoder().encode(body).length}\r\n\r\n${body}`;
+    `Content-Length: ${encoder.encode(body).length}\r\n\r\n${body}`;
   try {
-    await conn.write(new TextEncoder().encode(text));
+    await conn.write(encoder.encode(text));
   } catch { /* gone already */ }
   try {
     conn.close();
   } catch { /* gone already */ }
-}
-
-/** A whole request body must arrive within this many body pauses (150 s by default). */
-const BODY_TOTAL_PAUSES = 10;
-
-/**
- * The request with a body that fails when the client stops sending for `idleMs`, or has not
- * finished after BODY_TOTAL_PAUSES × `idleMs` in all (a slow-body attack holds a connection as
- * well as slow headers do; one byte every few seconds never pauses long). Bodyless requests
- * pass through.
- */
-function withBodyDeadline(request: Request, idleMs: number, state: { stalled: boolean }): Request {
-  const body = request.body;
-  if (!body) return request;
-  const reader = body.getReader();
-  const endBy = Date.now() + BODY_TOTAL_PAUSES * idleMs;
-  const guarded = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        const wait = Math.max(0, Math.min(idleMs, endBy - Date.now()));
-        const chunk = await Promise.race([
-          reader.read(),
-          new Promise<typeof TIMED_OUT>((resolve) => {
-            timer = setTimeout(() => resolve(TIMED_OUT), wait);
-          }),
-        ]);
-        if (chunk === TIMED_OUT) {
-          state.stalled = true;
-          void reader.cancel().catch(() => {});
-          controller.error(new Deno.errors.TimedOut("the request body came too slowly"));
-        } else if (chunk.done) {
-          controller.close();
-        } else {
-          controller.enqueue(chunk.value);
-        }
-      } catch (error) {
-        controller.error(error);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  });
-  return new Request(request, { body: guarded, duplex: "half" } as RequestInit);
 }

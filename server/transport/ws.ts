@@ -12,13 +12,16 @@ import {
   ProtocolError,
   refOfLine,
   type ServerFrame,
-  utf8Length,
 } from "../../protocol/frames.ts";
-import { LOGIN_TIMEOUT_MS, MAX_LINE_BYTES, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
+import { LOGIN_TIMEOUT_MS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
 import { type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
 import { OutboundQueue } from "./outbound.ts";
+import { CLOSE, type ServerWebSocket } from "./websocket.ts";
+
+/** How long a closing socket waits for a write in flight before its close frame goes anyway. */
+const CLOSE_AFTER_MS = 2000;
 
 /** Frames a client may have in flight before it is cut off (a flood, not a chat). */
 const MAX_PENDING_FRAMES = 256;
@@ -30,10 +33,13 @@ function jsonText(frame: ServerFrame): string {
 /** A batch of frames as one message, joined once for all readers whose queues match. */
 const joinLines = reuseLastJoin((parts: string[]) => parts.join("\n"));
 
-/** Serves one upgraded WebSocket; `user` (from a checked token) logs it in at once. */
+/**
+ * Serves one upgraded WebSocket; `user` (from a checked token) logs it in at once. The socket
+ * bounds a message's size itself (`maxMessageBytes`, from its frame header).
+ */
 export function serveWebSocket(
   hub: Hub,
-  socket: WebSocket,
+  socket: ServerWebSocket,
   options: {
     ip: string;
     /** The user, when the upgrade carried a token (checked by the HTTP layer), and the token. */
@@ -75,26 +81,21 @@ export function serveWebSocket(
       void hub.attach(id, options.user, options.since, options.token);
     }
   };
-  socket.onmessage = (event) => {
-    if (typeof event.data !== "string") {
+  socket.onoversize = (limit) =>
+    peer.fail(
+      "too_long",
+      `A message was longer than ${limit} bytes; the connection is closed`,
+      CLOSE.tooBig,
+    );
+  socket.onmessage = (data) => {
+    if (typeof data !== "string") {
       void hub.reject(
         id,
         new ProtocolError("bad_frame", "Send frames as text messages holding JSON, not binary"),
       );
       return;
     }
-    // The limit is in bytes, as on TCP: 40,000 two-byte characters are 80,000 bytes.
-    if (
-      event.data.length > MAX_LINE_BYTES ||
-      (event.data.length * 3 > MAX_LINE_BYTES && utf8Length(event.data) > MAX_LINE_BYTES)
-    ) {
-      peer.fail(
-        "too_long",
-        `A message was longer than ${MAX_LINE_BYTES} bytes; the connection is closed`,
-      );
-      return;
-    }
-    for (const line of event.data.split("\n")) {
+    for (const line of data.split("\n")) {
       if (line.trim() === "") continue;
       try {
         receive(decodeClientFrame(line));
@@ -121,14 +122,13 @@ export function serveWebSocket(
     clearTimeout(loginTimer);
     leave();
   };
-  socket.onerror = () => {/* onclose follows */};
 }
 
 class WsPeer implements Peer {
   readonly transport = "ws" as const;
   readonly ip: string;
   closed = false;
-  #socket: WebSocket;
+  #socket: ServerWebSocket;
   #log: Logger;
   #queue: OutboundQueue<string>;
   /** Called once the server has closed this socket. */
@@ -136,19 +136,16 @@ class WsPeer implements Peer {
   /** Called when the connection is logged in. */
   onWelcome: () => void = () => {};
 
-  constructor(socket: WebSocket, ip: string, log: Logger, max: number) {
+  constructor(socket: ServerWebSocket, ip: string, log: Logger, max: number) {
     this.#socket = socket;
     this.ip = ip;
     this.#log = log;
     this.#queue = new OutboundQueue<string>({
       size: (text) => text.length,
       join: joinLines,
-      write: (text) => {
-        if (this.#socket.readyState !== WebSocket.OPEN) return;
-        this.#socket.send(text);
-      },
-      // What the socket still holds is asked once per write (a call into Deno).
-      backlog: () => Number.isFinite(this.#socket.bufferedAmount) ? this.#socket.bufferedAmount : 0,
+      // A promise per write, as on TCP: the queue counts what is in flight and joins what
+      // queues meanwhile into the next message.
+      write: (text) => this.#socket.send(text),
       slow: (queued, buffered) => {
         this.#log.warn("dropping slow websocket reader", { ip: this.ip, buffered, queued });
         this.#finish(
@@ -167,32 +164,43 @@ class WsPeer implements Peer {
     this.#queue.push(out.encoded("json", jsonText));
   }
 
-  /** Sends a last `bye` with a reason after what is queued, and closes. */
-  fail(code: "too_slow" | "too_long", reason: string): void {
-    this.#finish(code, reason, { forgetBacklog: false });
+  /** Sends a last `bye` with a reason after what is queued, and closes (with `closeCode`). */
+  fail(code: "too_slow" | "too_long", reason: string, closeCode: number = CLOSE.policy): void {
+    this.#finish(code, reason, { forgetBacklog: false }, closeCode);
   }
 
   #finish(
     code: "too_slow" | "too_long",
     reason: string,
     options: { forgetBacklog: boolean },
+    closeCode: number = CLOSE.policy,
   ): void {
     if (this.closed) return;
     this.#queue.finish(jsonText({ type: "bye", code, reason }), options);
-    this.close(reason);
+    this.close(reason, closeCode);
   }
 
-  /** Sends what is queued (a goodbye among it) at once, then closes. */
-  close(reason: string): void {
+  /**
+   * Sends what is queued (a goodbye among it), then the close frame: 1001 (going away) for a
+   * shutdown, else `closeCode`. A write still in flight is waited for, at most CLOSE_AFTER_MS
+   * (a reader that stopped reading may never take it).
+   */
+  close(reason: string, closeCode: number = CLOSE.policy): void {
     if (this.closed) return;
     this.#queue.seal();
-    // A WebSocket send only queues in the runtime: write now, before the close frame.
     this.#queue.flushNow();
     this.closed = true;
-    try {
-      // 1008: policy violation for drops, 1001: going away for shutdown.
-      this.#socket.close(reason.includes("shutting down") ? 1001 : 1008, reason.slice(0, 120));
-    } catch { /* already closing */ }
+    const code = reason.includes("shutting down") ? CLOSE.goingAway : closeCode;
+    const shut = () => this.#socket.close(code, reason);
+    if (this.#queue.idle) {
+      shut();
+    } else {
+      const timer = setTimeout(shut, CLOSE_AFTER_MS);
+      void this.#queue.drained().then(() => {
+        clearTimeout(timer);
+        shut();
+      });
+    }
     this.onClose();
   }
 }

@@ -5,7 +5,7 @@
  */
 
 import { z } from "zod";
-import { HEARTBEAT_MS } from "../../../protocol/limits.ts";
+import { HEARTBEAT_MS, MAX_LINE_BYTES } from "../../../protocol/limits.ts";
 import { ChatError } from "../../core/errors.ts";
 import type { Logger } from "../../log.ts";
 import { openEventStream } from "../sse.ts";
@@ -133,9 +133,13 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
         }
         const refusal = hub.admit(ip);
         if (refusal) throw new ChatError("rate_limited", refusal);
-        // Deno pings after half the idle timeout of silence and closes after the whole of it.
-        const { socket, response } = Deno.upgradeWebSocket(c.req.raw, {
-          idleTimeout: (3 * heartbeatMs) / 1000,
+        const upgrade = c.env?.upgradeWebSocket;
+        if (!upgrade) throw new Error("GET /ws needs chat's HTTP listener (http_server.ts)");
+        // The socket pings after half the idle timeout of silence and drops after the whole of
+        // it; a message over the line limit is refused from its frame header, unread.
+        const { socket, response } = upgrade({
+          idleTimeoutMs: 3 * heartbeatMs,
+          maxMessageBytes: MAX_LINE_BYTES,
         });
         serveWebSocket(hub, socket, {
           ip,
@@ -147,8 +151,6 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
             ? {}
             : { loginTimeoutMs: options.loginTimeoutMs }),
         });
-        // The connection counts against its address until the socket is really closed.
-        c.env?.hold?.(new Promise((resolve) => socket.addEventListener("close", resolve)));
         return response;
       },
     }),

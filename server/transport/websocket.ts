@@ -1,0 +1,500 @@
+/**
+ * WebSocket framing (RFC 6455, the server's side) on a raw connection the HTTP listener hands
+ * over after the handshake.
+ *
+ * Why not `Deno.upgradeWebSocket`: Deno reads a whole message (up to 64 MiB) into memory before
+ * JavaScript sees it, so a limit checked afterwards comes too late (ten 60 MB messages took a
+ * server from 234 MB to 992 MB of RSS); and the legacy `Deno.serveHttp` it needs kept each
+ * upgrade's Request and closures alive (~28 KB per idle socket). Here a frame's header is read
+ * first: a message whose declared length passes the limit is refused before one byte of its
+ * payload is kept (its bytes are skipped as they arrive, never buffered), and an idle socket
+ * holds a 256-byte read buffer.
+ *
+ * No extensions are negotiated (no permessage-deflate: the chat's frames are small, and a
+ * compressed frame would hide its true size until inflated).
+ * @module
+ */
+
+import { writeAll } from "./outbound.ts";
+import { every, type Ticking } from "./ticker.ts";
+
+/** What the socket enforces. */
+export interface WebSocketOptions {
+  /** Longest message a client may send, in bytes (UTF-8 bytes for text, not UTF-16 units). */
+  maxMessageBytes: number;
+  /** Silence after which the client is pinged (half of it) and dropped (all of it); 0: never. */
+  idleTimeoutMs: number;
+}
+
+/** Close codes used here (RFC 6455 §7.4.1). */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  abnormal: 1006,
+  invalidData: 1007,
+  policy: 1008,
+  tooBig: 1009,
+} as const;
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/** An idle socket's read buffer; it grows for a big frame and shrinks back after it. */
+const INITIAL_BUFFER = 256;
+/** How long a closing socket waits for the client's close frame before hanging up. */
+const CLOSE_WAIT_MS = 2000;
+
+const encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key. */
+export async function acceptKey(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+/** Whether a Sec-WebSocket-Key is what RFC 6455 asks: 16 bytes in base64. */
+export function validKey(key: string | null): key is string {
+  return key !== null && /^[A-Za-z0-9+/]{22}==$/.test(key);
+}
+
+/** A server frame: FIN, opcode, unmasked length, payload. */
+export function encodeFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const n = payload.length;
+  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const frame = new Uint8Array(head + n);
+  frame[0] = 0x80 | opcode;
+  if (n < 126) {
+    frame[1] = n;
+  } else if (n < 65536) {
+    frame[1] = 126;
+    frame[2] = n >>> 8;
+    frame[3] = n & 0xff;
+  } else {
+    frame[1] = 127;
+    new DataView(frame.buffer).setBigUint64(2, BigInt(n));
+  }
+  frame.set(payload, head);
+  return frame;
+}
+
+/**
+ * The frame for a text message. The fan-out hands the same joined string to every reader whose
+ * queue matched, so the last one is kept: a room's 1,000 readers cost one encoding, not 1,000.
+ */
+let lastText = "";
+let lastFrame = encodeFrame(1, new Uint8Array(0));
+export function textFrame(text: string): Uint8Array {
+  if (text !== lastText) {
+    lastFrame = encodeFrame(1, encoder.encode(text));
+    lastText = text;
+  }
+  return lastFrame;
+}
+
+function closeFrame(code: number, reason: string): Uint8Array {
+  const text = encoder.encode(reason);
+  // A control frame's payload is at most 125 bytes: 2 for the code, 123 for the reason.
+  const cut = text.length > 123 ? encoder.encode(truncateUtf8(reason, 123)) : text;
+  const payload = new Uint8Array(2 + cut.length);
+  payload[0] = code >>> 8;
+  payload[1] = code & 0xff;
+  payload.set(cut, 2);
+  return encodeFrame(8, payload);
+}
+
+function truncateUtf8(text: string, bytes: number): string {
+  let out = "";
+  let used = 0;
+  for (const ch of text) {
+    const n = encoder.encode(ch).length;
+    if (used + n > bytes) break;
+    out += ch;
+    used += n;
+  }
+  return out;
+}
+
+/** A close code a client may send (§7.4): the defined ones, and 3000-4999 for applications. */
+function validCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+    (code >= 3000 && code <= 4999);
+}
+
+/** Why the read loop stopped parsing: the close code and reason to send. */
+class Refusal {
+  constructor(readonly code: number, readonly reason: string) {}
+}
+
+/** One server-side WebSocket. */
+export class ServerWebSocket implements Ticking {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSING = 2;
+  static readonly CLOSED = 3;
+
+  readyState = 0;
+  /** The handshake is written: messages may flow. */
+  onopen: () => void = () => {};
+  /** A whole message: text as a string, binary as bytes. */
+  onmessage: (data: string | Uint8Array) => void = () => {};
+  /**
+   * The client sent (the header of) a message longer than the limit; none of it was kept. The
+   * socket closes with 1009 right after this unless the handler closed it already.
+   */
+  onoversize: (limit: number) => void = () => {};
+  /** Called once, when the connection has ended (1006: without a closing handshake). */
+  onclose: (code: number, reason: string) => void = () => {};
+  /** Settles once the connection has ended. */
+  readonly closed: Promise<void>;
+
+  readonly #options: WebSocketOptions;
+  #conn: Deno.Conn | null = null;
+  #resolveClosed!: () => void;
+  #tail: Promise<void> | null = null;
+  #buffered = 0;
+  #lastHeard = Date.now();
+  #pinged = false;
+  #stopTicking: (() => void) | null = null;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The message being assembled from fragments: its opcode, parts and size. */
+  #fragments: { opcode: number; parts: Uint8Array[]; bytes: number } | null = null;
+
+  constructor(options: WebSocketOptions) {
+    this.#options = options;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  /** Bytes handed to the connection and not yet taken by the kernel. */
+  get bufferedAmount(): number {
+    return this.#buffered;
+  }
+
+  /** Starts on `conn` once the handshake is written; `leftover` arrived after the request. */
+  start(conn: Deno.Conn, leftover: Uint8Array): void {
+    if (this.readyState !== ServerWebSocket.CONNECTING) {
+      try {
+        conn.close();
+      } catch { /* gone */ }
+      return;
+    }
+    this.#conn = conn;
+    this.readyState = ServerWebSocket.OPEN;
+    this.#lastHeard = Date.now();
+    const idle = this.#options.idleTimeoutMs;
+    if (idle > 0) this.#stopTicking = every(Math.max(25, Math.round(idle / 4)), this);
+    this.onopen();
+    void this.#read(conn, leftover);
+  }
+
+  /** The upgrade did not happen (the handshake could not be written): ends without opening. */
+  abort(): void {
+    this.#end(CLOSE.abnormal, "");
+  }
+
+  /** Sends a text (or binary) message; the promise settles when the kernel has taken it. */
+  send(data: string | Uint8Array): Promise<void> {
+    if (this.readyState !== ServerWebSocket.OPEN) return Promise.resolve();
+    return this.#write(typeof data === "string" ? textFrame(data) : encodeFrame(2, data));
+  }
+
+  /**
+   * Starts the closing handshake: a close frame after what is being written, then the client's
+   * close frame is awaited (at most CLOSE_WAIT_MS) before the connection is ended.
+   */
+  close(code: number = CLOSE.normal, reason = ""): void {
+    if (this.readyState === ServerWebSocket.CONNECTING) return this.abort();
+    if (this.readyState !== ServerWebSocket.OPEN) return;
+    this.readyState = ServerWebSocket.CLOSING;
+    this.#write(closeFrame(code, reason)).catch(() => {});
+    this.#closeTimer = setTimeout(() => this.#end(code, reason), CLOSE_WAIT_MS);
+  }
+
+  /** The shared ticker's check: ping a quiet client, drop a silent one. */
+  tick(): void {
+    const idle = this.#options.idleTimeoutMs;
+    const silent = Date.now() - this.#lastHeard;
+    if (silent >= idle) {
+      this.#end(CLOSE.abnormal, "no answer to pings");
+    } else if (silent >= idle / 2 && !this.#pinged && this.readyState === ServerWebSocket.OPEN) {
+      this.#pinged = true;
+      this.#write(encodeFrame(9, new Uint8Array(0))).catch(() => {});
+    }
+  }
+
+  /** Writes a frame after the ones before it; a failure ends the connection. */
+  #write(frame: Uint8Array): Promise<void> {
+    const conn = this.#conn;
+    if (conn === null) return Promise.resolve();
+    this.#buffered += frame.length;
+    const written: Promise<void> =
+      (this.#tail ? this.#tail.then(() => writeAll(conn, frame)) : writeAll(conn, frame)).then(
+        () => {
+          this.#buffered -= frame.length;
+          if (this.#tail === written) this.#tail = null;
+        },
+        (error) => {
+          this.#buffered -= frame.length;
+          if (this.#tail === written) this.#tail = null;
+          this.#end(CLOSE.abnormal, "");
+          throw error;
+        },
+      );
+    this.#tail = written;
+    return written;
+  }
+
+  /** Reads and handles frames until the connection ends. */
+  async #read(conn: Deno.Conn, leftover: Uint8Array): Promise<void> {
+    let buf = new Uint8Array(Math.max(INITIAL_BUFFER, leftover.length));
+    buf.set(leftover);
+    let start = 0;
+    let end = leftover.length;
+    /** Payload bytes still to skip (an oversized or unwanted message's). */
+    let skip = 0;
+    try {
+      while (this.readyState !== ServerWebSocket.CLOSED) {
+        // Handle every complete frame in the buffer.
+        while (true) {
+          if (skip > 0) {
+            const n = Math.min(skip, end - start);
+            skip -= n;
+            start += n;
+            if (skip > 0) break;
+          }
+          const frame = parseHeader(buf, start, end);
+          if (frame === null) break;
+          if (frame instanceof Refusal) return this.#refuse(frame);
+          const { opcode, fin, length, headerLength } = frame;
+          const data = opcode < 8;
+          if (data && this.readyState !== ServerWebSocket.OPEN) {
+            // Closing: messages are no longer read, only the client's close frame.
+            start += headerLength;
+            skip = length;
+            continue;
+          }
+          if (data) {
+            const problem = this.#checkData(opcode, length);
+            if (problem === "oversize") {
+              start += headerLength;
+              skip = length;
+              this.#fragments = null;
+              this.onoversize(this.#options.maxMessageBytes);
+              this.close(
+                CLOSE.tooBig,
+                `messages are limited to ${this.#options.maxMessageBytes} bytes`,
+              );
+              continue;
+            }
+            if (problem) return this.#refuse(problem);
+          }
+          const total = headerLength + length;
+          if (end - start < total) {
+            // The frame is not all here: make room for it (its size was checked) and read on.
+            if (buf.length - start < total) {
+              const bigger = new Uint8Array(Math.max(total, Math.min(2 * buf.length, total * 2)));
+              bigger.set(buf.subarray(start, end));
+              end -= start;
+              start = 0;
+              buf = bigger;
+            }
+            break;
+          }
+          const payload = buf.subarray(start + headerLength, start + total);
+          unmask(payload, buf, start + headerLength - 4);
+          start += total;
+          const refusal = this.#handle(opcode, fin, payload);
+          if (refusal) return this.#refuse(refusal);
+          if (this.readyState === ServerWebSocket.CLOSED) return;
+        }
+        if (start === end) {
+          start = end = 0;
+          if (buf.length > INITIAL_BUFFER * 16) buf = new Uint8Array(INITIAL_BUFFER);
+        } else if (end === buf.length) {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        }
+        const n = await conn.read(buf.subarray(end));
+        if (n === null) break;
+        end += n;
+        this.#lastHeard = Date.now();
+        this.#pinged = false;
+      }
+    } catch {
+      // Reset by the peer, or closed by us: the connection is over either way.
+    } finally {
+      this.#end(CLOSE.abnormal, "");
+    }
+  }
+
+  /** Whether a data frame may start or continue a message, and fits the limit. */
+  #checkData(opcode: number, length: number): Refusal | "oversize" | null {
+    if (opcode === 0 && this.#fragments === null) {
+      return new Refusal(CLOSE.protocolError, "a continuation frame without a message");
+    }
+    if (opcode !== 0 && this.#fragments !== null) {
+      return new Refusal(CLOSE.protocolError, "a new message inside a fragmented one");
+    }
+    const before = this.#fragments?.bytes ?? 0;
+    return before + length > this.#options.maxMessageBytes ? "oversize" : null;
+  }
+
+  /** Handles one whole frame; a refusal ends the connection. */
+  #handle(opcode: number, fin: boolean, payload: Uint8Array): Refusal | null {
+    switch (opcode) {
+      case 0x8:
+        return this.#closeReceived(payload);
+      case 0x9:
+        if (this.readyState === ServerWebSocket.OPEN) {
+          this.#write(encodeFrame(0xa, payload.slice())).catch(() => {});
+        }
+        return null;
+      case 0xa:
+        return null;
+    }
+    if (!fin) {
+      const fragments = this.#fragments ??= { opcode, parts: [], bytes: 0 };
+      fragments.parts.push(payload.slice());
+      fragments.bytes += payload.length;
+      return null;
+    }
+    let message = payload;
+    let kind = opcode;
+    if (this.#fragments) {
+      const { parts, bytes } = this.#fragments;
+      kind = this.#fragments.opcode;
+      message = new Uint8Array(bytes + payload.length);
+      let at = 0;
+      for (const part of parts) {
+        message.set(part, at);
+        at += part.length;
+      }
+      message.set(payload, at);
+      this.#fragments = null;
+    }
+    if (kind === 2) {
+      this.onmessage(message.slice());
+      return null;
+    }
+    let text: string;
+    try {
+      text = strictUtf8.decode(message);
+    } catch {
+      return new Refusal(CLOSE.invalidData, "text messages must be UTF-8");
+    }
+    this.onmessage(text);
+    return null;
+  }
+
+  /** The client's close frame: answered (unless it answers ours), then the connection ends. */
+  #closeReceived(payload: Uint8Array): Refusal | null {
+    let code: number = CLOSE.normal;
+    let reason = "";
+    if (payload.length === 1) return new Refusal(CLOSE.protocolError, "a close code is 2 bytes");
+    if (payload.length >= 2) {
+      code = (payload[0]! << 8) | payload[1]!;
+      if (!validCloseCode(code)) return new Refusal(CLOSE.protocolError, "invalid close code");
+      try {
+        reason = strictUtf8.decode(payload.subarray(2));
+      } catch {
+        return new Refusal(CLOSE.invalidData, "a close reason must be UTF-8");
+      }
+    }
+    if (this.readyState === ServerWebSocket.OPEN) {
+      this.readyState = ServerWebSocket.CLOSING;
+      this.#write(closeFrame(payload.length >= 2 ? code : CLOSE.normal, "")).catch(() => {});
+    }
+    // Ours is (being) written: hang up once it is out. The server closes TCP first (§7.1.1).
+    const out = this.#tail ?? Promise.resolve();
+    void out.catch(() => {}).finally(() => this.#end(code, reason));
+    return null;
+  }
+
+  /** A protocol violation: a close frame saying why, then the connection ends. */
+  #refuse(refusal: Refusal): void {
+    if (this.readyState === ServerWebSocket.OPEN) {
+      this.readyState = ServerWebSocket.CLOSING;
+      this.#write(closeFrame(refusal.code, refusal.reason)).catch(() => {});
+    }
+    const out = this.#tail ?? Promise.resolve();
+    void out.catch(() => {}).finally(() => this.#end(refusal.code, refusal.reason));
+  }
+
+  /** Ends the connection and tells the handler, once. */
+  #end(code: number, reason: string): void {
+    if (this.readyState === ServerWebSocket.CLOSED) return;
+    this.readyState = ServerWebSocket.CLOSED;
+    this.#stopTicking?.();
+    this.#stopTicking = null;
+    clearTimeout(this.#closeTimer);
+    this.#fragments = null;
+    try {
+      this.#conn?.close();
+    } catch { /* closed already */ }
+    this.onclose(code, reason);
+    this.#resolveClosed();
+  }
+}
+
+/** A frame's header: what it is, how long, and where its payload starts. */
+interface FrameHeader {
+  fin: boolean;
+  opcode: number;
+  length: number;
+  headerLength: number;
+}
+
+/**
+ * Parses the frame header at `start`, or null when it is not all in yet. The mask key is the
+ * header's last 4 bytes. Refuses what RFC 6455 forbids a client: reserved bits (no extension was
+ * agreed), unknown opcodes, unmasked frames, fragmented or long control frames.
+ */
+function parseHeader(buf: Uint8Array, start: number, end: number): FrameHeader | Refusal | null {
+  if (end - start < 2) return null;
+  const b0 = buf[start]!;
+  const b1 = buf[start + 1]!;
+  const fin = (b0 & 0x80) !== 0;
+  const opcode = b0 & 0x0f;
+  if ((b0 & 0x70) !== 0) return new Refusal(CLOSE.protocolError, "reserved bits set");
+  if ((opcode > 2 && opcode < 8) || opcode > 10) {
+    return new Refusal(CLOSE.protocolError, `unknown opcode ${opcode}`);
+  }
+  if ((b1 & 0x80) === 0) return new Refusal(CLOSE.protocolError, "client frames must be masked");
+  let length = b1 & 0x7f;
+  let headerLength = 2;
+  if (length === 126) {
+    if (end - start < 4) return null;
+    length = (buf[start + 2]! << 8) | buf[start + 3]!;
+    headerLength = 4;
+  } else if (length === 127) {
+    if (end - start < 10) return null;
+    const high = (buf[start + 2]! << 24 >>> 0) + (buf[start + 3]! << 16) +
+      (buf[start + 4]! << 8) + buf[start + 5]!;
+    const low = ((buf[start + 6]! << 24) >>> 0) + (buf[start + 7]! << 16) +
+      (buf[start + 8]! << 8) + buf[start + 9]!;
+    if (high >= 0x200000) return new Refusal(CLOSE.protocolError, "frame length out of range");
+    length = high * 2 ** 32 + low;
+    headerLength = 10;
+  }
+  if (opcode >= 8 && (!fin || length > 125)) {
+    return new Refusal(CLOSE.protocolError, "control frames are short and whole");
+  }
+  headerLength += 4;
+  if (end - start < headerLength) return null;
+  return { fin, opcode, length, headerLength };
+}
+
+/** Unmasks a payload in place with the 4-byte key at `keyAt`. */
+function unmask(payload: Uint8Array, buf: Uint8Array, keyAt: number): void {
+  const k0 = buf[keyAt]!, k1 = buf[keyAt + 1]!, k2 = buf[keyAt + 2]!, k3 = buf[keyAt + 3]!;
+  const n = payload.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    payload[i]! ^= k0;
+    payload[i + 1]! ^= k1;
+    payload[i + 2]! ^= k2;
+    payload[i + 3]! ^= k3;
+  }
+  const key = [k0, k1, k2, k3];
+  for (; i < n; i++) payload[i]! ^= key[i & 3]!;
+}
