@@ -139,9 +139,163 @@ export function badFrame(r: () => number): Uint8Array<ArrayBuffer> {
   }
 }
 
+/**
+ * A malformed (or odd but valid) HTTP request, as raw bytes: bad request lines, header names and
+ * values, bodies framed twice or wrongly, bad chunk sizes, odd targets and encodings, WebSocket
+ * upgrades missing their key, heads over the size limit.
+ */
+export function badHttpRequest(r: () => number): Uint8Array {
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  const method = pick(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "BREW", "G T"]);
+  const target = pick([
+    "/healthz",
+    "/api/v1/rooms",
+    "/connect",
+    "/send",
+    "/ws",
+    "/api/v1/files/%",
+    "/api/v1/files/%E0%A4%A/x",
+    "/api/v1/users/%00",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "*",
+    "http://elsewhere.example/healthz",
+    "//x",
+    "x",
+    "/" + "a".repeat(Math.floor(r() * 9000)),
+    "/api/v1/rooms?limit=-1&cursor=%ZZ",
+  ]);
+  const version = pick(["HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1", ""]);
+  const lines = [`${method} ${target} ${version}`.trimEnd(), "Host: 127.0.0.1"];
+  let body = "";
+  for (let k = Math.floor(r() * 4); k >= 0; k--) {
+    switch (Math.floor(r() * 12)) {
+      case 0:
+        lines.push("Transfer-Encoding: chunked");
+        body = pick(["zz\r\nabc\r\n0\r\n\r\n", "5\r\nab\r\n", "ffffffffffffff\r\n", "3\r\nabcXX"]);
+        break;
+      case 1:
+        lines.push("Transfer-Encoding: chunked", "Content-Length: 5");
+        body = "0\r\n\r\n";
+        break;
+      case 2:
+        lines.push(
+          `Content-Length: ${pick(["-1", "1e3", "5, 6", "99999999999999999", "abc", ""])}`,
+        );
+        break;
+      case 3:
+        lines.push(pick(["Bad Header: x", "NoColon", " folded: x", ":empty", "X-\u00ff: y"]));
+        break;
+      case 4:
+        lines.push("Upgrade: websocket", "Connection: Upgrade");
+        if (r() < 0.5) lines.push(`Sec-WebSocket-Key: ${pick(["", "short", "x".repeat(24)])}`);
+        if (r() < 0.5) lines.push(`Sec-WebSocket-Version: ${pick(["12", "13", "x"])}`);
+        break;
+      case 5:
+        lines.push(`X-Big: ${"b".repeat(Math.floor(r() * 40_000))}`);
+        break;
+      case 6:
+        lines.push("Transfer-Encoding: gzip, chunked");
+        break;
+      case 7:
+        lines.push(`Authorization: Bearer ${pick(["", "x", "%", "\u00e9"])}`);
+        break;
+      case 8:
+        lines.push("Content-Type: application/json", `Content-Length: ${pick([0, 3, 40])}`);
+        body = pick(["{", "{}", '{"username":"' + "\u00e9".repeat(10) + '"}']);
+        break;
+      case 9:
+        lines.push(`X-Filename: ${pick(["%", "%E0%A4%A", "a%00b", "..%2f..%2fx"])}`);
+        break;
+      case 10:
+        lines.push("Expect: 100-continue", "Content-Length: 10");
+        break;
+      default:
+        lines.push(`Origin: ${pick(["null", "http://evil.example", "x"])}`);
+    }
+  }
+  const sep = r() < 0.1 ? "\n" : "\r\n";
+  return enc.encode(lines.join(sep) + sep + sep + body);
+}
+
+/** Bytes that follow a good WebSocket handshake: frames with odd bits, lengths and payloads. */
+export function badWebSocketBytes(r: () => number): Uint8Array {
+  const out: number[] = [];
+  for (let k = Math.floor(r() * 4); k >= 0; k--) {
+    if (r() < 0.2) {
+      for (let i = Math.floor(r() * 64); i > 0; i--) out.push(Math.floor(r() * 256));
+      continue;
+    }
+    const opcode = [0, 1, 2, 3, 8, 9, 10, 11, 15][Math.floor(r() * 9)]!;
+    const fin = r() < 0.8 ? 0x80 : 0;
+    const rsv = r() < 0.1 ? 0x40 : 0;
+    const masked = r() < 0.9 ? 0x80 : 0;
+    const size = [0, 1, 5, 125, 126, 200, 70_000][Math.floor(r() * 7)]!;
+    const declared = r() < 0.15 ? 2 ** 40 : size;
+    out.push(fin | rsv | opcode);
+    if (declared < 126) out.push(masked | declared);
+    else if (declared < 65536) out.push(masked | 126, declared >> 8, declared & 0xff);
+    else {
+      out.push(masked | 127);
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, BigInt(declared));
+      out.push(...b);
+    }
+    if (masked) out.push(1, 2, 3, 4);
+    for (let i = 0; i < size; i++) out.push(Math.floor(r() * 256));
+  }
+  return new Uint8Array(out);
+}
+
+/**
+ * Sends raw bytes on a new connection and reads what comes back until the server closes it or
+ * goes quiet; the status of each response seen.
+ */
+async function rawExchange(port: number, bytes: Uint8Array): Promise<number[]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let text = "";
+  const reading = (async () => {
+    const buf = new Uint8Array(65536);
+    try {
+      while (true) {
+        const k = await Promise.race([
+          conn.read(buf),
+          new Promise<null>((res) => setTimeout(() => res(null), 200)),
+        ]);
+        if (k === null) break;
+        text += new TextDecoder("latin1").decode(buf.subarray(0, k));
+      }
+    } catch { /* reset by the server: allowed */ }
+  })();
+  try {
+    await conn.write(bytes);
+  } catch { /* the server hung up first: allowed */ }
+  await reading;
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+  return [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+}
+
+/** Runs `work` over `items`, `width` at a time. */
+async function inParallel<T>(items: T[], width: number, work: (item: T) => Promise<unknown>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  }));
+}
+
+const WS_HANDSHAKE = enc.encode(
+  "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+);
+
+type Wire = "tcp-json" | "tcp-text" | "ws" | "rest" | "sse" | "http-raw" | "ws-raw";
+
 /** Results of a fuzz run. */
 export interface FuzzResult {
-  frames: { "tcp-json": number; "tcp-text": number; ws: number; rest: number; sse: number };
+  frames: Record<Wire, number>;
+  /** Statuses the raw HTTP requests got, by status. */
+  httpStatuses: Record<number, number>;
   errorsSeen: number;
   canaryRounds: number;
   rssStartMb: number;
@@ -192,7 +346,16 @@ export async function fuzz(
 ): Promise<FuzzResult> {
   const r = rng(opts.seed ?? 1);
   const base = `http://127.0.0.1:${opts.httpPort}`;
-  const frames = { "tcp-json": 0, "tcp-text": 0, ws: 0, rest: 0, sse: 0 };
+  const frames: Record<Wire, number> = {
+    "tcp-json": 0,
+    "tcp-text": 0,
+    ws: 0,
+    rest: 0,
+    sse: 0,
+    "http-raw": 0,
+    "ws-raw": 0,
+  };
+  const httpStatuses: Record<number, number> = {};
   let errorsSeen = 0;
   const rssStartMb = await rssMb(opts.serverPid);
   let rssPeakMb = rssStartMb;
@@ -296,11 +459,38 @@ export async function fuzz(
       await res.body?.cancel();
     }
     frames.sse += per;
+    // Raw HTTP: malformed requests, one connection each, 16 at a time. A refusal is a 4xx (or
+    // 501/505 for what HTTP/1.1 names so); never a 500.
+    const requests = Array.from({ length: per }, () => badHttpRequest(r));
+    await inParallel(requests, 16, async (bytes) => {
+      for (const status of await rawExchange(opts.httpPort, bytes)) {
+        httpStatuses[status] = (httpStatuses[status] ?? 0) + 1;
+        if (status === 500 || (status > 501 && status !== 505)) {
+          throw new Error(`raw HTTP answered ${status} to ${new TextDecoder().decode(bytes)}`);
+        }
+      }
+    });
+    frames["http-raw"] += per;
+    // Raw WebSocket frames after a good handshake, ten frames' worth per connection.
+    const sockets = Array.from({ length: Math.ceil(per / 10) }, () => {
+      const parts: Uint8Array[] = [WS_HANDSHAKE];
+      for (let k = 0; k < 10; k++) parts.push(badWebSocketBytes(r));
+      const all = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
+      let off = 0;
+      for (const p of parts) {
+        all.set(p, off);
+        off += p.length;
+      }
+      return all;
+    });
+    await inParallel(sockets, 16, (bytes) => rawExchange(opts.httpPort, bytes));
+    frames["ws-raw"] += per;
     await canary(opts.tcpPort, round);
     rssPeakMb = Math.max(rssPeakMb, await rssMb(opts.serverPid));
   }
   return {
     frames,
+    httpStatuses,
     errorsSeen,
     canaryRounds: rounds,
     rssStartMb: +rssStartMb.toFixed(1),
