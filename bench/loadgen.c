@@ -86,6 +86,13 @@ typedef struct {
   /* IRC: the end of NAMES of this connection's own channel (the chat's IRC listener also
      sends one for #general at login). */
   char ready_pat[160];
+  /* An idle WebSocket's frame parser, to answer pings as every WebSocket library does (a
+     socket that answers none is dropped by the server's idle timeout, 45 s by default). */
+  unsigned char wsh[14];
+  int wsh_len, ws_op;
+  long ws_left;
+  unsigned char ping[125];
+  int ping_len;
 } Conn;
 
 static Conn *conns;
@@ -262,6 +269,34 @@ static void receiver_bytes(Conn *c, const char *b, ssize_t n) {
   }
 }
 
+/* One byte of an idle WebSocket's input: frames are parsed, pings answered with pongs. */
+static void ws_idle_byte(Conn *c, unsigned char ch) {
+  if (c->ws_left > 0) {
+    if (c->ws_op == 9 && c->ping_len < 125) c->ping[c->ping_len++] = ch;
+    if (--c->ws_left > 0) return;
+  } else {
+    c->wsh[c->wsh_len++] = ch;
+    if (c->wsh_len < 2) return;
+    int len7 = c->wsh[1] & 0x7f;
+    int need = len7 == 126 ? 4 : len7 == 127 ? 10 : 2;
+    if (c->wsh_len < need) return;
+    long len = len7;
+    if (len7 == 126) len = (c->wsh[2] << 8) | c->wsh[3];
+    else if (len7 == 127) { len = 0; for (int k = 2; k < 10; k++) len = (len << 8) | c->wsh[k]; }
+    c->ws_op = c->wsh[0] & 0x0f;
+    c->wsh_len = 0;
+    c->ping_len = 0;
+    c->ws_left = len;
+    if (len > 0) return;
+  }
+  if (c->ws_op == 9) {
+    unsigned char h[6] = {0x8A, (unsigned char)(0x80 | c->ping_len), 0, 0, 0, 0};
+    put(c, (char *)h, 6);
+    put(c, (char *)c->ping, c->ping_len);
+    flush_out(c);
+  }
+}
+
 static void on_bytes(Conn *c, const char *b, ssize_t n) {
   if (c->joined && c->role == RECEIVER) {
     if (!c->stopped) receiver_bytes(c, b, n);
@@ -273,6 +308,7 @@ static void on_bytes(Conn *c, const char *b, ssize_t n) {
       if (feed(&c->hs, ch)) { c->ws_open = 1; login(c); }
       continue;
     }
+    if (proto == WS && c->role == IDLE) ws_idle_byte(c, (unsigned char)ch);
     if (c->bye_seen == 1) {
       if (ch == '\n' || c->bye_len == (int)sizeof c->bye_text - 1) c->bye_seen = 2;
       else c->bye_text[c->bye_len++] = ch;

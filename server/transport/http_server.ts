@@ -25,9 +25,9 @@ import {
   parseHead,
   reason,
   RequestBody,
-  TIMED_OUT,
 } from "./http_wire.ts";
 import { writeAll } from "./outbound.ts";
+import { every, type Ticking } from "./ticker.ts";
 import { acceptKey, ServerWebSocket, validKey, type WebSocketOptions } from "./websocket.ts";
 
 /**
@@ -103,13 +103,15 @@ export function serveHttp(
 interface Open {
   conn: Deno.Conn;
   idle: boolean;
+  /** When the request head being waited for is overdue (0: none). */
+  deadline: number;
   done: Promise<void>;
 }
 
 /** What one request/response exchange left the connection to do. */
-type Outcome = "next" | "close" | "upgraded";
+type Outcome = "next" | "close" | ServerWebSocket;
 
-class Http1Server implements HttpServer {
+class Http1Server implements HttpServer, Ticking {
   readonly addr: Deno.NetAddr;
   #listener: Deno.TcpListener;
   #handler: HttpHandler;
@@ -121,6 +123,7 @@ class Http1Server implements HttpServer {
   #open = new Set<Open>();
   #stopping = false;
   #accepting: Promise<void>;
+  #stopTicking: () => void = () => {};
 
   constructor(listener: Deno.TcpListener, handler: HttpHandler, options: HttpServerOptions) {
     this.#listener = listener;
@@ -132,6 +135,10 @@ class Http1Server implements HttpServer {
       ? 0
       : options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
     this.#maxPerIp = options.maxConnectionsPerIp ?? 0;
+    if (this.#headerTimeout > 0) {
+      // Checked four times per deadline: a late head is cut off within 1¼ deadlines.
+      this.#stopTicking = every(Math.max(25, Math.round(this.#headerTimeout / 4)), this);
+    }
     this.#accepting = this.#accept();
   }
 
@@ -159,9 +166,12 @@ class Http1Server implements HttpServer {
       conn.setKeepAlive(true);
       conn.setNoDelay(true);
     } catch { /* closed already */ }
-    const state: Open = { conn, idle: true, done: Promise.resolve() };
+    const state: Open = { conn, idle: true, deadline: 0, done: Promise.resolve() };
     this.#open.add(state);
+    // An upgraded connection counts against its address until its socket closes; what served
+    // its request (buffers, the Request, the handler's context) is let go meanwhile.
     state.done = this.#serve(conn, state)
+      .then((socket) => socket?.closed)
       .catch((error) => this.#log.debug("http connection failed", { error }))
       .finally(() => {
         this.#open.delete(state);
@@ -175,24 +185,28 @@ class Http1Server implements HttpServer {
     else this.#perIp.set(ip, n);
   }
 
-  /** Serves one connection's requests until it ends, idles too long, or is upgraded. */
-  async #serve(conn: Deno.TcpConn, state: Open): Promise<void> {
+  /**
+   * Serves one connection's requests until it ends, idles too long, or is upgraded (then its
+   * WebSocket, which owns the connection from here on).
+   */
+  async #serve(conn: Deno.TcpConn, state: Open): Promise<ServerWebSocket | null> {
     const input = new Input(conn);
     let outcome: Outcome = "next";
     try {
       while (outcome === "next") {
         state.idle = true;
-        const head = await this.#readHead(input);
+        const head = await this.#readHead(input, state);
         state.idle = false;
-        if (head === null) return;
+        if (head === null) return null;
         if (head instanceof HttpRefusal) {
           await this.#refuseRequest(conn, input, head);
-          return;
+          return null;
         }
         outcome = await this.#exchange(conn, input, head, state);
       }
+      return outcome === "close" ? null : outcome;
     } finally {
-      if (outcome !== "upgraded") {
+      if (typeof outcome === "string") {
         try {
           conn.close();
         } catch { /* closed already */ }
@@ -200,10 +214,12 @@ class Http1Server implements HttpServer {
     }
   }
 
-  /** The next request's head; null when the client left or did not finish it in time. */
-  async #readHead(input: Input): Promise<Head | HttpRefusal | null> {
-    // A connection told to close (shutdown) gets no new request.
-    const deadline = this.#headerTimeout > 0 ? Date.now() + this.#headerTimeout : 0;
+  /**
+   * The next request's head; null when the client left or did not finish it in time (the
+   * shared ticker closes a connection past its deadline: no timer per request).
+   */
+  async #readHead(input: Input, state: Open): Promise<Head | HttpRefusal | null> {
+    state.deadline = this.#headerTimeout > 0 ? Date.now() + this.#headerTimeout : 0;
     while (true) {
       const length = input.headLength();
       if (length >= 0) {
@@ -214,18 +230,22 @@ class Http1Server implements HttpServer {
       if (input.size >= MAX_HEAD_BYTES) {
         return new HttpRefusal(431, `Request heads are limited to ${MAX_HEAD_BYTES} bytes`);
       }
-      if (this.#stopping) return null;
-      const left = deadline === 0 ? 0 : deadline - Date.now();
-      if (deadline !== 0 && left <= 0) return this.#timedOut();
-      const got = await input.more(left);
-      if (got === TIMED_OUT) return this.#timedOut();
-      if (!got) return null;
+      // A connection told to close (shutdown) gets no new request.
+      if (this.#stopping || !(await input.more(0))) return null;
     }
   }
 
-  #timedOut(): null {
-    this.#log.debug("closing an http connection that sent no complete request in time");
-    return null;
+  /** Closes the connections whose request heads are overdue (the shared ticker calls this). */
+  tick(): void {
+    const now = Date.now();
+    for (const state of this.#open) {
+      if (!state.idle || state.deadline === 0 || now < state.deadline) continue;
+      this.#log.debug("closing an http connection that sent no complete request in time");
+      state.deadline = 0;
+      try {
+        state.conn.close();
+      } catch { /* closed already */ }
+    }
   }
 
   /** Answers a request that could not be parsed, and hangs up (its framing is unknown). */
@@ -262,7 +282,7 @@ class Http1Server implements HttpServer {
       const host = head.headers.get("host") || `${this.addr.hostname}:${this.addr.port}`;
       const url = head.target.startsWith("/") ? `http://${host}${head.target}` : head.target;
       const bodyless = head.method === "GET" || head.method === "HEAD" || body.done;
-      request = new Request(new URL(url), {
+      request = new Request(url, {
         method: head.method,
         headers: head.headers,
         ...(bodyless ? {} : { body: body.stream(), duplex: "half" }),
@@ -342,7 +362,7 @@ class Http1Server implements HttpServer {
     return "next";
   }
 
-  /** Completes a WebSocket handshake and hands the connection to the socket until it closes. */
+  /** Completes a WebSocket handshake and hands the connection to the socket. */
   async #upgrade(
     conn: Deno.Conn,
     input: Input,
@@ -350,7 +370,7 @@ class Http1Server implements HttpServer {
     socket: ServerWebSocket,
     state: Open,
   ): Promise<Outcome> {
-    const key = await acceptKey(head.headers.get("sec-websocket-key")!);
+    const key = acceptKey(head.headers.get("sec-websocket-key")!);
     const handshake = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
       `Connection: Upgrade\r\nSec-WebSocket-Accept: ${key}\r\n\r\n`;
     try {
@@ -362,8 +382,7 @@ class Http1Server implements HttpServer {
     // Shutdown leaves the socket to the hub; it still counts against its address till it ends.
     this.#open.delete(state);
     socket.start(conn, input.rest());
-    await socket.closed;
-    return "upgraded";
+    return socket;
   }
 
   /**
@@ -439,6 +458,7 @@ class Http1Server implements HttpServer {
 
   async shutdown(): Promise<void> {
     this.#stopping = true;
+    this.#stopTicking();
     try {
       this.#listener.close();
     } catch { /* already closed */ }

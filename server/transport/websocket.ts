@@ -15,6 +15,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { writeAll } from "./outbound.ts";
 import { every, type Ticking } from "./ticker.ts";
 
@@ -46,10 +47,9 @@ const CLOSE_WAIT_MS = 2000;
 const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key. */
-export async function acceptKey(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+/** The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key (no await, no thread hop). */
+export function acceptKey(key: string): string {
+  return createHash("sha1").update(key + GUID).digest("base64");
 }
 
 /** Whether a Sec-WebSocket-Key is what RFC 6455 asks: 16 bytes in base64. */
