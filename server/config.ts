@@ -145,7 +145,7 @@ const FLAGS: FlagSpec[] = [
     env: "CHAT_HEADER_TIMEOUT",
     def: "15s",
     help:
-      "time an HTTP client has to send a request's headers, and the longest pause in a body; 0: no deadlines, faster (behind a proxy that has them)",
+      "time an HTTP client has to send a request's headers, and the longest pause in a body; 0: no deadlines (behind a proxy that has them)",
   },
   {
     name: "heartbeat",
