@@ -1,7 +1,8 @@
 /**
  * `chat connect`: the terminal client. Speaks the TCP JSON wire, reuses the protocol's command
- * parser and renderer, edits the input line itself on a terminal (history, incoming messages
- * printed above what you type), reconnects with backoff and shows what was missed.
+ * parser and renderer, edits the input line itself on a terminal (`line_editor.ts`: history,
+ * incoming messages printed above what you type), reconnects with backoff and shows what was
+ * missed.
  * Imports `protocol/` only.
  * @module
  */
@@ -18,6 +19,7 @@ import {
 import { HELP_LINES, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
 import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
 import { HEARTBEAT_MS } from "../protocol/limits.ts";
+import { LineEditor, splitLines } from "./line_editor.ts";
 
 /** How the client runs. */
 export interface ClientOptions {
@@ -104,29 +106,13 @@ export class ChatClient {
   #refs = 0;
   #quitting = false;
   #loggedIn = false;
-  // Line editor state.
-  #buffer: string[] = [];
-  #cursor = 0;
-  #history: string[] = [];
-  #historyAt = 0;
-  #inputLines: ReadableStreamDefaultReader<string> | null = null;
-  /** Whether a line is being edited (stdin has one reader: questions go through it). */
-  #editing = false;
-  /**
-   * A question asked while a chat line is being edited (a password after a reconnect): it takes
-   * over the input line, hidden when secret, and its answer is neither sent nor kept in history.
-   */
-  #question: {
-    prompt: string;
-    secret: boolean;
-    resolve: (answer: string | null) => void;
-    saved: { buffer: string[]; cursor: number };
-  } | null = null;
+  #editor: LineEditor;
 
   /** Creates a client with its options. */
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#password = options.password;
+    this.#editor = new LineEditor(options.tty, (text) => this.#write(text), () => this.#prompt());
   }
 
   // ------------------------------------------------------------ output
@@ -139,9 +125,9 @@ export class ChatClient {
   #print(text: string, frame: ServerFrame | null = null): void {
     const lines = text.split("\n").map((l) => (this.#o.color ? colorize(l, frame) : l));
     // Above the line being edited (even while reconnecting), which is drawn again below.
-    if (this.#o.tty && (this.#loggedIn || this.#editing)) {
+    if (this.#o.tty && (this.#loggedIn || this.#editor.editing)) {
       this.#write("\r\x1b[K" + lines.join("\r\n") + "\r\n");
-      this.#redraw();
+      this.#editor.redraw();
     } else {
       this.#write(lines.join("\n") + "\n");
     }
@@ -149,151 +135,6 @@ export class ChatClient {
 
   #prompt(): string {
     return promptFor(this.#mode);
-  }
-
-  #redraw(): void {
-    if (!this.#o.tty) return;
-    const q = this.#question;
-    if (q?.secret) {
-      this.#write("\r\x1b[K" + q.prompt);
-      return;
-    }
-    const text = this.#buffer.join("");
-    const back = this.#buffer.length - this.#cursor;
-    this.#write(
-      "\r\x1b[K" + (q ? q.prompt : this.#prompt()) + text + (back > 0 ? `\x1b[${back}D` : ""),
-    );
-  }
-
-  /**
-   * Asks a question on the input line and reads the answer (hidden when `secret`): through the
-   * line being edited if there is one, else by editing a line for it. Never sent as chat, never
-   * in history. Null when the user cancels (Ctrl+C, Ctrl+D) or input ends.
-   */
-  #askLine(prompt: string, secret: boolean): Promise<string | null> {
-    if (!this.#o.tty) {
-      this.#write(prompt);
-      return this.#readLine(secret);
-    }
-    return new Promise((resolve) => {
-      this.#question = {
-        prompt,
-        secret,
-        resolve,
-        saved: { buffer: this.#buffer, cursor: this.#cursor },
-      };
-      this.#buffer = [];
-      this.#cursor = 0;
-      if (this.#editing) this.#redraw();
-      else void this.#editLine(false);
-    });
-  }
-
-  /** Answers the pending question and gives the chat line back. */
-  #answer(answer: string | null): void {
-    const q = this.#question!;
-    this.#question = null;
-    this.#buffer = q.saved.buffer;
-    this.#cursor = q.saved.cursor;
-    q.resolve(answer);
-  }
-
-  // ------------------------------------------------------------ input
-
-  /** Reads one line: edited in raw mode on a terminal (hidden when `secret`), else from piped stdin. */
-  async #readLine(secret = false): Promise<string | null> {
-    if (!this.#o.tty) {
-      this.#inputLines ??= Deno.stdin.readable.pipeThrough(new TextDecoderStream()).pipeThrough(
-        splitLines(),
-      )
-        .getReader();
-      const { value, done } = await this.#inputLines.read();
-      return done ? null : value;
-    }
-    return await this.#editLine(secret);
-  }
-
-  async #editLine(secret: boolean): Promise<string | null> {
-    Deno.stdin.setRaw(true);
-    this.#editing = true;
-    const decoder = new TextDecoder();
-    const buf = new Uint8Array(64);
-    // Started for a question alone: it ends with the answer.
-    const forQuestion = this.#question !== null;
-    if (!forQuestion) {
-      this.#buffer = [];
-      this.#cursor = 0;
-    }
-    if (!secret) this.#redraw();
-    try {
-      while (true) {
-        const n = await Deno.stdin.read(buf);
-        if (n === null) {
-          if (this.#question) this.#answer(null);
-          return null;
-        }
-        const input = decoder.decode(buf.subarray(0, n), { stream: true });
-        for (let i = 0; i < input.length; i++) {
-          const ch = input[i]!;
-          const hidden = secret || this.#question?.secret === true;
-          if (ch === "\r" || ch === "\n") {
-            const line = this.#buffer.join("");
-            this.#write("\r\n");
-            if (this.#question) {
-              this.#answer(line);
-              if (forQuestion) return null;
-              this.#redraw();
-              continue;
-            }
-            if (!hidden && line.trim()) {
-              this.#history.push(line);
-              this.#historyAt = this.#history.length;
-            }
-            return line;
-          }
-          if (ch === "\x03" || (ch === "\x04" && this.#buffer.length === 0)) {
-            if (this.#question) {
-              this.#write("\r\n");
-              this.#answer(null);
-              if (forQuestion) return null;
-              this.#redraw();
-              continue;
-            }
-            return null;
-          }
-          if (ch === "\x7f" || ch === "\b") {
-            if (this.#cursor > 0) this.#buffer.splice(--this.#cursor, 1);
-          } else if (ch === "\x01") this.#cursor = 0;
-          else if (ch === "\x05") this.#cursor = this.#buffer.length;
-          else if (ch === "\x15") {
-            this.#buffer = [];
-            this.#cursor = 0;
-          } else if (ch === "\x1b" && input[i + 1] === "[") {
-            const key = input[i + 2];
-            i += 2;
-            if (key === "D" && this.#cursor > 0) this.#cursor--;
-            else if (key === "C" && this.#cursor < this.#buffer.length) this.#cursor++;
-            else if ((key === "A" || key === "B") && !this.#question) {
-              this.#browse(key === "A" ? -1 : 1);
-            } else if (key === "H") this.#cursor = 0;
-            else if (key === "F") this.#cursor = this.#buffer.length;
-          } else if (ch >= " ") {
-            this.#buffer.splice(this.#cursor++, 0, ch);
-          }
-          if (!hidden) this.#redraw();
-        }
-      }
-    } finally {
-      this.#editing = false;
-      Deno.stdin.setRaw(false);
-    }
-  }
-
-  #browse(step: number): void {
-    const at = Math.min(Math.max(this.#historyAt + step, 0), this.#history.length);
-    this.#historyAt = at;
-    this.#buffer = [...(this.#history[at] ?? "")];
-    this.#cursor = this.#buffer.length;
   }
 
   // ------------------------------------------------------------ connection
@@ -436,7 +277,7 @@ export class ChatClient {
       if (f.code === "password_required" || f.code === "bad_password") {
         if (f.code === "bad_password") this.#print("! Wrong password.");
         if (this.#o.send !== undefined && this.#password !== undefined) throw new Error(f.message);
-        const pw = await this.#askLine(`Password for ${this.#name}: `, true);
+        const pw = await this.#editor.askLine(`Password for ${this.#name}: `, true);
         if (pw === null || pw === "") {
           // No way in without it: say so and stop, rather than retry behind the user's back.
           this.#quitting = true;
@@ -452,7 +293,7 @@ export class ChatClient {
       if (f.code === "banned") this.#quitting = true;
       if (this.#o.send !== undefined || f.code === "banned") throw new Error(f.message);
       this.#print(`! ${f.message}`, f);
-      const name = await this.#askLine("Enter your nickname: ", false);
+      const name = await this.#editor.askLine("Enter your nickname: ", false);
       if (name === null) return false;
       this.#name = name.trim();
     }
@@ -513,7 +354,7 @@ export class ChatClient {
       try {
         await this.#connect();
         if (await this.#login(false)) {
-          this.#redraw();
+          this.#editor.redraw();
           return;
         }
       } catch (error) {
@@ -589,7 +430,7 @@ export class ChatClient {
   async run(): Promise<number> {
     this.#name = this.#o.name ?? "";
     while (!this.#name) {
-      const name = await this.#askLine("Your name: ", false);
+      const name = await this.#editor.askLine("Your name: ", false);
       if (name === null) return 0;
       this.#name = name.trim();
     }
@@ -608,7 +449,7 @@ export class ChatClient {
     }
     if (this.#o.send !== undefined) return await this.#sendOnce();
     while (true) {
-      const line = await this.#readLine();
+      const line = await this.#editor.readLine();
       if (line === null) break;
       if (!(await this.#command(line))) break;
     }
@@ -706,21 +547,6 @@ export class ChatClient {
       this.#conn?.close();
     }
   }
-}
-
-/** Splits a text stream into lines (without their line endings). */
-function splitLines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const p of parts) ctl.enqueue(p.replace(/\r$/, ""));
-    },
-    flush(ctl) {
-      if (rest) ctl.enqueue(rest);
-    },
-  });
 }
 
 function safeName(name: string): string {

@@ -23,6 +23,7 @@ function echoServer(options: { maxMessageBytes?: number; idleTimeoutMs?: number 
     });
     socket.onmessage = (data) => {
       events.push(typeof data === "string" ? `text ${data.length}` : `binary ${data.length}`);
+      if (data === "close me") return socket.close(1008, "as asked");
       void socket.send(typeof data === "string" ? `echo ${data}` : data);
     };
     socket.onoversize = (limit) => events.push(`oversize ${limit}`);
@@ -247,6 +248,18 @@ Deno.test("websocket: pings are answered, the closing handshake is echoed, binar
   c.close();
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(s.events.includes("closed 4000"), s.events.join());
+});
+
+Deno.test("websocket: a client that never answers the server's close frame is hung up on", async () => {
+  await using s = echoServer();
+  const c = await RawClient.open(s.port);
+  await c.send(frame(1, encoder.encode("close me")));
+  assert.equal(await c.closeCode(), 1008);
+  // The client never sends its close frame: the server ends the connection by itself.
+  const t0 = Date.now();
+  assert.ok(await c.ended(4000), "the connection stayed open");
+  assert.ok(Date.now() - t0 < 3500, `hung up after ${Date.now() - t0} ms`);
+  c.close();
 });
 
 Deno.test("websocket: a silent client is pinged, then dropped; one that answers stays", async () => {

@@ -220,6 +220,7 @@ class Http1Server implements HttpServer, Ticking {
    */
   async #readHead(input: Input, state: Open): Promise<Head | HttpRefusal | null> {
     state.deadline = this.#headerTimeout > 0 ? Date.now() + this.#headerTimeout : 0;
+    input.shrink();
     while (true) {
       const length = input.headLength();
       if (length >= 0) {

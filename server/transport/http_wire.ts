@@ -15,6 +15,10 @@ const MAX_HEADERS = 100;
 const MAX_LINE = 4096;
 
 export const TIMED_OUT = Symbol("timed out");
+/** A connection's first read buffer: enough for most request heads. */
+const INITIAL_BYTES = 1024;
+/** The most a body read asks for at once. */
+const BODY_READ_BYTES = 64 * 1024;
 
 /** A connection's bytes, read into one buffer that grows only as a request head needs. */
 export class Input {
@@ -24,7 +28,7 @@ export class Input {
   readonly #conn: Deno.Conn;
   #abandoned = false;
 
-  constructor(conn: Deno.Conn, size = 1024) {
+  constructor(conn: Deno.Conn, size = INITIAL_BYTES) {
     this.#conn = conn;
     this.buf = new Uint8Array(size);
   }
@@ -80,6 +84,25 @@ export class Input {
     if (n === null) return false;
     this.end += n;
     return true;
+  }
+
+  /** Makes room to read `bytes` at once (a body: fewer, bigger reads), up to 64 KiB. */
+  reserve(bytes: number): void {
+    const want = Math.min(BODY_READ_BYTES, bytes);
+    if (this.buf.length - this.size >= want) return;
+    const bigger = new Uint8Array(Math.max(want + this.size, this.buf.length));
+    bigger.set(this.buf.subarray(this.start, this.end));
+    this.end = this.size;
+    this.start = 0;
+    this.buf = bigger;
+  }
+
+  /** Gives back a buffer grown for a body once it is empty (an idle keep-alive connection). */
+  shrink(): void {
+    if (this.size === 0 && this.buf.length > INITIAL_BYTES) {
+      this.buf = new Uint8Array(INITIAL_BYTES);
+      this.start = this.end = 0;
+    }
   }
 
   /** Takes up to `n` bytes (a copy: the buffer is reused). */
@@ -326,6 +349,7 @@ export class RequestBody {
       this.#endBy = totalMs > 0 ? Date.now() + totalMs : 0;
       this.#options.beforeRead();
     }
+    this.#input.reserve(this.#chunked ? BODY_READ_BYTES : this.#remaining);
     let wait = idleMs;
     if (this.#endBy > 0) wait = Math.max(1, Math.min(idleMs, this.#endBy - Date.now()));
     const got = await this.#input.more(wait);

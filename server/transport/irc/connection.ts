@@ -16,6 +16,7 @@ import { concatBytes, type Outbound, type Peer } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
 import { OutboundQueue, writeAll } from "../outbound.ts";
 import { every } from "../ticker.ts";
+import { type Asked, IRC_COMMANDS, type IrcSession } from "./commands.ts";
 import { type IrcMessage, messageLines, parseIrc, tagged } from "./lines.ts";
 
 /** Options of the IRC listener. */
@@ -48,18 +49,6 @@ const MAX_LINE = 512 + 8191;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
-type Asked =
-  | { kind: "join"; channel: string }
-  | { kind: "part"; channel: string }
-  | { kind: "send"; target: string; notice: boolean }
-  | { kind: "names"; channel: string }
-  | { kind: "who"; channel: string }
-  | { kind: "whois"; nick: string }
-  | { kind: "list" }
-  | { kind: "history"; target: string }
-  | { kind: "other"; command: string };
-
 /** One IRC client, as the hub's Peer. */
 export class IrcConnection implements Peer {
   readonly transport = "irc" as const;
@@ -81,6 +70,7 @@ export class IrcConnection implements Peer {
   #closing = false;
   #refs = 0;
   #asked = new Map<string, Asked>();
+  #session: IrcSession | undefined;
   /** Lines answering a labeled command, while it is handled. */
   #labeled: string[] | null = null;
   /** Message id → sequence number of what this client was shown (oldest dropped first). */
@@ -494,149 +484,25 @@ export class IrcConnection implements Peer {
         return this.close("quit");
     }
     if (!this.#registered) return this.#numeric("451", ":You have not registered");
-    switch (m.command) {
-      case "JOIN":
-        for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
-          if (!ch.startsWith("#")) {
-            this.#numeric("403", `${ch} :Channels here start with #`);
-            continue;
-          }
-          await this.#ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
-        }
-        return;
-      case "PART":
-        for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
-          await this.#ask({ type: "leave", room: ch.replace(/^#/, "") }, {
-            kind: "part",
-            channel: ch,
-          });
-        }
-        return;
-      case "PRIVMSG":
-      case "NOTICE": {
-        const notice = m.command === "NOTICE";
-        const [target, text] = p;
-        if (!target || text === undefined) {
-          return notice ? undefined : this.#numeric("412", ":No text to send");
-        }
-        if (target.toLowerCase() === "chatserv") return await this.#services(text);
-        const body = text.startsWith("\x01ACTION ")
-          // deno-lint-ignore no-control-regex
-          ? `* ${text.slice(8).replace(/\x01$/, "")}`
-          : text;
-        for (const t of target.split(",")) {
-          const frame = t.startsWith("#")
-            ? { type: "message", room: t.slice(1), message: body }
-            : { type: "private", target_username: t, message: body };
-          this.#sent.push((t.startsWith("#") ? t : "@" + t) + "\0" + body);
-          if (this.#sent.length > 256) this.#sent.shift();
-          await this.#ask(frame, { kind: "send", target: t, notice });
-        }
-        return;
-      }
-      case "NAMES":
-        if (!p[0]) return this.#numeric("366", "* :End of /NAMES list");
-        return this.#ask({ type: "members", room: p[0].replace(/^#/, "") }, {
-          kind: "names",
-          channel: p[0],
-        });
-      case "WHO":
-        if (!p[0]?.startsWith("#")) return this.#numeric("315", `${p[0] ?? "*"} :End of /WHO list`);
-        return this.#ask({ type: "members", room: p[0].slice(1) }, { kind: "who", channel: p[0] });
-      case "WHOIS": {
-        const nick = p.at(-1) ?? "";
-        return this.#ask({ type: "users", username: nick }, { kind: "whois", nick });
-      }
-      case "LIST":
-        return this.#ask({ type: "rooms" }, { kind: "list" });
-      case "CHATHISTORY":
-        return await this.#chathistory(p);
-      case "TOPIC":
-        return this.#numeric("331", `${p[0] ?? "*"} :No topic is set`);
-      case "MODE":
-        if (p[0]?.startsWith("#")) {
-          if (p[1] === "b") return this.#numeric("368", `${p[0]} :End of channel ban list`);
-          return this.#numeric("324", `${p[0]} +nt`);
-        }
-        return this.#numeric("221", "+i");
-      case "AWAY":
-        return this.#numeric(
-          p[0] ? "306" : "305",
-          p[0] ? ":You have been marked as being away" : ":You are no longer marked as being away",
-        );
-      case "KICK":
-      case "KILL": {
-        const nick = m.command === "KICK" ? p[1] : p[0];
-        if (!nick) return this.#numeric("461", `${m.command} :Not enough parameters`);
-        return this.#ask({ type: "kick", username: nick, reason: p.at(-1) ?? "" }, {
-          kind: "other",
-          command: m.command,
-        });
-      }
-      default:
-        return this.#numeric("421", `${m.command} :Unknown command`);
-    }
+    const command = IRC_COMMANDS[m.command];
+    if (!command) return this.#numeric("421", `${m.command} :Unknown command`);
+    return await command(this.#session ??= this.#makeSession(), p, m);
   }
 
-  /**
-   * `CHATHISTORY LATEST|BEFORE|AFTER target (*|msgid=ID) limit` over the same history as every
-   * wire. A msgid names a message this connection was shown (the chat pages by sequence number).
-   */
-  async #chathistory(p: string[]): Promise<void> {
-    const [sub = "", target = "", at = "", limitText = "50"] = p;
-    const fail = (code: string, text: string) =>
-      this.#line(
-        `:${this.#server} FAIL CHATHISTORY ${code} ${sub || "*"} ${target || "*"} :${text}`,
-      );
-    const limit = Math.min(100, Math.max(1, Number(limitText) || 50));
-    const chat = target.startsWith("#") ? target.slice(1) : target ? "@" + target : "";
-    if (!chat) return fail("INVALID_PARAMS", "CHATHISTORY needs a channel or a nick");
-    let seq: number | undefined;
-    if (at !== "*") {
-      const id = at.startsWith("msgid=") ? at.slice(6) : "";
-      seq = this.#seen.get(id);
-      if (seq === undefined) {
-        return fail("INVALID_MSGREFID", "Give msgid= of a message this connection was shown, or *");
-      }
-    }
-    const verb = sub.toUpperCase();
-    const page = verb === "LATEST"
-      ? (seq === undefined ? {} : { after: seq })
-      : verb === "BEFORE" && seq !== undefined
-      ? { before: seq }
-      : verb === "AFTER" && seq !== undefined
-      ? { after: seq }
-      : null;
-    if (page === null) {
-      return fail("INVALID_PARAMS", "LATEST, BEFORE or AFTER, with msgid= (or * for LATEST)");
-    }
-    await this.#ask({ type: "history", chat, limit, ...page }, { kind: "history", target });
-  }
-
-  /** `/msg ChatServ REPORT nick`, `ACCEPT nick`, `REJECT nick`, `HELP`. */
-  async #services(text: string): Promise<void> {
-    const [verb = "", arg = ""] = text.trim().split(/\s+/);
-    switch (verb.toUpperCase()) {
-      case "REPORT":
-        return await this.#ask({ type: "report", username: arg }, {
-          kind: "other",
-          command: "REPORT",
-        });
-      case "ACCEPT":
-      case "REJECT":
-        return this.#ask(
-          {
-            type: "session_response",
-            target_username: arg,
-            accepted: verb.toUpperCase() === "ACCEPT",
-          },
-          { kind: "other", command: verb },
-        );
-      default:
-        this.#notice(
-          "ChatServ: REPORT nick (three reports mute), ACCEPT nick or REJECT nick (a private session)",
-        );
-    }
+  /** What the command table may do here (made at the first command: idle clients need none). */
+  #makeSession(): IrcSession {
+    return {
+      server: this.#server,
+      ask: (frame, asked) => this.#ask(frame, asked),
+      numeric: (code, text) => this.#numeric(code, text),
+      line: (text) => this.#line(text),
+      notice: (text) => this.#notice(text),
+      seenSeq: (id) => this.#seen.get(id),
+      sent: (key) => {
+        this.#sent.push(key);
+        if (this.#sent.length > 256) this.#sent.shift();
+      },
+    };
   }
 
   #cap(p: string[]): void {

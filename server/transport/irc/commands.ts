@@ -1,0 +1,182 @@
+/**
+ * The IRC commands a registered client may send, as a table: each turns its parameters into the
+ * frame every wire sends (`join`, `message`, `history`, …) or answers at once with a numeric.
+ * What comes back is turned into IRC by `connection.ts`, which also owns registration (CAP,
+ * SASL, PASS, NICK, USER) and the connection. As the hub's command table is for frames, this is
+ * the one place to look for what an IRC command does.
+ * @module
+ */
+
+import type { IrcMessage } from "./lines.ts";
+
+/** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
+export type Asked =
+  | { kind: "join"; channel: string }
+  | { kind: "part"; channel: string }
+  | { kind: "send"; target: string; notice: boolean }
+  | { kind: "names"; channel: string }
+  | { kind: "who"; channel: string }
+  | { kind: "whois"; nick: string }
+  | { kind: "list" }
+  | { kind: "history"; target: string }
+  | { kind: "other"; command: string };
+
+/** What a command may do on its connection. */
+export interface IrcSession {
+  /** The server's name, as in prefixes. */
+  readonly server: string;
+  /** Sends a frame to the hub, remembering what it was asked for; settles when it is handled. */
+  ask(frame: Record<string, unknown>, asked: Asked): Promise<void>;
+  numeric(code: string, text: string): void;
+  line(text: string): void;
+  notice(text: string): void;
+  /** The sequence number of a message this connection was shown, by its id. */
+  seenSeq(id: string): number | undefined;
+  /** Notes a message this client sent (to tell its echo from others' without echo-message). */
+  sent(key: string): void;
+}
+
+type Command = (s: IrcSession, p: string[], m: IrcMessage) => Promise<void> | void;
+
+/** Channels here start with #; anything else is refused with 403. */
+function channels(s: IrcSession, list: string | undefined): string[] {
+  return (list ?? "").split(",").filter((ch) => {
+    if (ch === "") return false;
+    if (ch.startsWith("#")) return true;
+    s.numeric("403", `${ch} :Channels here start with #`);
+    return false;
+  });
+}
+
+const privmsg: Command = async (s, p, m) => {
+  const notice = m.command === "NOTICE";
+  const [target, text] = p;
+  if (!target || text === undefined) {
+    return notice ? undefined : s.numeric("412", ":No text to send");
+  }
+  if (target.toLowerCase() === "chatserv") return await services(s, text);
+  const body = text.startsWith("\x01ACTION ")
+    // deno-lint-ignore no-control-regex
+    ? `* ${text.slice(8).replace(/\x01$/, "")}`
+    : text;
+  for (const t of target.split(",")) {
+    const frame = t.startsWith("#")
+      ? { type: "message", room: t.slice(1), message: body }
+      : { type: "private", target_username: t, message: body };
+    s.sent((t.startsWith("#") ? t : "@" + t) + "\0" + body);
+    await s.ask(frame, { kind: "send", target: t, notice });
+  }
+};
+
+const kick: Command = (s, p, m) => {
+  const nick = m.command === "KICK" ? p[1] : p[0];
+  if (!nick) return s.numeric("461", `${m.command} :Not enough parameters`);
+  return s.ask({ type: "kick", username: nick, reason: p.at(-1) ?? "" }, {
+    kind: "other",
+    command: m.command,
+  });
+};
+
+/** The commands of a registered client, by name. */
+export const IRC_COMMANDS: Record<string, Command> = {
+  JOIN: async (s, p) => {
+    for (const ch of channels(s, p[0])) {
+      await s.ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
+    }
+  },
+  PART: async (s, p) => {
+    for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
+      await s.ask({ type: "leave", room: ch.replace(/^#/, "") }, { kind: "part", channel: ch });
+    }
+  },
+  PRIVMSG: privmsg,
+  NOTICE: privmsg,
+  NAMES: (s, p) => {
+    if (!p[0]) return s.numeric("366", "* :End of /NAMES list");
+    return s.ask({ type: "members", room: p[0].replace(/^#/, "") }, {
+      kind: "names",
+      channel: p[0],
+    });
+  },
+  WHO: (s, p) => {
+    if (!p[0]?.startsWith("#")) return s.numeric("315", `${p[0] ?? "*"} :End of /WHO list`);
+    return s.ask({ type: "members", room: p[0].slice(1) }, { kind: "who", channel: p[0] });
+  },
+  WHOIS: (s, p) => {
+    const nick = p.at(-1) ?? "";
+    return s.ask({ type: "users", username: nick }, { kind: "whois", nick });
+  },
+  LIST: (s) => s.ask({ type: "rooms" }, { kind: "list" }),
+  CHATHISTORY: (s, p) => chathistory(s, p),
+  TOPIC: (s, p) => s.numeric("331", `${p[0] ?? "*"} :No topic is set`),
+  MODE: (s, p) => {
+    if (p[0]?.startsWith("#")) {
+      if (p[1] === "b") return s.numeric("368", `${p[0]} :End of channel ban list`);
+      return s.numeric("324", `${p[0]} +nt`);
+    }
+    return s.numeric("221", "+i");
+  },
+  AWAY: (s, p) =>
+    s.numeric(
+      p[0] ? "306" : "305",
+      p[0] ? ":You have been marked as being away" : ":You are no longer marked as being away",
+    ),
+  KICK: kick,
+  KILL: kick,
+};
+
+/**
+ * `CHATHISTORY LATEST|BEFORE|AFTER target (*|msgid=ID) limit` over the same history as every
+ * wire. A msgid names a message this connection was shown (the chat pages by sequence number).
+ */
+async function chathistory(s: IrcSession, p: string[]): Promise<void> {
+  const [sub = "", target = "", at = "", limitText = "50"] = p;
+  const fail = (code: string, text: string) =>
+    s.line(`:${s.server} FAIL CHATHISTORY ${code} ${sub || "*"} ${target || "*"} :${text}`);
+  const limit = Math.min(100, Math.max(1, Number(limitText) || 50));
+  const chat = target.startsWith("#") ? target.slice(1) : target ? "@" + target : "";
+  if (!chat) return fail("INVALID_PARAMS", "CHATHISTORY needs a channel or a nick");
+  let seq: number | undefined;
+  if (at !== "*") {
+    const id = at.startsWith("msgid=") ? at.slice(6) : "";
+    seq = s.seenSeq(id);
+    if (seq === undefined) {
+      return fail("INVALID_MSGREFID", "Give msgid= of a message this connection was shown, or *");
+    }
+  }
+  const verb = sub.toUpperCase();
+  const page = verb === "LATEST"
+    ? (seq === undefined ? {} : { after: seq })
+    : verb === "BEFORE" && seq !== undefined
+    ? { before: seq }
+    : verb === "AFTER" && seq !== undefined
+    ? { after: seq }
+    : null;
+  if (page === null) {
+    return fail("INVALID_PARAMS", "LATEST, BEFORE or AFTER, with msgid= (or * for LATEST)");
+  }
+  await s.ask({ type: "history", chat, limit, ...page }, { kind: "history", target });
+}
+
+/** `/msg ChatServ REPORT nick`, `ACCEPT nick`, `REJECT nick`, `HELP`. */
+async function services(s: IrcSession, text: string): Promise<void> {
+  const [verb = "", arg = ""] = text.trim().split(/\s+/);
+  switch (verb.toUpperCase()) {
+    case "REPORT":
+      return await s.ask({ type: "report", username: arg }, { kind: "other", command: "REPORT" });
+    case "ACCEPT":
+    case "REJECT":
+      return s.ask(
+        {
+          type: "session_response",
+          target_username: arg,
+          accepted: verb.toUpperCase() === "ACCEPT",
+        },
+        { kind: "other", command: verb },
+      );
+    default:
+      s.notice(
+        "ChatServ: REPORT nick (three reports mute), ACCEPT nick or REJECT nick (a private session)",
+      );
+  }
+}
