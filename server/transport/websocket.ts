@@ -156,6 +156,8 @@ export class ServerWebSocket implements Ticking {
   #pinged = false;
   #stopTicking: (() => void) | null = null;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The connection is to end once the close frame being written is out (not before). */
+  #ending = false;
   /** The message being assembled from fragments: its opcode, parts and size. */
   #fragments: { opcode: number; parts: Uint8Array[]; bytes: number } | null = null;
 
@@ -323,7 +325,8 @@ export class ServerWebSocket implements Ticking {
     } catch {
       // Reset by the peer, or closed by us: the connection is over either way.
     } finally {
-      this.#end(CLOSE.abnormal, "");
+      // A close frame on its way ends the connection once written, with its own code.
+      if (!this.#ending) this.#end(CLOSE.abnormal, "");
     }
   }
 
@@ -405,8 +408,7 @@ export class ServerWebSocket implements Ticking {
       this.#write(closeFrame(payload.length >= 2 ? code : CLOSE.normal, "")).catch(() => {});
     }
     // Ours is (being) written: hang up once it is out. The server closes TCP first (§7.1.1).
-    const out = this.#tail ?? Promise.resolve();
-    void out.catch(() => {}).finally(() => this.#end(code, reason));
+    this.#endAfterWrites(code, reason);
     return null;
   }
 
@@ -416,8 +418,16 @@ export class ServerWebSocket implements Ticking {
       this.readyState = ServerWebSocket.CLOSING;
       this.#write(closeFrame(refusal.code, refusal.reason)).catch(() => {});
     }
+    this.#endAfterWrites(refusal.code, refusal.reason);
+  }
+
+  /** Ends the connection once what is being written (a close frame) is out. */
+  #endAfterWrites(code: number, reason: string): void {
+    this.#ending = true;
+    // A peer that reads nothing never takes the write: it is hung up on all the same.
+    this.#closeTimer ??= setTimeout(() => this.#end(code, reason), CLOSE_WAIT_MS);
     const out = this.#tail ?? Promise.resolve();
-    void out.catch(() => {}).finally(() => this.#end(refusal.code, refusal.reason));
+    void out.catch(() => {}).finally(() => this.#end(code, reason));
   }
 
   /** Ends the connection and tells the handler, once. */
