@@ -1,9 +1,11 @@
 /**
  * The fuzzer: generated bad input on every wire of a running server (TCP JSON, telnet text,
- * WebSocket, REST bodies, SSE query strings), with a canary pair of users who must keep chatting
- * and the server's memory watched. Used by tests/fuzz_test.ts (short) and `deno task stress`.
+ * WebSocket, REST bodies, SSE query strings, raw HTTP requests, raw WebSocket frames), with a
+ * canary pair of users who must keep chatting and the server's memory watched. Used by tests/fuzz_test.ts (short) and `deno task stress`.
  * @module
  */
+
+import { concatBytes } from "../server/core/peer.ts";
 
 const enc = new TextEncoder();
 
@@ -247,10 +249,10 @@ export function badWebSocketBytes(r: () => number): Uint8Array {
 }
 
 /**
- * Sends raw bytes on a new connection and reads what comes back until the server closes it or
- * goes quiet; the status of each response seen.
+ * Sends bytes on a new connection and reads what comes back (as Latin-1 text) until the server
+ * closes it or is quiet for `quietMs`. A server that hangs up or resets is allowed.
  */
-async function rawExchange(port: number, bytes: Uint8Array): Promise<number[]> {
+async function sendAndRead(port: number, bytes: Uint8Array, quietMs: number): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   let text = "";
   const reading = (async () => {
@@ -259,7 +261,7 @@ async function rawExchange(port: number, bytes: Uint8Array): Promise<number[]> {
       while (true) {
         const k = await Promise.race([
           conn.read(buf),
-          new Promise<null>((res) => setTimeout(() => res(null), 200)),
+          new Promise<null>((res) => setTimeout(() => res(null), quietMs)),
         ]);
         if (k === null) break;
         text += new TextDecoder("latin1").decode(buf.subarray(0, k));
@@ -273,6 +275,12 @@ async function rawExchange(port: number, bytes: Uint8Array): Promise<number[]> {
   try {
     conn.close();
   } catch { /* already closed */ }
+  return text;
+}
+
+/** The statuses of the HTTP responses to raw bytes sent on a new connection. */
+async function rawExchange(port: number, bytes: Uint8Array): Promise<number[]> {
+  const text = await sendAndRead(port, bytes, 200);
   return [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
 }
 
@@ -371,40 +379,14 @@ export async function fuzz(
     for (const mode of ["tcp-json", "tcp-text"] as const) {
       let sent = 0;
       while (sent < per) {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: opts.tcpPort });
         const first = mode === "tcp-json" ? '{"username":"fuzzj"}\n' : "fuzzt\n";
         const lines: Uint8Array[] = [enc.encode(first)];
         const n = Math.min(500, per - sent);
         for (let i = 0; i < n; i++) lines.push(badFrame(r), enc.encode("\n"));
         sent += n;
-        const total = lines.reduce((a, b) => a + b.length, 0);
-        const all = new Uint8Array(total);
-        let off = 0;
-        for (const l of lines) {
-          all.set(l, off);
-          off += l.length;
-        }
-        const reading = (async () => {
-          const buf = new Uint8Array(65536);
-          try {
-            while (true) {
-              const k = await Promise.race([
-                conn.read(buf),
-                new Promise<null>((res) => setTimeout(() => res(null), 300)),
-              ]);
-              if (k === null) break;
-              const text = new TextDecoder().decode(buf.subarray(0, k));
-              errorsSeen += (text.match(/"type":"error"|^! /gm) ?? []).length;
-            }
-          } catch { /* closed by the server: allowed */ }
-        })();
-        try {
-          await conn.write(all);
-        } catch { /* the server closed it (e.g. a line over the limit): allowed */ }
-        await reading;
-        try {
-          conn.close();
-        } catch { /* already closed */ }
+        // The server may close the connection (a line over the limit, say): allowed.
+        const text = await sendAndRead(opts.tcpPort, concatBytes(lines), 300);
+        errorsSeen += (text.match(/"type":"error"|^! /gm) ?? []).length;
       }
       frames[mode] += sent;
     }
@@ -475,13 +457,7 @@ export async function fuzz(
     const sockets = Array.from({ length: Math.ceil(per / 10) }, () => {
       const parts: Uint8Array[] = [WS_HANDSHAKE];
       for (let k = 0; k < 10; k++) parts.push(badWebSocketBytes(r));
-      const all = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
-      let off = 0;
-      for (const p of parts) {
-        all.set(p, off);
-        off += p.length;
-      }
-      return all;
+      return concatBytes(parts);
     });
     await inParallel(sockets, 16, (bytes) => rawExchange(opts.httpPort, bytes));
     frames["ws-raw"] += per;
