@@ -17,15 +17,14 @@
 import type { Logger } from "../log.ts";
 import {
   type Head,
-  httpDate,
   HttpRefusal,
   Input,
   latin1,
   MAX_HEAD_BYTES,
   parseHead,
-  reason,
   RequestBody,
 } from "./http_wire.ts";
+import { linger, refuse, writeResponse } from "./http_response.ts";
 import { writeAll } from "./outbound.ts";
 import { every, type Ticking } from "./ticker.ts";
 import { acceptKey, ServerWebSocket, validKey, type WebSocketOptions } from "./websocket.ts";
@@ -79,15 +78,8 @@ const BODY_IDLE_TIMEOUT_MS = 15_000;
 const BODY_TOTAL_PAUSES = 10;
 /** A body the handler left unread is read and dropped (keeping the connection) up to this. */
 const DRAIN_MAX_BYTES = 64 * 1024;
-/** Before hanging up on a client that may still be sending, its bytes are read this long. */
-const LINGER_MS = 1000;
-
-/** Bodies from this size on are worth compressing. */
-const COMPRESS_FROM_BYTES = 1024;
-const COMPRESSIBLE = /^(text\/|application\/(json|javascript|xml|manifest\+json)|image\/svg)/;
 
 const encoder = new TextEncoder();
-const EMPTY = new Uint8Array(0);
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /** Serves `handler` on HOST:PORT until `shutdown()`. */
@@ -255,105 +247,88 @@ class Http1Server implements HttpServer, Ticking {
       { error: { code: "bad_frame", message: refusal.message } },
       { status: refusal.status },
     );
-    await this.#write(conn, null, response, { head: false, close: true, gzip: false });
+    await writeResponse(conn, null, response, { head: false, close: true, gzip: false });
     await linger(conn, input);
   }
 
   /** One request and its response. */
   async #exchange(conn: Deno.TcpConn, input: Input, head: Head, state: Open): Promise<Outcome> {
-    const continueWanted = head.version === "1.1" &&
-      head.headers.get("expect")?.toLowerCase() === "100-continue";
-    let continueSent = false;
+    const expect = {
+      wanted: head.version === "1.1" &&
+        head.headers.get("expect")?.toLowerCase() === "100-continue",
+      sent: false,
+    };
     const body = new RequestBody(input, head.body, {
       idleMs: this.#bodyIdle,
       totalMs: this.#bodyIdle * BODY_TOTAL_PAUSES,
       beforeRead: () => {
-        if (!continueWanted || continueSent) return;
-        continueSent = true;
+        if (!expect.wanted || expect.sent) return;
+        expect.sent = true;
         void writeAll(conn, CONTINUE).catch(() => {});
       },
     });
-    const connectionHeader = head.headers.get("connection")?.toLowerCase() ?? "";
-    let keepAlive = head.version === "1.1"
-      ? !connectionHeader.includes("close")
-      : connectionHeader.includes("keep-alive");
-
-    let request: Request;
-    try {
-      const host = head.headers.get("host") || `${this.addr.hostname}:${this.addr.port}`;
-      const url = head.target.startsWith("/") ? `http://${host}${head.target}` : head.target;
-      const bodyless = head.method === "GET" || head.method === "HEAD" || body.done;
-      request = new Request(url, {
-        method: head.method,
-        headers: head.headers,
-        ...(bodyless ? {} : { body: body.stream(), duplex: "half" }),
-      } as RequestInit);
-    } catch {
-      await this.#refuseRequest(
-        conn,
-        input,
-        new HttpRefusal(400, "The request target is not a URL"),
-      );
+    const request = requestOf(head, body, this.addr);
+    if (!request) {
+      const refusal = new HttpRefusal(400, "The request target is not a URL");
+      await this.#refuseRequest(conn, input, refusal);
       return "close";
     }
-
     let settle!: () => void;
     const completed = new Promise<void>((resolve) => (settle = resolve));
-    let upgrade: ServerWebSocket | null = null;
-    const info: ConnectionInfo = {
-      remoteAddr: conn.remoteAddr,
-      completed,
-      upgradeWebSocket: (options) => {
-        if (upgrade) throw new TypeError("this request was upgraded already");
-        if (head.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-          throw new TypeError("not a WebSocket upgrade request");
-        }
-        if (!validKey(head.headers.get("sec-websocket-key"))) {
-          throw new TypeError("a WebSocket upgrade needs a valid Sec-WebSocket-Key");
-        }
-        upgrade = new ServerWebSocket(options);
-        return { socket: upgrade, response: new Response(null, { status: 200 }) };
-      },
-    };
-
+    const upgrade = upgrader(head);
     let response: Response;
     try {
-      response = await this.#handler(request, info);
+      response = await this.#handler(request, {
+        remoteAddr: conn.remoteAddr,
+        completed,
+        upgradeWebSocket: upgrade.start,
+      });
     } catch (error) {
       this.#log.error("http handler failed", { error });
       response = new Response("internal error", { status: 500 });
     }
-    const socket = upgrade as ServerWebSocket | null;
-    if (socket) {
+    if (upgrade.socket) {
       settle();
-      if (response.status >= 300) {
-        socket.abort();
-      } else {
-        return await this.#upgrade(conn, input, head, socket, state);
+      if (response.status < 300) {
+        return await this.#upgrade(conn, input, head, upgrade.socket, state);
       }
+      upgrade.socket.abort();
     }
+    try {
+      return await this.#respond(conn, input, head, body, !expect.wanted || expect.sent, response);
+    } finally {
+      settle();
+    }
+  }
 
-    // A body the handler left unread: read and dropped when small, else the connection ends.
-    if (
-      !body.done && (body.stalled || body.remaining > DRAIN_MAX_BYTES ||
-        (continueWanted && !continueSent))
-    ) {
+  /**
+   * Writes the response; then the connection serves the next request, or ends (asked to, or a
+   * body left unread that is too big to drop, or the client gone).
+   */
+  async #respond(
+    conn: Deno.Conn,
+    input: Input,
+    head: Head,
+    body: RequestBody,
+    bodyMayCome: boolean,
+    response: Response,
+  ): Promise<Outcome> {
+    const connection = head.headers.get("connection")?.toLowerCase() ?? "";
+    let keepAlive = head.version === "1.1"
+      ? !connection.includes("close")
+      : connection.includes("keep-alive");
+    // A body the handler left unread is read and dropped when small; else the connection ends.
+    if (!body.done && (body.stalled || body.remaining > DRAIN_MAX_BYTES || !bodyMayCome)) {
       keepAlive = false;
     }
     if (this.#stopping) keepAlive = false;
     const close = !keepAlive || /\bclose\b/i.test(response.headers.get("connection") ?? "");
-    const gzip = /\bgzip\b/i.test(head.headers.get("accept-encoding") ?? "");
-    let delivered: boolean;
-    try {
-      delivered = await this.#write(conn, input, response, {
-        head: head.method === "HEAD",
-        close,
-        gzip,
-        version: head.version,
-      });
-    } finally {
-      settle();
-    }
+    const delivered = await writeResponse(conn, input, response, {
+      head: head.method === "HEAD",
+      close,
+      gzip: /\bgzip\b/i.test(head.headers.get("accept-encoding") ?? ""),
+      version: head.version,
+    });
     if (!delivered) return "close";
     if (close) {
       if (!body.done) await linger(conn, input);
@@ -386,77 +361,6 @@ class Http1Server implements HttpServer, Ticking {
     return socket;
   }
 
-  /**
-   * Writes a response: a body of known length as it streams, server-sent events in chunks,
-   * anything else read whole first (to send its length, and compressed when that pays).
-   * False when the client went away before it was all written.
-   */
-  async #write(
-    conn: Deno.Conn,
-    input: Input | null,
-    response: Response,
-    options: { head: boolean; close: boolean; gzip: boolean; version?: string },
-  ): Promise<boolean> {
-    const status = response.status;
-    const headers = response.headers;
-    const type = headers.get("content-type") ?? "";
-    const noBody = status < 200 || status === 204 || status === 304;
-    let lines = `HTTP/1.1 ${status} ${response.statusText || reason(status)}\r\n`;
-    for (const [name, value] of headers) {
-      if (name === "connection" || name === "content-length" || name === "transfer-encoding") {
-        continue;
-      }
-      lines += `${name}: ${value}\r\n`;
-    }
-    lines += `date: ${httpDate()}\r\n`;
-    let bytes: Uint8Array | null = null;
-    let stream: ReadableStream<Uint8Array> | null = null;
-    let chunked = false;
-    let close = options.close;
-    if (noBody || response.body === null) {
-      bytes = EMPTY;
-      await response.body?.cancel().catch(() => {});
-    } else if (headers.has("content-length")) {
-      stream = response.body;
-      lines += `content-length: ${headers.get("content-length")}\r\n`;
-    } else if (type.startsWith("text/event-stream")) {
-      stream = response.body;
-      chunked = options.version !== "1.0";
-      if (chunked) lines += "transfer-encoding: chunked\r\n";
-      // Events flow until one side leaves; the connection is not reused after.
-      close = true;
-    } else {
-      bytes = new Uint8Array(await response.arrayBuffer());
-      if (
-        options.gzip && bytes.length >= COMPRESS_FROM_BYTES && COMPRESSIBLE.test(type) &&
-        !headers.has("content-encoding") && !/no-transform/.test(headers.get("cache-control") ?? "")
-      ) {
-        bytes = await gzip(bytes);
-        lines += "content-encoding: gzip\r\nvary: accept-encoding\r\n";
-      }
-    }
-    if (bytes !== null && !noBody) lines += `content-length: ${bytes.length}\r\n`;
-    if (close) lines += "connection: close\r\n";
-    else if (options.version === "1.0") lines += "connection: keep-alive\r\n";
-    lines += "\r\n";
-    const headBytes = encoder.encode(lines);
-
-    if (bytes !== null || options.head) {
-      if (stream) await stream.cancel().catch(() => {});
-      const body = options.head || bytes === null ? EMPTY : bytes;
-      const all = new Uint8Array(headBytes.length + body.length);
-      all.set(headBytes);
-      all.set(body, headBytes.length);
-      try {
-        await writeAll(conn, all);
-        return true;
-      } catch {
-        return false;
-      }
-    }
-    return await streamBody(conn, input, headBytes, stream!, chunked);
-  }
-
   async shutdown(): Promise<void> {
     this.#stopping = true;
     this.#stopTicking();
@@ -474,109 +378,43 @@ class Http1Server implements HttpServer, Ticking {
   }
 }
 
-/**
- * Streams a body after its head: raw for a known length, in chunks otherwise. While it flows the
- * connection is watched: a client that leaves (an SSE reader closing its tab) ends the stream at
- * once, not at the next write.
- */
-async function streamBody(
-  conn: Deno.Conn,
-  input: Input | null,
-  head: Uint8Array,
-  stream: ReadableStream<Uint8Array>,
-  chunked: boolean,
-): Promise<boolean> {
-  const reader = stream.getReader();
-  let gone = false;
-  const leave = () => {
-    gone = true;
-    void reader.cancel().catch(() => {});
-  };
-  if (chunked && input) {
-    // Nothing more is read as a request on this connection: its end (or a reset) is the news.
-    void (async () => {
-      while (!gone) {
-        const got = await input.more(0);
-        if (got !== true) return leave();
-        input.start = input.end;
-      }
-    })();
-  }
+/** The request the handler gets; null when its target makes no URL. */
+function requestOf(head: Head, body: RequestBody, addr: Deno.NetAddr): Request | null {
+  const host = head.headers.get("host") || `${addr.hostname}:${addr.port}`;
+  const url = head.target.startsWith("/") ? `http://${host}${head.target}` : head.target;
+  const bodyless = head.method === "GET" || head.method === "HEAD" || body.done;
   try {
-    await writeAll(conn, head);
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done || gone) break;
-      if (value.length === 0) continue;
-      if (!chunked) {
-        await writeAll(conn, value);
-        continue;
-      }
-      const size = encoder.encode(`${value.length.toString(16)}\r\n`);
-      const frame = new Uint8Array(size.length + value.length + 2);
-      frame.set(size);
-      frame.set(value, size.length);
-      frame.set([13, 10], size.length + value.length);
-      await writeAll(conn, frame);
-    }
-    if (gone) return false;
-    if (chunked) await writeAll(conn, encoder.encode("0\r\n\r\n"));
-    return true;
+    return new Request(url, {
+      method: head.method,
+      headers: head.headers,
+      ...(bodyless ? {} : { body: body.stream(), duplex: "half" }),
+    } as RequestInit);
   } catch {
-    leave();
-    return false;
-  } finally {
-    gone = true;
+    return null;
   }
-}
-
-async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const compressed = new Blob([bytes as BlobPart]).stream()
-    .pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(compressed).arrayBuffer());
 }
 
 /**
- * Hangs up on a client that may still be sending: stops writing, reads and drops what comes for
- * a moment, then closes. Closing with unread bytes would send a reset that can destroy the
- * response the client has not read yet.
+ * What `upgradeWebSocket` does for one request: checks it is an upgrade, makes the socket (once)
+ * and answers a placeholder 200 for the handler to return; the listener writes the handshake.
  */
-async function linger(conn: Deno.Conn, input: Input | null): Promise<void> {
-  try {
-    await conn.closeWrite();
-  } catch {
-    return;
-  }
-  if (!input) return;
-  const until = Date.now() + LINGER_MS;
-  let dropped = 0;
-  while (dropped < 1024 * 1024) {
-    const left = until - Date.now();
-    if (left <= 0) return;
-    const before = input.size;
-    const got = await input.more(left);
-    if (got !== true) return;
-    dropped += input.size - before;
-    input.start = input.end;
-  }
-}
-
-/** Tells a client over the connection limit why, as the API words errors (429), and hangs up. */
-async function refuse(conn: Deno.Conn, limit: number): Promise<void> {
-  const body = JSON.stringify({
-    error: {
-      code: "rate_limited",
-      message: `Too many connections from your address (the limit is ${limit}): ` +
-        "close some and try again",
+function upgrader(head: Head) {
+  const state: {
+    socket: ServerWebSocket | null;
+    start: ConnectionInfo["upgradeWebSocket"];
+  } = {
+    socket: null,
+    start: (options) => {
+      if (state.socket) throw new TypeError("this request was upgraded already");
+      if (head.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        throw new TypeError("not a WebSocket upgrade request");
+      }
+      if (!validKey(head.headers.get("sec-websocket-key"))) {
+        throw new TypeError("a WebSocket upgrade needs a valid Sec-WebSocket-Key");
+      }
+      state.socket = new ServerWebSocket(options);
+      return { socket: state.socket, response: new Response(null, { status: 200 }) };
     },
-  });
-  const text = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n" +
-    "Content-Type: application/json\r\nRetry-After: 5\r\n" +
-    `Content-Length: ${encoder.encode(body).length}\r\n\r\n${body}`;
-  try {
-    await conn.write(encoder.encode(text));
-  } catch { /* gone already */ }
-  try {
-    conn.close();
-  } catch { /* gone already */ }
+  };
+  return state;
 }
