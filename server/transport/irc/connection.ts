@@ -10,7 +10,7 @@
  */
 
 import type { ClientFrame, MessageFrame, ServerFrame } from "../../../protocol/frames.ts";
-import { LOGIN_TIMEOUT_MS, MAX_NAME_CHARS, MAX_OUTBOUND_BYTES } from "../../../protocol/limits.ts";
+import { LOGIN_TIMEOUT_MS, MAX_OUTBOUND_BYTES } from "../../../protocol/limits.ts";
 import type { Hub } from "../../core/hub.ts";
 import { concatBytes, type Outbound, type Peer, reuseLastJoin } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
@@ -18,6 +18,14 @@ import { OutboundQueue, writeAll } from "../outbound.ts";
 import { every } from "../ticker.ts";
 import { type Asked, IRC_COMMANDS, type IrcSession } from "./commands.ts";
 import { type IrcMessage, messageLines, parseIrc, tagged } from "./lines.ts";
+import {
+  listNumerics,
+  memberNumerics,
+  type Numeric,
+  refusal,
+  welcomeNumerics,
+  whoisNumerics,
+} from "./replies.ts";
 
 /** Options of the IRC listener. */
 export interface IrcOptions {
@@ -189,6 +197,10 @@ export class IrcConnection implements Peer {
     this.#line(`:${this.#server} ${code} ${this.#nick || "*"} ${text}`);
   }
 
+  #numerics(list: Numeric[]): void {
+    for (const [code, text] of list) this.#numeric(code, text);
+  }
+
   #notice(text: string): void {
     for (const l of text.split("\n")) {
       this.#line(`:${this.#server} NOTICE ${this.#nick || "*"} :${l}`);
@@ -240,27 +252,22 @@ export class IrcConnection implements Peer {
       case "left":
         return this.#line(`:${this.#mask(this.#nick)} PART #${f.room}`);
       case "members":
-        return this.#members(
+        return this.#numerics(memberNumerics(
+          this.#server,
           f.room,
           f.members.filter((m) => m.online).map((m) => m.username),
-          asked,
-        );
+          asked?.kind === "who",
+        ));
       case "rooms_list":
-        this.#numeric("321", "Channel :Users  Name");
-        for (const r of f.rooms) {
-          this.#numeric("322", `#${r.name} ${r.online} :${r.members} members`);
-        }
-        return this.#numeric("323", ":End of /LIST");
-      case "users_list": {
-        const u = f.all[0];
-        const nick = asked?.kind === "whois" ? asked.nick : u?.username ?? "*";
-        if (!u) this.#numeric("401", `${nick} :No such nick`);
-        else {
-          this.#numeric("311", `${u.username} ${u.username} ${this.#server} * :${u.username}`);
-          if (!u.online) this.#numeric("301", `${u.username} :offline (messages wait for them)`);
-        }
-        return this.#numeric("318", `${nick} :End of /WHOIS list`);
-      }
+        return this.#numerics(listNumerics(f.rooms));
+      case "users_list":
+        return this.#numerics(
+          whoisNumerics(
+            this.#server,
+            asked?.kind === "whois" ? asked.nick : f.all[0]?.username ?? "*",
+            f.all[0],
+          ),
+        );
       case "system":
         return this.#system(f);
       case "error":
@@ -290,21 +297,7 @@ export class IrcConnection implements Peer {
     clearTimeout(this.#loginTimer);
     this.#registered = true;
     this.#nick = nick;
-    this.#numeric("001", `:Welcome to the chat, ${this.#mask(nick)}`);
-    this.#numeric("002", `:Your host is ${this.#server}, running chat`);
-    this.#numeric("003", `:This server keeps history: /join a channel to read what you missed`);
-    this.#numeric("004", `${this.#server} chat i nt`);
-    this.#numeric(
-      "005",
-      `CHANTYPES=# CHANNELLEN=64 NICKLEN=${MAX_NAME_CHARS} CASEMAPPING=ascii PREFIX=() ` +
-        `CHANMODES=,,,nt NETWORK=chat CHATHISTORY=100 MSGREFTYPES=msgid ` +
-        `:are supported by this server`,
-    );
-    if (this.#motd?.length) {
-      this.#numeric("375", `:- ${this.#server} message of the day`);
-      for (const l of this.#motd) this.#numeric("372", `:- ${l}`);
-      this.#numeric("376", ":End of /MOTD command");
-    } else this.#numeric("422", ":MOTD File is missing");
+    this.#numerics(welcomeNumerics(this.#server, this.#mask(nick), this.#motd));
     // The rooms the account is in are channels this client is on.
     for (const room of rooms) {
       this.#line(`:${this.#mask(nick)} JOIN #${room}`);
@@ -377,20 +370,6 @@ export class IrcConnection implements Peer {
     if (batch) this.#line(`BATCH -${batch}`);
   }
 
-  #members(room: string, online: string[], asked: Asked | undefined): void {
-    const channel = `#${room}`;
-    if (asked?.kind === "who") {
-      for (const n of online) {
-        this.#numeric("352", `${channel} ${n} ${this.#server} ${this.#server} ${n} H :0 ${n}`);
-      }
-      return this.#numeric("315", `${channel} :End of /WHO list`);
-    }
-    for (let i = 0; i < online.length; i += 20) {
-      this.#numeric("353", `= ${channel} :${online.slice(i, i + 20).join(" ")}`);
-    }
-    this.#numeric("366", `${channel} :End of /NAMES list`);
-  }
-
   #system(f: Extract<ServerFrame, { type: "system" }>): void {
     const who = (f as { username?: string }).username;
     const room = (f as { room?: string }).room;
@@ -414,29 +393,11 @@ export class IrcConnection implements Peer {
       this.#line(`ERROR :Closing link: ${message}`);
       return this.close(code);
     }
-    const target = asked && "channel" in asked
-      ? asked.channel
-      : asked && "target" in asked
-      ? asked.target
-      : "*";
-    if (asked?.kind === "send") {
-      if (asked.notice) return;
-      if (code === "no_such_user") return this.#numeric("401", `${target} :${message}`);
-      if (code === "no_such_room") return this.#numeric("403", `${target} :${message}`);
-      return this.#numeric("404", `${target} :${message}`);
-    }
-    if (asked?.kind === "history") {
-      return this.#line(
-        `:${this.#server} FAIL CHATHISTORY INVALID_TARGET ${asked.target} :${message}`,
-      );
-    }
-    if (code === "no_such_room") return this.#numeric("403", `${target} :${message}`);
-    if (code === "not_member") return this.#numeric("442", `${target} :${message}`);
-    if (code === "no_such_user") return this.#numeric("401", `${target} :${message}`);
-    if (code === "forbidden" && asked?.kind === "other") {
-      return this.#numeric("481", `:${message}`);
-    }
-    this.#notice(message);
+    const reply = refusal(this.#server, code, message, asked);
+    if (reply === null) return;
+    if ("numeric" in reply) return this.#numeric(...reply.numeric);
+    if ("line" in reply) return this.#line(reply.line);
+    this.#notice(reply.notice);
   }
 
   // ---------------------------------------------------------------- IRC → frames

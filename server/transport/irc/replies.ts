@@ -1,0 +1,121 @@
+/**
+ * What the chat's answers look like in IRC: the numerics of a welcome, NAMES and WHO, LIST and
+ * WHOIS, and the numeric (or FAIL line, or notice) a refused command gets. Pure functions of the
+ * answer: `connection.ts` sends what they return.
+ * @module
+ */
+
+import { MAX_NAME_CHARS } from "../../../protocol/limits.ts";
+import type { Asked } from "./commands.ts";
+
+/** A numeric reply: its code and text (the client's nick is put before the text on the wire). */
+export type Numeric = [code: string, text: string];
+
+/** RPL_WELCOME to RPL_ISUPPORT, then the message of the day (or ERR_NOMOTD). */
+export function welcomeNumerics(
+  server: string,
+  mask: string,
+  motd: string[] | undefined,
+): Numeric[] {
+  const out: Numeric[] = [
+    ["001", `:Welcome to the chat, ${mask}`],
+    ["002", `:Your host is ${server}, running chat`],
+    ["003", `:This server keeps history: /join a channel to read what you missed`],
+    ["004", `${server} chat i nt`],
+    [
+      "005",
+      `CHANTYPES=# CHANNELLEN=64 NICKLEN=${MAX_NAME_CHARS} CASEMAPPING=ascii PREFIX=() ` +
+      `CHANMODES=,,,nt NETWORK=chat CHATHISTORY=100 MSGREFTYPES=msgid ` +
+      `:are supported by this server`,
+    ],
+  ];
+  if (!motd?.length) return [...out, ["422", ":MOTD File is missing"]];
+  return [
+    ...out,
+    ["375", `:- ${server} message of the day`],
+    ...motd.map((l): Numeric => ["372", `:- ${l}`]),
+    ["376", ":End of /MOTD command"],
+  ];
+}
+
+/** A channel's online members: WHO lines when WHO asked, else NAMES in lines of 20. */
+export function memberNumerics(
+  server: string,
+  room: string,
+  online: string[],
+  who: boolean,
+): Numeric[] {
+  const channel = `#${room}`;
+  if (who) {
+    return [
+      ...online.map((n): Numeric => ["352", `${channel} ${n} ${server} ${server} ${n} H :0 ${n}`]),
+      ["315", `${channel} :End of /WHO list`],
+    ];
+  }
+  const out: Numeric[] = [];
+  for (let i = 0; i < online.length; i += 20) {
+    out.push(["353", `= ${channel} :${online.slice(i, i + 20).join(" ")}`]);
+  }
+  return [...out, ["366", `${channel} :End of /NAMES list`]];
+}
+
+/** LIST: every room with its online and member counts. */
+export function listNumerics(
+  rooms: Array<{ name: string; online: number; members: number }>,
+): Numeric[] {
+  return [
+    ["321", "Channel :Users  Name"],
+    ...rooms.map((r): Numeric => ["322", `#${r.name} ${r.online} :${r.members} members`]),
+    ["323", ":End of /LIST"],
+  ];
+}
+
+/** WHOIS: the user if there is one (and whether they are away), else ERR_NOSUCHNICK. */
+export function whoisNumerics(
+  server: string,
+  asked: string,
+  user: { username: string; online: boolean } | undefined,
+): Numeric[] {
+  if (!user) return [["401", `${asked} :No such nick`], ["318", `${asked} :End of /WHOIS list`]];
+  return [
+    ["311", `${user.username} ${user.username} ${server} * :${user.username}`],
+    ...(user.online
+      ? []
+      : [["301", `${user.username} :offline (messages wait for them)`] as Numeric]),
+    ["318", `${asked} :End of /WHOIS list`],
+  ];
+}
+
+/** How a registered client is told a command was refused. */
+export type Refused = { numeric: Numeric } | { line: string } | { notice: string } | null;
+
+/**
+ * A refusal (an `error` frame) as IRC, by what was asked: 401/403/404 for a message, FAIL for
+ * CHATHISTORY, 403/442/401/481 for the rest, a notice otherwise; nothing for a NOTICE (RFC 2812:
+ * a NOTICE is never answered).
+ */
+export function refusal(
+  server: string,
+  code: string,
+  message: string,
+  asked: Asked | undefined,
+): Refused {
+  const target = asked && "channel" in asked
+    ? asked.channel
+    : asked && "target" in asked
+    ? asked.target
+    : "*";
+  if (asked?.kind === "send") {
+    if (asked.notice) return null;
+    const n = code === "no_such_user" ? "401" : code === "no_such_room" ? "403" : "404";
+    return { numeric: [n, `${target} :${message}`] };
+  }
+  if (asked?.kind === "history") {
+    return { line: `:${server} FAIL CHATHISTORY INVALID_TARGET ${asked.target} :${message}` };
+  }
+  if (code === "no_such_room") return { numeric: ["403", `${target} :${message}`] };
+  if (code === "not_member") return { numeric: ["442", `${target} :${message}`] };
+  if (code === "no_such_user") return { numeric: ["401", `${target} :${message}`] };
+  if (code === "forbidden" && asked?.kind === "other") return { numeric: ["481", `:${message}`] };
+  return { notice: message };
+}
