@@ -19,6 +19,7 @@ import {
 import { HELP_LINES, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
 import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
 import { HEARTBEAT_MS } from "../protocol/limits.ts";
+import { downloadFile, type FileAccess, uploadFile } from "./files.ts";
 import { LineEditor, splitLines } from "./line_editor.ts";
 
 /** How the client runs. */
@@ -380,47 +381,27 @@ export class ChatClient {
     return this.#token;
   }
 
-  async #upload(path: string, target: string | undefined): Promise<void> {
-    const data = await Deno.readFile(path);
+  /** Where files go over HTTP, with this connection's token. */
+  async #fileAccess(): Promise<FileAccess> {
     const { token, httpPort } = await this.#httpToken();
-    const name = path.split("/").pop()!;
+    return { base: `http://${this.#server.host}:${httpPort}`, token };
+  }
+
+  async #upload(path: string, target: string | undefined): Promise<void> {
     const where = target ??
       (this.#mode.kind === "session" ? "@" + this.#mode.with : this.#mode.room);
-    const q = where.startsWith("@")
-      ? `to=${encodeURIComponent(where.slice(1))}`
-      : `room=${encodeURIComponent(where.replace(/^#/, ""))}`;
-    const res = await fetch(
-      `http://${this.#server.host}:${httpPort}/api/v1/files?${q}&name=${encodeURIComponent(name)}`,
-      {
-        method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": guessType(name) },
-        body: data,
-      },
-    );
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error?.message ?? `upload failed (${res.status})`);
-    this.#print(`* Sent ${name} (${data.length} bytes).`);
+    const sent = await uploadFile(await this.#fileAccess(), path, where);
+    this.#print(`* Sent ${sent.name} (${sent.bytes} bytes).`);
   }
 
   async #download(id: string, dir: string | undefined): Promise<void> {
-    const { token, httpPort } = await this.#httpToken();
-    const res = await fetch(
-      `http://${this.#server.host}:${httpPort}/api/v1/files/${encodeURIComponent(id)}`,
-      {
-        headers: { authorization: `Bearer ${token}` },
-      },
+    const access = await this.#fileAccess();
+    const path = await downloadFile(
+      access,
+      id,
+      this.#files.get(id)?.name,
+      dir ?? this.#o.downloads,
     );
-    if (!res.ok) {
-      const body = await res.json().catch(() => ({}));
-      throw new Error(body.error?.message ?? `download failed (${res.status})`);
-    }
-    const known = this.#files.get(id)?.name;
-    const header = res.headers.get("content-disposition")?.match(/filename\*=UTF-8''([^;]+)/)?.[1];
-    const name = safeName(known ?? (header ? decodeURIComponent(header) : id));
-    const folder = dir ?? this.#o.downloads;
-    await Deno.mkdir(folder, { recursive: true });
-    const path = `${folder}/${name}`;
-    await Deno.writeFile(path, new Uint8Array(await res.arrayBuffer()));
     this.#print(`* Saved ${path}`);
   }
 
@@ -547,24 +528,4 @@ export class ChatClient {
       this.#conn?.close();
     }
   }
-}
-
-function safeName(name: string): string {
-  return name.replace(/[\/\\\p{Cc}]/gu, "_").replace(/^\.+/, "_") || "file";
-}
-
-function guessType(name: string): string {
-  const ext = name.split(".").pop()?.toLowerCase() ?? "";
-  const types: Record<string, string> = {
-    txt: "text/plain",
-    md: "text/markdown",
-    json: "application/json",
-    pdf: "application/pdf",
-    png: "image/png",
-    jpg: "image/jpeg",
-    jpeg: "image/jpeg",
-    gif: "image/gif",
-    zip: "application/zip",
-  };
-  return types[ext] ?? "application/octet-stream";
 }
