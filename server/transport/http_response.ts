@@ -177,19 +177,14 @@ export async function linger(conn: Deno.Conn, input: Input | null): Promise<void
 
 /** Tells a client over the connection limit why, as the API words errors (429), and hangs up. */
 export async function refuse(conn: Deno.Conn, limit: number): Promise<void> {
-  const body = JSON.stringify({
+  const response = Response.json({
     error: {
       code: "rate_limited",
       message: `Too many connections from your address (the limit is ${limit}): ` +
         "close some and try again",
     },
-  });
-  const text = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n" +
-    "Content-Type: application/json\r\nRetry-After: 5\r\n" +
-    `Content-Length: ${encoder.encode(body).length}\r\n\r\n${body}`;
-  try {
-    await conn.write(encoder.encode(text));
-  } catch { /* gone already */ }
+  }, { status: 429, headers: { "retry-after": "5" } });
+  await writeResponse(conn, null, response, { head: false, close: true, gzip: false });
   try {
     conn.close();
   } catch { /* gone already */ }
