@@ -243,6 +243,35 @@ const results: Record<string, unknown> = {};
 let tag = 0;
 const t = () => `t${++tag}`;
 
+/** One row's generator arguments, with a fresh tag (rows never share names or rooms). */
+function loadArgs(o: {
+  proto: "json" | "ws" | "irc";
+  /** One server's port, or a cluster's (receivers spread over them). */
+  port: number | number[];
+  receivers: number;
+  senders: number;
+  messages: number;
+  rate?: number;
+  rooms?: number;
+  slow?: number;
+}): string[] {
+  const args = [
+    "--proto",
+    o.proto,
+    ...(Array.isArray(o.port) ? ["--ports", o.port.join(",")] : ["--port", String(o.port)]),
+    "--receivers",
+    String(o.receivers),
+    "--senders",
+    String(o.senders),
+    "--messages",
+    String(o.messages),
+  ];
+  if (o.rate !== undefined) args.push("--rate", String(o.rate));
+  if (o.rooms !== undefined) args.push("--rooms", String(o.rooms));
+  if (o.slow !== undefined) args.push("--slow", String(o.slow));
+  return [...args, "--tag", t()];
+}
+
 const chat = await startChat(`${dir}/chat.kv`);
 const irc = await startIrc();
 const chatPid = serverPid(chat.proc);
@@ -253,21 +282,11 @@ log(
 try {
   // 1. Burst fan-out.
   log("1. burst fan-out");
-  const burst = (proto: string, port: number, pid: number) =>
-    measured(pid, [
-      "--proto",
-      proto,
-      "--port",
-      String(port),
-      "--receivers",
-      String(P.burstN),
-      "--senders",
-      "4",
-      "--messages",
-      String(P.burstM),
-      "--tag",
-      t(),
-    ]);
+  const burst = (proto: "json" | "ws" | "irc", port: number, pid: number) =>
+    measured(
+      pid,
+      loadArgs({ proto, port, receivers: P.burstN, senders: 4, messages: P.burstM }),
+    );
   results.burst = {
     json: await burst("json", chat.tcp, chatPid),
     ws: await burst("ws", chat.http, chatPid),
@@ -280,53 +299,23 @@ try {
   log("2. open loop");
   const open: Record<string, unknown> = {};
   for (const rate of P.rates) {
-    const common = [
-      "--receivers",
-      String(P.openN),
-      "--senders",
-      "4",
-      "--rate",
-      String(rate),
-      "--messages",
-      String(rate * P.openSecs),
-    ];
+    const row = (proto: "json" | "ws" | "irc", port: number, pid: number) =>
+      measured(
+        pid,
+        loadArgs({
+          proto,
+          port,
+          receivers: P.openN,
+          senders: 4,
+          rate,
+          messages: rate * P.openSecs,
+        }),
+      );
     open[rate] = {
-      json: await measured(chatPid, [
-        "--proto",
-        "json",
-        "--port",
-        String(chat.tcp),
-        ...common,
-        "--tag",
-        t(),
-      ]),
-      ws: await measured(chatPid, [
-        "--proto",
-        "ws",
-        "--port",
-        String(chat.http),
-        ...common,
-        "--tag",
-        t(),
-      ]),
-      ircChat: await measured(chatPid, [
-        "--proto",
-        "irc",
-        "--port",
-        String(chat.irc),
-        ...common,
-        "--tag",
-        t(),
-      ]),
-      irc: await measured(irc.proc.pid, [
-        "--proto",
-        "irc",
-        "--port",
-        String(irc.port),
-        ...common,
-        "--tag",
-        t(),
-      ]),
+      json: await row("json", chat.tcp, chatPid),
+      ws: await row("ws", chat.http, chatPid),
+      ircChat: await row("irc", chat.irc, chatPid),
+      irc: await row("irc", irc.port, irc.proc.pid),
     };
   }
   results.open = open;
@@ -334,38 +323,23 @@ try {
   // 7. Slow readers during the open loop at 200/s.
   log("7. slow readers");
   const slowRate = 200;
-  const slowArgs = [
-    "--receivers",
-    String(P.openN),
-    "--senders",
-    "4",
-    "--rate",
-    String(slowRate),
-    "--messages",
-    String(slowRate * P.openSecs * 2),
-  ];
+  const slowRow = (slow?: number) =>
+    measured(
+      chatPid,
+      loadArgs({
+        proto: "json",
+        port: chat.tcp,
+        receivers: P.openN,
+        senders: 4,
+        rate: slowRate,
+        messages: slowRate * P.openSecs * 2,
+        ...(slow === undefined ? {} : { slow }),
+      }),
+    );
   const rssBefore = (await usage(chatPid)).rss;
   results.slow = {
-    baseline: await measured(chatPid, [
-      "--proto",
-      "json",
-      "--port",
-      String(chat.tcp),
-      ...slowArgs,
-      "--tag",
-      t(),
-    ]),
-    slow: await measured(chatPid, [
-      "--proto",
-      "json",
-      "--port",
-      String(chat.tcp),
-      ...slowArgs,
-      "--slow",
-      "0.01",
-      "--tag",
-      t(),
-    ]),
+    baseline: await slowRow(),
+    slow: await slowRow(0.01),
     rss_before_mb: +(rssBefore / 1048576).toFixed(1),
   };
 
@@ -377,24 +351,18 @@ try {
   // 6. Many small rooms.
   log("6. many small rooms");
   const rooms = P.smallConns / 10;
-  results.small = await measured(chatPid, [
-    "--proto",
-    "json",
-    "--port",
-    String(chat.tcp),
-    "--receivers",
-    String(P.smallConns),
-    "--rooms",
-    String(rooms),
-    "--senders",
-    String(rooms),
-    "--rate",
-    String(rooms),
-    "--messages",
-    String(rooms * P.smallSecs),
-    "--tag",
-    t(),
-  ]);
+  results.small = await measured(
+    chatPid,
+    loadArgs({
+      proto: "json",
+      port: chat.tcp,
+      receivers: P.smallConns,
+      rooms,
+      senders: rooms,
+      rate: rooms,
+      messages: rooms * P.smallSecs,
+    }),
+  );
 
   // 8. REST through the server's HTTP/1.1 listener, with its deadlines (the default).
   log("8. REST");
@@ -493,48 +461,33 @@ async function clusterRuns(): Promise<Record<string, unknown> | null> {
     );
   }
   const pids = nodes.map((n) => serverPid(n.proc));
-  const tcp = nodes.map((n) => n.tcp).join(",");
+  const ports = nodes.map((n) => n.tcp);
   const http = nodes.map((n) => n.http);
   try {
     await new Promise((r) => setTimeout(r, 2500)); // every node has heard the others
-    const burst = await measured(pids, [
-      "--proto",
-      "json",
-      "--ports",
-      tcp,
-      "--receivers",
-      String(P.burstN),
-      "--senders",
-      "4",
-      "--messages",
-      String(P.burstM),
-      "--tag",
-      t(),
-    ]);
-    const open = await measured(pids, [
-      "--proto",
-      "json",
-      "--ports",
-      tcp,
-      "--receivers",
-      String(P.openN),
-      "--senders",
-      "4",
-      "--rate",
-      "200",
-      "--messages",
-      String(200 * P.openSecs),
-      "--tag",
-      t(),
-    ]);
+    const burst = await measured(
+      pids,
+      loadArgs({ proto: "json", port: ports, receivers: P.burstN, senders: 4, messages: P.burstM }),
+    );
+    const open = await measured(
+      pids,
+      loadArgs({
+        proto: "json",
+        port: ports,
+        receivers: P.openN,
+        senders: 4,
+        rate: 200,
+        messages: 200 * P.openSecs,
+      }),
+    );
     const counters = async () => ({
       conflicts: await metricSum(http, "chat_kv_sequence_conflicts_total"),
       locked: await metricSum(http, "chat_kv_locked_retries_total"),
     });
     const c0 = await counters();
-    const oneRoom = await ingest(nodes.map((n) => n.tcp), P.ingest, { oneRoom: true, tag: "c1" });
+    const oneRoom = await ingest(ports, P.ingest, { oneRoom: true, tag: "c1" });
     const c1 = await counters();
-    const manyRooms = await ingest(nodes.map((n) => n.tcp), P.ingest, { tag: "c2" });
+    const manyRooms = await ingest(ports, P.ingest, { tag: "c2" });
     const c2 = await counters();
     return {
       burst,
