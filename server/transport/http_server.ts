@@ -27,7 +27,8 @@ import {
 import { linger, refuse, writeResponse } from "./http_response.ts";
 import { writeAll } from "./outbound.ts";
 import { every, type Ticking } from "./ticker.ts";
-import { acceptKey, ServerWebSocket, validKey, type WebSocketOptions } from "./websocket.ts";
+import { ServerWebSocket, type WebSocketOptions } from "./websocket.ts";
+import { acceptKey, validKey } from "./websocket_frames.ts";
 
 /**
  * What the handler learns of the connection: as for `Deno.serve`, plus `upgradeWebSocket`,

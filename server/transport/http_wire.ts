@@ -14,7 +14,7 @@ const MAX_HEADERS = 100;
 /** A chunk-size line (with extensions) or a trailer line longer than this is malformed. */
 const MAX_LINE = 4096;
 
-export const TIMED_OUT = Symbol("timed out");
+const TIMED_OUT = Symbol("timed out");
 /** A connection's first read buffer: enough for most request heads. */
 const INITIAL_BYTES = 1024;
 /** The most a body read asks for at once. */

@@ -29,7 +29,7 @@ import {
   validCloseCode,
 } from "./websocket_frames.ts";
 
-export { acceptKey, CLOSE, validKey } from "./websocket_frames.ts";
+export { CLOSE } from "./websocket_frames.ts";
 
 /** What the socket enforces. */
 export interface WebSocketOptions {
