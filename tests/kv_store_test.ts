@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { lastPerKey } from "../server/store/group_commit.ts";
+import { GroupCommit, lastPerKey } from "../server/store/group_commit.ts";
 import { KvStore } from "../server/store/kv_store.ts";
 import { ConflictError, type StoredMessage } from "../server/store/store.ts";
 import { FakeClock, fakeUlid, login, makeHub } from "./_helpers.ts";
@@ -20,6 +20,45 @@ Deno.test("KvStore.appendMessage() commits a burst in few atomic batches and kee
   assert.deepEqual(all.slice(0, 3).map((m) => m.seq), [1, 2, 3]);
   const snap = await store.load();
   assert.equal(snap.seqs.get("general"), 1000);
+});
+
+Deno.test("GroupCommit: a batch's writes settle once the next batch is handed to KV, so acks overlap the next commit", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const events: string[] = [];
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let commits = 0;
+  // The KV handle, with its commits recorded and the first one held until the test opens it.
+  const spied = new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const atomic = target.atomic();
+          const commit = atomic.commit.bind(atomic);
+          atomic.commit = async () => {
+            events.push(`commit ${++commits}`);
+            if (commits === 1) await gate;
+            return await commit();
+          };
+          return atomic;
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const writer = new GroupCommit(spied, () => performance.now(), (chat) => ["seq", chat]);
+  const first = writer.write([{ type: "set", key: ["a"], value: 1 }]).then(() =>
+    events.push("a settled")
+  );
+  while (commits === 0) await new Promise((r) => setTimeout(r, 1));
+  const second = writer.write([{ type: "set", key: ["b"], value: 2 }]).then(() =>
+    events.push("b settled")
+  );
+  open();
+  await Promise.all([first, second]);
+  assert.deepEqual(events, ["commit 1", "commit 2", "a settled", "b settled"]);
+  assert.equal((await kv.get(["b"])).value, 2);
 });
 
 Deno.test('lastPerKey(): one write per key, the last one, in order; sums all kept; 1 and "1" differ', () => {

@@ -167,43 +167,61 @@ export class GroupCommit {
   async #drain(): Promise<void> {
     // Let the current burst of synchronous writes join the first batch.
     await Promise.resolve();
-    while (this.#queue.length > 0) {
-      // Counted first and taken in one splice: a shift() per write was O(queue) each, which
-      // made draining a queue of thousands quadratic (14% of the server's CPU at ingest).
-      const queue = this.#queue;
-      const chats = new Set<string>();
-      let take = 0;
-      let mutations = 0;
-      let bytes = 0;
-      while (take < queue.length) {
-        const next = queue[take]!;
-        const chat = next.sequenced?.chat;
-        // A chat new to the batch adds a check and a counter write.
-        const newChat = chat !== undefined && !chats.has(chat);
-        const count = next.count + (newChat ? 1 : 0);
-        if (
-          take > 0 &&
-          (mutations + count > MAX_BATCH_MUTATIONS ||
-            bytes + next.bytes > MAX_BATCH_BYTES ||
-            (newChat && chats.size >= MAX_BATCH_CHATS))
-        ) break;
-        take++;
-        if (newChat) chats.add(chat);
-        mutations += count;
-        bytes += next.bytes;
+    // A batch's writes are settled once the next batch's commit is on its way: the work their
+    // promises start (acks, fan-out: ~15 µs a message) then runs while KV commits the next
+    // batch instead of between commits. Measured at ingest (8 senders, batches of ~450
+    // messages): 7 ms of that work and 11 ms of commit per batch, one after the other, before.
+    let settle: (() => void) | null = null;
+    try {
+      while (this.#queue.length > 0) {
+        // Counted first and taken in one splice: a shift() per write was O(queue) each, which
+        // made draining a queue of thousands quadratic (14% of the server's CPU at ingest).
+        const queue = this.#queue;
+        const chats = new Set<string>();
+        let take = 0;
+        let mutations = 0;
+        let bytes = 0;
+        while (take < queue.length) {
+          const next = queue[take]!;
+          const chat = next.sequenced?.chat;
+          // A chat new to the batch adds a check and a counter write.
+          const newChat = chat !== undefined && !chats.has(chat);
+          const count = next.count + (newChat ? 1 : 0);
+          if (
+            take > 0 &&
+            (mutations + count > MAX_BATCH_MUTATIONS ||
+              bytes + next.bytes > MAX_BATCH_BYTES ||
+              (newChat && chats.size >= MAX_BATCH_CHATS))
+          ) break;
+          take++;
+          if (newChat) chats.add(chat);
+          mutations += count;
+          bytes += next.bytes;
+        }
+        const batch = take === queue.length ? queue.splice(0) : queue.splice(0, take);
+        // #commit runs synchronously up to KV's commit call (counters are cached), so the
+        // previous batch is settled with this one already handed to KV.
+        const committing = this.#commit(batch, mutations);
+        settle?.();
+        settle = await committing;
       }
-      const batch = take === queue.length ? queue.splice(0) : queue.splice(0, take);
-      await this.#commit(batch, mutations);
+    } finally {
+      settle?.();
     }
   }
 
-  async #commit(batch: PendingWrite[], mutations: number): Promise<void> {
+  /**
+   * Commits one batch, numbering its messages, retrying a busy or changed store. Resolves with
+   * the function that settles the batch's writes (the caller decides when).
+   */
+  async #commit(batch: PendingWrite[], mutations: number): Promise<() => void> {
     const started = this.#now();
     const chats = new Set<string>();
     for (const w of batch) if (w.sequenced) chats.add(w.sequenced.chat);
     try {
       for (let attempt = 1;; attempt++) {
-        await this.#readCounters([...chats].filter((c) => !this.#counters.has(c)));
+        const unread = [...chats].filter((c) => !this.#counters.has(c));
+        if (unread.length > 0) await this.#readCounters(unread);
         const next = new Map<string, number>();
         for (const chat of chats) next.set(chat, this.#counters.get(chat)!.seq);
         const seqs: number[] = [];
@@ -253,12 +271,15 @@ export class GroupCommit {
         this.stats.mutations += mutations;
         this.stats.commitMsTotal += ms;
         if (ms > this.stats.commitMsMax) this.stats.commitMsMax = ms;
-        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(seqs[i]!);
-        return;
+        return () => {
+          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(seqs[i]!);
+        };
       }
     } catch (error) {
       for (const chat of chats) this.#counters.delete(chat);
-      for (const w of batch) w.reject(error);
+      return () => {
+        for (const w of batch) w.reject(error);
+      };
     }
   }
 
