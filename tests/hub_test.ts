@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { POST_WINDOW } from "../server/core/commands.ts";
 import { KvStore } from "../server/store/kv_store.ts";
 import type { Cursor } from "../server/store/store.ts";
 import { FakeClock, FakePeer, login, makeHub } from "./_helpers.ts";
@@ -567,4 +568,48 @@ Deno.test("Hub: a message that arrives while a connection's history is being rea
   );
   assert.deepEqual(order, ["welcome", "system", "history:old", "message"]);
   assert.equal(bob.of("message")[0]!.message, "new");
+});
+
+Deno.test("Hub: a connection with POST_WINDOW messages waiting for their commit is not taken more frames until half are acked", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  // A store whose message commits wait for the test to let them through, one by one.
+  const held: (() => void)[] = [];
+  let holding = false;
+  class HeldCommits extends KvStore {
+    override async appendMessage(...args: Parameters<KvStore["appendMessage"]>) {
+      if (holding) await new Promise<void>((r) => held.push(r));
+      return await super.appendMessage(...args);
+    }
+  }
+  await using ctx = await makeHub(kv, new FakeClock(), { store: new HeldCommits(kv) });
+  const { hub } = ctx;
+  const alice = await login(hub, "Alice");
+  holding = true;
+  const settled: boolean[] = [];
+  const received = Array.from({ length: POST_WINDOW + 1 }, (_, i) => {
+    settled.push(false);
+    return hub.receive(alice.id, { type: "message", message: `m${i}` }).then(() => {
+      settled[i] = true;
+    });
+  });
+  await Promise.all(received.slice(0, POST_WINDOW - 1));
+  await new Promise((r) => setTimeout(r, 10));
+  // The frame that fills the window is handled, but the reader is told to wait; so is the next.
+  assert.equal(held.length, POST_WINDOW + 1, "every frame was handled and is being stored");
+  assert.equal(settled[POST_WINDOW - 1], false, "the frame that filled the window waits");
+  assert.equal(settled[POST_WINDOW], false);
+  // Acks of fewer than half the window do not let the reader go on...
+  for (const release of held.splice(0, POST_WINDOW / 2)) release();
+  for (let i = 0; i < 200 && alice.peer.of("ack").length < POST_WINDOW / 2; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(alice.peer.of("ack").length, POST_WINDOW / 2);
+  assert.equal(settled[POST_WINDOW], false, `${POST_WINDOW / 2 + 1} still waiting`);
+  // ...one more does, and every message is acked in the end.
+  held.shift()!();
+  await Promise.all(received);
+  holding = false;
+  for (const release of held.splice(0)) release();
+  await hub.whenStored();
+  assert.equal(alice.peer.of("ack").length, POST_WINDOW + 1);
 });

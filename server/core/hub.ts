@@ -15,7 +15,7 @@ import type { FileRecord } from "../store/store.ts";
 import { detach } from "./attach.ts";
 import { addUserState, authenticate, login, logout } from "./auth.ts";
 import { errorFrame } from "./call.ts";
-import { type AnswerOf, attachChecked, dispatch, runAs } from "./commands.ts";
+import { type AnswerOf, attachChecked, dispatch, roomToPost, runAs } from "./commands.ts";
 import { Core, type HubOptions, type HubStats } from "./core.ts";
 import { evictIdleCursors, flushCursors } from "./cursors.ts";
 import { sha256 } from "./format.ts";
@@ -125,13 +125,16 @@ export class Hub {
   /**
    * Handles one frame from a connection. Frames of one connection are handled in order; the
    * promise settles when this frame has been handled (a message's storage may still be pending,
-   * and its `ack` follows the commit).
+   * and its `ack` follows the commit) and the connection has room for more: a transport that
+   * awaits it before reading on gets backpressure (`POST_WINDOW`).
    */
   receive(connId: number, frame: ClientFrame): Promise<void> {
     const conn = this.#core.conns.get(connId);
     if (!conn || conn.closed) return Promise.resolve();
     conn.lastSeen = this.#core.clock.now();
-    return this.#enqueue(conn, () => dispatch(this.#core, conn, frame));
+    return this.#enqueue(conn, () => dispatch(this.#core, conn, frame)).then(() =>
+      roomToPost(conn) ?? undefined
+    );
   }
 
   /** Runs work on a connection's chain (its frames in order), tracked so `close()` waits for it. */

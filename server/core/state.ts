@@ -73,6 +73,10 @@ export interface Conn extends View {
   held: Outbound[] | null;
   /** The last message of this connection still being stored; other replies wait for it to keep order. */
   lastPost: Promise<void> | null;
+  /** Messages of this connection waiting for their commit (see `roomToPost`). */
+  posting: number;
+  /** Wakes the connection's reader once `posting` has fallen to half the window. */
+  postingLow: (() => void) | null;
   connectedAt: number;
   lastSeen: number;
   closed: boolean;
@@ -160,6 +164,8 @@ export function newConn(id: number, peer: Peer, now: number): Conn {
     chain: Promise.resolve(),
     held: null,
     lastPost: null,
+    posting: 0,
+    postingLow: null,
     connectedAt: now,
     lastSeen: now,
     closed: false,
