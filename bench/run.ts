@@ -1038,7 +1038,9 @@ request at a time, ${HISTORY_READS} of each kind after 100 untimed ones:
 | a page of 20 at a random point (\`before\`) | ${r.history.page_p50_ms} | ${r.history.page_p99_ms} |
 | login with replay (hello to the history frame) | ${r.history.login_replay_p50_ms} | ${r.history.login_replay_p99_ms} |
 
-Reads are KV range scans by sequence number, so their cost does not grow with the history.
+The last page of a chat comes from memory (the server's tail cache of each recently read chat's
+newest 50 messages); a page at another point is one KV range scan by sequence number, so neither
+grows with the history.
 
 ## 6. Many small rooms
 

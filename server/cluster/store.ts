@@ -13,6 +13,11 @@ import type { ChatRecord, ReportRecord, UserRecord } from "../store/store.ts";
 export class ClusterStore extends KvStore {
   #changed: (change: StateChange) => void = () => {};
 
+  /** Other nodes write the same chats: nothing that assumes one writer (the tail cache). */
+  constructor(kv: Deno.Kv, options: { now?: () => number } = {}) {
+    super(kv, { ...options, soleWriter: false });
+  }
+
   /** Where committed changes are reported (the broker, once it exists). */
   onChange(handler: (change: StateChange) => void): void {
     this.#changed = handler;

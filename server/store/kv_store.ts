@@ -5,6 +5,7 @@
  */
 
 import type { LogEntry } from "../../protocol/frames.ts";
+import { TailCache } from "./tail_cache.ts";
 import { GroupCommit, type StoreStats } from "./group_commit.ts";
 import { keys } from "./keys.ts";
 import { retryingKv } from "./retry_kv.ts";
@@ -40,11 +41,18 @@ export class KvStore implements Store {
     return this.#kv;
   }
 
-  /** Wraps an open KV database; `now` times commits for the stats. */
-  constructor(kv: Deno.Kv, options: { now?: () => number } = {}) {
+  /** The newest messages of recently read chats; null when other processes write them too. */
+  #tails: TailCache | null;
+
+  /**
+   * Wraps an open KV database; `now` times commits for the stats. `soleWriter: false` (a cluster
+   * node) turns off what is only right when this process alone writes messages: the tail cache.
+   */
+  constructor(kv: Deno.Kv, options: { now?: () => number; soleWriter?: boolean } = {}) {
     this.#commits = new GroupCommit(kv, options.now ?? (() => performance.now()), keys.seq);
     // Everything else retries "database is locked" too (another process on the same file).
     this.#kv = retryingKv(kv, () => this.#commits.stats.lockedRetries++);
+    this.#tails = options.soleWriter === false ? null : new TailCache();
   }
 
   /** Work counters since start: commits, mutations and commit time. */
@@ -112,8 +120,9 @@ export class KvStore implements Store {
     return this.#write([{ type: "set", key: keys.chat(chat.id), value: chat }]);
   }
 
-  deleteChat(id: string): Promise<void> {
-    return this.#write([{ type: "delete", key: keys.chat(id) }]);
+  async deleteChat(id: string): Promise<void> {
+    await this.#write([{ type: "delete", key: keys.chat(id) }]);
+    this.#tails?.forget(id);
   }
 
   addMember(chat: string, user: string, cursor: number): Promise<void> {
@@ -165,7 +174,10 @@ export class KvStore implements Store {
       { chat: message.chat, build },
       count,
       message.text.length * 3 + 300,
-    ).then(() => stored!);
+    ).then(() => {
+      this.#tails?.appended(stored!);
+      return stored!;
+    });
   }
 
   async getMessage(id: string): Promise<StoredMessage | null> {
@@ -174,11 +186,16 @@ export class KvStore implements Store {
     return (await this.#kv.get<StoredMessage>(keys.message(ref[0], ref[1]))).value;
   }
 
-  deleteMessage(message: StoredMessage): Promise<void> {
-    return this.#write([
-      { type: "delete", key: keys.message(message.chat, message.seq) },
-      { type: "delete", key: keys.messageId(message.id) },
-    ]);
+  async deleteMessage(message: StoredMessage): Promise<void> {
+    try {
+      await this.#write([
+        { type: "delete", key: keys.message(message.chat, message.seq) },
+        { type: "delete", key: keys.messageId(message.id) },
+      ]);
+    } finally {
+      // Even a failed delete may have been committed: the tail is read again rather than trusted.
+      this.#tails?.forget(message.chat);
+    }
   }
 
   async sweepExpired(chat: string, now: number): Promise<number> {
@@ -461,8 +478,28 @@ export class KvStore implements Store {
   }
 
   async listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]> {
-    const prefix = keys.messages(chat);
     const now = options.now;
+    const tails = this.#tails;
+    if (tails && options.after === undefined && options.before === undefined) {
+      // The last page: from memory when the tail is there, else one read of the newest `keep`.
+      const cached = tails.last(chat, options.limit, now);
+      if (cached) return cached;
+      if (options.limit <= tails.keep) {
+        const version = tails.version(chat);
+        const newest: StoredMessage[] = [];
+        const iter = this.#kv.list<StoredMessage>({ prefix: keys.messages(chat) }, {
+          reverse: true,
+          limit: tails.keep,
+          batchSize: tails.keep,
+        });
+        for await (const e of iter) newest.push(e.value);
+        tails.fill(chat, newest.reverse(), version, newest.length < tails.keep);
+        // Too many of them expired: the page is read further back, as without the cache.
+        const page = tails.last(chat, options.limit, now);
+        if (page) return page;
+      }
+    }
+    const prefix = keys.messages(chat);
     const live = (m: StoredMessage) =>
       now === undefined || m.expiresAt === undefined || m.expiresAt > now;
     const out: StoredMessage[] = [];
