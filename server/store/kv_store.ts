@@ -121,8 +121,11 @@ export class KvStore implements Store {
   }
 
   async deleteChat(id: string): Promise<void> {
-    await this.#write([{ type: "delete", key: keys.chat(id) }]);
-    this.#tails?.forget(id);
+    try {
+      await this.#write([{ type: "delete", key: keys.chat(id) }]);
+    } finally {
+      this.#tails?.forget(id);
+    }
   }
 
   addMember(chat: string, user: string, cursor: number): Promise<void> {
