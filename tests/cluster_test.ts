@@ -125,6 +125,20 @@ Deno.test({
     assertInOrder(bob, "books", total, "bob (node 2)");
     const history = await api(c.base(2), "GET", "/api/v1/rooms/books/messages?limit=100", carol);
     assert.equal(history.json.messages.length, total);
+    // Every node's last page has what every node wrote.
+    const ids = (page: { json: { messages: Array<{ id: string }> } }) =>
+      page.json.messages.map((m) => m.id);
+    for (let i = 0; i < 3; i++) {
+      const last = await api(c.base(i), "GET", "/api/v1/rooms/books/messages?limit=20", carol);
+      assert.deepEqual(ids(last), ids(history).slice(-20), `the last page on node ${i + 1}`);
+    }
+    // A message written on node 2 only is on node 1's last page, read just before and after (a
+    // lone server keeps that page in memory, following only its own writes: not a cluster node).
+    bob.send({ type: "message", room: "books", message: "bob, last", ref: "last" });
+    await bob.type("ack", (f) => f.ref === "last");
+    await alice.until(() => inRoom(alice, "books").length >= total + 1, "bob's last message");
+    const after = await api(c.base(0), "GET", "/api/v1/rooms/books/messages?limit=20", carol);
+    assert.equal(after.json.messages.at(-1)?.message, "bob, last");
 
     // A private message across nodes; the sender is told the recipient is online (elsewhere).
     bob.send({ type: "private", target_username: "alice", message: "psst", ref: "p1" });
