@@ -30,7 +30,11 @@ const PART_MUTATIONS = 400;
 /** A message waiting for its chat's next sequence number, given at commit time. */
 export interface Sequenced {
   chat: string;
-  /** The mutations that store the message once it has its number. */
+  /**
+   * The mutations that store the message once it has its number. Their keys are the message's
+   * own (its number, its id, its reply link, the scheduled record it completes): no other write
+   * of a batch has them.
+   */
   build(seq: number): Deno.KvMutation[];
 }
 
@@ -226,8 +230,10 @@ export class GroupCommit {
         for (const chat of chats) next.set(chat, this.#counters.get(chat)!.seq);
         const seqs: number[] = [];
         const all: Deno.KvMutation[] = [];
+        let shared = false;
         for (const w of batch) {
           if (!w.sequenced) {
+            shared = true;
             seqs.push(0);
             for (const m of w.mutations) all.push(m);
             continue;
@@ -243,7 +249,9 @@ export class GroupCommit {
           atomic.check({ key, versionstamp: this.#counters.get(chat)!.versionstamp });
           atomic.set(key, next.get(chat)!);
         }
-        atomic.mutate(...lastPerKey([{ mutations: all }]));
+        // A batch of messages alone has no key twice (see `Sequenced.build`): the de-duplication
+        // (a string per key, ~1 ms for a batch of 900 mutations) is for the other writes.
+        atomic.mutate(...(shared ? lastPerKey([{ mutations: all }]) : all));
         let res: Deno.KvCommitResult | Deno.KvCommitError;
         try {
           res = await atomic.commit();
