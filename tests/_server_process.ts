@@ -23,10 +23,12 @@ export interface ServerProcess {
 
 /** `deno run -A main.ts serve` on free ports with a data file, then `extra` (later flags win). */
 export function serveArgs(data: string, extra: string[] = []): string[] {
+  return ["run", "-A", MAIN, ...serveFlags(data, extra)];
+}
+
+/** `serve` and its flags for free ports and a data file, then `extra` (for any `chat` binary). */
+export function serveFlags(data: string, extra: string[] = []): string[] {
   return [
-    "run",
-    "-A",
-    MAIN,
     "serve",
     "--tcp-port",
     "0",

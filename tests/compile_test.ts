@@ -4,6 +4,7 @@
  * machine cannot download, so the test runs only when DENORT_BIN points at one.
  */
 import assert from "node:assert/strict";
+import { serveFlags } from "./_server_process.ts";
 
 const denort = Deno.env.get("DENORT_BIN");
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -29,17 +30,7 @@ Deno.test({
     );
     const dir = await Deno.makeTempDir();
     const server = new Deno.Command(bin, {
-      args: [
-        "serve",
-        "--tcp-port",
-        "0",
-        "--http-port",
-        "0",
-        "--irc-port",
-        "0",
-        "--data",
-        `${dir}/chat.kv`,
-      ],
+      args: serveFlags(`${dir}/chat.kv`),
       stdout: "piped",
       stderr: "null",
     }).spawn();
