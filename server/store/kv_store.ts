@@ -5,6 +5,9 @@
  */
 
 import type { LogEntry } from "../../protocol/frames.ts";
+import { listLog, LOG_BLOCK_BYTES, logBlocks } from "./kv_log.ts";
+import { orphanUploads } from "./kv_files.ts";
+import { readSnapshot } from "./kv_snapshot.ts";
 import { TailCache } from "./tail_cache.ts";
 import { GroupCommit, type StoreStats } from "./group_commit.ts";
 import { keys } from "./keys.ts";
@@ -15,7 +18,6 @@ import {
   ConflictError,
   type Cursor,
   type FileRecord,
-  type GroupState,
   type ListOptions,
   type NewMessage,
   type ReportRecord,
@@ -27,9 +29,6 @@ import {
   type TokenRecord,
   type UserRecord,
 } from "./store.ts";
-
-/** Service log entries are saved in blocks of at most this many bytes (KV values: 64 KiB). */
-const LOG_BLOCK_BYTES = 48 * 1024;
 
 /** The chat store on a Deno KV database that the caller opened and will close. */
 export class KvStore implements Store {
@@ -60,46 +59,8 @@ export class KvStore implements Store {
     return this.#commits.stats;
   }
 
-  async load(): Promise<StoreSnapshot> {
-    const users: UserRecord[] = [];
-    for await (const e of this.#kv.list<UserRecord>({ prefix: keys.users() }, { batchSize: 500 })) {
-      users.push(e.value);
-    }
-    const chats: ChatRecord[] = [];
-    for await (const e of this.#kv.list<ChatRecord>({ prefix: keys.chats() }, { batchSize: 500 })) {
-      chats.push(e.value);
-    }
-    const members: Array<{ chat: string; user: string }> = [];
-    for await (const e of this.#kv.list({ prefix: keys.members() }, { batchSize: 500 })) {
-      members.push({ chat: String(e.key[1]), user: String(e.key[2]) });
-    }
-    const seqs = new Map<string, number>();
-    for await (const e of this.#kv.list<number>({ prefix: keys.seqs() }, { batchSize: 500 })) {
-      seqs.set(String(e.key[1]), e.value);
-    }
-    const reports: ReportRecord[] = [];
-    for await (
-      const e of this.#kv.list<ReportRecord>({ prefix: keys.reports() }, { batchSize: 500 })
-    ) {
-      reports.push(e.value);
-    }
-    const groups: GroupState = { invites: [], links: [], requests: [] };
-    for await (const e of this.#kv.list<{ from: string; at: number }>({ prefix: keys.invites() })) {
-      groups.invites.push({ room: String(e.key[1]), user: String(e.key[2]), ...e.value });
-    }
-    for await (
-      const e of this.#kv.list<{ room: string; by: string; at: number }>({ prefix: keys.links() })
-    ) {
-      groups.links.push({ token: String(e.key[1]), ...e.value });
-    }
-    for await (const e of this.#kv.list<{ at: number }>({ prefix: keys.joinRequests() })) {
-      groups.requests.push({ room: String(e.key[1]), user: String(e.key[2]), ...e.value });
-    }
-    const contacts: Array<{ user: string; contact: string }> = [];
-    for await (const e of this.#kv.list({ prefix: keys.contacts() }, { batchSize: 500 })) {
-      contacts.push({ user: String(e.key[1]), contact: String(e.key[2]) });
-    }
-    return { users, chats, members, seqs, reports, groups, contacts };
+  load(): Promise<StoreSnapshot> {
+    return readSnapshot(this.#kv);
   }
 
   async createUser(user: UserRecord): Promise<void> {
@@ -337,78 +298,26 @@ export class KvStore implements Store {
   }
 
   appendLog(entries: Array<LogEntry & { id: string }>, retentionMs: number): Promise<void> {
-    // Entries are saved in blocks (one KV value of up to ~48 KB each, keyed by the newest id):
-    // a busy server logs every message, and one key per entry would double its KV writes.
-    const mutations: Deno.KvMutation[] = [];
-    let block: Array<LogEntry & { id: string }> = [];
-    let size = 0;
-    const close = () => {
-      if (block.length === 0) return;
-      mutations.push({
-        type: "set",
-        key: keys.serviceLogEntry(block.at(-1)!.id),
-        value: block,
-        expireIn: retentionMs,
-      });
-      block = [];
-      size = 0;
-    };
-    for (const e of entries) {
-      const n = e.text.length * 3 + 80;
-      if (size + n > LOG_BLOCK_BYTES) close();
-      block.push(e);
-      size += n;
-    }
-    close();
-    return this.#commits.writeInParts(mutations, LOG_BLOCK_BYTES + 1024);
+    return this.#commits.writeInParts(logBlocks(entries, retentionMs), LOG_BLOCK_BYTES + 1024);
   }
 
-  async listLog(
+  listLog(
     options: { limit: number; before?: string; query?: string; now: number; retentionMs: number },
   ): Promise<Array<LogEntry & { id: string }>> {
-    const out: Array<LogEntry & { id: string }> = [];
-    const q = options.query?.toLowerCase();
-    // expireIn is lazy: entries past the retention are skipped here too.
-    const oldest = options.now - options.retentionMs;
-    for await (
-      const e of this.#kv.list<Array<LogEntry & { id: string }>>({ prefix: keys.serviceLog() }, {
-        reverse: true,
-        batchSize: 20,
-      })
-    ) {
-      for (let i = e.value.length - 1; i >= 0; i--) {
-        const entry = e.value[i]!;
-        if (options.before !== undefined && entry.id >= options.before) continue;
-        if (Date.parse(entry.at) < oldest) return out;
-        if (q && !`${entry.kind} ${entry.text}`.toLowerCase().includes(q)) continue;
-        out.push(entry);
-        if (out.length >= options.limit) return out;
-      }
-    }
-    return out;
+    return listLog(this.#kv, options);
   }
 
   /**
    * Deletes the chunks of uploads that never finished (the server stopped mid-upload, so no file
-   * record was written) and began before `before` (ids are ULIDs, which carry their time).
-   * Visits each file once, however many chunks it has. Returns how many uploads it removed.
+   * record was written) and began before `before`. Returns how many uploads it removed.
    */
   async sweepOrphanChunks(before: number): Promise<number> {
     let removed = 0;
-    const prefix = keys.fileChunksAll();
-    let selector: Deno.KvListSelector = { prefix };
-    while (true) {
-      const first: Deno.KvEntry<unknown> | undefined =
-        (await this.#kv.list(selector, { limit: 1 }).next()).value;
-      if (!first) return removed;
-      const id: string = String(first.key[1]);
-      // Past every chunk of this id: the next id sorts after `id + "\0"`.
-      selector = { start: [...prefix, id + "\0"], end: [prefix[0] + "\0"] };
-      if (ulidTime(id) >= before) continue;
-      if ((await this.#kv.get(keys.file(id))).versionstamp !== null) continue;
+    for await (const id of orphanUploads(this.#kv, before)) {
       await this.deleteFile(id);
       removed++;
     }
+    return removed;
   }
 
   async deleteFile(id: string): Promise<void> {
@@ -482,25 +391,21 @@ export class KvStore implements Store {
 
   async listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]> {
     const now = options.now;
-    const tails = this.#tails;
-    if (tails && options.after === undefined && options.before === undefined) {
-      // The last page: from memory when the tail is there, else one read of the newest `keep`.
-      const cached = tails.last(chat, options.limit, now);
-      if (cached) return cached;
-      if (options.limit <= tails.keep) {
-        const version = tails.version(chat);
+    if (this.#tails && options.after === undefined && options.before === undefined) {
+      // The last page: from memory, or one read of the newest `keep` that fills the tail.
+      const page = await this.#tails.lastPage(chat, options.limit, now, async (count) => {
         const newest: StoredMessage[] = [];
-        const iter = this.#kv.list<StoredMessage>({ prefix: keys.messages(chat) }, {
-          reverse: true,
-          limit: tails.keep,
-          batchSize: tails.keep,
-        });
-        for await (const e of iter) newest.push(e.value);
-        tails.fill(chat, newest.reverse(), version, newest.length < tails.keep);
-        // Too many of them expired: the page is read further back, as without the cache.
-        const page = tails.last(chat, options.limit, now);
-        if (page) return page;
-      }
+        const prefix = keys.messages(chat);
+        for await (
+          const e of this.#kv.list<StoredMessage>({ prefix }, {
+            reverse: true,
+            limit: count,
+            batchSize: count,
+          })
+        ) newest.push(e.value);
+        return newest.reverse();
+      });
+      if (page) return page;
     }
     const prefix = keys.messages(chat);
     const live = (m: StoredMessage) =>
@@ -609,14 +514,4 @@ function scheduledDeletes(r: ScheduledRecord): Deno.KvMutation[] {
     { type: "delete", key: keys.scheduledDueAt(r.dueAt, r.id) },
     { type: "delete", key: keys.userScheduledOne(r.user, r.id) },
   ];
-}
-
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-/** The time a ULID was made at (its first ten characters), or 0 for anything else. */
-function ulidTime(id: string): number {
-  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) return 0;
-  let t = 0;
-  for (const c of id.slice(0, 10)) t = t * 32 + CROCKFORD.indexOf(c);
-  return t;
 }

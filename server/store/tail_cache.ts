@@ -76,6 +76,25 @@ export class TailCache {
   }
 
   /**
+   * The newest `limit` live messages of the chat, from memory, after one read of the newest
+   * `keep` (`readNewest`, ascending) to fill the tail when it is not there; null when the page
+   * has to be read further back (more asked than it keeps, or too many of them expired).
+   */
+  async lastPage(
+    chat: string,
+    limit: number,
+    now: number | undefined,
+    readNewest: (count: number) => Promise<StoredMessage[]>,
+  ): Promise<StoredMessage[] | null> {
+    const cached = this.last(chat, limit, now);
+    if (cached || limit > this.keep) return cached;
+    const version = this.version(chat);
+    const newest = await readNewest(this.keep);
+    this.fill(chat, newest, version, newest.length < this.keep);
+    return this.last(chat, limit, now);
+  }
+
+  /**
    * Keeps the result of a KV read of the chat's newest messages (ascending, expired ones
    * included, at most `keep`), taken when the chat's version was `version`. `complete` says the
    * read found fewer than it asked for: the chat has no older messages.
