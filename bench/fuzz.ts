@@ -219,6 +219,24 @@ export function badHttpRequest(r: () => number): Uint8Array {
   return enc.encode(lines.join(sep) + sep + sep + body);
 }
 
+/**
+ * A client's WebSocket frame header (RFC 6455): the first byte as given (FIN, reserved bits,
+ * opcode), the length (which may differ from what follows), and the masking key if any.
+ */
+export function clientFrameHead(first: number, length: number, key: number[] | null): number[] {
+  const mask = key ? 0x80 : 0;
+  const head = [first];
+  if (length < 126) head.push(mask | length);
+  else if (length < 65536) head.push(mask | 126, length >> 8, length & 0xff);
+  else {
+    const big = new Uint8Array(8);
+    new DataView(big.buffer).setBigUint64(0, BigInt(length));
+    head.push(mask | 127, ...big);
+  }
+  if (key) head.push(...key);
+  return head;
+}
+
 /** Bytes that follow a good WebSocket handshake: frames with odd bits, lengths and payloads. */
 export function badWebSocketBytes(r: () => number): Uint8Array {
   const out: number[] = [];
@@ -233,16 +251,7 @@ export function badWebSocketBytes(r: () => number): Uint8Array {
     const masked = r() < 0.9 ? 0x80 : 0;
     const size = [0, 1, 5, 125, 126, 200, 70_000][Math.floor(r() * 7)]!;
     const declared = r() < 0.15 ? 2 ** 40 : size;
-    out.push(fin | rsv | opcode);
-    if (declared < 126) out.push(masked | declared);
-    else if (declared < 65536) out.push(masked | 126, declared >> 8, declared & 0xff);
-    else {
-      out.push(masked | 127);
-      const b = new Uint8Array(8);
-      new DataView(b.buffer).setBigUint64(0, BigInt(declared));
-      out.push(...b);
-    }
-    if (masked) out.push(1, 2, 3, 4);
+    out.push(...clientFrameHead(fin | rsv | opcode, declared, masked ? [1, 2, 3, 4] : null));
     for (let i = 0; i < size; i++) out.push(Math.floor(r() * 256));
   }
   return new Uint8Array(out);

@@ -5,6 +5,7 @@
  * the closing handshake and the idle deadline work. The last test runs the real server.
  */
 import assert from "node:assert/strict";
+import { clientFrameHead } from "../bench/fuzz.ts";
 import { createLogger } from "../server/log.ts";
 import { type HttpHandler, serveHttp } from "../server/transport/http_server.ts";
 import { startServer, withTimeout } from "./_helpers.ts";
@@ -43,19 +44,12 @@ function frame(
   payload: Uint8Array,
   options: { more?: boolean; unmasked?: boolean; declared?: number } = {},
 ): Uint8Array {
-  const n = options.declared ?? payload.length;
-  const head: number[] = [(options.more ? 0 : 0x80) | opcode];
-  const mask = options.unmasked ? 0 : 0x80;
-  if (n < 126) head.push(mask | n);
-  else if (n < 65536) head.push(mask | 126, n >> 8, n & 0xff);
-  else {
-    head.push(mask | 127);
-    const big = new Uint8Array(8);
-    new DataView(big.buffer).setBigUint64(0, BigInt(n));
-    head.push(...big);
-  }
   const key = [0x12, 0x34, 0x56, 0x78];
-  if (!options.unmasked) head.push(...key);
+  const head = clientFrameHead(
+    (options.more ? 0 : 0x80) | opcode,
+    options.declared ?? payload.length,
+    options.unmasked ? null : key,
+  );
   const body = options.unmasked ? payload : payload.map((b, i) => b ^ key[i & 3]!);
   const out = new Uint8Array(head.length + body.length);
   out.set(head);
