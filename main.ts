@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { monotonicFactory } from "ulid";
+import { ulidFactory } from "./server/ids.ts";
 import { ChatClient } from "./client/terminal.ts";
 import { Hub } from "./server/core/hub.ts";
 import { parseServeArgs, type ServeConfig, UsageError } from "./server/config.ts";
@@ -172,7 +172,7 @@ async function serve(config: ServeConfig): Promise<void> {
     (store as ClusterStore).onChange((change) => b.changed(change));
     await lease.putNode(node, leaseRecord(), 10_000);
   }
-  const newUlid = monotonicFactory();
+  const newUlid = ulidFactory();
   // Both ports are taken before anything is printed or served: a busy one stops the start with
   // one line, and nothing is left listening (nor the data file held).
   const giveUp = async () => {
