@@ -432,8 +432,16 @@ const CONTROL_RE = /[^\P{Cc}\t\n]/u;
  * one character, not two UTF-16 units.
  */
 export function charCount(text: string): number {
-  let n = 0;
-  for (const _ of text) n++;
+  // What `[...text].length` gives (a lone surrogate is one character), without an iterator: every
+  // message is counted, and the iterator was 1% of the server's time at ingest.
+  let n = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xdc00) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) (n--, i++);
+    }
+  }
   return n;
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeClientFrame, type ErrorCode, ProtocolError } from "../protocol/frames.ts";
+import fc from "fast-check";
+import { charCount, decodeClientFrame, type ErrorCode, ProtocolError } from "../protocol/frames.ts";
 import { MAX_MESSAGE_CHARS } from "../protocol/limits.ts";
 
 const ok: Array<[string, unknown]> = [
@@ -108,3 +109,24 @@ for (const [line, code, message] of bad) {
     });
   });
 }
+
+Deno.test("charCount() counts code points as iterating the string does, lone surrogates too", () => {
+  const units = fc.oneof(
+    fc.integer({ min: 0, max: 0xffff }),
+    fc.constantFrom(0xd7ff, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xe000, 0x41),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(units, { maxLength: 40 }),
+      fc.string({ unit: "binary" }),
+      (codes, text) => {
+        const odd = String.fromCharCode(...codes);
+        assert.equal(charCount(odd), [...odd].length);
+        assert.equal(charCount(text), [...text].length);
+        assert.equal(charCount(text + odd + text), [...(text + odd + text)].length);
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  assert.equal(charCount("😀é"), 2);
+});

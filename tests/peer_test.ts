@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { concatBytes, reuseLastJoin } from "../server/core/peer.ts";
+import { concatBytes, Outbound, reuseLastJoin } from "../server/core/peer.ts";
 
 Deno.test("reuseLastJoin() reuses a join only for the very same parts, in the same order", () => {
   let joins = 0;
@@ -14,4 +14,17 @@ Deno.test("reuseLastJoin() reuses a join only for the very same parts, in the sa
   assert.deepEqual([...join([a, new Uint8Array([3])])], [1, 2, 3]);
   assert.equal(joins, 3, "equal bytes in another buffer are joined again, not assumed");
   assert.deepEqual([...join([a])], [1, 2]);
+});
+
+Deno.test("Outbound encodes a frame once per format, for any number of formats", () => {
+  const out = new Outbound({ type: "system", message: "hi", timestamp: "t", online_users: 0 });
+  const calls: string[] = [];
+  const enc =
+    (name: string) => (frame: { type: string }) => (calls.push(name), `${name}:${frame.type}`);
+  for (let round = 0; round < 3; round++) {
+    assert.equal(out.encoded("json", enc("json")), "json:system");
+    assert.equal(out.encoded("text", enc("text")), "text:system");
+    assert.equal(out.encoded("sse", enc("sse")), "sse:system");
+  }
+  assert.deepEqual(calls, ["json", "text", "sse"]);
 });

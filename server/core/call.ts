@@ -54,24 +54,34 @@ export type Settled<F> = { ok: true; value: F } | { ok: false; error: unknown };
 /**
  * An answer that comes later: a message's `ack` once its batch is stored. A live connection
  * listens (and is answered in the same turn as the message is fanned out, so acks and
- * deliveries keep their order); a REST call awaits `done`.
+ * deliveries keep their order); a REST call awaits `done`. The promises are made only when asked
+ * for: a live connection's message (all of them, at ingest) needs none.
  */
 export class Pending<F extends ServerFrame = ServerFrame> {
-  /** Settles with the answer, or fails with a `ChatError`. */
-  readonly done: Promise<F>;
-  #resolve!: (value: F) => void;
-  #reject!: (error: unknown) => void;
+  #done: Promise<F> | null = null;
+  #resolve: ((value: F) => void) | null = null;
+  #reject: ((error: unknown) => void) | null = null;
   #listener: ((result: Settled<F>) => void) | null = null;
   #result: Settled<F> | null = null;
 
-  /** A pending answer; whoever produces it calls `resolve` or `reject` once. */
-  constructor() {
-    this.done = new Promise<F>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    // A live connection listens instead of awaiting: its failure is not unhandled.
-    this.done.catch(() => {});
+  /** Settles with the answer, or fails with a `ChatError`. */
+  get done(): Promise<F> {
+    if (this.#done) return this.#done;
+    const result = this.#result;
+    this.#done = result
+      ? (result.ok ? Promise.resolve(result.value) : Promise.reject(result.error))
+      : new Promise<F>((resolve, reject) => {
+        this.#resolve = resolve;
+        this.#reject = reject;
+      });
+    // Whoever asked awaits it; a failure nobody awaited is not an unhandled rejection.
+    this.#done.catch(() => {});
+    return this.#done;
+  }
+
+  /** Settles once the answer is settled, either way (for what must wait its turn behind it). */
+  get settled(): Promise<void> {
+    return this.done.then(() => {}, () => {});
   }
 
   /** Calls `listener` synchronously when the answer is settled (at once if it is). */
@@ -83,13 +93,13 @@ export class Pending<F extends ServerFrame = ServerFrame> {
   /** Settles with the answer. */
   resolve(value: F): void {
     this.#settle({ ok: true, value });
-    this.#resolve(value);
+    this.#resolve?.(value);
   }
 
   /** Settles with a failure. */
   reject(error: unknown): void {
     this.#settle({ ok: false, error });
-    this.#reject(error);
+    this.#reject?.(error);
   }
 
   #settle(result: Settled<F>): void {

@@ -27,7 +27,7 @@ import {
 } from "./call.ts";
 import { changeContactCommand, contactsCommand } from "./contacts.ts";
 import type { Core } from "./core.ts";
-import { loadCursors, whileBusy } from "./cursors.ts";
+import { loadCursors, release, use, whileBusy } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
 import * as groups from "./groups.ts";
 import { historyCommand, repliesCommand, unreadCommand, unreadCountsCommand } from "./history.ts";
@@ -42,6 +42,8 @@ import { statusCommand, usersCommand } from "./views.ts";
 /** An answer that comes later, whatever frame it is (`Pending` is one). */
 interface Later {
   readonly done: Promise<ServerFrame>;
+  /** Settles once `done` does, either way. */
+  readonly settled: Promise<void>;
   listen(listener: (result: Settled<ServerFrame>) => void): void;
 }
 
@@ -173,13 +175,20 @@ export async function dispatch(core: Core, conn: Conn, frame: ClientFrame): Prom
   try {
     if (core.closing) throw shuttingDown();
     const command = commandOf(frame);
-    if (!command.pipelined && conn.lastPost) await conn.lastPost;
+    if (!command.pipelined && conn.lastPost) await conn.lastPost.settled;
     const u = conn.user;
     checkPreconditions(command, u, frame.type);
     const call: Call = { core, user: u, conn, view: conn, ip: conn.peer.ip, reply, after: [] };
-    const answer = u
-      ? await whileBusy(core, u, async () => await command.run(call, frame))
-      : await command.run(call, frame);
+    let answer: Answer;
+    if (u) {
+      // whileBusy, written out: one frame fewer for every command of a logged-in user.
+      use(core, u);
+      try {
+        answer = await command.run(call, frame);
+      } finally {
+        release(core, u);
+      }
+    } else answer = await command.run(call, frame);
     if (isPending(answer)) return awaitAck(conn, reply, answer);
     if (answer) reply.send(answer);
     for (const f of call.after) core.sendTo(conn, f);
@@ -201,13 +210,14 @@ export const POST_WINDOW = 256;
 
 /** Acks a message once stored; meanwhile the connection's other commands wait (`lastPost`). */
 function awaitAck(conn: Conn, reply: Reply, pending: Later): void {
-  pending.listen((result) => result.ok ? reply.send(result.value) : reply.fail(result.error));
-  const settled = pending.done.then(() => {}, () => {});
-  conn.lastPost = settled;
+  conn.lastPost = pending;
   conn.posting++;
-  void settled.finally(() => {
+  // All in the listener, called as the message is settled: no promise per message.
+  pending.listen((result) => {
+    if (result.ok) reply.send(result.value);
+    else reply.fail(result.error);
     conn.posting--;
-    if (conn.lastPost === settled) conn.lastPost = null;
+    if (conn.lastPost === pending) conn.lastPost = null;
     if (conn.postingLow !== null && conn.posting <= POST_WINDOW / 2) {
       const wake = conn.postingLow;
       conn.postingLow = null;

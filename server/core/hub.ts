@@ -171,7 +171,7 @@ export class Hub {
     const conn = this.#core.conns.get(connId);
     if (!conn || conn.closed) return Promise.resolve();
     return this.#enqueue(conn, async () => {
-      if (conn.lastPost) await conn.lastPost;
+      if (conn.lastPost) await conn.lastPost.settled;
       const frame = errorFrame(this.#core, error);
       this.#core.sendTo(conn, ref === undefined ? frame : { ...frame, ref });
     });
@@ -185,7 +185,7 @@ export class Hub {
     const conn = this.#core.conns.get(connId);
     if (!conn) return;
     await conn.chain;
-    if (conn.lastPost) await conn.lastPost;
+    if (conn.lastPost) await conn.lastPost.settled;
   }
 
   /** Forgets a connection; the last connection of a user takes them offline. */

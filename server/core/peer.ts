@@ -10,7 +10,11 @@ import type { ServerFrame } from "../../protocol/frames.ts";
 export class Outbound {
   /** The frame itself. */
   readonly frame: ServerFrame;
-  #encoded = new Map<string, unknown>();
+  // Most frames are encoded in one format (an ack, a room with one kind of wire): that one is
+  // kept in two fields, and a Map (~200 bytes) is made only for a second format.
+  #format: string | undefined;
+  #value: unknown;
+  #more: Map<string, unknown> | undefined;
 
   /** Wraps a frame for delivery. */
   constructor(frame: ServerFrame) {
@@ -19,9 +23,15 @@ export class Outbound {
 
   /** Returns the frame encoded by `encode`, computing it once per `format` (e.g. JSON line bytes). */
   encoded<T>(format: string, encode: (frame: ServerFrame) => T): T {
-    if (this.#encoded.has(format)) return this.#encoded.get(format) as T;
+    if (this.#format === format) return this.#value as T;
+    if (this.#more?.has(format)) return this.#more.get(format) as T;
     const value = encode(this.frame);
-    this.#encoded.set(format, value);
+    if (this.#format === undefined) {
+      this.#format = format;
+      this.#value = value;
+    } else {
+      (this.#more ??= new Map()).set(format, value);
+    }
     return value;
   }
 }

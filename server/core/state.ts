@@ -72,7 +72,7 @@ export interface Conn extends View {
   /** Live deliveries held back while this connection's history/unread replay is being sent. */
   held: Outbound[] | null;
   /** The last message of this connection still being stored; other replies wait for it to keep order. */
-  lastPost: Promise<void> | null;
+  lastPost: { readonly settled: Promise<void> } | null;
   /** Messages of this connection waiting for their commit (see `roomToPost`). */
   posting: number;
   /** Wakes the connection's reader once `posting` has fallen to half the window. */

@@ -60,6 +60,8 @@ export interface TcpOptions {
 const encoder = new TextEncoder();
 /** Whole lines are decoded at once (no streaming state), so every connection can share one. */
 const decoder = new TextDecoder();
+/** Nothing pending: shared, never written into. */
+const EMPTY = new Uint8Array(0);
 /**
  * Reads start with a small buffer, since an idle connection holds its buffer for as long as its
  * read is pending; a read that fills the buffer doubles it, up to the largest size, so a client
@@ -175,7 +177,7 @@ export class TcpConnection implements Peer {
 
   async #readLines(): Promise<void> {
     let buf = new Uint8Array(READ_BUFFER_MIN_BYTES);
-    let pending: Uint8Array = new Uint8Array(0);
+    let pending: Uint8Array = EMPTY;
     while (!this.#closing) {
       const n = await this.#conn.read(buf);
       if (n === null) return;
@@ -193,7 +195,7 @@ export class TcpConnection implements Peer {
         this.#clearGreetingTimer();
         this.#jim = new JimSession();
         this.#jimRest = decoder.decode(pending);
-        pending = new Uint8Array(0);
+        pending = EMPTY;
       }
       if (this.#jim) {
         this.#jimRest += decoder.decode(chunk);
@@ -209,11 +211,15 @@ export class TcpConnection implements Peer {
       let start = 0;
       for (let i = 0; i < chunk.length; i++) {
         if (chunk[i] !== 10) continue;
-        const lineBytes = concat(pending, chunk.subarray(start, i));
-        pending = new Uint8Array(0);
+        // Decoded from the chunk itself unless part of the line came in an earlier read.
+        const lineBytes = pending.length === 0
+          ? chunk.subarray(start, i)
+          : concat(pending, chunk.subarray(start, i));
+        pending = EMPTY;
         start = i + 1;
         if (lineBytes.length > MAX_LINE_BYTES) return this.#tooLong();
-        await this.#line(decoder.decode(lineBytes).replace(/\r$/, ""));
+        const text = decoder.decode(lineBytes);
+        await this.#line(text.endsWith("\r") ? text.slice(0, -1) : text);
         if (this.#closing) return;
       }
       pending = concat(pending, chunk.subarray(start));
