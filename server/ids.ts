@@ -65,3 +65,13 @@ export function ulidFactory(
     return time + head + CROCKFORD[digits[15]!];
   };
 }
+
+const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** The millisecond a ULID was made at (its first ten characters), or 0 for anything else. */
+export function ulidTime(id: string): number {
+  if (!ULID_RE.test(id)) return 0;
+  let t = 0;
+  for (let i = 0; i < 10; i++) t = t * 32 + CROCKFORD.indexOf(id[i]!);
+  return t;
+}

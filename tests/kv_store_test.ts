@@ -143,6 +143,8 @@ Deno.test("KvStore: three processes appending to one chat on one KV file give ev
     assert.equal(all.length, 3 * per);
     assert.deepEqual(all.map((m) => m.seq), Array.from({ length: 3 * per }, (_, i) => i + 1));
     assert.equal(new Set(all.map((m) => m.id)).size, 3 * per);
+    // Each found by id: the processes' index rows sit side by side, none overwrote another's.
+    for (const m of all) assert.deepEqual(await store.getMessage(m.id), m);
     // Each process's own messages are numbered in the order it sent them.
     for (const name of ["a", "b", "c"]) {
       const ids = all.filter((m) => m.from === name).map((m) => m.id);

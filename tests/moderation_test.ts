@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { ADMIN_TYPES, type ClientFrame } from "../protocol/frames.ts";
-import { keys } from "../server/store/keys.ts";
+import type { IndexRow } from "../server/store/kv_index.ts";
 import { FakeClock, FakePeer, login, makeHub, seedAdmin, TEST_HASHER } from "./_helpers.ts";
 
 const HOUR = 3600_000;
@@ -210,7 +210,9 @@ Deno.test("lifetime: a message is visible before its lifetime and gone after it,
   await hub.housekeeping();
   const after = await Array.fromAsync(kv.list({ prefix: ["messages"] }));
   assert.equal(after.length, 0);
-  assert.equal((await kv.get(keys.messageId(id))).value, null);
+  assert.equal(await ctx.store.getMessage(id), null);
+  const indexed = await Array.fromAsync(kv.list<IndexRow>({ prefix: ["message_index"] }));
+  assert.deepEqual(indexed.flatMap((r) => r.value.entries), [], "out of the index too");
   // Sequence numbers go on after a sweep.
   await hub.receive(alice.id, { type: "message", message: "next" });
   await hub.whenStored();

@@ -32,10 +32,20 @@ export interface Sequenced {
   chat: string;
   /**
    * The mutations that store the message once it has its number. Their keys are the message's
-   * own (its number, its id, its reply link, the scheduled record it completes): no other write
-   * of a batch has them.
+   * own (its number, its reply link, the scheduled record it completes): no other write of a
+   * batch has them.
    */
   build(seq: number): Deno.KvMutation[];
+  /** How the message is found by id: the batch's index rows (see `GroupCommit`'s `index`). */
+  index?: { id: string; expireIn?: number };
+}
+
+/** A message of a batch as the batch's index rows record it. */
+export interface IndexEntry {
+  id: string;
+  chat: string;
+  seq: number;
+  expireIn?: number;
 }
 
 interface PendingWrite {
@@ -91,11 +101,24 @@ export class GroupCommit {
     lockedRetries: 0,
   };
 
-  /** A writer on `kv`; `now` times commits; `counterKey` names a chat's sequence counter. */
-  constructor(kv: Deno.Kv, now: () => number, counterKey: (chat: string) => Deno.KvKey) {
+  #index: ((entries: IndexEntry[]) => Deno.KvMutation[]) | null;
+
+  /**
+   * A writer on `kv`; `now` times commits; `counterKey` names a chat's sequence counter; `index`
+   * makes the mutations that let a batch's messages be found by id, a few rows for a whole
+   * batch rather than one per message (whoever queues a message counts one per message, the
+   * most it can be).
+   */
+  constructor(
+    kv: Deno.Kv,
+    now: () => number,
+    counterKey: (chat: string) => Deno.KvKey,
+    index: ((entries: IndexEntry[]) => Deno.KvMutation[]) | null = null,
+  ) {
     this.#kv = kv;
     this.#now = now;
     this.#counterKey = counterKey;
+    this.#index = index;
   }
 
   /**
@@ -205,7 +228,7 @@ export class GroupCommit {
         const batch = take === queue.length ? queue.splice(0) : queue.splice(0, take);
         // #commit runs synchronously up to KV's commit call (counters are cached), so the
         // previous batch is settled with this one already handed to KV.
-        const committing = this.#commit(batch, mutations);
+        const committing = this.#commit(batch);
         settle?.();
         settle = await committing;
       }
@@ -218,7 +241,7 @@ export class GroupCommit {
    * Commits one batch, numbering its messages, retrying a busy or changed store. Resolves with
    * the function that settles the batch's writes (the caller decides when).
    */
-  async #commit(batch: PendingWrite[], mutations: number): Promise<() => void> {
+  async #commit(batch: PendingWrite[]): Promise<() => void> {
     const started = this.#now();
     const chats = new Set<string>();
     for (const w of batch) if (w.sequenced) chats.add(w.sequenced.chat);
@@ -230,6 +253,7 @@ export class GroupCommit {
         for (const chat of chats) next.set(chat, this.#counters.get(chat)!.seq);
         const seqs: number[] = [];
         const all: Deno.KvMutation[] = [];
+        const indexed: IndexEntry[] = [];
         let shared = false;
         for (const w of batch) {
           if (!w.sequenced) {
@@ -238,10 +262,21 @@ export class GroupCommit {
             for (const m of w.mutations) all.push(m);
             continue;
           }
-          const seq = next.get(w.sequenced.chat)! + 1;
-          next.set(w.sequenced.chat, seq);
+          const { chat, index } = w.sequenced;
+          const seq = next.get(chat)! + 1;
+          next.set(chat, seq);
           seqs.push(seq);
           for (const m of w.sequenced.build(seq)) all.push(m);
+          if (index) {
+            indexed.push(
+              index.expireIn === undefined
+                ? { id: index.id, chat, seq }
+                : { id: index.id, chat, seq, expireIn: index.expireIn },
+            );
+          }
+        }
+        if (this.#index && indexed.length > 0) {
+          for (const m of this.#index(indexed)) all.push(m);
         }
         const atomic = this.#kv.atomic();
         for (const chat of chats) {
@@ -251,7 +286,8 @@ export class GroupCommit {
         }
         // A batch of messages alone has no key twice (see `Sequenced.build`): the de-duplication
         // (a string per key, ~1 ms for a batch of 900 mutations) is for the other writes.
-        atomic.mutate(...(shared ? lastPerKey([{ mutations: all }]) : all));
+        const mutations = shared ? lastPerKey([{ mutations: all }]) : all;
+        atomic.mutate(...mutations);
         let res: Deno.KvCommitResult | Deno.KvCommitError;
         try {
           res = await atomic.commit();
@@ -276,7 +312,8 @@ export class GroupCommit {
         }
         const ms = this.#now() - started;
         this.stats.commits++;
-        this.stats.mutations += mutations;
+        // What was written: the counters and the writes (index rows are per batch, not per message).
+        this.stats.mutations += chats.size + mutations.length;
         this.stats.commitMsTotal += ms;
         if (ms > this.stats.commitMsMax) this.stats.commitMsMax = ms;
         return () => {

@@ -19,7 +19,10 @@ export const keys = {
   token: (hash: string) => ["tokens", hash] as const,
   userTokens: (user: string) => ["user_tokens", user] as const,
   userToken: (user: string, hash: string) => ["user_tokens", user, hash] as const,
+  /** Per-message id rows of data written before the index was per batch (read, then deleted). */
   messageId: (id: string) => ["message_ids", id] as const,
+  messageIndex: (ms: number) => ["message_index", ms] as const,
+  messageIndexRow: (ms: number, first: string) => ["message_index", ms, first] as const,
   reports: () => ["reports"] as const,
   reportsOf: (target: string) => ["reports", target] as const,
   report: (target: string, reporter: string) => ["reports", target, reporter] as const,

@@ -3,17 +3,8 @@
  * @module
  */
 
+import { ulidTime } from "../ids.ts";
 import { keys } from "./keys.ts";
-
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-/** The time a ULID was made at (its first ten characters), or 0 for anything else. */
-function ulidTime(id: string): number {
-  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) return 0;
-  let t = 0;
-  for (const c of id.slice(0, 10)) t = t * 32 + CROCKFORD.indexOf(c);
-  return t;
-}
 
 /**
  * The ids of uploads that have chunks but no file record and began before `before` (ids are

@@ -7,6 +7,7 @@
 import type { LogEntry } from "../../protocol/frames.ts";
 import { listLog, LOG_BLOCK_BYTES, logBlocks } from "./kv_log.ts";
 import { orphanUploads } from "./kv_files.ts";
+import { indexRows, messageById, unindex } from "./kv_index.ts";
 import { readSnapshot } from "./kv_snapshot.ts";
 import { TailCache } from "./tail_cache.ts";
 import { GroupCommit, type StoreStats } from "./group_commit.ts";
@@ -48,7 +49,12 @@ export class KvStore implements Store {
    * node) turns off what is only right when this process alone writes messages: the tail cache.
    */
   constructor(kv: Deno.Kv, options: { now?: () => number; soleWriter?: boolean } = {}) {
-    this.#commits = new GroupCommit(kv, options.now ?? (() => performance.now()), keys.seq);
+    this.#commits = new GroupCommit(
+      kv,
+      options.now ?? (() => performance.now()),
+      keys.seq,
+      indexRows,
+    );
     // Everything else retries "database is locked" too (another process on the same file).
     this.#kv = retryingKv(kv, () => this.#commits.stats.lockedRetries++);
     this.#tails = options.soleWriter === false ? null : new TailCache();
@@ -116,7 +122,6 @@ export class KvStore implements Store {
       stored = { ...message, seq };
       return [
         { type: "set", key: keys.message(message.chat, seq), value: stored, ...ttl },
-        { type: "set", key: keys.messageId(message.id), value: [message.chat, seq], ...ttl },
         ...(message.replyTo
           ? [
             {
@@ -133,21 +138,24 @@ export class KvStore implements Store {
         ...(options.completes ? scheduledDeletes(options.completes) : []),
       ];
     };
+    // Found by id through its batch's index rows (kv_index.ts): one row for many messages, but
+    // counted as one for each, the most it can be.
     const count = 2 + (message.replyTo ? 1 : 0) + (options.completes ? 3 : 0);
+    const index = ttl.expireIn === undefined
+      ? { id: message.id }
+      : { id: message.id, expireIn: ttl.expireIn };
     return this.#commits.writeSequenced(
-      { chat: message.chat, build },
+      { chat: message.chat, build, index },
       count,
-      message.text.length * 3 + 300,
+      message.text.length * 3 + 500,
     ).then(() => {
       this.#tails?.appended(stored!);
       return stored!;
     });
   }
 
-  async getMessage(id: string): Promise<StoredMessage | null> {
-    const ref = (await this.#kv.get<[string, number]>(keys.messageId(id))).value;
-    if (!ref) return null;
-    return (await this.#kv.get<StoredMessage>(keys.message(ref[0], ref[1]))).value;
+  getMessage(id: string): Promise<StoredMessage | null> {
+    return messageById(this.#kv, id);
   }
 
   async deleteMessage(message: StoredMessage): Promise<void> {
@@ -156,6 +164,7 @@ export class KvStore implements Store {
         { type: "delete", key: keys.message(message.chat, message.seq) },
         { type: "delete", key: keys.messageId(message.id) },
       ]);
+      await unindex(this.#kv, [message.id]);
     } finally {
       // Even a failed delete may have been committed: the tail is read again rather than trusted.
       this.#tails?.forget(message.chat);
@@ -176,6 +185,7 @@ export class KvStore implements Store {
       { type: "delete", key: keys.message(m.chat, m.seq) } as const,
       { type: "delete", key: keys.messageId(m.id) } as const,
     ]));
+    await unindex(this.#kv, doomed.map((m) => m.id));
     // Files follow the lifetime of the message that announced them.
     for (const m of doomed) if (m.file) await this.deleteFile(m.file.id);
     return doomed.length;
