@@ -66,12 +66,22 @@ export function ulidFactory(
   };
 }
 
-const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** Each ASCII character's value as a Crockford base-32 digit, or -1. */
+const DIGITS = new Int8Array(128).fill(-1);
+for (let i = 0; i < 32; i++) DIGITS[CROCKFORD.charCodeAt(i)] = i;
 
-/** The millisecond a ULID was made at (its first ten characters), or 0 for anything else. */
+/**
+ * The millisecond a ULID was made at (its first ten characters), or 0 for anything that is not
+ * 26 Crockford digits. Read for every message a batch indexes: a table, not a regular expression.
+ */
 export function ulidTime(id: string): number {
-  if (!ULID_RE.test(id)) return 0;
+  if (id.length !== 26) return 0;
   let t = 0;
-  for (let i = 0; i < 10; i++) t = t * 32 + CROCKFORD.indexOf(id[i]!);
+  for (let i = 0; i < 26; i++) {
+    const c = id.charCodeAt(i);
+    const d = c < 128 ? DIGITS[c]! : -1;
+    if (d < 0) return 0;
+    if (i < 10) t = t * 32 + d;
+  }
   return t;
 }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { decodeTime } from "ulid";
-import { ulidFactory } from "../server/ids.ts";
+import { ulidFactory, ulidTime } from "../server/ids.ts";
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const TIME_MAX = 2 ** 48 - 1;
@@ -59,4 +59,21 @@ Deno.test("a time a ULID cannot carry is refused", () => {
     assert.throws(() => next(bad), RangeError, String(bad));
   }
   assert.match(next(TIME_MAX), /^7ZZZZZZZZZ/);
+});
+
+Deno.test("ulidTime() reads the time of every ULID as the ulid package does, and 0 for anything else", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: TIME_MAX }), (t) => {
+      const id = ulidFactory()(t);
+      assert.equal(ulidTime(id), decodeTime(id));
+      assert.equal(ulidTime(id), t);
+      assert.equal(ulidTime(id.toLowerCase()), 0, "lower case is not how ids are made");
+      assert.equal(ulidTime(id.slice(1)), 0);
+      assert.equal(ulidTime(id + "0"), 0);
+      for (const bad of ["I", "L", "O", "U", "é", "-"]) {
+        assert.equal(ulidTime(id.slice(0, 25) + bad), 0, bad);
+      }
+    }),
+  );
+  assert.equal(ulidTime(""), 0);
 });
