@@ -4,6 +4,7 @@
  * @module
  */
 
+import { ulidFactory } from "../server/ids.ts";
 import { KvStore } from "../server/store/kv_store.ts";
 import {
   type Bench,
@@ -326,17 +327,19 @@ export async function history(b: Bench, count: number): Promise<Record<string, n
     const kv = await Deno.openKv(data);
     const store = new KvStore(kv);
     const now = Date.now();
+    // Ids as the server makes them, one message a millisecond up to now.
+    const newId = ulidFactory();
     // Prefill in big batches straight through the store (what the server would have written).
     // The store numbers them 1, 2, … in the order they are queued.
     const pending: Promise<unknown>[] = [];
     for (let seq = 1; seq <= count; seq++) {
       pending.push(
         store.appendMessage({
-          id: String(seq).padStart(26, "0"),
+          id: newId(now - count + seq),
           chat: "general",
           from: "filler",
           text: "history ".repeat(8),
-          ts: now,
+          ts: now - count + seq,
         }),
       );
       if (pending.length === 5000) await Promise.all(pending.splice(0));
