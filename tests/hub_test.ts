@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { POST_WINDOW } from "../server/core/commands.ts";
+import { CURSOR_SAVES_PER_TICK } from "../server/core/cursors.ts";
 import { KvStore } from "../server/store/kv_store.ts";
 import type { Cursor } from "../server/store/store.ts";
 import { FakeClock, FakePeer, login, makeHub } from "./_helpers.ts";
@@ -612,4 +613,48 @@ Deno.test("Hub: a connection with POST_WINDOW messages waiting for their commit 
   for (const release of held.splice(0)) release();
   await hub.whenStored();
   assert.equal(alice.peer.of("ack").length, POST_WINDOW + 1);
+});
+
+Deno.test("Hub: housekeeping saves read cursors a share at a time, oldest first, in small writes one after another", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  // A store that records each cursor save: its size and how many were under way at once.
+  const saves: number[] = [];
+  let open = 0;
+  let mostOpen = 0;
+  class CountingStore extends KvStore {
+    override async saveCursors(cursors: Cursor[]): Promise<void> {
+      saves.push(cursors.length);
+      mostOpen = Math.max(mostOpen, ++open);
+      try {
+        await super.saveCursors(cursors);
+      } finally {
+        open--;
+      }
+    }
+  }
+  const store = new CountingStore(kv);
+  await using ctx = await makeHub(kv, new FakeClock(), { store });
+  const { hub } = ctx;
+  const members = [];
+  for (let i = 0; i < 2500; i++) members.push(await login(hub, `r${i}`));
+  await hub.receive(members[0]!.id, { type: "message", message: "seen by all" });
+  await hub.whenStored();
+  const savedAt = async (seq: number) => {
+    await ctx.store.flush();
+    const rows = await Array.fromAsync(kv.list<number>({ prefix: ["cursors"] }));
+    return rows.filter((r) => r.value === seq).map((r) => String(r.key[1]));
+  };
+  const seq = members[0]!.peer.of("ack")[0]!.seq;
+  saves.length = 0;
+  await hub.housekeeping();
+  const first = await savedAt(seq);
+  assert.equal(first.length, CURSOR_SAVES_PER_TICK, "one share in a tick");
+  assert.ok(saves.every((n) => n <= 100), `parts of at most 100: ${saves}`);
+  assert.equal(mostOpen, 1, "one part at a time");
+  // Oldest changes first: the readers were reached in the order they joined.
+  const order = (name: string) => Number(name.slice(1));
+  assert.ok(Math.max(...first.map(order)) < 1100, "the first to change are the first saved");
+  await hub.housekeeping();
+  await hub.housekeeping();
+  assert.equal((await savedAt(seq)).length, 2500, "every cursor within three ticks");
 });

@@ -5,6 +5,7 @@
  */
 
 import type { Core } from "./core.ts";
+import type { Cursor } from "../store/store.ts";
 import type { UserState } from "./state.ts";
 
 /** How long an offline user's read cursors stay cached after their last use. */
@@ -52,16 +53,45 @@ export function advance(core: Core, u: UserState, chat: string, seq: number): vo
   core.dirtyUsers.add(u);
 }
 
-/** Saves every changed cursor. */
-export async function flushCursors(core: Core): Promise<void> {
-  const users = [...core.dirtyUsers];
-  core.dirtyUsers.clear();
-  await flushCursorsOf(core, users);
+/**
+ * Read cursors saved per housekeeping tick (once a second), at most, and how many go into one
+ * write. Messages commit in the same group commit as cursor saves, in order: 10,000 readers in
+ * 1,000 rooms move 10,000 cursors a second, and saving them all at once put ~11 full batches (900
+ * mutations each) ahead of the next message: its p99 went from 22-44 ms to 218-251 ms (1,000
+ * messages/s, bench section 6). Saved a share a tick, oldest changes first, in small writes one
+ * after another, no message waits behind more than one small part.
+ */
+export const CURSOR_SAVES_PER_TICK = 1000;
+const CURSOR_SAVE_PART = 100;
+
+/**
+ * Saves changed cursors, oldest changes first. With a `limit` (housekeeping), up to about that
+ * many, in parts of CURSOR_SAVE_PART written one after another; without (shutdown), all at once.
+ */
+export async function flushCursors(core: Core, limit?: number): Promise<void> {
+  if (limit === undefined) return await flushCursorsOf(core, [...core.dirtyUsers]);
+  const users: UserState[] = [];
+  let count = 0;
+  // A Set keeps insertion order, and a user stays where it was until saved: oldest first.
+  for (const u of core.dirtyUsers) {
+    if (count >= limit) break;
+    users.push(u);
+    count += u.dirty.size;
+  }
+  const entries = takeDirty(core, users);
+  for (let i = 0; i < entries.length; i += CURSOR_SAVE_PART) {
+    await core.store.saveCursors(entries.slice(i, i + CURSOR_SAVE_PART));
+  }
 }
 
 /** Saves the changed cursors of some users. */
 export async function flushCursorsOf(core: Core, users: UserState[]): Promise<void> {
-  const entries = [];
+  await core.store.saveCursors(takeDirty(core, users));
+}
+
+/** The changed cursors of some users, which no longer count as changed. */
+function takeDirty(core: Core, users: UserState[]): Cursor[] {
+  const entries: Cursor[] = [];
   for (const u of users) {
     for (const chat of u.dirty) {
       const seq = u.cursors?.get(chat);
@@ -70,7 +100,7 @@ export async function flushCursorsOf(core: Core, users: UserState[]): Promise<vo
     u.dirty.clear();
     core.dirtyUsers.delete(u);
   }
-  await core.store.saveCursors(entries);
+  return entries;
 }
 
 /** Forgets the cursors of users idle for a while with no connection (reloaded on next use). */

@@ -17,7 +17,7 @@ import { addUserState, authenticate, login, logout } from "./auth.ts";
 import { errorFrame } from "./call.ts";
 import { type AnswerOf, attachChecked, dispatch, roomToPost, runAs } from "./commands.ts";
 import { Core, type HubOptions, type HubStats } from "./core.ts";
-import { evictIdleCursors, flushCursors } from "./cursors.ts";
+import { CURSOR_SAVES_PER_TICK, evictIdleCursors, flushCursors } from "./cursors.ts";
 import { sha256 } from "./format.ts";
 import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
@@ -201,7 +201,7 @@ export class Hub {
    */
   async housekeeping(): Promise<void> {
     const core = this.#core;
-    await flushCursors(core);
+    await flushCursors(core, CURSOR_SAVES_PER_TICK);
     const entries = core.serviceLog.takeUnsaved();
     if (entries.length > 0) await core.store.appendLog(entries, core.config.logRetentionMs);
     const now = core.clock.now();
