@@ -27,6 +27,10 @@ export interface Generator {
 export interface Proc {
   child: Deno.ChildProcess;
   pid: number;
+  /** Whether the process has exited. */
+  readonly exited: boolean;
+  /** The last lines it wrote to stderr (why it stopped, when it did). */
+  stderrTail(): string;
   stop(): Promise<void>;
 }
 
@@ -80,10 +84,19 @@ export function freePort(): number {
 
 export function spawn(cmd: string, args: string[]): Proc {
   const child = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).spawn();
-  void child.stderr.pipeTo(new WritableStream());
+  let tail = "";
+  let exited = false;
+  void child.status.then(() => (exited = true));
+  void child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void (tail = (tail + chunk).slice(-2000)) }),
+  );
   return {
     child,
     pid: child.pid,
+    get exited() {
+      return exited;
+    },
+    stderrTail: () => tail,
     async stop() {
       try {
         child.kill("SIGTERM");
@@ -93,8 +106,10 @@ export function spawn(cmd: string, args: string[]): Proc {
   };
 }
 
-export async function waitPort(port: number): Promise<void> {
+/** Waits until `port` accepts; fails at once if `proc` (the server meant to listen) has exited. */
+export async function waitPort(port: number, proc?: Proc): Promise<void> {
   for (let i = 0; i < 200; i++) {
+    if (proc?.exited) throw new Error(`exited before listening on ${port}: ${proc.stderrTail()}`);
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
       return;
@@ -114,38 +129,50 @@ export async function startChat(
   data: string,
   extra: string[] = [],
 ): Promise<ChatServer> {
-  const tcp = freePort();
-  const http = freePort();
-  const irc = freePort();
-  const proc = spawn(Deno.execPath(), [
-    "run",
-    "-A",
-    `${b.root}main.ts`,
-    "serve",
-    "--tcp-port",
-    String(tcp),
-    "--http-port",
-    String(http),
-    "--irc-port",
-    String(irc),
-    "--data",
-    data,
-    "--rate-limit",
-    "0",
-    "--private-rate-limit",
-    "0",
-    "--max-connections-per-ip",
-    "0",
-    "--rooms-per-hour",
-    "0",
-    "--log-level",
-    "error",
-    ...extra,
-  ]);
-  await waitPort(tcp);
-  await waitPort(http);
-  await waitPort(irc);
-  return { proc, tcp, http, irc };
+  // A port found free can be taken by another socket before the server binds it (the ephemeral
+  // range is shared with the generator's connections): the server then says so and exits, and
+  // is started again on other ports.
+  for (let attempt = 1;; attempt++) {
+    const tcp = freePort();
+    const http = freePort();
+    const irc = freePort();
+    const proc = spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      `${b.root}main.ts`,
+      "serve",
+      "--tcp-port",
+      String(tcp),
+      "--http-port",
+      String(http),
+      "--irc-port",
+      String(irc),
+      "--data",
+      data,
+      "--rate-limit",
+      "0",
+      "--private-rate-limit",
+      "0",
+      "--max-connections-per-ip",
+      "0",
+      "--rooms-per-hour",
+      "0",
+      "--log-level",
+      "error",
+      ...extra,
+    ]);
+    try {
+      await waitPort(tcp, proc);
+      await waitPort(http, proc);
+      await waitPort(irc, proc);
+      return { proc, tcp, http, irc };
+    } catch (error) {
+      const died = proc.exited;
+      await proc.stop();
+      if (!died || attempt >= 3) throw error;
+      b.log(`  chat server did not start (${String(error).slice(0, 200)}); again on other ports`);
+    }
+  }
 }
 
 /** ngircd with bench/ngircd.conf (no per-IP limits, no penalty time) on a free port. */
