@@ -267,13 +267,7 @@ export class GroupCommit {
           next.set(chat, seq);
           seqs.push(seq);
           for (const m of w.sequenced.build(seq)) all.push(m);
-          if (index) {
-            indexed.push(
-              index.expireIn === undefined
-                ? { id: index.id, chat, seq }
-                : { id: index.id, chat, seq, expireIn: index.expireIn },
-            );
-          }
+          if (index) indexed.push({ ...index, chat, seq });
         }
         if (this.#index && indexed.length > 0) {
           for (const m of this.#index(indexed)) all.push(m);

@@ -56,16 +56,21 @@ export function indexRows(batch: IndexEntry[]): Deno.KvMutation[] {
           ? undefined
           : Math.max(expireIn, e.expireIn);
       }
-      const value: IndexRow = expireIn === undefined ? { entries } : { entries, expireIn };
-      out.push({
-        type: "set",
-        key: keys.messageIndexRow(ms, part[0]!.id),
-        value,
-        ...(expireIn === undefined ? {} : { expireIn }),
-      });
+      out.push(setRow(keys.messageIndexRow(ms, part[0]!.id), entries, expireIn));
     }
   }
   return out;
+}
+
+/** Writes an index row, living `expireIn` ms (for ever when undefined), which it also records. */
+function setRow(
+  key: Deno.KvKey,
+  entries: Array<string | number>,
+  expireIn: number | undefined,
+): Deno.KvMutation {
+  return expireIn === undefined
+    ? { type: "set", key, value: { entries } satisfies IndexRow }
+    : { type: "set", key, value: { entries, expireIn } satisfies IndexRow, expireIn };
 }
 
 /** The index rows of one millisecond (bounded: rows are per batch and millisecond). */
@@ -111,15 +116,11 @@ export async function unindex(kv: Deno.Kv, ids: readonly string[]): Promise<void
           if (!gone.has(e[k] as string)) kept.push(e[k]!, e[k + 1]!, e[k + 2]!);
         }
         if (kept.length === e.length) continue;
-        const atomic = kv.atomic().check(row);
-        const expireIn = row.value.expireIn;
-        if (kept.length === 0) atomic.delete(row.key);
-        else {
-          const value: IndexRow = expireIn === undefined
-            ? { entries: kept }
-            : { entries: kept, expireIn };
-          atomic.set(row.key, value, expireIn === undefined ? {} : { expireIn });
-        }
+        const atomic = kv.atomic().check(row).mutate(
+          kept.length === 0
+            ? { type: "delete", key: row.key }
+            : setRow(row.key, kept, row.value.expireIn),
+        );
         if (!(await atomic.commit()).ok) clean = false;
       }
       if (clean) break;

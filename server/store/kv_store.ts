@@ -8,6 +8,7 @@ import type { LogEntry } from "../../protocol/frames.ts";
 import { listLog, LOG_BLOCK_BYTES, logBlocks } from "./kv_log.ts";
 import { orphanUploads } from "./kv_files.ts";
 import { indexRows, messageById, unindex } from "./kv_index.ts";
+import { messagesSinceId, newestMessages, pageOfMessages } from "./kv_pages.ts";
 import { readSnapshot } from "./kv_snapshot.ts";
 import { TailCache } from "./tail_cache.ts";
 import { GroupCommit, type StoreStats } from "./group_commit.ts";
@@ -400,75 +401,26 @@ export class KvStore implements Store {
   }
 
   async listMessages(chat: string, options: ListOptions): Promise<StoredMessage[]> {
-    const now = options.now;
     if (this.#tails && options.after === undefined && options.before === undefined) {
       // The last page: from memory, or one read of the newest `keep` that fills the tail.
-      const page = await this.#tails.lastPage(chat, options.limit, now, async (count) => {
-        const newest: StoredMessage[] = [];
-        const prefix = keys.messages(chat);
-        for await (
-          const e of this.#kv.list<StoredMessage>({ prefix }, {
-            reverse: true,
-            limit: count,
-            batchSize: count,
-          })
-        ) newest.push(e.value);
-        return newest.reverse();
-      });
+      const page = await this.#tails.lastPage(
+        chat,
+        options.limit,
+        options.now,
+        (count) => newestMessages(this.#kv, chat, count),
+      );
       if (page) return page;
     }
-    const prefix = keys.messages(chat);
-    const live = (m: StoredMessage) =>
-      now === undefined || m.expiresAt === undefined || m.expiresAt > now;
-    const out: StoredMessage[] = [];
-    if (options.after !== undefined) {
-      // Expired messages not yet swept are skipped, so a page is still `limit` long when it can be.
-      const iter = this.#kv.list<StoredMessage>(
-        { prefix, start: keys.message(chat, options.after + 1) },
-        { batchSize: Math.min(options.limit + 10, 500) },
-      );
-      for await (const e of iter) {
-        if (!live(e.value)) continue;
-        out.push(e.value);
-        if (out.length >= options.limit) break;
-      }
-      return out;
-    }
-    const selector = options.before === undefined
-      ? { prefix }
-      : { prefix, end: keys.message(chat, options.before) };
-    const iter = this.#kv.list<StoredMessage>(selector, {
-      reverse: true,
-      batchSize: Math.min(options.limit + 10, 500),
-    });
-    for await (const e of iter) {
-      if (!live(e.value)) continue;
-      out.push(e.value);
-      if (out.length >= options.limit) break;
-    }
-    return out.reverse();
+    return await pageOfMessages(this.#kv, chat, options);
   }
 
-  async listMessagesSinceId(
+  listMessagesSinceId(
     chat: string,
     id: string,
     limit: number,
     now?: number,
   ): Promise<StoredMessage[]> {
-    // Ids grow with seq (one writer, monotonic ULIDs), so walk back from the newest until `id`.
-    const out: StoredMessage[] = [];
-    const iter = this.#kv.list<StoredMessage>({ prefix: keys.messages(chat) }, {
-      reverse: true,
-      batchSize: 100,
-    });
-    for await (const e of iter) {
-      if (e.value.id <= id || out.length >= limit) break;
-      if (now !== undefined && e.value.expiresAt !== undefined && e.value.expiresAt <= now) {
-        continue;
-      }
-      out.push(e.value);
-    }
-    return out.reverse();
+    return messagesSinceId(this.#kv, chat, id, limit, now);
   }
 
   async putToken(hash: string, token: TokenRecord): Promise<void> {
