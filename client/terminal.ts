@@ -9,13 +9,13 @@
 
 import {
   type ClientFrame,
-  decodeClientValue,
   encodeFrame,
   type FileRef,
   type Mode,
   ProtocolError,
   type ServerFrame,
 } from "../protocol/frames.ts";
+import { decodeClientValue } from "../protocol/decode.ts";
 import { HELP_LINES, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
 import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
 import { HEARTBEAT_MS } from "../protocol/limits.ts";

@@ -7,16 +7,15 @@
 
 import {
   type ClientFrame,
-  decodeClientValue,
   type MessageFrame,
   type Mode,
   ProtocolError,
   type ServerFrame,
-  validateChatAddress,
   validateMessageText,
   validateRoomName,
   validateUsername,
 } from "./frames.ts";
+import { decodeClientValue, validateChatAddress } from "./decode.ts";
 
 /** What a typed line means. */
 export type ParsedLine =

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { charCount, decodeClientFrame, type ErrorCode, ProtocolError } from "../protocol/frames.ts";
+import { charCount, type ErrorCode, ProtocolError } from "../protocol/frames.ts";
+import { decodeClientFrame } from "../protocol/decode.ts";
 import { MAX_MESSAGE_CHARS } from "../protocol/limits.ts";
 
 const ok: Array<[string, unknown]> = [

@@ -7,12 +7,11 @@
 
 import {
   type ClientFrame,
-  decodeClientFrame,
   encodeFrame,
   ProtocolError,
-  refOfLine,
   type ServerFrame,
 } from "../../protocol/frames.ts";
+import { decodeClientFrame, refOfLine } from "../../protocol/decode.ts";
 import { LOGIN_TIMEOUT_MS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
 import { type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";

@@ -5,11 +5,8 @@
  */
 
 import type { Context } from "hono";
-import {
-  type ClientFrame,
-  type ClientFrameType,
-  decodeClientValue,
-} from "../../../protocol/frames.ts";
+import { type ClientFrame, type ClientFrameType } from "../../../protocol/frames.ts";
+import { decodeClientValue } from "../../../protocol/decode.ts";
 import { ChatError } from "../../core/errors.ts";
 import type { Hub } from "../../core/hub.ts";
 import type { ConnectionInfo } from "../http_server.ts";

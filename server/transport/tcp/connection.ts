@@ -7,13 +7,11 @@
 
 import {
   type ClientFrame,
-  decodeClientFrame,
-  decodeClientValue,
   encodeFrame,
   ProtocolError,
-  refOfLine,
   type ServerFrame,
 } from "../../../protocol/frames.ts";
+import { decodeClientFrame, decodeClientValue, refOfLine } from "../../../protocol/decode.ts";
 import { HEARTBEAT_CHECKS_PER_BEAT, heartbeatDue } from "../../../protocol/heartbeat.ts";
 import {
   HEARTBEAT_MS,

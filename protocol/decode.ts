@@ -1,0 +1,469 @@
+/**
+ * The validating decoder: one client frame from a JSON line or a parsed value, every field
+ * checked (type, range, the name and text rules of protocol/frames.ts), or a `ProtocolError`
+ * whose sentence says what to send instead. Every wire decodes through it: TCP JSON lines,
+ * WebSocket, JIM and REST bodies, IRC and telnet after their own translation.
+ * @module
+ */
+
+import {
+  charCount,
+  type ClientFrame,
+  CONTROL_RE,
+  printable,
+  ProtocolError,
+  validateMessageText,
+  validateRoomName,
+  validateUsername,
+} from "./frames.ts";
+import { MAX_NAME_CHARS, MAX_PAGE, MAX_PASSWORD_CHARS, MAX_REF_CHARS } from "./limits.ts";
+
+type Json = Record<string, unknown>;
+
+function field(obj: Json, name: string): unknown {
+  return Object.hasOwn(obj, name) ? obj[name] : undefined;
+}
+
+function reqString(obj: Json, name: string, type: string): string {
+  const v = field(obj, name);
+  if (v === undefined || v === null) {
+    throw new ProtocolError("missing_field", `"${type}" needs a "${name}" string field`);
+  }
+  if (typeof v !== "string") {
+    throw new ProtocolError("bad_field", `"${name}" must be a string, got ${typeName(v)}`);
+  }
+  return v;
+}
+
+function optString(obj: Json, name: string, type: string): string | undefined {
+  const v = field(obj, name);
+  return v === undefined || v === null ? undefined : reqString(obj, name, type);
+}
+
+function optInt(obj: Json, name: string, min: number, max: number): number | undefined {
+  const v = field(obj, name);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new ProtocolError("bad_field", `"${name}" must be a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? "an object" : `a ${typeof v}`;
+}
+
+function password(obj: Json, type: string, required: boolean): string | undefined {
+  const p = required ? reqString(obj, "password", type) : optString(obj, "password", type);
+  if (p !== undefined && charCount(p) > MAX_PASSWORD_CHARS) {
+    throw new ProtocolError(
+      "too_long",
+      `The password is longer than ${MAX_PASSWORD_CHARS} characters`,
+    );
+  }
+  return p;
+}
+
+function text(obj: Json, type: string): string {
+  return validateMessageText(reqString(obj, "message", type));
+}
+
+/** Decodes one client frame from parsed JSON, validating every field. */
+export function decodeClientValue(value: unknown): ClientFrame {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("bad_frame", `A frame must be a JSON object, got ${typeName(value)}`);
+  }
+  const obj = value as Json;
+  let type = field(obj, "type");
+  // The seed protocol's hello is a bare {"username": ...} with no type.
+  if (type === undefined && field(obj, "username") !== undefined) type = "hello";
+  if (type === undefined) {
+    throw new ProtocolError(
+      "missing_field",
+      'A frame needs a "type" field, e.g. {"type":"message","message":"hi"}',
+    );
+  }
+  if (typeof type !== "string") {
+    throw new ProtocolError("bad_field", `"type" must be a string, got ${typeName(type)}`);
+  }
+  const refValue = optString(obj, "ref", type);
+  if (refValue !== undefined && refValue.length > MAX_REF_CHARS) {
+    throw new ProtocolError("too_long", `"ref" is longer than ${MAX_REF_CHARS} characters`);
+  }
+  const ref = refValue === undefined ? {} : { ref: refValue };
+  switch (type) {
+    case "hello": {
+      const username = validateUsername(reqString(obj, "username", type));
+      const pw = password(obj, type, false);
+      const proof = optString(obj, "proof", type);
+      if (proof !== undefined && !/^[A-Za-z0-9+/]{1,200}={0,2}$/.test(proof)) {
+        throw new ProtocolError(
+          "bad_field",
+          '"proof" must be a base64 HMAC (see docs/protocol.md)',
+        );
+      }
+      const since = optSince(obj, type);
+      return {
+        type,
+        username,
+        ...(pw === undefined ? {} : { password: pw }),
+        ...(proof === undefined ? {} : { proof }),
+        ...(since === undefined ? {} : { since }),
+        ...ref,
+      };
+    }
+    case "challenge":
+      return { type, username: validateUsername(reqString(obj, "username", type)), ...ref };
+    case "auth": {
+      const token = reqString(obj, "token", type);
+      if (token.length > 200) {
+        throw new ProtocolError("too_long", '"token" is longer than 200 characters');
+      }
+      const since = optSince(obj, type);
+      return { type, token, ...(since === undefined ? {} : { since }), ...ref };
+    }
+    case "unread": {
+      const chat = validateChatAddress(reqString(obj, "chat", type));
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return { type, chat, ...(limit === undefined ? {} : { limit }), ...ref };
+    }
+    case "members":
+      return { type, room: validateRoomName(reqString(obj, "room", type)), ...ref };
+    case "register":
+      return { type, password: password(obj, type, true)!, ...ref };
+    case "message": {
+      const message = text(obj, type);
+      const room = optString(obj, "room", type);
+      const reply = optId(obj, "reply_to", type);
+      return {
+        type,
+        message,
+        ...(room === undefined ? {} : { room: validateRoomName(room) }),
+        ...(reply === undefined ? {} : { reply_to: reply }),
+        ...ref,
+      };
+    }
+    case "private": {
+      const target = validateUsername(reqString(obj, "target_username", type));
+      const reply = optId(obj, "reply_to", type);
+      return {
+        type,
+        target_username: target,
+        message: text(obj, type),
+        ...(reply === undefined ? {} : { reply_to: reply }),
+        ...ref,
+      };
+    }
+    case "replies":
+    case "cancel_scheduled":
+      return { type, id: optId(obj, "id", type, true)!, ...ref };
+    case "schedule": {
+      const message = text(obj, type);
+      const at = reqString(obj, "at", type);
+      if (Number.isNaN(Date.parse(at)) || !/^\d{4}-\d\d-\d\dT/.test(at)) {
+        throw new ProtocolError(
+          "bad_field",
+          '"at" must be an ISO date and time, e.g. 2026-11-22T18:30:00Z',
+        );
+      }
+      const room = optString(obj, "room", type);
+      const target = optString(obj, "target_username", type);
+      if (room !== undefined && target !== undefined) {
+        throw new ProtocolError("bad_field", 'Give "room" or "target_username", not both');
+      }
+      return {
+        type,
+        message,
+        at,
+        ...(room === undefined ? {} : { room: validateRoomName(room) }),
+        ...(target === undefined ? {} : { target_username: validateUsername(target) }),
+        ...ref,
+      };
+    }
+    case "create_group":
+    case "create_link":
+      return { type, room: validateRoomName(reqString(obj, "room", type)), ...ref };
+    case "invite":
+    case "remove_member":
+      return {
+        type,
+        room: validateRoomName(reqString(obj, "room", type)),
+        username: validateUsername(reqString(obj, "username", type)),
+        ...ref,
+      };
+    case "invite_response": {
+      const accepted = field(obj, "accepted");
+      if (typeof accepted !== "boolean") {
+        throw new ProtocolError("bad_field", '"accepted" must be true or false');
+      }
+      return { type, room: validateRoomName(reqString(obj, "room", type)), accepted, ...ref };
+    }
+    case "join_decision": {
+      const approved = field(obj, "approved");
+      if (typeof approved !== "boolean") {
+        throw new ProtocolError("bad_field", '"approved" must be true or false');
+      }
+      return {
+        type,
+        room: validateRoomName(reqString(obj, "room", type)),
+        username: validateUsername(reqString(obj, "username", type)),
+        approved,
+        ...ref,
+      };
+    }
+    case "revoke_link":
+      return {
+        type,
+        room: validateRoomName(reqString(obj, "room", type)),
+        token: linkToken(obj, type),
+        ...ref,
+      };
+    case "join_link":
+      return { type, token: linkToken(obj, type), ...ref };
+    case "add_contact":
+    case "remove_contact":
+      return { type, username: validateUsername(reqString(obj, "username", type)), ...ref };
+    case "contacts":
+    case "scheduled":
+    case "token":
+      return { type, ...ref };
+    case "session_request":
+      return {
+        type,
+        target_username: validateUsername(reqString(obj, "target_username", type)),
+        ...ref,
+      };
+    case "session_response": {
+      const target = validateUsername(reqString(obj, "target_username", type));
+      const accepted = field(obj, "accepted");
+      if (typeof accepted !== "boolean") {
+        throw new ProtocolError("bad_field", '"accepted" must be true or false');
+      }
+      return { type, target_username: target, accepted, ...ref };
+    }
+    case "join":
+      return { type, room: validateRoomName(reqString(obj, "room", type)), ...ref };
+    case "leave": {
+      const room = optString(obj, "room", type);
+      return { type, ...(room === undefined ? {} : { room: validateRoomName(room) }), ...ref };
+    }
+    case "history": {
+      const chat = optString(obj, "chat", type);
+      const before = optInt(obj, "before", 1, Number.MAX_SAFE_INTEGER);
+      const after = optInt(obj, "after", 0, Number.MAX_SAFE_INTEGER);
+      if (before !== undefined && after !== undefined) {
+        throw new ProtocolError("bad_field", 'Give "before" or "after", not both');
+      }
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return {
+        type,
+        ...(chat === undefined ? {} : { chat: validateChatAddress(chat) }),
+        ...(before === undefined ? {} : { before }),
+        ...(after === undefined ? {} : { after }),
+        ...(limit === undefined ? {} : { limit }),
+        ...ref,
+      };
+    }
+    case "report": {
+      const reason = optReason(obj, type);
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        ...(reason === undefined ? {} : { reason }),
+        ...ref,
+      };
+    }
+    case "kick":
+    case "unmute":
+    case "unban": {
+      const reason = optReason(obj, type);
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        ...(reason === undefined ? {} : { reason }),
+        ...ref,
+      };
+    }
+    case "mute":
+    case "ban": {
+      const reason = optReason(obj, type);
+      const minutes = optInt(obj, "minutes", 1, 366 * 24 * 60);
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        ...(minutes === undefined ? {} : { minutes }),
+        ...(reason === undefined ? {} : { reason }),
+        ...ref,
+      };
+    }
+    case "delete_message": {
+      const id = reqString(obj, "id", type);
+      if (!ULID_RE.test(id)) {
+        throw new ProtocolError("bad_field", '"id" must be a message id (a 26-character ULID)');
+      }
+      return { type, id, ...ref };
+    }
+    case "audit": {
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      const before = optString(obj, "before", type);
+      if (before !== undefined && !ULID_RE.test(before)) {
+        throw new ProtocolError(
+          "bad_field",
+          '"before" must be an audit entry id (a 26-character ULID)',
+        );
+      }
+      return {
+        type,
+        ...(limit === undefined ? {} : { limit }),
+        ...(before === undefined ? {} : { before }),
+        ...ref,
+      };
+    }
+    case "create_user": {
+      const admin = field(obj, "admin");
+      if (admin !== undefined && typeof admin !== "boolean") {
+        throw new ProtocolError("bad_field", '"admin" must be true or false');
+      }
+      return {
+        type,
+        username: validateUsername(reqString(obj, "username", type)),
+        password: password(obj, type, true)!,
+        ...(admin === undefined ? {} : { admin }),
+        ...ref,
+      };
+    }
+    case "users":
+    case "rooms": {
+      const after = optString(obj, "after", type);
+      if (after !== undefined && charCount(after) > MAX_NAME_CHARS) {
+        throw new ProtocolError("bad_field", `"after" must be a name from the previous page`);
+      }
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      const username = type === "users" ? optString(obj, "username", type) : undefined;
+      return {
+        type,
+        ...(username === undefined ? {} : { username: validateUsername(username) }),
+        ...(after === undefined ? {} : { after }),
+        ...(limit === undefined ? {} : { limit }),
+        ...ref,
+      };
+    }
+    case "log_search": {
+      const query = optString(obj, "query", type);
+      if (query !== undefined && charCount(query) > 200) {
+        throw new ProtocolError("too_long", '"query" is longer than 200 characters');
+      }
+      const before = optString(obj, "before", type);
+      if (before !== undefined && !ULID_RE.test(before)) {
+        throw new ProtocolError("bad_field", '"before" must be a log entry id (a ULID)');
+      }
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return {
+        type,
+        ...(query === undefined ? {} : { query }),
+        ...(before === undefined ? {} : { before }),
+        ...(limit === undefined ? {} : { limit }),
+        ...ref,
+      };
+    }
+    case "clients": {
+      const limit = optInt(obj, "limit", 1, MAX_PAGE);
+      return { type, ...(limit === undefined ? {} : { limit }), ...ref };
+    }
+    case "connections":
+    case "reports":
+    case "stats":
+    case "log_subscribe":
+    case "session_end":
+    case "unread_counts":
+    case "status":
+    case "pong":
+    case "ping":
+      return { type, ...ref };
+    default:
+      throw new ProtocolError(
+        "unknown_type",
+        `Unknown frame type "${printable(type)}": see docs/protocol.md for the list`,
+      );
+  }
+}
+
+const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const MAX_REASON_CHARS = 500;
+
+function optId(obj: Json, name: string, type: string, required = false): string | undefined {
+  const id = required ? reqString(obj, name, type) : optString(obj, name, type);
+  if (id !== undefined && !ULID_RE.test(id)) {
+    throw new ProtocolError("bad_field", `"${name}" must be an id (a 26-character ULID)`);
+  }
+  return id;
+}
+
+function linkToken(obj: Json, type: string): string {
+  const token = reqString(obj, "token", type);
+  if (!/^[A-Za-z0-9_-]{8,64}$/.test(token)) {
+    throw new ProtocolError(
+      "bad_field",
+      '"token" must be an invite link token (letters, digits, "_" and "-")',
+    );
+  }
+  return token;
+}
+
+function optReason(obj: Json, type: string): string | undefined {
+  const reason = optString(obj, "reason", type);
+  if (reason === undefined) return undefined;
+  if (charCount(reason) > MAX_REASON_CHARS) {
+    throw new ProtocolError("too_long", `"reason" is longer than ${MAX_REASON_CHARS} characters`);
+  }
+  if (CONTROL_RE.test(reason)) {
+    throw new ProtocolError("bad_field", '"reason" contains control characters');
+  }
+  return reason;
+}
+
+function optSince(obj: Json, type: string): string | undefined {
+  const since = optString(obj, "since", type);
+  if (since !== undefined && !ULID_RE.test(since)) {
+    throw new ProtocolError("bad_field", '"since" must be a message id (a 26-character ULID)');
+  }
+  return since;
+}
+
+/** Validates a chat address: a room name, or `@user` for the private chat with that user. */
+export function validateChatAddress(address: string): string {
+  if (address.startsWith("@")) return "@" + validateUsername(address.slice(1));
+  return validateRoomName(address);
+}
+
+/**
+ * The `ref` of a line that failed to decode, when it is JSON with a usable `ref`, so the error
+ * can be matched to the request; undefined otherwise.
+ */
+export function refOfLine(line: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(line);
+    if (typeof value !== "object" || value === null || !("ref" in value)) return undefined;
+    const ref = value.ref;
+    return typeof ref === "string" && ref.length <= MAX_REF_CHARS ? ref : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses and decodes one JSON text line into a client frame. */
+export function decodeClientFrame(line: string): ClientFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (cause) {
+    throw new ProtocolError(
+      "bad_json",
+      'That line is not valid JSON: send one JSON object per line, e.g. {"type":"message","message":"hi"}',
+      { cause },
+    );
+  }
+  return decodeClientValue(value);
+}
