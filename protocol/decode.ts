@@ -266,15 +266,7 @@ export function decodeClientValue(value: unknown): ClientFrame {
         ...ref,
       };
     }
-    case "report": {
-      const reason = optReason(obj, type);
-      return {
-        type,
-        username: validateUsername(reqString(obj, "username", type)),
-        ...(reason === undefined ? {} : { reason }),
-        ...ref,
-      };
-    }
+    case "report":
     case "kick":
     case "unmute":
     case "unban": {
