@@ -424,3 +424,41 @@ Deno.test({
     await alicePhone.close();
   },
 });
+
+Deno.test({
+  name:
+    "cluster: a message written on one node is found by id on another: replied to, its replies listed, deleted",
+  ignore,
+  async fn() {
+    await using c = await cluster(2);
+    const [n1, n2] = c.nodes;
+    const alice = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    await alice.send({ type: "message", message: "question on node 1", ref: "q" });
+    const q = await alice.type("ack", (f) => f.ref === "q");
+
+    // Node 2 reads node 1's index rows: the reply carries what it answers.
+    const bob = await JsonClient.connect(n2!.tcpPort, { username: "bob" });
+    await bob.send({ type: "message", message: "answer on node 2", reply_to: q.id, ref: "a" });
+    const a = await bob.type("ack", (f) => f.ref === "a");
+    const seen = await alice.type("message", (m) => m.id === a.id);
+    assert.deepEqual(seen.reply_to, {
+      id: q.id,
+      from_username: "alice",
+      message: "question on node 1",
+    });
+    await bob.send({ type: "replies", id: q.id, ref: "r" });
+    const replies = await bob.type("replies", (f) => f.ref === "r");
+    assert.deepEqual(replies.messages.map((m) => m.id), [a.id]);
+
+    // An admin on node 2 deletes node 1's message by id; node 1's reader sees it go.
+    const root = await JsonClient.connect(n2!.tcpPort, {
+      username: "Root",
+      password: "root-password",
+    });
+    await root.send({ type: "delete_message", id: q.id, ref: "d" });
+    assert.equal((await alice.type("message_deleted")).id, q.id);
+    await bob.send({ type: "replies", id: q.id, ref: "gone" });
+    assert.equal((await bob.type("error", (f) => f.ref === "gone")).code, "no_such_message");
+    await Promise.all([alice.close(), bob.close(), root.close()]);
+  },
+});
