@@ -6,7 +6,7 @@
  */
 
 import { keys } from "./keys.ts";
-import type { ListOptions, StoredMessage } from "./store.ts";
+import { type ListOptions, liveAt, type StoredMessage } from "./store.ts";
 
 /** The newest `count` messages of a chat, oldest first, expired or not (what the tail cache keeps). */
 export async function newestMessages(
@@ -30,28 +30,25 @@ export async function pageOfMessages(
 ): Promise<StoredMessage[]> {
   const { now, limit } = options;
   const prefix = keys.messages(chat);
-  const live = (m: StoredMessage) =>
-    now === undefined || m.expiresAt === undefined || m.expiresAt > now;
   const batchSize = Math.min(limit + 10, 500);
-  const out: StoredMessage[] = [];
-  if (options.after !== undefined) {
-    const start = keys.message(chat, options.after + 1);
-    for await (const e of kv.list<StoredMessage>({ prefix, start }, { batchSize })) {
-      if (!live(e.value)) continue;
+  /** The first `limit` live messages of a listing, in its order. */
+  const take = async (listing: Deno.KvListIterator<StoredMessage>) => {
+    const out: StoredMessage[] = [];
+    for await (const e of listing) {
+      if (!liveAt(e.value, now)) continue;
       out.push(e.value);
       if (out.length >= limit) break;
     }
     return out;
+  };
+  if (options.after !== undefined) {
+    const start = keys.message(chat, options.after + 1);
+    return await take(kv.list<StoredMessage>({ prefix, start }, { batchSize }));
   }
   const selector = options.before === undefined
     ? { prefix }
     : { prefix, end: keys.message(chat, options.before) };
-  for await (const e of kv.list<StoredMessage>(selector, { reverse: true, batchSize })) {
-    if (!live(e.value)) continue;
-    out.push(e.value);
-    if (out.length >= limit) break;
-  }
-  return out.reverse();
+  return (await take(kv.list<StoredMessage>(selector, { reverse: true, batchSize }))).reverse();
 }
 
 /** The live messages after the one with `id`, oldest first, at most `limit`. */
@@ -70,10 +67,7 @@ export async function messagesSinceId(
   });
   for await (const e of iter) {
     if (e.value.id <= id || out.length >= limit) break;
-    if (now !== undefined && e.value.expiresAt !== undefined && e.value.expiresAt <= now) {
-      continue;
-    }
-    out.push(e.value);
+    if (liveAt(e.value, now)) out.push(e.value);
   }
   return out.reverse();
 }

@@ -142,9 +142,7 @@ export class KvStore implements Store {
     // Found by id through its batch's index rows (kv_index.ts): one row for many messages, but
     // counted as one for each, the most it can be.
     const count = 2 + (message.replyTo ? 1 : 0) + (options.completes ? 3 : 0);
-    const index = ttl.expireIn === undefined
-      ? { id: message.id }
-      : { id: message.id, expireIn: ttl.expireIn };
+    const index = { id: message.id, ...ttl };
     return this.#commits.writeSequenced(
       { chat: message.chat, build, index },
       count,

@@ -123,6 +123,11 @@ export interface StoredMessage {
   expiresAt?: number;
 }
 
+/** Whether a message is within its lifetime at `now` (every message is, without a `now`). */
+export function liveAt(m: StoredMessage, now: number | undefined): boolean {
+  return now === undefined || m.expiresAt === undefined || m.expiresAt > now;
+}
+
 /** A message before the store has given it its sequence number. */
 export type NewMessage = Omit<StoredMessage, "seq">;
 

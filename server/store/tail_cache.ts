@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { StoredMessage } from "./store.ts";
+import { liveAt, type StoredMessage } from "./store.ts";
 
 interface Tail {
   /** Ascending by `seq`, contiguous (a deletion forgets the whole tail). */
@@ -69,7 +69,7 @@ export class TailCache {
     const out: StoredMessage[] = [];
     for (let i = tail.messages.length - 1; i >= 0 && out.length < limit; i--) {
       const m = tail.messages[i]!;
-      if (now === undefined || m.expiresAt === undefined || m.expiresAt > now) out.push(m);
+      if (liveAt(m, now)) out.push(m);
     }
     if (out.length < limit && !tail.complete) return null;
     return out.reverse();
