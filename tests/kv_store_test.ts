@@ -268,3 +268,61 @@ Deno.test("KvStore.sweepOrphanChunks() removes old uploads that never got a file
   for await (const e of kv.list({ prefix: ["file_chunks"] })) left.add(String(e.key[1]));
   assert.deepEqual([...left].sort(), [finished, uploading].sort());
 });
+
+Deno.test("KvStore pages: before, after and newest equal a filter of the chat, whatever expired or was deleted", async () => {
+  // Pages read exactly `limit` rows per KV batch, so a page with expired or deleted rows in it
+  // needs further batches: against a model, every page is still the first `limit` live ones.
+  const fc = (await import("fast-check")).default;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.constantFrom("live", "expired", "deleted"), { minLength: 1, maxLength: 90 }),
+      fc.array(
+        fc.record({
+          kind: fc.constantFrom("before", "after", "newest"),
+          at: fc.integer({ min: 0, max: 95 }),
+          limit: fc.integer({ min: 1, max: 40 }),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+      async (states, reads) => {
+        await using kv = await Deno.openKv(":memory:");
+        // A cluster node's store: no tail cache, every page is a KV read.
+        const store = new KvStore(kv, { soleWriter: false });
+        const now = 10_000;
+        const all = states.map((state, i) => ({
+          ...msg("general", i + 1),
+          ...(state === "expired"
+            ? { expiresAt: now - 1 }
+            : state === "live" && i % 3 === 0
+            ? { expiresAt: now + 1 }
+            : {}),
+        }));
+        await Promise.all(all.map((m) => store.appendMessage(m)));
+        for (const [i, state] of states.entries()) {
+          if (state === "deleted") await store.deleteMessage(all[i]!);
+        }
+        const live = all.filter((m, i) =>
+          states[i] !== "deleted" && (m.expiresAt ?? now + 1) > now
+        );
+        for (const { kind, at, limit } of reads) {
+          const page = await store.listMessages("general", {
+            limit,
+            now,
+            ...(kind === "before" ? { before: at } : kind === "after" ? { after: at } : {}),
+          });
+          const expected = kind === "before"
+            ? live.filter((m) => m.seq < at).slice(-limit)
+            : kind === "after"
+            ? live.filter((m) => m.seq > at).slice(0, limit)
+            : live.slice(-limit);
+          assert.deepEqual(
+            page.map((m) => m.seq),
+            expected.map((m) => m.seq),
+            `${kind} ${at} ×${limit}`,
+          );
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});

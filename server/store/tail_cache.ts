@@ -3,9 +3,9 @@
  * last page of a chat, sent on every hello, join and `history` without a position — needs no
  * KV range scan. Ergo keeps each channel's history in a memory ring the same way.
  *
- * Why: a KV scan of 20 messages deserializes ~30 entries (~21 KB that V8 promotes before it
- * dies), and those reads made the young-generation pauses (5-8 ms) that set the history p99
- * (bench/bounds.md). The cache is filled by one KV read and then kept by this process's own
+ * Why: the entries of a Deno KV listing outlive V8's young-generation GC (~20 KB a page that V8
+ * promotes before it dies), and those reads made the young-generation pauses (3-8 ms) that set
+ * the history p99 (bench/bounds.md). The cache is filled by one KV read and then kept by this process's own
  * writes, so it is only correct when this process is the only writer: a cluster node does not
  * use it (the other nodes write the same chats).
  *
