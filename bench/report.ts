@@ -252,6 +252,8 @@ IRC listener / ngircd, one protocol, one generator): **${
 /** Section 2: the open loop, every wire against ngircd at each rate. */
 function openSection(r: Results, P: Params): string {
   const rates = Object.keys(r.open).map(Number);
+  // Results from before the rounds (one run per row) have no `rounds`.
+  const rounds = rates.some((rate) => Array.isArray(r.open[rate].json.rounds));
   const openRows = rates.flatMap((rate) => {
     const o = r.open[rate];
     const line = (name: string, x: Row) =>
@@ -259,7 +261,9 @@ function openSection(r: Results, P: Params): string {
         flag(x)
       } | ${x.delivered}/${x.expected} | ${x.achieved_rate} | ${x.p50_ms} | ${x.p99_ms} | ${x.spread_p99_ms} | ${
         ratio(x.p50_ms, o.irc.p50_ms)
-      }× / ${ratio(x.p99_ms, o.irc.p99_ms)}× | ${x.cpu_s} | ${x.gen_cpu_pct}% |`;
+      }× / ${ratio(x.p99_ms, o.irc.p99_ms)}× | ${x.cpu_s} | ${x.gen_cpu_pct}% |${
+        rounds ? ` ${Array.isArray(x.rounds) ? x.rounds.join(", ") : "–"} |` : ""
+      }`;
     return [
       line("chat, TCP JSON", o.json),
       line("chat, WebSocket", o.ws),
@@ -270,10 +274,17 @@ function openSection(r: Results, P: Params): string {
   return `## 2. Open loop
 
 ${P.openN} receivers, messages at a fixed total rate for ${P.openSecs} s. "vs ngircd" is p50 / p99
-against ngircd's at the same rate.
+against ngircd's at the same rate.${
+    rounds
+      ? ` Every rate ran in ${P.openRounds} interleaved rounds (each server at each rate, then again);
+a row is its median round by p99, and the last column has every round's p50 / p99 (sorted by p99).`
+      : ""
+  }
 
-| rate/s | server | delivered | achieved/s | p50 ms | p99 ms | spread p99 ms | vs ngircd | server CPU s | generator CPU |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| rate/s | server | delivered | achieved/s | p50 ms | p99 ms | spread p99 ms | vs ngircd | server CPU s | generator CPU |${
+    rounds ? " every round, p50 / p99 ms |" : ""
+  }
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${rounds ? " --- |" : ""}
 ${openRows.join("\n")}`;
 }
 

@@ -157,3 +157,35 @@ Deno.test("docs/benchmarks.md's targets table is what its own raw results give",
     targets(results).map(([name, figure, ok]) => [name, figure, ok ? "yes" : "**no**"]),
   );
 });
+
+Deno.test("open-loop rounds: the table shows every round beside the median, and older results render without them", () => {
+  const render = (r: Results) =>
+    renderReport({
+      results: r,
+      params: paramsFor(false),
+      quick: false,
+      generator: "C (bench/loadgen.c)",
+      bounds: "",
+      machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
+    });
+  const section = (text: string) =>
+    text.slice(text.indexOf("## 2. Open loop"), text.indexOf("## 3. Durable ingest"));
+  const withRounds = passing();
+  for (const rate of [50, 200, 400]) {
+    for (const row of Object.values(withRounds.open[rate]) as Record<string, unknown>[]) {
+      row.rounds = ["10 / 11", `${row.p50_ms} / ${row.p99_ms}`, "12 / 30"];
+    }
+  }
+  const text = section(render(withRounds));
+  includes(text, "3 interleaved rounds");
+  includes(text, "| every round, p50 / p99 ms |");
+  includes(text, "| 10 / 11, 11 / 12, 12 / 30 |");
+  // Every table line has the same number of cells as its header.
+  const lines = text.split("\n").filter((l) => l.startsWith("|"));
+  const width = lines[0]!.split("|").length;
+  assert.ok(lines.every((l) => l.split("|").length === width), "ragged open-loop table");
+
+  const without = section(render(passing()));
+  assert.ok(!without.includes("every round"), "no rounds column for results without rounds");
+  assert.ok(!without.includes("interleaved"), "no rounds sentence for results without rounds");
+});
