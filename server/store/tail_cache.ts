@@ -5,9 +5,9 @@
  *
  * Why: the entries of a Deno KV listing outlive V8's young-generation GC (~20 KB a page that V8
  * promotes before it dies), and those reads made the young-generation pauses (3-8 ms) that set
- * the history p99 (bench/bounds.md). The cache is filled by one KV read and then kept by this process's own
- * writes, so it is only correct when this process is the only writer: a cluster node does not
- * use it (the other nodes write the same chats).
+ * the history p99 (bench/bounds.md). The cache is filled by one KV read and then kept by this
+ * process's own writes, so it is only correct when this process is the only writer: a cluster
+ * node does not use it (the other nodes write the same chats).
  *
  * Rules that keep it exact:
  * - A chat's tail is contiguous up to the newest message: an append whose number is not the
