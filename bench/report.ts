@@ -107,7 +107,9 @@ export function targets(r: Results): Array<[string, string, boolean]> {
       r.idle.ws.settled_bytes_per_connection <= 20 * 1024,
     ],
     [
-      `history p99 ≤ 2 ms (here at ${r.history.stored} messages; the target is at 10 M)`,
+      r.history.stored >= 10_000_000
+        ? "history p99 ≤ 2 ms at 10 M messages"
+        : `history p99 ≤ 2 ms (here at ${r.history.stored} messages; the target is at 10 M)`,
       `${r.history.last20_p99_ms} ms (last 20), ${r.history.page_p99_ms} ms (a page)`,
       r.history.last20_p99_ms <= 2 && r.history.page_p99_ms <= 2,
     ],
