@@ -39,6 +39,12 @@ export function acceptConnections(
           refuse(conn, options.refusal(refusal));
           continue;
         }
+        // Every write already carries all that queued for the connection (the outbound queue
+        // joins them), so Nagle's algorithm could only hold a message back until the reader's
+        // delayed ACK: off, as the HTTP listener has it.
+        try {
+          (conn as Deno.TcpConn).setNoDelay(true);
+        } catch { /* closed already: serve() finds out */ }
         const done = options.serve(conn);
         connections.add(done);
         void done.finally(() => connections.delete(done));
