@@ -60,7 +60,7 @@ export function paramsFor(quick: boolean) {
       // V8 keeps the young generation grown by the login burst until its memory reducer runs,
       // ~30-40 s into quiet; idle memory is read after that too.
       settleS: 50,
-      // The size: prefilling it through the store takes ~4 minutes and ~2 GB of disk.
+      // The size: prefilling it through the store takes ~6 minutes and ~2 GB of disk.
       history: 10_000_000,
       smallConns: 10_000,
       smallSecs: 5,
