@@ -254,8 +254,9 @@ IRC listener / ngircd, one protocol, one generator): **${
 /** Section 2: the open loop, every wire against ngircd at each rate. */
 function openSection(r: Results, P: Params): string {
   const rates = Object.keys(r.open).map(Number);
-  // Results from before the rounds (one run per row) have no `rounds`.
-  const rounds = rates.some((rate) => Array.isArray(r.open[rate].json.rounds));
+  // Results from before the rounds (one run per row) have no `rounds`; a quick run has one.
+  const rounds = P.openRounds > 1 &&
+    rates.some((rate) => Array.isArray(r.open[rate].json.rounds));
   const openRows = rates.flatMap((rate) => {
     const o = r.open[rate];
     const line = (name: string, x: Row) =>

@@ -188,4 +188,15 @@ Deno.test("open-loop rounds: the table shows every round beside the median, and 
   const without = section(render(passing()));
   assert.ok(!without.includes("every round"), "no rounds column for results without rounds");
   assert.ok(!without.includes("interleaved"), "no rounds sentence for results without rounds");
+
+  // A quick run has one round per rate: nothing to show beside it.
+  const quick = renderReport({
+    results: withRounds,
+    params: paramsFor(true),
+    quick: true,
+    generator: "C (bench/loadgen.c)",
+    bounds: "",
+    machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
+  });
+  assert.ok(!section(quick).includes("every round"), "no rounds column in a quick run");
 });
