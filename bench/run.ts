@@ -37,6 +37,16 @@ const quick =
 const ROOT = new URL("../", import.meta.url).pathname;
 const OUT = `${ROOT}docs/benchmarks.md`;
 const P = paramsFor(quick);
+/** The median of `runs` by `key`, with every run's `label` in that order (its `rounds`). */
+function medianOf(
+  runs: Measured[],
+  key: (m: Measured) => number,
+  label: (m: Measured) => string | number | undefined,
+) {
+  const sorted = [...runs].sort((x, y) => key(x) - key(y));
+  return { ...sorted[Math.floor(sorted.length / 2)]!, rounds: sorted.map(label) };
+}
+
 const dir = await Deno.makeTempDir({ prefix: "chat_bench_" });
 const benchStart = performance.now();
 const log = (s: string) =>
@@ -73,12 +83,12 @@ try {
       irc: await burst("irc", irc.port, irc.proc.pid),
     });
   }
-  const medianRound = (row: "json" | "ws" | "ircChat" | "irc") => {
-    const runs = rounds.map((r) => r[row]).sort((x, y) =>
-      Number(x.deliveries_per_s) - Number(y.deliveries_per_s)
+  const medianRound = (row: "json" | "ws" | "ircChat" | "irc") =>
+    medianOf(
+      rounds.map((r) => r[row]),
+      (m) => Number(m.deliveries_per_s),
+      (m) => m.deliveries_per_s,
     );
-    return { ...runs[Math.floor(runs.length / 2)]!, rounds: runs.map((r) => r.deliveries_per_s) };
-  };
   results.burst = {
     json: medianRound("json"),
     ws: medianRound("ws"),
@@ -113,15 +123,12 @@ try {
     }
   }
   /** The median round by p99 (a round with receivers missing sorts last), with all rounds. */
-  const medianOpen = (runs: Measured[]) => {
-    const key = (m: Measured) =>
-      Number(m.joined) < Number(m.receivers) ? Infinity : Number(m.p99_ms ?? Infinity);
-    const sorted = [...runs].sort((x, y) => key(x) - key(y));
-    return {
-      ...sorted[Math.floor(sorted.length / 2)]!,
-      rounds: sorted.map((m) => `${m.p50_ms} / ${m.p99_ms}`),
-    };
-  };
+  const medianOpen = (runs: Measured[]) =>
+    medianOf(
+      runs,
+      (m) => Number(m.joined) < Number(m.receivers) ? Infinity : Number(m.p99_ms ?? Infinity),
+      (m) => `${m.p50_ms} / ${m.p99_ms}`,
+    );
   const open: Record<string, unknown> = {};
   for (const rate of P.rates) {
     const runs = openRuns[rate]!;
