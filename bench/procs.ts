@@ -196,6 +196,29 @@ export async function usage(pid: number): Promise<{ cpu: number; rss: number }> 
 }
 
 /**
+ * What a workload that runs in the benchmark's own process costs (its client is the generator:
+ * ingest, history, REST): the servers' CPU seconds over it, and the benchmark process's CPU as a
+ * percentage of one core, flagged like the C generator's above 80%.
+ */
+export async function costed<T extends object>(
+  pids: number[],
+  run: () => Promise<T>,
+): Promise<T & { cpu_s: number; gen_cpu_pct: number }> {
+  const cpuOf = async () => (await Promise.all(pids.map(usage))).reduce((a, u) => a + u.cpu, 0);
+  const server0 = await cpuOf();
+  const self0 = (await usage(Deno.pid)).cpu;
+  const t0 = performance.now();
+  const result = await run();
+  const wall = (performance.now() - t0) / 1000;
+  const selfCpu = (await usage(Deno.pid)).cpu - self0;
+  return {
+    ...result,
+    cpu_s: +((await cpuOf()) - server0).toFixed(2),
+    gen_cpu_pct: Math.round((100 * selfCpu) / Math.max(wall, 0.001)),
+  };
+}
+
+/**
  * Runs the generator against a server. The generator prints "start" as its clock starts (after
  * every receiver has joined), so the server's CPU is counted from there: logins are not part of
  * a fan-out's cost.

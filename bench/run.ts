@@ -13,6 +13,7 @@
 import { parseArgs } from "node:util";
 import {
   type Bench,
+  costed,
   findGenerator,
   loadArgs,
   type Measured,
@@ -167,7 +168,7 @@ try {
 
   // 3. Durable ingest: acknowledged only after commit.
   log("3. durable ingest");
-  results.ingest = await ingest([chat.tcp], P.ingest);
+  results.ingest = await costed([chatPid], () => ingest([chat.tcp], P.ingest));
   results.fsync = await fsyncPerMessage(b);
 
   // 6. Many small rooms.
@@ -189,7 +190,7 @@ try {
 
   // 8. REST through the server's HTTP/1.1 listener, with its deadlines (the default).
   log("8. REST");
-  results.rest = await rest(b, chat.http, P.restClients, P.restPer);
+  results.rest = await rest(b, chat.http, chatPid, P.restClients, P.restPer);
 
   // 4. Idle connections: memory per connection.
   log("4. idle connections");

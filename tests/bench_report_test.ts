@@ -35,17 +35,33 @@ function passing(): Results {
     },
     open: { 50: open(50), 200: open(200), 400: open(400) },
     slow: { baseline: row({ p99_ms: 20 }), slow: row({ p99_ms: 21, slow: 10, slow_dropped: 0 }) },
-    ingest: { messages: 40_000, seconds: 0.7, acked_per_s: 55_000 },
+    ingest: {
+      messages: 40_000,
+      acked: 40_000,
+      seconds: 0.7,
+      acked_per_s: 55_000,
+      cpu_s: 1.2,
+      gen_cpu_pct: 9,
+    },
     fsync: { writes: 500, per_s: 2000 },
     small: row({ p50_ms: 2, p99_ms: 9 }),
-    rest: { healthz_per_s: 9000, send_per_s: 3000 },
+    rest: {
+      healthz: { per_s: 9000, cpu_s: 1.1, gen_cpu_pct: 71 },
+      send: { per_s: 3000, cpu_s: 2.2, gen_cpu_pct: 93 },
+    },
     idle: {
       json: { connections: 5000, settled_bytes_per_connection: 11 * 1024 },
       ws: { connections: 5000, settled_bytes_per_connection: 19 * 1024 },
       ircChat: { connections: 5000, settled_bytes_per_connection: 15 * 1024 },
       irc: { connections: 5000, settled_bytes_per_connection: 4 * 1024 },
     },
-    history: { stored: 1_000_000, last20_p99_ms: 1.5, page_p99_ms: 1.9 },
+    history: {
+      stored: 1_000_000,
+      last20_p99_ms: 1.5,
+      page_p99_ms: 1.9,
+      cpu_s: 0.8,
+      gen_cpu_pct: 31,
+    },
     cluster: null,
   };
 }
@@ -98,6 +114,41 @@ Deno.test("a row with receivers missing voids the targets it feeds, on either se
   const open = passing();
   open.open[400].json.joined = 999;
   assert.deepEqual(verdicts(open), [true, true, true, true, false, false, true, true, true, true]);
+});
+
+Deno.test("an ingest run that lost acks voids its target, whatever its rate", () => {
+  const r = passing();
+  r.ingest.acked = 39_000;
+  const t = targets(r);
+  assert.equal(t[6]![2], false);
+  includes(t[6]![1], "void: 39000/40000 acked");
+  assert.deepEqual(verdicts(r).filter((ok) => !ok).length, 1);
+});
+
+Deno.test("every row with a generator says what it cost: ingest, history, small rooms, slow readers, REST", () => {
+  const text = renderReport({
+    results: passing(),
+    params: paramsFor(false),
+    quick: false,
+    generator: "C (bench/loadgen.c)",
+    bounds: "",
+    machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
+  });
+  const section = (from: string, to: string) => text.slice(text.indexOf(from), text.indexOf(to));
+  const ingest = section("## 3. Durable ingest", "## 4.");
+  includes(ingest, "40000/40000 acked");
+  includes(ingest, "Server CPU 1.2 s");
+  includes(ingest, "9% of a core");
+  includes(
+    section("## 5. History", "## 6."),
+    "0.8 CPU-s and\nthe client (the benchmark's own process) 31%",
+  );
+  includes(section("## 6. Many small rooms", "## 7."), "generator 40% of a core");
+  includes(section("## 7. Slow readers", "## 8."), "| 1000/1000 |");
+  const rest = section("## 8. REST", "## 9.");
+  includes(rest, "| 9000 | 1.1 | 71% |");
+  // The send row's clients were busier than 80% of a core: flagged like a generator row.
+  includes(rest, "| 3000 | 2.2 | 93% ⚠ > 80% of a core |");
 });
 
 Deno.test("a busy generator flags its row, and a quick run says 400/s was not run", () => {
