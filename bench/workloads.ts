@@ -254,6 +254,7 @@ export async function idle(
   const per = (rss: number) => Math.round((rss - before) / Math.max(1, info.connections));
   return {
     connections: info.connections,
+    expected: count,
     rss_before_mb: +(before / 1048576).toFixed(1),
     rss_after_mb: +(after / 1048576).toFixed(1),
     rss_settled_mb: +(settled / 1048576).toFixed(1),

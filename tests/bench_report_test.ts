@@ -125,6 +125,16 @@ Deno.test("an ingest run that lost acks voids its target, whatever its rate", ()
   assert.deepEqual(verdicts(r).filter((ok) => !ok).length, 1);
 });
 
+Deno.test("an idle row with fewer connections than asked for voids its target", () => {
+  const r = passing();
+  r.idle.ws.expected = 5000;
+  r.idle.ws.connections = 4100;
+  const t = targets(r);
+  assert.equal(t[8]![2], false);
+  includes(t[8]![1], "void: 4100/5000 connected");
+  assert.deepEqual(verdicts(r).filter((ok) => !ok).length, 1);
+});
+
 Deno.test("every row with a generator says what it cost: ingest, history, small rooms, slow readers, REST", () => {
   const text = renderReport({
     results: passing(),
