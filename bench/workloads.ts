@@ -311,7 +311,9 @@ export async function ingest(
           rest = rest.slice(i + 1);
         }
       }
-    })();
+    })().catch(() => {
+      // The connection failed or was closed at the deadline: the acks so far count.
+    });
     try {
       await new Promise((r) => setTimeout(r, 200));
       for (let i = 0; i < per; i += 200) {
@@ -331,7 +333,7 @@ export async function ingest(
     } finally {
       clearTimeout(deadline);
       close();
-      await reading.catch(() => {});
+      await reading;
     }
     acked += acks;
   }));
