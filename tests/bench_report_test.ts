@@ -76,6 +76,19 @@ function includes(text: string, part: string): void {
 
 const verdicts = (r: Results) => targets(r).map(([, , ok]) => ok);
 
+/** docs/benchmarks.md for `results`, as a full run (or a quick one) on a made-up machine. */
+function render(results: Results, options: { quick?: boolean; bounds?: string } = {}): string {
+  const quick = options.quick ?? false;
+  return renderReport({
+    results,
+    params: paramsFor(quick),
+    quick,
+    generator: "C (bench/loadgen.c)",
+    bounds: options.bounds ?? "",
+    machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
+  });
+}
+
 Deno.test("every target is met when every figure is within its bound", () => {
   assert.deepEqual(verdicts(passing()), Array(10).fill(true));
 });
@@ -136,14 +149,7 @@ Deno.test("an idle row with fewer connections than asked for voids its target", 
 });
 
 Deno.test("every row with a generator says what it cost: ingest, history, small rooms, slow readers, REST", () => {
-  const text = renderReport({
-    results: passing(),
-    params: paramsFor(false),
-    quick: false,
-    generator: "C (bench/loadgen.c)",
-    bounds: "",
-    machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
-  });
+  const text = render(passing());
   const section = (from: string, to: string) => text.slice(text.indexOf(from), text.indexOf(to));
   const ingest = section("## 3. Durable ingest", "## 4.");
   includes(ingest, "40000/40000 acked");
@@ -175,14 +181,7 @@ Deno.test("a busy generator flags its row, and a quick run says 400/s was not ru
 });
 
 Deno.test("the report renders every section, and says when the cluster was not run", () => {
-  const text = renderReport({
-    results: passing(),
-    params: paramsFor(false),
-    quick: false,
-    generator: "C (bench/loadgen.c)",
-    bounds: "- **A bound.** What was tried.",
-    machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
-  });
+  const text = render(passing(), { bounds: "- **A bound.** What was tried." });
   for (
     const heading of [
       "## Targets",
@@ -220,15 +219,6 @@ Deno.test("docs/benchmarks.md's targets table is what its own raw results give",
 });
 
 Deno.test("open-loop rounds: the table shows every round beside the median, and older results render without them", () => {
-  const render = (r: Results) =>
-    renderReport({
-      results: r,
-      params: paramsFor(false),
-      quick: false,
-      generator: "C (bench/loadgen.c)",
-      bounds: "",
-      machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
-    });
   const section = (text: string) =>
     text.slice(text.indexOf("## 2. Open loop"), text.indexOf("## 3. Durable ingest"));
   const withRounds = passing();
@@ -251,13 +241,6 @@ Deno.test("open-loop rounds: the table shows every round beside the median, and 
   assert.ok(!without.includes("interleaved"), "no rounds sentence for results without rounds");
 
   // A quick run has one round per rate: nothing to show beside it.
-  const quick = renderReport({
-    results: withRounds,
-    params: paramsFor(true),
-    quick: true,
-    generator: "C (bench/loadgen.c)",
-    bounds: "",
-    machine: { cores: 2, cpu: "a CPU", memGiB: "24", deno: "2.9.6", date: "2026-11-29" },
-  });
+  const quick = render(withRounds, { quick: true });
   assert.ok(!section(quick).includes("every round"), "no rounds column in a quick run");
 });
