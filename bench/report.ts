@@ -112,17 +112,11 @@ export function targets(r: Results): Array<[string, string, boolean]> {
       `worst ${worstP50.toFixed(2)}×`,
       worstP50 <= 1.2,
     ),
-    lostAcks(r.ingest)
-      ? [
-        "durable ingest ≥ 50,000 msg/s",
-        `${r.ingest.acked_per_s}/s (void: ${ackedOf(r.ingest)} acked)`,
-        false,
-      ]
-      : [
-        "durable ingest ≥ 50,000 msg/s",
-        `${r.ingest.acked_per_s}/s`,
-        r.ingest.acked_per_s >= 50_000,
-      ],
+    [
+      "durable ingest ≥ 50,000 msg/s",
+      `${r.ingest.acked_per_s}/s${lostAcks(r.ingest) ? ` (void: ${ackedOf(r.ingest)} acked)` : ""}`,
+      !lostAcks(r.ingest) && r.ingest.acked_per_s >= 50_000,
+    ],
     idleTarget("idle TCP JSON ≤ 12 KB per connection (settled)", r.idle.json, 12),
     idleTarget("idle WebSocket ≤ 20 KB per connection (settled)", r.idle.ws, 20),
     [
