@@ -74,7 +74,9 @@ try {
       pid,
       loadArgs(b, { proto, port, receivers: P.burstN, senders: 4, messages: P.burstM }),
     );
-  const rounds: Record<"json" | "ws" | "ircChat" | "irc", Measured>[] = [];
+  /** The four servers every fan-out row measures: the chat's three wires and ngircd. */
+  type Row = "json" | "ws" | "ircChat" | "irc";
+  const rounds: Record<Row, Measured>[] = [];
   for (let i = 0; i < P.burstRounds; i++) {
     rounds.push({
       json: await burst("json", chat.tcp, chatPid),
@@ -84,7 +86,7 @@ try {
       irc: await burst("irc", irc.port, irc.proc.pid),
     });
   }
-  const medianRound = (row: "json" | "ws" | "ircChat" | "irc") =>
+  const medianRound = (row: Row) =>
     medianOf(
       rounds.map((r) => r[row]),
       (m) => Number(m.deliveries_per_s),
@@ -99,8 +101,7 @@ try {
 
   // 2. Open loop at fixed rates, in interleaved rounds.
   log("2. open loop");
-  type OpenRow = "json" | "ws" | "ircChat" | "irc";
-  const openRuns: Record<number, Record<OpenRow, Measured[]>> = {};
+  const openRuns: Record<number, Record<Row, Measured[]>> = {};
   for (let round = 0; round < P.openRounds; round++) {
     for (const rate of P.rates) {
       const row = (proto: "json" | "ws" | "irc", port: number, pid: number) =>

@@ -21,6 +21,7 @@ import {
   type Cursor,
   type FileRecord,
   type ListOptions,
+  liveAt,
   type NewMessage,
   type ReportRecord,
   SCHEDULE_CLAIM_MS,
@@ -176,7 +177,7 @@ export class KvStore implements Store {
     for await (
       const e of this.#kv.list<StoredMessage>({ prefix: keys.messages(chat) }, { limit: 200 })
     ) {
-      if (e.value.expiresAt === undefined || e.value.expiresAt > now) break;
+      if (liveAt(e.value, now)) break;
       doomed.push(e.value);
     }
     if (doomed.length === 0) return 0;
