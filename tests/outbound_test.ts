@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import {
   FlushScheduler,
   OutboundQueue,
-  unwritten,
   type Wire,
   WRITES_PER_TURN,
 } from "../server/transport/outbound.ts";
@@ -108,57 +107,4 @@ Deno.test("OutboundQueue: what the wire still holds counts against the bound at 
   await microtasksOnly();
   assert.equal(wire.slowCalls, 1);
   assert.deepEqual(writes, []);
-});
-
-/** A byte wire whose writes take at most `take` bytes each, as a socket's may. */
-function partialWire(take: number) {
-  const out: number[] = [];
-  const sizes: number[] = [];
-  let failAfter = Infinity;
-  const wire: Wire<Uint8Array> = {
-    size: (b) => b.length,
-    join: (parts) => new Uint8Array(parts.flatMap((p) => [...p])),
-    write(chunk) {
-      if (failAfter-- <= 0) throw new Deno.errors.BadResource("closed");
-      const n = Math.min(take, chunk.length);
-      sizes.push(chunk.length);
-      out.push(...chunk.subarray(0, n));
-      return Promise.resolve(n);
-    },
-    rest: unwritten,
-    slow() {},
-    failed() {},
-  };
-  return { wire, out, sizes, failAfterWrites: (n: number) => (failAfter = n) };
-}
-
-Deno.test("OutboundQueue: what a socket write did not take goes out next, before what queued meanwhile", async () => {
-  const scheduler = new FlushScheduler();
-  const { wire, out, sizes } = partialWire(3);
-  const q = new OutboundQueue(wire, 1 << 20, scheduler);
-  q.push(new Uint8Array([1, 2, 3, 4, 5, 6, 7]));
-  await microtasksOnly();
-  q.push(new Uint8Array([8, 9]));
-  q.push(new Uint8Array([10]));
-  await q.drained();
-  assert.deepEqual(out, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-  // 7 bytes in three writes (3, 3, 1), then the two queued chunks joined (3 bytes in one).
-  assert.deepEqual(sizes, [7, 4, 1, 3]);
-  assert.equal(q.queuedBytes, 0);
-  assert.ok(q.idle);
-});
-
-Deno.test("OutboundQueue: a write of the rest that fails still lets drained() settle", async () => {
-  const scheduler = new FlushScheduler();
-  const { wire, out, failAfterWrites } = partialWire(2);
-  let failures = 0;
-  wire.failed = () => failures++;
-  const q = new OutboundQueue(wire, 1 << 20, scheduler);
-  failAfterWrites(1);
-  q.push(new Uint8Array([1, 2, 3, 4]));
-  await q.drained();
-  assert.deepEqual(out, [1, 2]);
-  assert.equal(failures, 1);
-  assert.ok(q.idle);
-  assert.equal(q.queuedBytes, 0);
 });

@@ -88,16 +88,8 @@ export interface Wire<T> {
   size(chunk: T): number;
   /** Joins what queued into one chunk. */
   join(parts: T[]): T;
-  /**
-   * Puts a chunk on the wire; a promise means one write is in flight until it settles. A socket's
-   * own `conn.write(chunk)` is returned as it is, with `rest` saying what it did not take.
-   */
+  /** Puts a chunk on the wire; a promise means one write is in flight until it settles. */
   write(chunk: T): Promise<unknown> | void;
-  /**
-   * What is left of a chunk after a write that settled with `written` (a socket write's byte
-   * count), or null when it all went; the queue writes the rest before anything else.
-   */
-  rest?(chunk: T, written: unknown): T | null;
   /** What the wire itself still holds for the peer (asked once per write, not per frame). */
   backlog?(): number;
   /** Called as a write is about to start: a chunk to append (a prompt), or null. */
@@ -108,32 +100,17 @@ export interface Wire<T> {
   failed(error: unknown): void;
 }
 
-/** What is left of bytes a socket write took `written` of (`Wire.rest` for byte wires). */
-export function unwritten(chunk: Uint8Array, written: unknown): Uint8Array | null {
-  return typeof written === "number" && written < chunk.length ? chunk.subarray(written) : null;
-}
-
-/**
- * One connection's outbound queue.
- *
- * Per delivery it allocates as little as it can, since a room's message is a write for each of
- * its readers (open-loop runs at 50 msg/s × 1,000 readers allocated ~620 bytes per delivery, a
- * scavenge every ~230 ms): one chunk waits in a field, not in an array made for it, and a write's
- * settling runs two handlers made once per queue, on the socket's own promise.
- */
+/** One connection's outbound queue. */
 export class OutboundQueue<T> implements Flushable {
   readonly #wire: Wire<T>;
   readonly #max: number;
   readonly #scheduler: FlushScheduler;
-  /** The first chunk queued, and the ones after it (an array only once there are two). */
-  #first: T | null = null;
-  #more: T[] | null = null;
+  #parts: T[] = [];
   /** Bytes queued, plus those of the write in flight (a TCP write settles when taken). */
   #bytes = 0;
   #inFlight = 0;
   #requested = false;
-  /** The chunk being written, while a write is in flight. */
-  #writing: T | null = null;
+  #writing: Promise<void> | null = null;
   /** After a goodbye is queued, nothing more is taken and the bound is no longer checked. */
   #final = false;
   #idleWaiters: Array<() => void> = [];
@@ -152,13 +129,14 @@ export class OutboundQueue<T> implements Flushable {
 
   /** Whether nothing is queued or being written. */
   get idle(): boolean {
-    return this.#first === null && this.#writing === null;
+    return this.#parts.length === 0 && this.#writing === null;
   }
 
   /** Queues a chunk; a reader past the bound is handed to `wire.slow`. */
   push(chunk: T): void {
     if (this.#final) return;
-    this.#add(chunk);
+    this.#parts.push(chunk);
+    this.#bytes += this.#wire.size(chunk);
     if (this.#bytes + this.#inFlight > this.#max) return this.#slow(0);
     this.#request();
   }
@@ -169,8 +147,12 @@ export class OutboundQueue<T> implements Flushable {
    */
   finish(last: T, options: { forgetBacklog: boolean }): void {
     this.#final = true;
-    if (options.forgetBacklog) this.#clear();
-    this.#add(last);
+    if (options.forgetBacklog) {
+      this.#parts = [];
+      this.#bytes = 0;
+    }
+    this.#parts.push(last);
+    this.#bytes += this.#wire.size(last);
     this.#request();
   }
 
@@ -185,20 +167,8 @@ export class OutboundQueue<T> implements Flushable {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  #add(chunk: T): void {
-    if (this.#first === null) this.#first = chunk;
-    else (this.#more ??= []).push(chunk);
-    this.#bytes += this.#wire.size(chunk);
-  }
-
-  #clear(): void {
-    this.#first = null;
-    this.#more = null;
-    this.#bytes = 0;
-  }
-
   #request(): void {
-    if (this.#requested || this.#writing !== null) return;
+    if (this.#requested || this.#writing) return;
     this.#requested = true;
     this.#scheduler.request(this);
   }
@@ -206,8 +176,7 @@ export class OutboundQueue<T> implements Flushable {
   /** Starts one write of everything queued (the scheduler calls this). */
   flushNow(): boolean {
     this.#requested = false;
-    const first = this.#first;
-    if (this.#writing !== null || first === null) {
+    if (this.#writing || this.#parts.length === 0) {
       this.#settleIdle();
       return false;
     }
@@ -217,48 +186,39 @@ export class OutboundQueue<T> implements Flushable {
       return false;
     }
     const extra = this.#final ? null : this.#wire.beforeWrite?.() ?? null;
-    if (extra !== null) this.#add(extra);
-    const chunk = this.#more === null ? first : this.#wire.join([first, ...this.#more]);
-    const written = this.#bytes;
-    this.#clear();
-    this.#start(chunk, written);
-    return true;
-  }
-
-  /** Starts writing `chunk` (of `bytes` in the bound's unit). */
-  #start(chunk: T, bytes: number): void {
+    if (extra !== null) this.#parts.push(extra);
+    const parts = this.#parts;
+    const chunk = parts.length === 1 ? parts[0]! : this.#wire.join(parts);
+    this.#parts = [];
+    const written = this.#bytes + (extra === null ? 0 : this.#wire.size(extra));
+    this.#bytes = 0;
     let result: Promise<unknown> | void;
     try {
       result = this.#wire.write(chunk);
     } catch (error) {
-      this.#inFlight = 0;
-      this.#writing = null;
       this.#wire.failed(error);
       this.#settleIdle();
-      return;
+      return true;
     }
-    if (!(result instanceof Promise)) return this.#afterWrite();
-    this.#inFlight = bytes;
-    this.#writing = chunk;
-    result.then(this.#written, this.#failed);
+    if (!(result instanceof Promise)) {
+      this.#settleIdle();
+      return true;
+    }
+    this.#inFlight = written;
+    this.#writing = result.then(
+      () => this.#afterWrite(),
+      (error) => {
+        this.#afterWrite();
+        this.#wire.failed(error);
+      },
+    );
+    return true;
   }
-
-  /** A write settled: the rest of its chunk, if the wire took only part, or what queued since. */
-  readonly #written = (result: unknown): void => {
-    const rest = this.#wire.rest?.(this.#writing!, result) ?? null;
-    if (rest !== null) return this.#start(rest, this.#inFlight);
-    this.#afterWrite();
-  };
-
-  readonly #failed = (error: unknown): void => {
-    this.#afterWrite();
-    this.#wire.failed(error);
-  };
 
   #afterWrite(): void {
     this.#inFlight = 0;
     this.#writing = null;
-    if (this.#first !== null) this.#request();
+    if (this.#parts.length > 0) this.#request();
     else this.#settleIdle();
   }
 
@@ -271,7 +231,8 @@ export class OutboundQueue<T> implements Flushable {
 
   #slow(backlog: number): void {
     const queued = this.#bytes + this.#inFlight;
-    this.#clear();
+    this.#parts = [];
+    this.#bytes = 0;
     this.#wire.slow(queued, backlog);
   }
 }

@@ -14,7 +14,7 @@ import { LOGIN_TIMEOUT_MS, MAX_OUTBOUND_BYTES } from "../../../protocol/limits.t
 import type { Hub } from "../../core/hub.ts";
 import { concatBytes, type Outbound, type Peer, reuseLastJoin } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
-import { OutboundQueue, unwritten } from "../outbound.ts";
+import { OutboundQueue, writeAll } from "../outbound.ts";
 import { every } from "../ticker.ts";
 import { type Asked, IRC_COMMANDS, type IrcSession } from "./commands.ts";
 import { type IrcMessage, messageLines, parseIrc, tagged } from "./lines.ts";
@@ -104,8 +104,7 @@ export class IrcConnection implements Peer {
     this.#queue = new OutboundQueue<Uint8Array>({
       size: (b) => b.length,
       join: joinQueued,
-      write: (chunk) => this.#conn.write(chunk),
-      rest: unwritten,
+      write: (chunk) => writeAll(this.#conn, chunk),
       slow: () => {
         this.#closing = true;
         void this.#conn.write(encoder.encode("ERROR :Closing link: too far behind\r\n"))

@@ -29,7 +29,7 @@ import {
   type Transport,
 } from "../../core/peer.ts";
 import type { Logger } from "../../log.ts";
-import { OutboundQueue, unwritten } from "../outbound.ts";
+import { OutboundQueue, writeAll } from "../outbound.ts";
 import { every } from "../ticker.ts";
 import {
   answersTimingMark,
@@ -124,8 +124,7 @@ export class TcpConnection implements Peer {
     this.#queue = new OutboundQueue<Uint8Array>({
       size: (b) => b.length,
       join: joinTick,
-      write: (chunk) => this.#conn.write(chunk),
-      rest: unwritten,
+      write: (chunk) => writeAll(this.#conn, chunk),
       beforeWrite: () => this.#promptBytes(),
       slow: (queued) => this.#dropSlow(queued),
       failed: (error) => {
