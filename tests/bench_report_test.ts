@@ -59,6 +59,8 @@ function passing(): Results {
       stored: 1_000_000,
       last20_p99_ms: 1.5,
       page_p99_ms: 1.9,
+      ping_p50_ms: 0.2,
+      ping_p99_ms: 0.9,
       cpu_s: 0.8,
       gen_cpu_pct: 31,
     },
@@ -155,10 +157,11 @@ Deno.test("every row with a generator says what it cost: ingest, history, small 
   includes(ingest, "40000/40000 acked");
   includes(ingest, "Server CPU 1.2 s");
   includes(ingest, "9% of a core");
-  includes(
-    section("## 5. History", "## 6."),
-    "0.8 CPU-s and\nthe client (the benchmark's own process) 31%",
-  );
+  const history = section("## 5. History", "## 6.");
+  includes(history, "0.8 CPU-s and\nthe client (the benchmark's own process) 31%");
+  // The floor beside the reads: a ping's round trip from the same client.
+  includes(history, "floor) | 0.2 | 0.9 |");
+  includes(text, "1.9 ms (a page); a ping: 0.9 ms");
   includes(section("## 6. Many small rooms", "## 7."), "generator 40% of a core");
   includes(section("## 7. Slow readers", "## 8."), "| 1000/1000 |");
   const rest = section("## 8. REST", "## 9.");
