@@ -141,6 +141,174 @@ export function badFrame(r: () => number): Uint8Array<ArrayBuffer> {
   }
 }
 
+const IRC_COMMANDS = [
+  "PRIVMSG",
+  "NOTICE",
+  "JOIN",
+  "PART",
+  "NAMES",
+  "WHO",
+  "WHOIS",
+  "LIST",
+  "CHATHISTORY",
+  "TOPIC",
+  "MODE",
+  "AWAY",
+  "KICK",
+  "KILL",
+  "CAP",
+  "AUTHENTICATE",
+  "PASS",
+  "NICK",
+  "USER",
+  "PING",
+  "PONG",
+  "REPORT",
+  "ACCEPT",
+  "REJECT",
+  "OPER",
+  "",
+];
+
+/**
+ * One generated bad (or odd) IRC line, without CRLF: known commands with missing, empty, long or
+ * odd parameters, tags, prefixes, CTCP, lone colons, NULs and invalid UTF-8, lines near the limit.
+ */
+export function badIrcLine(r: () => number): Uint8Array {
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  const str = (n: number) =>
+    Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(r() * 95))).join("");
+  const param = () =>
+    pick([
+      "",
+      ":",
+      "#",
+      "#general",
+      "#" + "x".repeat(60),
+      "#a,#b,,#",
+      "general",
+      "nobody",
+      "canaryA",
+      "*",
+      "0",
+      "-1",
+      "99999999999999999999",
+      "\x01ACTION\x01",
+      "\x01VERSION",
+      "+o",
+      "-b",
+      "latest",
+      "before",
+      "timestamp=yesterday",
+      "msgid=x",
+      str(Math.floor(r() * 20)),
+    ]);
+  switch (Math.floor(r() * 8)) {
+    case 0: { // a known command with 0-6 odd parameters, the last one trailing or not
+      const params = Array.from({ length: Math.floor(r() * 7) }, param);
+      const trailing = r() < 0.5 ? " :" + str(Math.floor(r() * 40)) : "";
+      return enc.encode([pick(IRC_COMMANDS), ...params].join(" ") + trailing);
+    }
+    case 1: // tags and prefixes, well formed or not
+      return enc.encode(
+        pick(["@", "@a=b;c", "@" + "k=v;".repeat(400), ":", ":nick!user@host", "@x :y"]) + " " +
+          pick(IRC_COMMANDS) + " " + param() + " :" + str(10),
+      );
+    case 2: // a message near or over the line limit
+      return enc.encode(`PRIVMSG #general :${"x".repeat(Math.floor(r() * 9000))}`);
+    case 3: { // invalid UTF-8 and NULs in a message
+      const b = new Uint8Array(Math.floor(r() * 64) + 1);
+      for (let i = 0; i < b.length; i++) b[i] = pick([0x00, 0xff, 0xc3, 0x80, 0xed, 0xa0, 0x0d]);
+      return concatBytes([enc.encode("PRIVMSG #general :"), b]);
+    }
+    case 4: { // binary noise (no line feeds)
+      const b = new Uint8Array(Math.floor(r() * 200) + 1);
+      for (let i = 0; i < b.length; i++) b[i] = Math.floor(r() * 256);
+      return b.map((x) => (x === 10 ? 11 : x));
+    }
+    case 5: // CTCP and odd targets
+      return enc.encode(
+        `${pick(["PRIVMSG", "NOTICE"])} ${param()} :\x01${
+          pick(["ACTION", "PING", "DCC SEND x 0 0", ""])
+        } ${str(8)}`,
+      );
+    case 6: // registration again, with odd names and capabilities
+      return enc.encode(
+        pick([
+          "NICK " + pick(["", "a b", "x".repeat(40), "#chan", "-", "canaryA", "fuzzi"]),
+          "USER " + pick(["", "a", "a 0 *", "a 0 * :"]),
+          "CAP " + pick(["", "LS 302", "REQ :", "REQ :sasl nope", "END", "LIST", "ACK x"]),
+          "AUTHENTICATE " + pick(["", "PLAIN", "+", "*", "x".repeat(500), "AAAA"]),
+          "PASS " + pick(["", ":", "x".repeat(300)]),
+        ]),
+      );
+    default: // a command alone, lower case, or whitespace only
+      return enc.encode(pick([pick(IRC_COMMANDS).toLowerCase(), " ", "  :x", "\t", "\r"]));
+  }
+}
+
+/** One generated bad (or odd) JIM object (seed 004's protocol), as text, or broken JSON. */
+export function badJimObject(r: () => number): string {
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  const odd = () =>
+    pick<unknown>([
+      "",
+      "x".repeat(5000),
+      5,
+      -1,
+      null,
+      true,
+      [],
+      {},
+      { account_name: 5 },
+      { account_name: "" },
+      { account_name: "canaryA" },
+      "nobody",
+      "#general",
+      1e308,
+    ]);
+  switch (Math.floor(r() * 5)) {
+    case 0: // known actions, fields of the wrong type
+      return JSON.stringify({
+        action: pick([
+          "presence",
+          "authenticate",
+          "msg",
+          "join",
+          "leave",
+          "get_contacts",
+          "add_contact",
+          "del_contact",
+          "get_users",
+          "exit-not",
+          "",
+        ]),
+        time: odd(),
+        user: odd(),
+        to: odd(),
+        from: odd(),
+        message: odd(),
+        user_id: odd(),
+        user_login: odd(),
+        room: odd(),
+      });
+    case 1: // answers to challenges that were never made, or wrong ones
+      return JSON.stringify({ response: pick([511, 200, 0, "511"]), bin: odd(), alert: odd() });
+    case 2: // not an object, or broken JSON
+      return pick(['{"action":', "[1,2]", '"presence"', "{{}}", '{"action":"msg"', "}{", "5"]);
+    case 3: // deep nesting inside a valid object
+      return `{"action":"msg","message":${"[".repeat(2000)}${"]".repeat(2000)}}`;
+    default: // a plausible message with odd text
+      return JSON.stringify({
+        action: "msg",
+        time: Date.now() / 1000,
+        to: pick(["canaryA", "nobody", "", "#general", "x".repeat(40)]),
+        from: pick(["fuzzjim", "canaryB", ""]),
+        message: pick(["", " ", "\u0000", "\u001b[31m", "hi", "x".repeat(4001)]),
+      });
+  }
+}
+
 /**
  * A malformed (or odd but valid) HTTP request, as raw bytes: bad request lines, header names and
  * values, bodies framed twice or wrongly, bad chunk sizes, odd targets and encodings, WebSocket
@@ -306,7 +474,16 @@ const WS_HANDSHAKE = enc.encode(
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 );
 
-type Wire = "tcp-json" | "tcp-text" | "ws" | "rest" | "sse" | "http-raw" | "ws-raw";
+type Wire =
+  | "tcp-json"
+  | "tcp-text"
+  | "jim"
+  | "irc"
+  | "ws"
+  | "rest"
+  | "sse"
+  | "http-raw"
+  | "ws-raw";
 
 /** Results of a fuzz run. */
 export interface FuzzResult {
@@ -314,6 +491,8 @@ export interface FuzzResult {
   /** Statuses the raw HTTP requests got, by status. */
   httpStatuses: Record<number, number>;
   errorsSeen: number;
+  /** Error answers by wire (REST, SSE and raw HTTP count statuses instead). */
+  errorsByWire: Partial<Record<Wire, number>>;
   canaryRounds: number;
   rssStartMb: number;
   rssPeakMb: number;
@@ -359,13 +538,22 @@ async function canary(port: number, round: number): Promise<void> {
 
 /** Sends `perWire` bad frames on each wire; checks the canary between rounds and the server's memory. */
 export async function fuzz(
-  opts: { tcpPort: number; httpPort: number; perWire: number; seed?: number; serverPid?: number },
+  opts: {
+    tcpPort: number;
+    httpPort: number;
+    ircPort: number;
+    perWire: number;
+    seed?: number;
+    serverPid?: number;
+  },
 ): Promise<FuzzResult> {
   const r = rng(opts.seed ?? 1);
   const base = `http://127.0.0.1:${opts.httpPort}`;
   const frames: Record<Wire, number> = {
     "tcp-json": 0,
     "tcp-text": 0,
+    jim: 0,
+    irc: 0,
     ws: 0,
     rest: 0,
     sse: 0,
@@ -374,6 +562,11 @@ export async function fuzz(
   };
   const httpStatuses: Record<number, number> = {};
   let errorsSeen = 0;
+  const errorsByWire: Partial<Record<Wire, number>> = {};
+  const answered = (wire: Wire, errors: number) => {
+    errorsSeen += errors;
+    errorsByWire[wire] = (errorsByWire[wire] ?? 0) + errors;
+  };
   const rssStartMb = await rssMb(opts.serverPid);
   let rssPeakMb = rssStartMb;
   const rounds = 4;
@@ -395,9 +588,30 @@ export async function fuzz(
         sent += n;
         // The server may close the connection (a line over the limit, say): allowed.
         const text = await sendAndRead(opts.tcpPort, concatBytes(lines), 300);
-        errorsSeen += (text.match(/"type":"error"|^! /gm) ?? []).length;
+        answered(mode, (text.match(/"type":"error"|^! /gm) ?? []).length);
       }
       frames[mode] += sent;
+    }
+    // JIM on the TCP port: a presence first, then objects back to back (a newline or not). 50
+    // per connection: a brace that never closes holds the rest until the 64 KB line limit.
+    for (let sent = 0; sent < per;) {
+      const n = Math.min(50, per - sent);
+      const parts = [JSON.stringify({ action: "presence", user: { account_name: "fuzzjim" } })];
+      for (let i = 0; i < n; i++) parts.push(badJimObject(r) + (r() < 0.5 ? "\n" : ""));
+      sent += n;
+      const text = await sendAndRead(opts.tcpPort, enc.encode(parts.join("")), 300);
+      answered("jim", (text.match(/"response":\s*4\d\d/g) ?? []).length);
+      frames.jim += n;
+    }
+    // IRC: registered, then bad lines (CRLF or a bare LF); errors are 4xx numerics.
+    for (let sent = 0; sent < per;) {
+      const n = Math.min(500, per - sent);
+      const lines: Uint8Array[] = [enc.encode(`NICK fuzzi${round}\r\nUSER f 0 * :f\r\n`)];
+      for (let i = 0; i < n; i++) lines.push(badIrcLine(r), enc.encode(r() < 0.8 ? "\r\n" : "\n"));
+      sent += n;
+      const text = await sendAndRead(opts.ircPort, concatBytes(lines), 300);
+      answered("irc", (text.match(/^:\S+ 4\d\d /gm) ?? []).length);
+      frames.irc += n;
     }
     // WebSocket: bad messages, several per connection.
     let wsSent = 0;
@@ -407,7 +621,7 @@ export async function fuzz(
         ws.onopen = () => res();
         ws.onerror = () => rej(new Error("websocket failed to open"));
       });
-      ws.onmessage = (e) => void (errorsSeen += String(e.data).includes('"type":"error"') ? 1 : 0);
+      ws.onmessage = (e) => answered("ws", String(e.data).includes('"type":"error"') ? 1 : 0);
       const closed = new Promise<void>((res) => (ws.onclose = () => res()));
       ws.send('{"username":"fuzzw"}');
       const n = Math.min(200, per - wsSent);
@@ -477,6 +691,7 @@ export async function fuzz(
     frames,
     httpStatuses,
     errorsSeen,
+    errorsByWire,
     canaryRounds: rounds,
     rssStartMb: +rssStartMb.toFixed(1),
     rssPeakMb: +rssPeakMb.toFixed(1),

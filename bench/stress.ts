@@ -26,6 +26,7 @@ try {
   const result = await fuzz({
     tcpPort: server.tcpPort,
     httpPort: server.httpPort,
+    ircPort: server.ircPort,
     perWire: short ? 1000 : 100_000,
     seed: Date.now() % 100_000,
     serverPid: server.pid,

@@ -16,6 +16,7 @@ Deno.test("fuzz: bad frames on every wire get errors, never a crash; the canary 
     const result = await fuzz({
       tcpPort: server.tcpPort,
       httpPort: server.httpPort,
+      ircPort: server.ircPort,
       perWire: 1000,
       seed: 42,
       serverPid: server.pid,
@@ -24,6 +25,12 @@ Deno.test("fuzz: bad frames on every wire get errors, never a crash; the canary 
       assert.ok(n >= 1000, `${wire}: ${n} frames`);
     }
     assert.ok(result.errorsSeen > 1000, `the server answered with errors (${result.errorsSeen})`);
+    // Each wire's parser was reached, not only its first bytes (on the text wire most bad lines
+    // are just messages, so it is not counted here).
+    for (const wire of ["tcp-json", "jim", "irc", "ws"] as const) {
+      const errors = result.errorsByWire[wire] ?? 0;
+      assert.ok(errors >= 100, `${wire}: ${errors} error answers`);
+    }
     assert.equal(result.canaryRounds, 4);
     assert.ok(
       result.rssPeakMb - result.rssStartMb < 150,
