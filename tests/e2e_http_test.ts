@@ -188,6 +188,17 @@ Deno.test("e2e http: malformed requests get a 400 and never a 500 or an error in
     // A WebSocket upgrade without its key.
     "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
     "Sec-WebSocket-Version: 13\r\nConnection: close\r\n\r\n",
+    // Keys that are not 16 bytes in base64 (the last one decodes to 18), and a HEAD upgrade with
+    // a good key: these reached the upgrade itself and got a 500 (found by `deno task stress`).
+    ...["short", "x".repeat(24), "!!!!!!!!!!!!!!!!!!!!!!==", "dGhlIHNhbXBsZSBub25jZQ== x"].map((
+      key,
+    ) =>
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\n\r\n`
+    ),
+    "HEAD /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+    "Connection: close\r\n\r\n",
     // A chunked body whose chunk size is not hexadecimal.
     `POST /send HTTP/1.1\r\nHost: x\r\nAuthorization: ${token}\r\nTransfer-Encoding: chunked\r\n` +
     "Connection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",

@@ -9,6 +9,7 @@ import { HEARTBEAT_MS, MAX_LINE_BYTES } from "../../../protocol/limits.ts";
 import { ChatError } from "../../core/errors.ts";
 import type { Logger } from "../../log.ts";
 import { openEventStream } from "../sse.ts";
+import { validKey } from "../websocket_frames.ts";
 import { serveWebSocket } from "../ws.ts";
 import { frame } from "./context.ts";
 import { route, type RouteSpec } from "./route.ts";
@@ -125,10 +126,19 @@ export function liveRoutes(options: LiveOptions): RouteSpec[] {
         }
         // A bad token is refused before the upgrade, with a status a client can read.
         const user = query.token === undefined ? undefined : await hub.authenticate(query.token);
-        if (!c.req.header("sec-websocket-key") || c.req.header("sec-websocket-version") !== "13") {
+        // RFC 6455: a GET, and a key of 16 bytes in base64 (any other key, a 400 here, not the
+        // upgrade's own refusal: that one is the listener's TypeError, a 500).
+        if (c.req.method !== "GET") {
+          throw new ProtocolError("bad_frame", "A WebSocket upgrade is a GET request, not HEAD");
+        }
+        if (
+          !validKey(c.req.header("sec-websocket-key") ?? null) ||
+          c.req.header("sec-websocket-version") !== "13"
+        ) {
           throw new ProtocolError(
             "bad_frame",
-            "A WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+            "A WebSocket upgrade needs Sec-WebSocket-Key (16 bytes in base64) and " +
+              "Sec-WebSocket-Version: 13",
           );
         }
         const refusal = hub.admit(ip);
