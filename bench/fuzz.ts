@@ -338,7 +338,7 @@ export function badHttpRequest(r: () => number): Uint8Array {
   const lines = [`${method} ${target} ${version}`.trimEnd(), "Host: 127.0.0.1"];
   let body = "";
   for (let k = Math.floor(r() * 4); k >= 0; k--) {
-    switch (Math.floor(r() * 12)) {
+    switch (Math.floor(r() * 16)) {
       case 0:
         lines.push("Transfer-Encoding: chunked");
         body = pick(["zz\r\nabc\r\n0\r\n\r\n", "5\r\nab\r\n", "ffffffffffffff\r\n", "3\r\nabcXX"]);
@@ -378,6 +378,45 @@ export function badHttpRequest(r: () => number): Uint8Array {
         break;
       case 10:
         lines.push("Expect: 100-continue", "Content-Length: 10");
+        break;
+      case 11: // a full WebSocket upgrade, with a key that is good, odd or bad
+        lines.push(
+          "Upgrade: websocket",
+          "Connection: Upgrade",
+          "Sec-WebSocket-Version: 13",
+          `Sec-WebSocket-Key: ${
+            pick([
+              "dGhlIHNhbXBsZSBub25jZQ==",
+              "x".repeat(24),
+              "dGhlIHNhbXBsZSBub25jZQ",
+              "!!!!!!!!!!!!!!!!!!!!!!==",
+              "dGhlIHNhbXBsZSBub25jZQ==, dGhlIHNhbXBsZSBub25jZQ==",
+            ])
+          }`,
+        );
+        break;
+      case 12:
+        lines.push(
+          `Last-Event-ID: ${pick(["", "x", "01M81NE1DJ1XPD16F3EKQEJNFH", "%00", "9".repeat(300)])}`,
+        );
+        break;
+      case 13:
+        lines.push(`Host: ${pick(["", ":", "[::1", "x:99999", "h".repeat(3000), "127.0.0.1"])}`);
+        break;
+      case 14:
+        lines.push(
+          `Content-Type: ${
+            pick([
+              "multipart/form-data",
+              "application/x-www-form-urlencoded",
+              "application/json; charset=nope",
+              ";;;",
+              "text/plain",
+            ])
+          }`,
+          "Content-Length: 4",
+        );
+        body = pick(["a=%%", '{"a', "\u0000\u0000\u0000\u0000", "null"]);
         break;
       default:
         lines.push(`Origin: ${pick(["null", "http://evil.example", "x"])}`);
