@@ -6,12 +6,15 @@
  * @module
  */
 
+import { MAX_SCHEDULED_PER_USER } from "../server/core/scheduled.ts";
 import { SCHEDULE_CLAIM_MS } from "../server/store/store.ts";
 import { startServer, withTimeout } from "../tests/_server_process.ts";
 import { readFrames } from "./crash.ts";
 import { rng } from "./fuzz.ts";
 
 const enc = new TextEncoder();
+/** Schedules per planner: the most one user may have pending. */
+const PER_PLANNER = MAX_SCHEDULED_PER_USER;
 const SERVE_ARGS = ["--rate-limit", "0", "--private-rate-limit", "0", "--message-ttl", "0"];
 
 /** What the loop found; `problems` is empty when every due message was stored exactly once. */
@@ -31,13 +34,19 @@ async function client(port: number, name: string) {
   const reading = readFrames(conn, (f) => frames.push(f));
   const send = (f: unknown) => conn.write(enc.encode(JSON.stringify(f) + "\n"));
   const until = async (test: () => boolean, what: string) => {
-    await withTimeout(
-      (async () => {
-        while (!test()) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      20_000,
-      what,
-    );
+    try {
+      await withTimeout(
+        (async () => {
+          while (!test()) await new Promise((r) => setTimeout(r, 10));
+        })(),
+        20_000,
+        what,
+      );
+    } catch (error) {
+      // Say what the server answered instead (an error frame names the cause).
+      const errors = frames.filter((f) => f.type === "error").slice(-3);
+      throw new Error(`${(error as Error).message}; errors seen: ${JSON.stringify(errors)}`);
+    }
   };
   await send({ type: "hello", username: name });
   await until(() => frames.some((f) => f.type === "welcome"), "the welcome");
@@ -67,21 +76,33 @@ export async function scheduledCrashLoop(
   try {
     for (let round = 0; round < options.rounds; round++) {
       const server = await startServer({ data, args: SERVE_ARGS });
-      const planner = await client(server.tcpPort, "Planner");
-      const start = Date.now() + 400;
-      for (let i = 0; i < options.perRound; i++) {
-        const text = `s${round}.${i}`;
-        texts.push(text);
-        const at = new Date(start + Math.floor((i * 1500) / options.perRound)).toISOString();
-        await planner.send({ type: "schedule", message: text, at, ref: text });
-      }
-      await planner.until(
-        () => planner.frames.filter((f) => f.type === "scheduled").length >= options.perRound,
-        "every schedule acknowledged",
+      // A user may have MAX_SCHEDULED_PER_USER pending: a planner per hundred, new names
+      // each round (a killed round leaves its planners' messages pending until sent).
+      const planners = await Promise.all(
+        Array.from(
+          { length: Math.ceil(options.perRound / PER_PLANNER) },
+          (_, k) => client(server.tcpPort, `Planner${round}x${k}`),
+        ),
       );
-      await planner.close();
+      // Due from a second after now (time for every schedule to be acknowledged), over 1.5 s.
+      const start = Date.now() + 1000;
+      await Promise.all(planners.map(async (planner, k) => {
+        const first = k * PER_PLANNER;
+        const last = Math.min(options.perRound, first + PER_PLANNER);
+        for (let i = first; i < last; i++) {
+          const text = `s${round}.${i}`;
+          texts.push(text);
+          const at = new Date(start + Math.floor((i * 1500) / options.perRound)).toISOString();
+          await planner.send({ type: "schedule", message: text, at, ref: text });
+        }
+        await planner.until(
+          () => planner.frames.filter((f) => f.type === "scheduled").length >= last - first,
+          "every schedule acknowledged",
+        );
+        await planner.close();
+      }));
       // Stop it while the messages fall due.
-      await new Promise((r) => setTimeout(r, 400 + Math.floor(random() * 1500)));
+      await new Promise((r) => setTimeout(r, Math.max(0, start + random() * 1500 - Date.now())));
       const kill = random() < 0.5;
       if (kill) kills++;
       else terms++;

@@ -326,3 +326,35 @@ Deno.test("KvStore pages: before, after and newest equal a filter of the chat, w
     { numRuns: 60 },
   );
 });
+
+Deno.test("KvStore.listScheduledOf() reads every record of a user past getMany's 10 keys, in due order, without the removed", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const store = new KvStore(kv);
+  // 25 for Alice due in reverse order of making (so the sort is what orders them), one for Bob.
+  for (let i = 0; i < 25; i++) {
+    await store.putScheduled({
+      id: `s${String(i).padStart(2, "0")}`,
+      user: "Alice",
+      room: "general",
+      to: null,
+      text: `t${i}`,
+      dueAt: 10_000 - i,
+      createdAt: 1,
+    });
+  }
+  await store.putScheduled({
+    id: "bob1",
+    user: "Bob",
+    room: "general",
+    to: null,
+    text: "b",
+    dueAt: 5,
+    createdAt: 1,
+  });
+  assert.equal(await store.removeScheduled("s07", 2), "removed");
+  const mine = await store.listScheduledOf("Alice");
+  assert.equal(mine.length, 24);
+  assert.deepEqual(mine.map((r) => r.dueAt), [...mine.map((r) => r.dueAt)].sort((a, b) => a - b));
+  assert.equal(mine[0]!.text, "t24");
+  assert.ok(!mine.some((r) => r.id === "s07" || r.user !== "Alice"));
+});

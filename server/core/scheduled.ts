@@ -15,7 +15,8 @@ import { checkNotBanned } from "./moderation.ts";
 import type { UserState } from "./state.ts";
 
 const MAX_SCHEDULE_AHEAD_MS = 30 * 24 * 3600_000;
-const MAX_SCHEDULED_PER_USER = 100;
+/** Pending scheduled messages one user may have. */
+export const MAX_SCHEDULED_PER_USER = 100;
 
 function entryOf(rec: ScheduledRecord): ScheduledEntry {
   return { id: rec.id, chat: rec.room ?? "@" + rec.to, message: rec.text, at: iso(rec.dueAt) };

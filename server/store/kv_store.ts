@@ -33,6 +33,9 @@ import {
   type UserRecord,
 } from "./store.ts";
 
+/** Keys one `kv.getMany` may read (Deno KV's limit). */
+const GET_MANY_KEYS = 10;
+
 /** The chat store on a Deno KV database that the caller opened and will close. */
 export class KvStore implements Store {
   #kv: Deno.Kv;
@@ -221,10 +224,21 @@ export class KvStore implements Store {
   }
 
   async listScheduledOf(user: string): Promise<ScheduledRecord[]> {
+    const ids: string[] = [];
+    for await (const e of this.#kv.list({ prefix: keys.userScheduled(user) }, { batchSize: 500 })) {
+      ids.push(String(e.key[2]));
+    }
+    // The records in getMany's chunks of 10, all at once: one read after another took 12-40 ms
+    // per `schedule` command at 0-100 pending (each checks the cap with this list).
+    const chunks: Promise<Deno.KvEntryMaybe<ScheduledRecord>[]>[] = [];
+    for (let i = 0; i < ids.length; i += GET_MANY_KEYS) {
+      const part = ids.slice(i, i + GET_MANY_KEYS).map((id) => keys.scheduled(id));
+      chunks.push(this.#kv.getMany<ScheduledRecord[]>(part));
+    }
     const out: ScheduledRecord[] = [];
-    for await (const e of this.#kv.list({ prefix: keys.userScheduled(user) })) {
-      const r = (await this.#kv.get<ScheduledRecord>(keys.scheduled(String(e.key[2])))).value;
-      if (r) out.push(r);
+    // A record gone meanwhile (sent or cancelled elsewhere) is left out.
+    for (const entries of await Promise.all(chunks)) {
+      for (const e of entries) if (e.value) out.push(e.value);
     }
     return out.sort((a, b) => a.dueAt - b.dueAt);
   }
