@@ -14,8 +14,13 @@ import { fuzz } from "./fuzz.ts";
 import { scheduledCrashLoop } from "./scheduled_crash.ts";
 import { startServer } from "../tests/_server_process.ts";
 
-const short =
-  parseArgs({ args: Deno.args, options: { short: { type: "boolean" } } }).values.short === true;
+const args = parseArgs({
+  args: Deno.args,
+  options: { short: { type: "boolean" }, seed: { type: "string" } },
+}).values;
+const short = args.short === true;
+/** Printed with the fuzz results: `--seed N` replays a run (the fuzz and both crash loops). */
+const seed = args.seed === undefined ? Date.now() % 100_000 : Number(args.seed);
 const dir = await Deno.makeTempDir({ prefix: "chat_stress_" });
 const server = await startServer({
   data: `${dir}/chat.kv`,
@@ -28,12 +33,12 @@ try {
     httpPort: server.httpPort,
     ircPort: server.ircPort,
     perWire: short ? 1000 : 100_000,
-    seed: Date.now() % 100_000,
+    seed,
     serverPid: server.pid,
   });
   console.log(
     JSON.stringify(
-      { ...result, seconds: Math.round((performance.now() - started) / 1000) },
+      { seed, ...result, seconds: Math.round((performance.now() - started) / 1000) },
       null,
       1,
     ),
@@ -50,7 +55,7 @@ try {
 const crash = await crashLoop({
   rounds: short ? 3 : 100,
   perRound: short ? 1000 : 5000,
-  seed: Date.now() % 100_000,
+  seed,
   log: (line) => console.error(line),
 });
 console.log(JSON.stringify({ crashLoop: crash }, null, 1));
@@ -59,7 +64,7 @@ if (crash.problems.length > 0) Deno.exit(1);
 const scheduled = await scheduledCrashLoop({
   rounds: short ? 3 : 30,
   perRound: short ? 50 : 300,
-  seed: Date.now() % 100_000,
+  seed,
 });
 console.log(JSON.stringify({ scheduledCrashLoop: scheduled }, null, 1));
 if (scheduled.problems.length > 0) Deno.exit(1);
