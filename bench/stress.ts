@@ -1,6 +1,7 @@
 /**
- * `deno task stress [--short] [--seed N]`: the long runs against the real server. First the fuzz: 100,000
- * generated bad frames per wire (1,000 with --short), with what was sent and the server's memory.
+ * `deno task stress [--short] [--seed N]`: the long runs against the real server. First the fuzz:
+ * 100,000 generated bad frames per wire (1,000 with --short), with what was sent and the server's
+ * memory.
  * Then the crash loop: 100 rounds of SIGKILL while two writers send 5,000 messages each (3 rounds
  * of 1,000 with --short), and the data checked after the last restart. Last, the scheduled-message
  * crash loop: 30 rounds (3 with --short) of 300 messages falling due while the server is stopped
