@@ -8,7 +8,7 @@
  * @module
  */
 
-import { rng } from "./fuzz.ts";
+import { rng } from "./fuzz_inputs.ts";
 import { startServer, withTimeout } from "../tests/_server_process.ts";
 
 const enc = new TextEncoder();

@@ -10,7 +10,7 @@ import { MAX_SCHEDULED_PER_USER } from "../server/core/scheduled.ts";
 import { SCHEDULE_CLAIM_MS } from "../server/store/store.ts";
 import { startServer, withTimeout } from "../tests/_server_process.ts";
 import { readFrames } from "./crash.ts";
-import { rng } from "./fuzz.ts";
+import { rng } from "./fuzz_inputs.ts";
 
 const enc = new TextEncoder();
 /** Schedules per planner: the most one user may have pending. */

@@ -384,34 +384,37 @@ function lineReader(conn: Deno.Conn): (match: string) => Promise<string> {
   };
 }
 
+/** Writes `count` messages to one room of a new KV file, in big batches through the store. */
+async function prefillHistory(data: string, count: number): Promise<void> {
+  const kv = await Deno.openKv(data);
+  const store = new KvStore(kv);
+  const now = Date.now();
+  // Ids as the server makes them, one message a millisecond up to now.
+  const newId = ulidFactory();
+  // Prefill in big batches straight through the store (what the server would have written).
+  // The store numbers them 1, 2, … in the order they are queued.
+  const pending: Promise<unknown>[] = [];
+  for (let seq = 1; seq <= count; seq++) {
+    pending.push(
+      store.appendMessage({
+        id: newId(now - count + seq),
+        chat: "general",
+        from: "filler",
+        text: "history ".repeat(8),
+        ts: now - count + seq,
+      }),
+    );
+    if (pending.length === 5000) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  await store.flush();
+  kv.close();
+}
+
 /** Round trips of history reads over TCP JSON on a server with `count` stored messages. */
 export async function history(b: Bench, count: number): Promise<Record<string, number>> {
   const data = `${b.dir}/history.kv`;
-  {
-    const kv = await Deno.openKv(data);
-    const store = new KvStore(kv);
-    const now = Date.now();
-    // Ids as the server makes them, one message a millisecond up to now.
-    const newId = ulidFactory();
-    // Prefill in big batches straight through the store (what the server would have written).
-    // The store numbers them 1, 2, … in the order they are queued.
-    const pending: Promise<unknown>[] = [];
-    for (let seq = 1; seq <= count; seq++) {
-      pending.push(
-        store.appendMessage({
-          id: newId(now - count + seq),
-          chat: "general",
-          from: "filler",
-          text: "history ".repeat(8),
-          ts: now - count + seq,
-        }),
-      );
-      if (pending.length === 5000) await Promise.all(pending.splice(0));
-    }
-    await Promise.all(pending);
-    await store.flush();
-    kv.close();
-  }
+  await prefillHistory(data, count);
   const server = await startChat(b, data);
   try {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.tcp });

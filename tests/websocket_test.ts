@@ -5,7 +5,7 @@
  * the closing handshake and the idle deadline work. The last test runs the real server.
  */
 import assert from "node:assert/strict";
-import { clientFrameHead } from "../bench/fuzz.ts";
+import { clientFrameHead } from "../bench/fuzz_inputs.ts";
 import { createLogger } from "../server/log.ts";
 import { type HttpHandler, serveHttp } from "../server/transport/http_server.ts";
 import { startServer, withTimeout } from "./_helpers.ts";
