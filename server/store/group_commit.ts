@@ -17,6 +17,8 @@
 
 import { ConflictError } from "./store.ts";
 
+/** Keys one `kv.getMany` may read (Deno KV's limit). */
+export const GET_MANY_KEYS = 10;
 /** Deno KV refuses an atomic with more than 1000 mutations or 800 KiB; stay well below. */
 const MAX_BATCH_MUTATIONS = 900;
 /** ... and more than 100 checks: one per chat that gets messages in a batch. */
@@ -322,10 +324,10 @@ export class GroupCommit {
     }
   }
 
-  /** Reads the counters of `chats` with their versionstamps (ten per read, KV's limit). */
+  /** Reads the counters of `chats` with their versionstamps (GET_MANY_KEYS per read). */
   async #readCounters(chats: string[]): Promise<void> {
-    for (let i = 0; i < chats.length; i += 10) {
-      const part = chats.slice(i, i + 10);
+    for (let i = 0; i < chats.length; i += GET_MANY_KEYS) {
+      const part = chats.slice(i, i + GET_MANY_KEYS);
       for (let attempt = 1;; attempt++) {
         try {
           const entries = await this.#kv.getMany<number[]>(part.map((c) => this.#counterKey(c)));

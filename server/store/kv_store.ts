@@ -11,7 +11,7 @@ import { indexRows, messageById, unindex } from "./kv_index.ts";
 import { messagesSinceId, newestMessages, pageOfMessages } from "./kv_pages.ts";
 import { readSnapshot } from "./kv_snapshot.ts";
 import { TailCache } from "./tail_cache.ts";
-import { GroupCommit, type StoreStats } from "./group_commit.ts";
+import { GET_MANY_KEYS, GroupCommit, type StoreStats } from "./group_commit.ts";
 import { keys } from "./keys.ts";
 import { retryingKv } from "./retry_kv.ts";
 import {
@@ -32,9 +32,6 @@ import {
   type TokenRecord,
   type UserRecord,
 } from "./store.ts";
-
-/** Keys one `kv.getMany` may read (Deno KV's limit). */
-const GET_MANY_KEYS = 10;
 
 /** The chat store on a Deno KV database that the caller opened and will close. */
 export class KvStore implements Store {
