@@ -161,12 +161,13 @@ async function lineStreams(
   tally: Tally,
   wire: Wire,
   port: number,
-  wave: { count: number; perConnection: number; greeting: string; errors: RegExp },
+  wave: { count: number; perConnection: number; greeting: string | (() => string); errors: RegExp },
   item: () => Uint8Array,
 ): Promise<void> {
   for (let sent = 0; sent < wave.count;) {
     const n = Math.min(wave.perConnection, wave.count - sent);
-    const parts: Uint8Array[] = [enc.encode(wave.greeting)];
+    const greeting = typeof wave.greeting === "string" ? wave.greeting : wave.greeting();
+    const parts: Uint8Array[] = [enc.encode(greeting)];
     for (let i = 0; i < n; i++) parts.push(item());
     sent += n;
     const text = await sendAndRead(port, concatBytes(parts), 300);
@@ -306,11 +307,13 @@ export async function fuzz(
       greeting: JSON.stringify({ action: "presence", user: { account_name: "fuzzjim" } }),
       errors: /"response":\s*4\d\d/g,
     }, () => enc.encode(badJimObject(r) + (r() < 0.5 ? "\n" : "")));
-    // IRC: registered, then bad lines (CRLF or a bare LF); errors are 4xx numerics.
+    // IRC: registered, then bad lines (CRLF or a bare LF); errors are 4xx numerics. A nick per
+    // connection: a guest nick still held by the connection before would be refused (433).
+    let ircConn = 0;
     await lineStreams(tally, "irc", opts.ircPort, {
       count,
       perConnection: 500,
-      greeting: `NICK fuzzi${round}\r\nUSER f 0 * :f\r\n`,
+      greeting: () => `NICK fuzzi${round}x${++ircConn}\r\nUSER f 0 * :f\r\n`,
       errors: /^:\S+ 4\d\d /gm,
     }, () => concatBytes([badIrcLine(r), r() < 0.8 ? CRLF : NL]));
     await webSocketMessages(tally, opts.httpPort, count, r);

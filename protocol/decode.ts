@@ -105,12 +105,17 @@ export function decodeClientValue(value: unknown): ClientFrame {
         );
       }
       const since = optSince(obj, type);
+      const unique = field(obj, "unique");
+      if (unique !== undefined && unique !== null && typeof unique !== "boolean") {
+        throw new ProtocolError("bad_field", '"unique" must be true or false');
+      }
       return {
         type,
         username,
         ...(pw === undefined ? {} : { password: pw }),
         ...(proof === undefined ? {} : { proof }),
         ...(since === undefined ? {} : { since }),
+        ...(unique === true ? { unique } : {}),
         ...ref,
       };
     }
@@ -247,7 +252,13 @@ export function decodeClientValue(value: unknown): ClientFrame {
       return { type, room: validateRoomName(reqString(obj, "room", type)), ...ref };
     case "leave": {
       const room = optString(obj, "room", type);
-      return { type, ...(room === undefined ? {} : { room: validateRoomName(room) }), ...ref };
+      const reason = optReason(obj, type)?.trim();
+      return {
+        type,
+        ...(room === undefined ? {} : { room: validateRoomName(room) }),
+        ...(reason ? { reason } : {}),
+        ...ref,
+      };
     }
     case "history": {
       const chat = optString(obj, "chat", type);

@@ -59,7 +59,14 @@ interface Ref {
 export type ClientFrame =
   & Ref
   & (
-    | { type: "hello"; username: string; password?: string; proof?: string; since?: string }
+    | {
+      type: "hello";
+      username: string;
+      password?: string;
+      proof?: string;
+      since?: string;
+      unique?: boolean;
+    }
     | { type: "challenge"; username: string }
     | { type: "auth"; token: string; since?: string }
     | { type: "register"; password: string }
@@ -71,7 +78,7 @@ export type ClientFrame =
     | { type: "users"; username?: string; after?: string; limit?: number }
     | { type: "rooms"; after?: string; limit?: number }
     | { type: "join"; room: string }
-    | { type: "leave"; room?: string }
+    | { type: "leave"; room?: string; reason?: string }
     | { type: "history"; chat?: string; before?: number; after?: number; limit?: number }
     | { type: "unread"; chat: string; limit?: number }
     | { type: "unread_counts" }
@@ -316,6 +323,8 @@ export type ServerFrame =
       event?: "online" | "offline" | "joined" | "left" | "info";
       username?: string;
       room?: string;
+      /** For "left": what the user said as they left, if anything. */
+      reason?: string;
     }
     | MessageFrame
     | {

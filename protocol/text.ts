@@ -71,7 +71,7 @@ export const HELP_LINES: readonly string[] = [
   "  /users                      who is online, e.g. /users",
   "  /rooms  (/get_chats)        rooms with member and online counts",
   "  /join ROOM  (/chats ROOM)   join or create a room and talk there, e.g. /join games",
-  "  /leave [ROOM]               leave a room (everyone stays in general)",
+  "  /leave [ROOM [REASON]]      leave a room, saying why (everyone stays in general)",
   "  /private NAME TEXT          one private message, e.g. /private Bob hi there",
   "  /send NAME|#ROOM TEXT       send to a user or a room, e.g. /send #games gg",
   "  /session NAME               ask NAME for a private session (they answer y or n)",
@@ -178,13 +178,16 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
       case "chats":
         only(1, "one room name");
         return frame({ type: "join", room: validateRoomName(arg(0, "a room name")) });
-      case "leave":
-        only(1, "at most one room name");
-        return frame(
-          rest[0] === undefined
-            ? { type: "leave" }
-            : { type: "leave", room: validateRoomName(rest[0]) },
-        );
+      case "leave": {
+        // "/leave", "/leave books", "/leave books see you": what follows the room is the reason.
+        if (rest[0] === undefined) return frame({ type: "leave" });
+        const reason = rest.length > 1 ? tail(1) : "";
+        return frame({
+          type: "leave",
+          room: validateRoomName(rest[0]),
+          ...(reason ? { reason } : {}),
+        });
+      }
       case "private":
       case "msg":
         return frame({

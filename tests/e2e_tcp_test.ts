@@ -148,6 +148,27 @@ Deno.test("e2e tcp: one user on two connections, one JSON and one text, stays in
   await Promise.all([phone.close(), laptop.close(), bob.close()]);
 });
 
+Deno.test("e2e tcp: hello with unique refuses a guest name in use, and still lets the name in later", async () => {
+  await using server = await withServer();
+  const first = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  const second = await JsonClient.connect(server.tcpPort);
+  await second.send({ type: "hello", username: "alice", unique: true });
+  const refused = await second.type("error");
+  assert.equal(refused.code, "name_taken");
+  assert.match(refused.message, /Alice is in use by another connection/);
+  // Once the first connection is gone, the same hello gets in.
+  await first.close();
+  let welcome = false;
+  for (let i = 0; i < 50 && !welcome; i++) {
+    await second.send({ type: "hello", username: "alice", unique: true });
+    const answer = await second.frame((f) => f.type === "welcome" || f.type === "error");
+    welcome = answer.type === "welcome";
+    if (!welcome) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(welcome, "the name was let in once its connection had gone");
+  await second.close();
+});
+
 Deno.test("e2e tcp: registered names need their password, on JSON and on text", async () => {
   await using server = await withServer();
   const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });

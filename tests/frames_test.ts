@@ -28,6 +28,12 @@ const ok: Array<[string, unknown]> = [
     password: "pw",
     ref: "1",
   }],
+  ['{"type":"hello","username":"Alice","unique":true}', {
+    type: "hello",
+    username: "Alice",
+    unique: true,
+  }],
+  ['{"type":"hello","username":"Alice","unique":false}', { type: "hello", username: "Alice" }],
   ['{"type":"message","message":"hi","room":"#Games"}', {
     type: "message",
     message: "hi",
@@ -71,6 +77,7 @@ const bad: Array<[string, ErrorCode, RegExp]> = [
   ['{"type":"message"}', "missing_field", /"message" needs a "message" string/],
   ['{"type":"message","message":5}', "bad_field", /"message" must be a string, got a number/],
   ['{"type":"message","message":"   "}', "bad_field", /empty/],
+  ['{"type":"hello","username":"a","unique":"yes"}', "bad_field", /"unique" must be true or false/],
   [
     `{"type":"message","message":"${"x".repeat(MAX_MESSAGE_CHARS + 1)}"}`,
     "too_long",

@@ -4,96 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { parseIrc } from "../server/transport/irc/lines.ts";
-import {
-  JsonClient,
-  type ServerProcess,
-  startServer,
-  WAIT_MS,
-  withTimeout,
-  WsClient,
-} from "./_helpers.ts";
+import { JsonClient, WAIT_MS, WsClient } from "./_helpers.ts";
+import { Irc, withIrcServer } from "./_irc.ts";
 import { Terminal, tmuxInstalled } from "./_tmux.ts";
-
-/** A raw IRC connection: sends lines, waits for lines matching a pattern. */
-class Irc {
-  readonly lines: string[] = [];
-  #conn: Deno.Conn;
-  #taken = 0;
-  #wake: (() => void) | null = null;
-  closed = false;
-
-  private constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-    void (async () => {
-      const buf = new Uint8Array(65536);
-      let rest = "";
-      try {
-        while (true) {
-          const n = await conn.read(buf);
-          if (n === null) break;
-          rest += new TextDecoder().decode(buf.subarray(0, n));
-          let i;
-          while ((i = rest.indexOf("\r\n")) >= 0) {
-            this.lines.push(rest.slice(0, i));
-            rest = rest.slice(i + 2);
-          }
-          this.#wake?.();
-        }
-      } catch { /* closed */ }
-      this.closed = true;
-      this.#wake?.();
-    })();
-  }
-
-  static async connect(port: number): Promise<Irc> {
-    return new Irc(await Deno.connect({ hostname: "127.0.0.1", port }));
-  }
-
-  async send(...lines: string[]): Promise<void> {
-    await this.#conn.write(new TextEncoder().encode(lines.map((l) => l + "\r\n").join("")));
-  }
-
-  /** The next line (after those taken) matching `pattern`. */
-  async line(pattern: RegExp): Promise<string> {
-    const find = () => this.lines.findIndex((l, i) => i >= this.#taken && pattern.test(l));
-    await withTimeout(
-      (async () => {
-        while (find() < 0 && !this.closed) await new Promise<void>((r) => (this.#wake = r));
-      })(),
-      WAIT_MS,
-      `a line matching ${pattern}; got:\n${this.lines.slice(-12).join("\n")}`,
-    );
-    const i = find();
-    if (i < 0) throw new Error(`closed before ${pattern}:\n${this.lines.join("\n")}`);
-    this.#taken = i + 1;
-    return this.lines[i]!;
-  }
-
-  /** Registers as `nick` and waits for the end of the welcome (MOTD). */
-  static async registered(port: number, nick: string, ...before: string[]): Promise<Irc> {
-    const c = await Irc.connect(port);
-    await c.send(...before, `NICK ${nick}`, `USER ${nick} 0 * :${nick}`);
-    await c.line(/ (376|422) /);
-    return c;
-  }
-
-  close(): void {
-    try {
-      this.#conn.close();
-    } catch { /* closed */ }
-  }
-}
-
-async function withIrcServer(fn: (s: ServerProcess) => Promise<void>, args: string[] = []) {
-  const dir = await Deno.makeTempDir({ prefix: "chat_irc_" });
-  const server = await startServer({ data: `${dir}/chat.kv`, args });
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 Deno.test("parseIrc(): tags, prefix, params and the trailing parameter", () => {
   assert.deepEqual(parseIrc("@time=x;msgid=1 :nick!u@h PRIVMSG #room :hello there"), {

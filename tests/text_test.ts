@@ -15,6 +15,10 @@ const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
   ["/chats games", { kind: "frame", frame: { type: "join", room: "games" } }],
   ["/leave", { kind: "frame", frame: { type: "leave" } }],
   ["/leave games", { kind: "frame", frame: { type: "leave", room: "games" } }],
+  ["/leave games off  to bed", {
+    kind: "frame",
+    frame: { type: "leave", room: "games", reason: "off  to bed" },
+  }],
   ["/private Bob hi  there", {
     kind: "frame",
     frame: { type: "private", target_username: "Bob", message: "hi  there" },

@@ -7,6 +7,7 @@
 import { MAX_UNREAD_REPLAY } from "../../protocol/limits.ts";
 import type { Call } from "./call.ts";
 import type { Core } from "./core.ts";
+import { ChatError } from "./errors.ts";
 import { advance, flushCursorsOf, loadCursors, whileBusy } from "./cursors.ts";
 import { toFrame } from "./format.ts";
 import { visibleTo } from "./history.ts";
@@ -16,7 +17,17 @@ import { endSession, sessionRequestFrame, shareRequest } from "./sessions.ts";
 import { type Conn, GENERAL, own, type UserState } from "./state.ts";
 
 /** Makes the asking connection one of `u`'s: welcome, replay, then what arrived meanwhile. */
-export async function attach(call: Call, u: UserState, since: string | undefined): Promise<void> {
+/**
+ * Logs a connection in as `u`. `unique` refuses a guest name another connection (here or on
+ * another node) is using, checked where the connection is added so two at once cannot both pass:
+ * IRC asks for it, as a nick there belongs to one connection.
+ */
+export async function attach(
+  call: Call,
+  u: UserState,
+  since: string | undefined,
+  unique = false,
+): Promise<void> {
   const { core, conn, reply } = call;
   if (!conn || !reply) throw new TypeError("attach needs a live connection");
   if (conn.closed) return;
@@ -35,6 +46,14 @@ export async function attach(call: Call, u: UserState, since: string | undefined
       u.privateSince = now;
     }
     if (!u.chats.has(GENERAL)) await addMember(core, u, core.general);
+    if (conn.closed) return;
+    if (unique && guest && (u.conns.size > 0 || core.presence.elsewhere(u.record.name))) {
+      throw new ChatError(
+        "name_taken",
+        `${u.record.name} is in use by another connection: pick another name (or register this ` +
+          "one with a password, which may be used from several connections at once)",
+      );
+    }
     conn.user = u;
     // From here the connection is live; what arrives during the replay waits until after it.
     conn.held = [];

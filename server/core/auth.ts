@@ -198,7 +198,7 @@ async function checkProof(call: Call, u: UserState, proof: string): Promise<void
 /** `hello`: logs a connection in by name, with the password (or a challenge's proof). */
 export async function helloCommand(
   call: Call,
-  frame: { username: string; password?: string; proof?: string; since?: string },
+  frame: { username: string; password?: string; proof?: string; since?: string; unique?: boolean },
 ): Promise<void> {
   refuseSecondLogin(call);
   const { core } = call;
@@ -226,7 +226,7 @@ export async function helloCommand(
     u = await createUser(core, frame.username, null);
   }
   checkNotBanned(core, u);
-  await attach(call, u, frame.since);
+  await attach(call, u, frame.since, frame.unique === true);
 }
 
 /** Creates an account (or returns the existing one of that name). */

@@ -146,7 +146,7 @@ export async function addMember(core: Core, u: UserState, room: RoomState): Prom
 }
 
 /** `leave`: leaves a room (the current one by default); a group's ownership passes on. */
-export async function leaveCommand(call: UserCall, frame: { room?: string }) {
+export async function leaveCommand(call: UserCall, frame: { room?: string; reason?: string }) {
   const { core, user: u } = call;
   const name = frame.room ?? call.view.room;
   if (name === GENERAL) {
@@ -157,7 +157,7 @@ export async function leaveCommand(call: UserCall, frame: { room?: string }) {
   }
   const room = core.requireRoom(name, u);
   if (!room.members.has(u)) throw new ChatError("not_member", `You are not in #${name}`);
-  const left = await removeFromRoom(core, u, room, call);
+  const left = await removeFromRoom(core, u, room, call, frame.reason);
   // A public room nobody is in and nothing was ever said in is forgotten (its name is free).
   if (!room.record.private && room.members.size === 0 && (core.seqs.get(name) ?? 0) === 0) {
     core.removeRoom(room);
@@ -177,13 +177,14 @@ export async function leaveCommand(call: UserCall, frame: { room?: string }) {
 
 /**
  * Takes a user out of a room and tells their connections (each back in `general` if it was
- * there) and the room. Returns the `left` frame for the asker, if one asked.
+ * there) and the room, with what they said as they left. Returns the `left` frame for the asker.
  */
 export async function removeFromRoom(
   core: Core,
   u: UserState,
   room: RoomState,
   call?: Call,
+  reason?: string,
 ): Promise<Extract<ServerFrame, { type: "left" }>> {
   const name = room.record.id;
   room.members.delete(u);
@@ -212,10 +213,11 @@ export async function removeFromRoom(
     kind: "room",
     room: name,
     frame: {
-      ...core.system(`${u.record.name} left #${name}`),
+      ...core.system(`${u.record.name} left #${name}${reason ? ` (${reason})` : ""}`),
       event: "left",
       username: u.record.name,
       room: name,
+      ...(reason ? { reason } : {}),
     },
   });
   return left;

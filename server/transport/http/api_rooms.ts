@@ -14,6 +14,7 @@ import {
   Link,
   LinkToken,
   Members,
+  Reason,
   RoomName,
   RoomsList,
   System,
@@ -73,13 +74,16 @@ export const roomRoutes: RouteSpec[] = [
     method: "post",
     path: "/api/v1/rooms/{room}/leave",
     tag: "rooms",
-    summary: "Leave a room (everyone stays in general)",
+    summary: "Leave a room (everyone stays in general); the reason, if any, is shown to the room",
     auth: true,
     params: RoomParam,
+    body: z.strictObject({ reason: Reason.optional() }),
+    bodyOptional: true,
     ok: { 200: { description: "the left frame", schema: Left } },
     errors: [404],
-    async handle({ hub, user, ip, params, c }) {
-      return c.json(await hub.run(user, frame("leave", { room: params.room }), ip));
+    async handle({ hub, user, ip, params, body, c }) {
+      const f = frame("leave", { room: params.room, reason: body.reason });
+      return c.json(await hub.run(user, f, ip));
     },
   }),
   route({

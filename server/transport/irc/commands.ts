@@ -12,12 +12,16 @@ import type { IrcMessage } from "./lines.ts";
 /** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
 export type Asked =
   | { kind: "join"; channel: string }
-  | { kind: "part"; channel: string }
+  | { kind: "part"; channel: string; reason: string | undefined }
   | { kind: "send"; target: string; notice: boolean }
   | { kind: "names"; channel: string }
   | { kind: "who"; channel: string }
   | { kind: "whois"; nick: string }
-  | { kind: "list" }
+  | { kind: "list"; only: string[] | undefined }
+  | { kind: "who_user"; nick: string }
+  | { kind: "online"; nicks: string[]; reply: "ison" | "userhost" }
+  | { kind: "lusers" }
+  | { kind: "invite"; nick: string; channel: string }
   | { kind: "history"; target: string }
   | { kind: "other"; command: string };
 
@@ -25,6 +29,8 @@ export type Asked =
 export interface IrcSession {
   /** The server's name, as in prefixes. */
   readonly server: string;
+  /** The client's nick (fixed once registered). */
+  readonly nick: string;
   /** Sends a frame to the hub, remembering what it was asked for; settles when it is handled. */
   ask(frame: Record<string, unknown>, asked: Asked): Promise<void>;
   numeric(code: string, text: string): void;
@@ -34,6 +40,8 @@ export interface IrcSession {
   seenSeq(id: string): number | undefined;
   /** Notes a message this client sent (to tell its echo from others' without echo-message). */
   sent(key: string): void;
+  /** Sends the message of the day (375/372/376, or 422). */
+  motd(): void;
 }
 
 type Command = (s: IrcSession, p: string[], m: IrcMessage) => Promise<void> | void;
@@ -51,7 +59,8 @@ function channels(s: IrcSession, list: string | undefined): string[] {
 const privmsg: Command = async (s, p, m) => {
   const notice = m.command === "NOTICE";
   const [target, text] = p;
-  if (!target || text === undefined) {
+  if (!target) return notice ? undefined : s.numeric("411", `:No recipient given (${m.command})`);
+  if (text === undefined || text.trim() === "") {
     return notice ? undefined : s.numeric("412", ":No text to send");
   }
   if (target.toLowerCase() === "chatserv") return await services(s, text);
@@ -80,13 +89,19 @@ const kick: Command = (s, p, m) => {
 /** The commands of a registered client, by name. */
 export const IRC_COMMANDS: Record<string, Command> = {
   JOIN: async (s, p) => {
+    if (!p[0]) return s.numeric("461", "JOIN :Not enough parameters (JOIN #channel)");
     for (const ch of channels(s, p[0])) {
       await s.ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
     }
   },
   PART: async (s, p) => {
+    if (!p[0]) return s.numeric("461", "PART :Not enough parameters (PART #channel)");
+    const reason = p[1]?.trim() || undefined;
     for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
-      await s.ask({ type: "leave", room: ch.replace(/^#/, "") }, { kind: "part", channel: ch });
+      await s.ask(
+        { type: "leave", room: ch.replace(/^#/, ""), ...(reason ? { reason } : {}) },
+        { kind: "part", channel: ch, reason },
+      );
     }
   },
   PRIVMSG: privmsg,
@@ -99,22 +114,80 @@ export const IRC_COMMANDS: Record<string, Command> = {
     });
   },
   WHO: (s, p) => {
-    if (!p[0]?.startsWith("#")) return s.numeric("315", `${p[0] ?? "*"} :End of /WHO list`);
-    return s.ask({ type: "members", room: p[0].slice(1) }, { kind: "who", channel: p[0] });
+    const mask = p[0] ?? "";
+    if (mask.startsWith("#")) {
+      return s.ask({ type: "members", room: mask.slice(1) }, { kind: "who", channel: mask });
+    }
+    if (!mask || /[*?]/.test(mask)) return s.numeric("315", `${mask || "*"} :End of /WHO list`);
+    return s.ask({ type: "users", username: mask }, { kind: "who_user", nick: mask });
   },
   WHOIS: (s, p) => {
     const nick = p.at(-1) ?? "";
     return s.ask({ type: "users", username: nick }, { kind: "whois", nick });
   },
-  LIST: (s) => s.ask({ type: "rooms" }, { kind: "list" }),
-  CHATHISTORY: (s, p) => chathistory(s, p),
-  TOPIC: (s, p) => s.numeric("331", `${p[0] ?? "*"} :No topic is set`),
-  MODE: (s, p) => {
-    if (p[0]?.startsWith("#")) {
-      if (p[1] === "b") return s.numeric("368", `${p[0]} :End of channel ban list`);
-      return s.numeric("324", `${p[0]} +nt`);
+  LIST: (s, p) => {
+    const only = p[0] && !p[0].startsWith(">") && !p[0].startsWith("<")
+      ? p[0].split(",").map((c) => c.replace(/^#/, "").toLowerCase())
+      : undefined;
+    return s.ask({ type: "rooms" }, { kind: "list", only });
+  },
+  ISON: (s, p) => online(s, p.join(" ").split(" "), "ison"),
+  USERHOST: (s, p) => online(s, p.slice(0, 5), "userhost"),
+  LUSERS: (s) => s.ask({ type: "status" }, { kind: "lusers" }),
+  MOTD: (s) => s.motd(),
+  VERSION: (s) => s.numeric("351", `chat ${s.server} :chat on Deno ${Deno.version.deno}`),
+  TIME: (s) => s.numeric("391", `${s.server} :${new Date().toISOString()}`),
+  ADMIN: (s) => s.numeric("423", `${s.server} :No administrative info: ask in #general`),
+  INFO: (s) => {
+    s.numeric(
+      "371",
+      ":chat: one server for TCP, telnet, JIM, IRC, WebSocket, SSE and HTTP clients",
+    );
+    s.numeric("374", ":End of /INFO list");
+  },
+  HELP: (s) => {
+    for (const l of HELP) s.numeric("705", `* :${l}`);
+    s.numeric("706", "* :End of /HELP");
+  },
+  WHOWAS: (s, p) => {
+    if (!p[0]) return s.numeric("431", ":No nickname given");
+    s.numeric("406", `${p[0]} :There was no such nickname (WHOIS tells of offline users)`);
+    s.numeric("369", `${p[0]} :End of WHOWAS`);
+  },
+  LINKS: (s) => s.numeric("365", `* :End of /LINKS list`),
+  STATS: (s, p) => s.numeric("219", `${p[0] ?? "*"} :End of /STATS report`),
+  INVITE: (s, p) => {
+    const [nick, channel] = p;
+    if (!nick || !channel) {
+      return s.numeric("461", "INVITE :Not enough parameters (INVITE nick #group)");
     }
-    return s.numeric("221", "+i");
+    return s.ask({ type: "invite", room: channel.replace(/^#/, ""), username: nick }, {
+      kind: "invite",
+      nick,
+      channel,
+    });
+  },
+  CHATHISTORY: (s, p) => chathistory(s, p),
+  TOPIC: (s, p) => {
+    if (!p[0]) return s.numeric("461", "TOPIC :Not enough parameters");
+    if (p[1] !== undefined) return s.numeric("482", `${p[0]} :Topics are not kept here`);
+    s.numeric("331", `${p[0]} :No topic is set`);
+  },
+  MODE: (s, p) => {
+    const [target, change] = p;
+    if (!target) return s.numeric("461", "MODE :Not enough parameters");
+    if (target.startsWith("#")) {
+      if (change === undefined) return s.numeric("324", `${target} +nt`);
+      if (/^[+-]?b$/.test(change) && p.length === 2) {
+        return s.numeric("368", `${target} :End of channel ban list`);
+      }
+      return s.numeric("482", `${target} :Channel modes cannot be changed here`);
+    }
+    if (target.toLowerCase() !== s.nick.toLowerCase()) {
+      return s.numeric("502", ":Cannot view or change modes of other users");
+    }
+    // User modes: everyone is +i here; asking to change them (irssi asks +i) changes nothing.
+    s.numeric("221", "+i");
   },
   AWAY: (s, p) =>
     s.numeric(
@@ -124,6 +197,22 @@ export const IRC_COMMANDS: Record<string, Command> = {
   KICK: kick,
   KILL: kick,
 };
+
+/** HELP: what this server's IRC side understands. */
+const HELP = [
+  "Channels are the chat's rooms: JOIN #room creates one. PRIVMSG #room or a nick talks.",
+  "CHATHISTORY LATEST #room * 50 reads history; /msg ChatServ HELP for reports and sessions.",
+  "Also: PART NAMES WHO WHOIS LIST INVITE TOPIC MODE AWAY ISON USERHOST LUSERS MOTD QUIT.",
+];
+
+/** ISON and USERHOST: which of these nicks are online (the chat's `users` list). */
+function online(s: IrcSession, nicks: string[], reply: "ison" | "userhost") {
+  const wanted = nicks.filter(Boolean);
+  if (wanted.length === 0) {
+    return s.numeric("461", `${reply.toUpperCase()} :Not enough parameters`);
+  }
+  return s.ask({ type: "users" }, { kind: "online", nicks: wanted, reply });
+}
 
 /**
  * `CHATHISTORY LATEST|BEFORE|AFTER target (*|msgid=ID) limit` over the same history as every

@@ -9,7 +9,13 @@
  * @module
  */
 
-import type { ClientFrame, MessageFrame, ServerFrame } from "../../../protocol/frames.ts";
+import { decodeClientValue } from "../../../protocol/decode.ts";
+import {
+  type ClientFrame,
+  type MessageFrame,
+  ProtocolError,
+  type ServerFrame,
+} from "../../../protocol/frames.ts";
 import { LOGIN_TIMEOUT_MS, MAX_OUTBOUND_BYTES } from "../../../protocol/limits.ts";
 import type { Hub } from "../../core/hub.ts";
 import { concatBytes, type Outbound, type Peer, reuseLastJoin } from "../../core/peer.ts";
@@ -20,11 +26,15 @@ import { type Asked, IRC_COMMANDS, type IrcSession } from "./commands.ts";
 import { type IrcMessage, messageLines, parseIrc, tagged } from "./lines.ts";
 import {
   listNumerics,
+  lusersNumerics,
   memberNumerics,
+  motdNumerics,
   type Numeric,
+  onlineNumeric,
   refusal,
   welcomeNumerics,
   whoisNumerics,
+  whoUserNumerics,
 } from "./replies.ts";
 
 /** Options of the IRC listener. */
@@ -52,8 +62,12 @@ const CAPS = [
 ];
 /** Message ids this client was shown, with their sequence numbers (CHATHISTORY's msgid=). */
 const SEEN_IDS = 4096;
-/** A line without tags: 512 bytes with CRLF (RFC 1459); tags add up to 8,191 more (IRCv3). */
-const MAX_LINE = 512 + 8191;
+/** A line without its tags: 512 bytes with CRLF (RFC 1459). */
+const MAX_BODY_BYTES = 510;
+/** A client's tags, without the "@" and the space after them (IRCv3 message-tags). */
+const MAX_CLIENT_TAG_BYTES = 4094;
+/** Past this many characters without a newline, the line is too long whatever it holds. */
+const MAX_LINE = MAX_BODY_BYTES + MAX_CLIENT_TAG_BYTES + 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** What queued while a write was in flight, joined once for all readers whose queues match. */
@@ -123,6 +137,8 @@ export class IrcConnection implements Peer {
   async run(): Promise<void> {
     try {
       let pending = "";
+      /** Inside a line already answered 417: its rest, up to the next newline, is dropped. */
+      let skipping = false;
       const buf = new Uint8Array(4096);
       while (!this.#closing) {
         const n = await this.#conn.read(buf);
@@ -134,13 +150,25 @@ export class IrcConnection implements Peer {
         while ((i = pending.indexOf("\n")) >= 0) {
           const line = pending.slice(0, i).replace(/\r$/, "");
           pending = pending.slice(i + 1);
+          if (skipping) {
+            skipping = false;
+            continue;
+          }
+          if (tooLong(line)) {
+            this.#numeric("417", ":Input line was too long (512 bytes, and 4094 of tags)");
+            continue;
+          }
           const m = parseIrc(line);
           if (m) await this.#command(m);
           if (this.#closing) break;
         }
         if (pending.length > MAX_LINE) {
-          this.#numeric("417", ":Input line was too long");
-          this.close("line too long");
+          // Answered once; the connection stays, and what follows up to a newline is dropped.
+          if (!skipping) {
+            this.#numeric("417", ":Input line was too long (512 bytes, and 4094 of tags)");
+          }
+          skipping = true;
+          pending = "";
         }
       }
     } catch {
@@ -249,8 +277,10 @@ export class IrcConnection implements Peer {
         this.#numeric("331", `#${f.room} :No topic is set`);
         void this.#ask({ type: "members", room: f.room }, { kind: "names", channel: `#${f.room}` });
         return;
-      case "left":
-        return this.#line(`:${this.#mask(this.#nick)} PART #${f.room}`);
+      case "left": {
+        const reason = asked?.kind === "part" && asked.reason ? ` :${asked.reason}` : "";
+        return this.#line(`:${this.#mask(this.#nick)} PART #${f.room}${reason}`);
+      }
       case "members":
         return this.#numerics(memberNumerics(
           this.#server,
@@ -258,9 +288,19 @@ export class IrcConnection implements Peer {
           f.members.filter((m) => m.online).map((m) => m.username),
           asked?.kind === "who",
         ));
-      case "rooms_list":
-        return this.#numerics(listNumerics(f.rooms));
+      case "rooms_list": {
+        const only = asked?.kind === "list" ? asked.only : undefined;
+        return this.#numerics(
+          listNumerics(only ? f.rooms.filter((r) => only.includes(r.name)) : f.rooms),
+        );
+      }
       case "users_list":
+        if (asked?.kind === "online") {
+          return this.#numerics([onlineNumeric(asked.reply, asked.nicks, f.users, this.#server)]);
+        }
+        if (asked?.kind === "who_user") {
+          return this.#numerics(whoUserNumerics(this.#server, asked.nick, f.all[0]));
+        }
         return this.#numerics(
           whoisNumerics(
             this.#server,
@@ -268,7 +308,15 @@ export class IrcConnection implements Peer {
             f.all[0],
           ),
         );
+      case "status":
+        if (asked?.kind === "lusers") return this.#numerics(lusersNumerics(f.online_users));
+        return this.#notice(`status: ${JSON.stringify(f).slice(0, 400)}`);
+      case "invite":
+        return this.#line(`:${this.#mask(f.from_username)} INVITE ${this.#nick} :#${f.room}`);
       case "system":
+        if (asked?.kind === "invite") {
+          return this.#numeric("341", `${asked.nick} #${asked.channel.replace(/^#/, "")}`);
+        }
         return this.#system(f);
       case "error":
         return this.#error(f.code, f.message, asked);
@@ -374,7 +422,10 @@ export class IrcConnection implements Peer {
     const who = (f as { username?: string }).username;
     const room = (f as { room?: string }).room;
     if (who && room && f.event === "joined") return this.#line(`:${this.#mask(who)} JOIN #${room}`);
-    if (who && room && f.event === "left") return this.#line(`:${this.#mask(who)} PART #${room}`);
+    if (who && room && f.event === "left") {
+      const reason = (f as { reason?: string }).reason;
+      return this.#line(`:${this.#mask(who)} PART #${room}${reason ? ` :${reason}` : ""}`);
+    }
     if (who && f.event === "offline") return this.#line(`:${this.#mask(who)} QUIT :left the chat`);
     if (f.event === "online") return;
     this.#notice(f.message);
@@ -409,7 +460,22 @@ export class IrcConnection implements Peer {
   #ask(frame: Record<string, unknown>, asked: Asked): Promise<void> {
     const ref = `irc${++this.#refs}`;
     this.#asked.set(ref, asked);
-    return this.#hub.receive(this.#id, { ...frame, ref } as unknown as ClientFrame);
+    return this.#send({ ...frame, ref }, ref);
+  }
+
+  /**
+   * Hands a frame to the hub through the validating decoder every wire uses (names, text, sizes):
+   * what it refuses is answered as any refusal, in order, by what was asked.
+   */
+  #send(frame: Record<string, unknown>, ref?: string): Promise<void> {
+    let decoded: ClientFrame;
+    try {
+      decoded = decodeClientValue(frame);
+    } catch (error) {
+      if (error instanceof ProtocolError) return this.#hub.reject(this.#id, error, ref);
+      throw error;
+    }
+    return this.#hub.receive(this.#id, decoded);
   }
 
   async #command(m: IrcMessage): Promise<void> {
@@ -424,6 +490,8 @@ export class IrcConnection implements Peer {
       case "AUTHENTICATE":
         return this.#authenticate(p[0] ?? "");
       case "PASS":
+        if (this.#registered) return this.#numeric("462", ":You may not reregister");
+        if (p[0] === undefined) return this.#numeric("461", "PASS :Not enough parameters");
         this.#pass = p[0];
         return;
       case "NICK":
@@ -434,11 +502,15 @@ export class IrcConnection implements Peer {
         this.#nick = p[0];
         return await this.#maybeRegister();
       case "USER":
-        if (p.length < 4) return this.#numeric("461", "USER :Not enough parameters");
+        if (this.#registered) return this.#numeric("462", ":You may not reregister");
+        if (p.length < 4 || !p[0] || !p[3]) {
+          return this.#numeric("461", "USER :Not enough parameters (USER name 0 * :Real Name)");
+        }
         this.#user = p[0]!;
         return await this.#maybeRegister();
       case "PING":
-        return this.#line(`:${this.#server} PONG ${this.#server} :${p[0] ?? ""}`);
+        if (p[0] === undefined) return this.#numeric("409", ":No origin specified");
+        return this.#line(`:${this.#server} PONG ${this.#server} :${p[0]}`);
       case "PONG":
         return;
       case "QUIT":
@@ -455,6 +527,7 @@ export class IrcConnection implements Peer {
   #makeSession(): IrcSession {
     return {
       server: this.#server,
+      nick: this.#nick,
       ask: (frame, asked) => this.#ask(frame, asked),
       numeric: (code, text) => this.#numeric(code, text),
       line: (text) => this.#line(text),
@@ -464,6 +537,7 @@ export class IrcConnection implements Peer {
         this.#sent.push(key);
         if (this.#sent.length > 256) this.#sent.shift();
       },
+      motd: () => this.#numerics(motdNumerics(this.#server, this.#motd)),
     };
   }
 
@@ -471,9 +545,11 @@ export class IrcConnection implements Peer {
     const sub = (p[0] ?? "").toUpperCase();
     if (sub === "LS") {
       this.#negotiating = true;
+      // Values (sasl=PLAIN) only for clients of CAP 3.2 and later, who say so with "LS 302".
+      const values = Number(p[1]) >= 302;
       return this.#line(
         `:${this.#server} CAP ${this.#nick || "*"} LS :${
-          CAPS.map((c) => c === "sasl" ? "sasl=PLAIN" : c).join(" ")
+          CAPS.map((c) => c === "sasl" && values ? "sasl=PLAIN" : c).join(" ")
         }`,
       );
     }
@@ -526,9 +602,28 @@ export class IrcConnection implements Peer {
     }
     this.#helloSent = true;
     const hello: Record<string, unknown> = { type: "hello", username: this.#nick };
+    // A nick is one connection's: a guest name in use is refused (433). With a password, the
+    // account may be used from several connections, as on every wire.
     if (this.#pass !== undefined) hello.password = this.#pass;
-    await this.#hub.receive(this.#id, hello as unknown as ClientFrame);
+    else hello.unique = true;
+    await this.#send(hello);
   }
+}
+
+/** Whether a client's line is past IRC's limits: 510 bytes without its tags, 4094 of tags. */
+export function tooLong(line: string): boolean {
+  if (!line.startsWith("@")) return overBytes(line, MAX_BODY_BYTES);
+  const end = line.indexOf(" ");
+  if (end < 0) return overBytes(line.slice(1), MAX_CLIENT_TAG_BYTES);
+  return overBytes(line.slice(1, end), MAX_CLIENT_TAG_BYTES) ||
+    overBytes(line.slice(end + 1), MAX_BODY_BYTES);
+}
+
+/** Whether `text` takes more than `limit` bytes in UTF-8 (encoded only when it could). */
+function overBytes(text: string, limit: number): boolean {
+  if (text.length * 3 <= limit) return false;
+  if (text.length > limit) return true;
+  return encoder.encode(text).length > limit;
 }
 
 /**

@@ -29,13 +29,55 @@ export function welcomeNumerics(
       `:are supported by this server`,
     ],
   ];
-  if (!motd?.length) return [...out, ["422", ":MOTD File is missing"]];
+  return [...out, ...motdNumerics(server, motd)];
+}
+
+/** The message of the day (375/372/376), or ERR_NOMOTD. */
+export function motdNumerics(server: string, motd: string[] | undefined): Numeric[] {
+  if (!motd?.length) return [["422", ":MOTD File is missing"]];
   return [
-    ...out,
     ["375", `:- ${server} message of the day`],
     ...motd.map((l): Numeric => ["372", `:- ${l}`]),
     ["376", ":End of /MOTD command"],
   ];
+}
+
+/**
+ * LUSERS: the chat's online users (every wire, every node) as this one server's clients. All are
+ * invisible (+i, as MODE says); 265/266 carry no counts of their own, which RFC 2812 allows.
+ */
+export function lusersNumerics(online: number): Numeric[] {
+  return [
+    ["251", `:There are 0 users and ${online} invisible on 1 servers`],
+    ["255", `:I have ${online} clients and 0 servers`],
+    ["265", `:Current local users: ${online}`],
+    ["266", `:Current global users: ${online}`],
+  ];
+}
+
+/** ISON (303) or USERHOST (302): those of `nicks` who are online, as the chat spells them. */
+export function onlineNumeric(
+  reply: "ison" | "userhost",
+  nicks: string[],
+  onlineNames: string[],
+  server: string,
+): Numeric {
+  const byLower = new Map(onlineNames.map((n) => [n.toLowerCase(), n]));
+  const found = nicks.map((n) => byLower.get(n.toLowerCase())).filter((n) => n !== undefined);
+  if (reply === "ison") return ["303", `:${found.join(" ")}`];
+  return ["302", `:${found.map((n) => `${n}=+${n}@${server}`).join(" ")}`];
+}
+
+/** WHO for one nick: a 352 line if they are online, then the end. */
+export function whoUserNumerics(
+  server: string,
+  asked: string,
+  user: { username: string; online: boolean } | undefined,
+): Numeric[] {
+  const end: Numeric = ["315", `${asked} :End of /WHO list`];
+  if (!user?.online) return [end];
+  const n = user.username;
+  return [["352", `* ${n} ${server} ${server} ${n} H :0 ${n}`], end];
 }
 
 /** A channel's online members: WHO lines when WHO asked, else NAMES in lines of 20. */
@@ -110,12 +152,21 @@ export function refusal(
     const n = code === "no_such_user" ? "401" : code === "no_such_room" ? "403" : "404";
     return { numeric: [n, `${target} :${message}`] };
   }
+  // NAMES and WHO of a channel that does not exist (or that one may not see) are just their end.
+  if (asked?.kind === "names") return { numeric: ["366", `${asked.channel} :End of /NAMES list`] };
+  if (asked?.kind === "who") return { numeric: ["315", `${asked.channel} :End of /WHO list`] };
   if (asked?.kind === "history") {
     return { line: `:${server} FAIL CHATHISTORY INVALID_TARGET ${asked.target} :${message}` };
   }
   if (code === "no_such_room") return { numeric: ["403", `${target} :${message}`] };
+  if (code === "bad_name" && asked && "channel" in asked) {
+    return { numeric: ["403", `${target} :${message}`] };
+  }
   if (code === "not_member") return { numeric: ["442", `${target} :${message}`] };
   if (code === "no_such_user") return { numeric: ["401", `${target} :${message}`] };
   if (code === "forbidden" && asked?.kind === "other") return { numeric: ["481", `:${message}`] };
+  if (code === "forbidden" && asked?.kind === "invite") {
+    return { numeric: ["482", `${target} :${message}`] };
+  }
   return { notice: message };
 }

@@ -1,0 +1,222 @@
+/**
+ * The IRC listener against what IRC's own test suites check (RFC 1459/2812, the Modern IRC
+ * documents, IRCv3 capability negotiation): the numerics of registration and of the commands
+ * every client sends, line limits, nick collisions, and the same validation as every wire.
+ * Raw sockets against the real server.
+ */
+import assert from "node:assert/strict";
+import { api, JsonClient, LineClient, tokenFor } from "./_helpers.ts";
+import { Irc, withIrcServer } from "./_irc.ts";
+
+Deno.test("irc: what IRC sends goes through the validating decoder every wire uses", async () => {
+  await withIrcServer(async (s) => {
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const alice = await Irc.registered(s.ircPort, "alice");
+    await alice.send("PRIVMSG #general :   ", "PRIVMSG #general");
+    await alice.line(/ 412 alice :No text to send/);
+    await alice.line(/ 412 alice :No text to send/);
+    await alice.send("PRIVMSG #general :bell\x07", "PRIVMSG bob :esc\x1b[31m");
+    await alice.line(/ 404 alice #general :.*control characters/);
+    await alice.line(/ 404 alice bob :.*control characters/);
+    await alice.send("JOIN #bad.name");
+    await alice.line(/ 403 alice #bad.name :.*not a valid room name/);
+    // A NOTICE is never answered, whatever is wrong with it.
+    await alice.send("NOTICE #general :", "NOTICE #general :bell\x07", "NOTICE nobody :hi");
+    assert.deepEqual(await alice.sync(), []);
+    // Nothing of that reached bob: the first message he gets is the next good one.
+    await alice.send("PRIVMSG #general :fine");
+    const first = await bob.type("message");
+    assert.equal(first.message, "fine");
+    alice.close();
+    await bob.close();
+  });
+});
+
+Deno.test("irc: registration as RFC 2812 and IRCv3 have it (CAP LS versions, 461, 462, 409)", async () => {
+  await withIrcServer(async (s) => {
+    // CAP 3.1 clients get names only; "LS 302" shows values.
+    const old = await Irc.connect(s.ircPort);
+    await old.send("CAP LS");
+    const ls = await old.line(/ CAP \* LS :/);
+    assert.match(ls, / sasl( |$)/);
+    assert.doesNotMatch(ls, /=/);
+    await old.send("CAP LIST");
+    await old.line(/ CAP \* LIST :$/);
+    await old.send("CAP LS 302");
+    await old.line(/ CAP \* LS :.*sasl=PLAIN/);
+    old.close();
+
+    const c = await Irc.connect(s.ircPort);
+    await c.send("NICK erin", "USER erin * * :");
+    await c.line(/ 461 erin USER :Not enough parameters/);
+    await c.send("USER erin * * :Erin");
+    await c.line(/ 001 erin /);
+    await c.line(/ 422 erin /);
+    await c.send("USER erin * * :Again", "PASS secret");
+    await c.line(/ 462 erin :You may not reregister/);
+    await c.line(/ 462 erin :You may not reregister/);
+    await c.send("PING");
+    await c.line(/ 409 erin :No origin specified/);
+    await c.send("PING :", "JOIN", "PART", "TOPIC");
+    await c.line(/ PONG chat :$/);
+    await c.line(/ 461 erin JOIN :Not enough parameters/);
+    await c.line(/ 461 erin PART :Not enough parameters/);
+    await c.line(/ 461 erin TOPIC :Not enough parameters/);
+    c.close();
+  });
+});
+
+Deno.test("irc: a nick is one connection's; a registered name may be used from several", async () => {
+  await withIrcServer(async (s) => {
+    const first = await Irc.registered(s.ircPort, "frank");
+    const second = await Irc.connect(s.ircPort);
+    await second.send("NICK frank", "USER f 0 * :F");
+    await second.line(/ 433 frank frank :frank is in use/);
+    // The client picks another nick, as IRC clients do, and is in.
+    await second.send("NICK frank_");
+    await second.line(/ 001 frank_ /);
+    // The first connection was not told anyone else took its name.
+    assert.ok(!(await first.sync()).some((l) => /Another connection/.test(l)));
+
+    // Two at once with the same new nick: exactly one is let in.
+    const [a, b] = await Promise.all([Irc.connect(s.ircPort), Irc.connect(s.ircPort)]);
+    await Promise.all([a.send("NICK gina", "USER g 0 * :G"), b.send("NICK gina", "USER g 0 * :G")]);
+    const outcome = await Promise.all([a, b].map((c) => c.line(/ (001|433) gina /)));
+    assert.deepEqual(outcome.map((l) => l.split(" ")[1]).sort(), ["001", "433"]);
+
+    // A registered account: its password lets a second connection in.
+    const reg = await JsonClient.connect(s.tcpPort, { username: "hank" });
+    await reg.send({ type: "register", password: "hank-password" });
+    await reg.type("system", (f) => /registered/i.test(f.message));
+    const h1 = await Irc.registered(s.ircPort, "hank", "PASS hank-password");
+    const h2 = await Irc.registered(s.ircPort, "hank", "PASS hank-password");
+    assert.ok(h2.lines.some((l) => / 001 hank /.test(l)));
+    for (const c of [first, second, a, b, h1, h2]) c.close();
+    await reg.close();
+  });
+});
+
+Deno.test("irc: a line past 512 bytes (or 4094 of tags) is answered 417 and the connection stays", async () => {
+  await withIrcServer(async (s) => {
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const c = await Irc.registered(
+      s.ircPort,
+      "ivy",
+      "CAP LS 302",
+      "CAP REQ :message-tags",
+      "CAP END",
+    );
+    // 510 bytes is the most a line may have without CRLF (multi-byte letters counted as bytes).
+    const room = "PRIVMSG #general :";
+    await c.send(room + "x".repeat(510 - room.length));
+    await c.send(room + "é".repeat(250));
+    await c.line(/ 417 ivy :Input line was too long/);
+    await c.send("@+big=" + "a".repeat(4096) + " PRIVMSG #general :tagged");
+    await c.line(/ 417 ivy :Input line was too long/);
+    // A line with no end in sight: one 417, the rest of it dropped up to its newline.
+    await c.send(room + "y".repeat(30_000));
+    await c.line(/ 417 ivy :Input line was too long/);
+    await c.send("PRIVMSG #general :still here");
+    const got = [await bob.type("message"), await bob.type("message")].map((m) => m.message);
+    assert.deepEqual(got, ["x".repeat(510 - room.length), "still here"]);
+    assert.equal((await c.sync()).filter((l) => / 417 /.test(l)).length, 0);
+    c.close();
+    await bob.close();
+  });
+});
+
+Deno.test("irc: LUSERS, MOTD, ISON, USERHOST, WHO, LIST, TOPIC, MODE and INVITE answer in numerics", async () => {
+  await withIrcServer(async (s) => {
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const c = await Irc.registered(s.ircPort, "judy");
+    await c.send("LUSERS");
+    await c.line(/ 251 judy :There are 0 users and 2 invisible on 1 servers$/);
+    await c.line(/ 255 judy :I have 2 clients and 0 servers$/);
+    await c.line(/ 265 judy :Current local users: 2$/);
+    await c.line(/ 266 judy :Current global users: 2$/);
+    await c.send("MOTD");
+    await c.line(/ 375 judy :- chat message of the day/);
+    await c.line(/ 372 judy :- Be kind/);
+    await c.line(/ 376 judy /);
+    await c.send("ISON Bob nobody judy", "USERHOST bob nobody");
+    await c.line(/ 303 judy :bob judy$/);
+    await c.line(/ 302 judy :bob=\+bob@chat$/);
+    await c.send("WHO bob", "WHO nobody");
+    await c.line(/ 352 judy \* bob chat chat bob H :0 bob$/);
+    await c.line(/ 315 judy bob /);
+    await c.line(/ 315 judy nobody /);
+    await bob.send({ type: "join", room: "books" });
+    await bob.type("joined");
+    await c.send("LIST #books");
+    await c.line(/ 321 judy /);
+    assert.match(await c.line(/ 32[23] judy /), / 322 judy #books 1 /);
+    await c.line(/ 323 judy /);
+    await c.send("TOPIC #books :a topic", "MODE bob", "MODE #books +o judy", "MODE judy +i");
+    await c.line(/ 482 judy #books :Topics are not kept here/);
+    await c.line(/ 502 judy :/);
+    await c.line(/ 482 judy #books :Channel modes cannot be changed here/);
+    await c.line(/ 221 judy \+i/);
+    await c.send("VERSION", "TIME", "WHOWAS bob", "HELP");
+    await c.line(/ 351 judy chat chat :/);
+    await c.line(/ 391 judy chat :\d{4}-/);
+    await c.line(/ 406 judy bob :/);
+    await c.line(/ 369 judy bob :/);
+    await c.line(/ 705 judy \* :/);
+    await c.line(/ 706 judy \* :/);
+
+    // INVITE is the private groups' invite: both ways.
+    await bob.send({ type: "create_group", room: "club" });
+    await bob.type("joined");
+    await bob.send({ type: "invite", room: "club", username: "judy" });
+    await c.line(/^:bob!bob@chat INVITE judy :#club$/);
+    await c.send("JOIN #club");
+    await c.line(/^:judy!judy@chat JOIN #club$/);
+    await c.send("INVITE bob #club");
+    await c.line(/ 482 judy #club :Only the owner/);
+    c.close();
+    await bob.close();
+  }, ["--motd", "Be kind"]);
+});
+
+Deno.test("irc: PART with a reason, and the same reason from text mode and REST, reaches every wire", async () => {
+  await withIrcServer(async (s) => {
+    const base = `http://127.0.0.1:${s.httpPort}`;
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const watcher = await Irc.registered(s.ircPort, "kim");
+    const leaver = await Irc.registered(s.ircPort, "lou");
+    const text = await LineClient.connect(s.tcpPort);
+    await text.send("max");
+    await text.line("Logged in as max");
+    const token = await tokenFor(base, "ned");
+    for (const c of [watcher, leaver]) {
+      await c.send("JOIN #books");
+      await c.line(/ 366 \S+ #books /);
+    }
+    await bob.send({ type: "join", room: "books" });
+    await bob.type("joined");
+    await text.send("/join books");
+    await text.line(/You joined #books|#books/);
+    assert.equal((await api(base, "POST", "/api/v1/rooms/books/join", token)).status, 200);
+
+    await leaver.send("PART #books :off to bed");
+    await leaver.line(/^:lou!lou@chat PART #books :off to bed$/);
+    await watcher.line(/^:lou!lou@chat PART #books :off to bed$/);
+    const said = await bob.type("system", (f) => f.event === "left" && f.username === "lou");
+    assert.equal(said.reason, "off to bed");
+    assert.equal(said.message, "lou left #books (off to bed)");
+
+    await text.send("/leave books see you all");
+    await watcher.line(/^:max!max@chat PART #books :see you all$/);
+    const left = await api(base, "POST", "/api/v1/rooms/books/leave", token, { reason: "bye" });
+    assert.equal(left.status, 200);
+    await watcher.line(/^:ned!ned@chat PART #books :bye$/);
+    // Without a reason, a PART is bare, as before.
+    await bob.send({ type: "leave", room: "books" });
+    await watcher.line(/^:bob!bob@chat PART #books$/);
+    // A reason is checked as any text is: control characters are refused.
+    await watcher.send("PART #books :bell\x07");
+    await watcher.line(/NOTICE kim :.*control characters/);
+    for (const c of [watcher, leaver]) c.close();
+    await Promise.all([bob.close(), text.close()]);
+  });
+});
