@@ -331,6 +331,15 @@ Deno.test({
       await tabTo(page, '[data-testid="room-general"] button');
       await page.keyboard.press("Enter");
       await page.waitForSelector('[data-testid="chat-title"]:has-text("#general")');
+      // general cannot be left, so it has no Leave button; books can, from the keyboard.
+      assert.equal(await page.locator('[data-testid="leave"]').count(), 0);
+      await tabTo(page, '[data-testid="room-books"] button');
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="chat-title"]:has-text("#books")');
+      await tabTo(page, '[data-testid="leave"]');
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="chat-title"]:has-text("#general")');
+      await tcp.type("system", (f) => f.event === "left" && f.room === "books");
 
       // A session request is answered from the keyboard.
       await tcp.send({ type: "session_request", target_username: "Root" });

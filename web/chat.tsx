@@ -108,9 +108,22 @@ export function Chat(
           void upload(e.dataTransfer?.files ?? null);
         }}
       >
-        <h2 data-testid="chat-title">
-          {s.chat.startsWith("@") ? `Private: ${s.chat.slice(1)}` : `#${s.chat}`}
-        </h2>
+        <div class="pane-head">
+          <h2 data-testid="chat-title">
+            {s.chat.startsWith("@") ? `Private: ${s.chat.slice(1)}` : `#${s.chat}`}
+          </h2>
+          {s.chat !== "general" && s.rooms.some((r) => r.name === s.chat && r.joined) && (
+            <button
+              type="button"
+              class="small"
+              onClick={() => send({ type: "leave", room: s.chat })}
+              aria-label={`leave #${s.chat}`}
+              data-testid="leave"
+            >
+              Leave
+            </button>
+          )}
+        </div>
         <Prompts s={s} send={send} update={update} />
         {s.hasMore[s.chat] && (
           <button type="button" class="older" onClick={older} data-testid="older">
