@@ -323,7 +323,7 @@ export type ServerFrame =
       event?: "online" | "offline" | "joined" | "left" | "info";
       username?: string;
       room?: string;
-      /** For "left": what the user said as they left, if anything. */
+      /** For "left" and "offline": what the user said as they left, if anything. */
       reason?: string;
     }
     | MessageFrame
@@ -487,6 +487,17 @@ export function validateRoomName(name: string): string {
     );
   }
   return room.toLowerCase();
+}
+
+/**
+ * What a user says as they leave (an IRC QUIT, a typed "/quit see you"): trimmed and at most
+ * 200 characters; nothing if it is blank or has control characters (the connection is closing,
+ * so there is no one to tell what was wrong).
+ */
+export function farewell(text: string | undefined): string | undefined {
+  const t = text?.trim();
+  if (!t || CONTROL_RE.test(t)) return undefined;
+  return [...t].slice(0, 200).join("");
 }
 
 /** Checks message text: not blank, not too long, no control characters. */

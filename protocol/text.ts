@@ -7,6 +7,7 @@
 
 import {
   type ClientFrame,
+  farewell,
   type MessageFrame,
   type Mode,
   ProtocolError,
@@ -22,7 +23,7 @@ export type ParsedLine =
   | { kind: "frame"; frame: ClientFrame }
   | { kind: "help" }
   | { kind: "admin_help" }
-  | { kind: "quit" }
+  | { kind: "quit"; farewell?: string }
   | { kind: "empty" }
   | { kind: "error"; message: string };
 
@@ -166,8 +167,10 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
       case "?":
         return { kind: "help" };
       case "quit":
-      case "close":
-        return { kind: "quit" };
+      case "close": {
+        const said = farewell(rest.join(" "));
+        return said === undefined ? { kind: "quit" } : { kind: "quit", farewell: said };
+      }
       case "users":
       case "who":
         return frame({ type: "users" });

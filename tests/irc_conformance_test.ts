@@ -220,3 +220,29 @@ Deno.test("irc: PART with a reason, and the same reason from text mode and REST,
     await Promise.all([bob.close(), text.close()]);
   });
 });
+
+Deno.test("irc: QUIT with a message, and text mode's /quit with one, are told to the others", async () => {
+  await withIrcServer(async (s) => {
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const watcher = await Irc.registered(s.ircPort, "olga");
+    const quitter = await Irc.registered(s.ircPort, "pete");
+    await quitter.send("QUIT :gone fishing");
+    await quitter.line(/^ERROR :Closing link: gone fishing$/);
+    await watcher.line(/^:pete!pete@chat QUIT :gone fishing$/);
+    const said = await bob.type("system", (f) => f.event === "offline" && f.username === "pete");
+    assert.equal(said.message, "pete left the chat (gone fishing)");
+    assert.equal(said.reason, "gone fishing");
+
+    const text = await LineClient.connect(s.tcpPort);
+    await text.send("quinn");
+    await text.line("Logged in as quinn");
+    await text.send("/quit  see you   tomorrow ");
+    await watcher.line(/^:quinn!quinn@chat QUIT :see you tomorrow$/);
+    // Without one (or with control characters, which are not passed on), the usual words.
+    const plain = await Irc.registered(s.ircPort, "rita");
+    await plain.send("QUIT :bell\x07");
+    await watcher.line(/^:rita!rita@chat QUIT :left the chat$/);
+    watcher.close();
+    await bob.close();
+  });
+});

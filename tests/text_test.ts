@@ -8,6 +8,8 @@ const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
   ["/help", { kind: "help" }],
   ["/rules", { kind: "help" }],
   ["/quit", { kind: "quit" }],
+  ["/quit  gone   fishing ", { kind: "quit", farewell: "gone fishing" }],
+  ["/quit bell\u0007", { kind: "quit" }],
   ["/users", { kind: "frame", frame: { type: "users" } }],
   ["/rooms", { kind: "frame", frame: { type: "rooms" } }],
   ["/get_chats", { kind: "frame", frame: { type: "rooms" } }],

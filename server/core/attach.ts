@@ -202,7 +202,7 @@ function goOnline(core: Core, u: UserState): void {
 }
 
 /** Forgets a connection; the last connection of a user takes them offline. */
-export function detach(core: Core, conn: Conn): void {
+export function detach(core: Core, conn: Conn, farewell?: string): void {
   if (conn.closed) return;
   conn.closed = true;
   core.conns.delete(conn.id);
@@ -211,10 +211,10 @@ export function detach(core: Core, conn: Conn): void {
   if (!u) return;
   core.log("disconnect", `${u.record.name} disconnected (${conn.peer.transport})`);
   u.conns.delete(conn);
-  if (u.conns.size === 0) goOffline(core, u);
+  if (u.conns.size === 0) goOffline(core, u, farewell);
 }
 
-function goOffline(core: Core, u: UserState): void {
+function goOffline(core: Core, u: UserState, farewell: string | undefined): void {
   core.onlineUsers--;
   for (const chat of u.chats) core.rooms.get(chat)?.online.delete(u);
   core.publish({ kind: "presence", user: u.record.name, online: false });
@@ -225,9 +225,10 @@ function goOffline(core: Core, u: UserState): void {
     core.publish({
       kind: "everyone",
       frame: {
-        ...core.system(`${u.record.name} left the chat`),
+        ...core.system(`${u.record.name} left the chat${farewell ? ` (${farewell})` : ""}`),
         event: "offline",
         username: u.record.name,
+        ...(farewell ? { reason: farewell } : {}),
       },
       except: u.record.name,
     });

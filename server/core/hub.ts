@@ -188,10 +188,13 @@ export class Hub {
     if (conn.lastPost) await conn.lastPost.settled;
   }
 
-  /** Forgets a connection; the last connection of a user takes them offline. */
-  disconnect(connId: number): void {
+  /**
+   * Forgets a connection; the last connection of a user takes them offline, with what they said
+   * as they left (`farewell`, from `protocol/frames.ts`), if anything.
+   */
+  disconnect(connId: number, farewell?: string): void {
     const conn = this.#core.conns.get(connId);
-    if (conn) detach(this.#core, conn);
+    if (conn) detach(this.#core, conn, farewell);
   }
 
   /**

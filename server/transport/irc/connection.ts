@@ -12,6 +12,7 @@
 import { decodeClientValue } from "../../../protocol/decode.ts";
 import {
   type ClientFrame,
+  farewell,
   type MessageFrame,
   ProtocolError,
   type ServerFrame,
@@ -106,6 +107,8 @@ export class IrcConnection implements Peer {
   #heartbeatMs: number;
   #lastHeard = Date.now();
   #pinged = 0;
+  /** What the client said with QUIT, told to the others as it goes. */
+  #farewell: string | undefined;
 
   constructor(hub: Hub, conn: Deno.Conn, options: IrcOptions) {
     this.#hub = hub;
@@ -177,7 +180,7 @@ export class IrcConnection implements Peer {
       clearTimeout(this.#loginTimer);
       this.#stopBeat?.();
       await this.#hub.whenHandled(this.#id);
-      this.#hub.disconnect(this.#id);
+      this.#hub.disconnect(this.#id, this.#farewell);
       this.#closing = true;
       this.#queue.seal();
       await this.#queue.drained();
@@ -426,7 +429,10 @@ export class IrcConnection implements Peer {
       const reason = (f as { reason?: string }).reason;
       return this.#line(`:${this.#mask(who)} PART #${room}${reason ? ` :${reason}` : ""}`);
     }
-    if (who && f.event === "offline") return this.#line(`:${this.#mask(who)} QUIT :left the chat`);
+    if (who && f.event === "offline") {
+      const said = (f as { reason?: string }).reason;
+      return this.#line(`:${this.#mask(who)} QUIT :${said ?? "left the chat"}`);
+    }
     if (f.event === "online") return;
     this.#notice(f.message);
   }
@@ -514,7 +520,8 @@ export class IrcConnection implements Peer {
       case "PONG":
         return;
       case "QUIT":
-        this.#line(`ERROR :Closing link: ${p[0] ?? "quit"}`);
+        this.#farewell = farewell(p[0]);
+        this.#line(`ERROR :Closing link: ${this.#farewell ?? "quit"}`);
         return this.close("quit");
     }
     if (!this.#registered) return this.#numeric("451", ":You have not registered");

@@ -109,6 +109,8 @@ export class TcpConnection implements Peer {
   #queue: OutboundQueue<Uint8Array>;
   #closing = false;
   #closed = false;
+  /** What a text-mode user said with /quit, told to the others as they go. */
+  #farewell: string | undefined;
   #promptShown = false;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -165,7 +167,7 @@ export class TcpConnection implements Peer {
       this.#stopHeartbeat?.();
       // The peer may only have closed its sending side: answer what it sent before going.
       if (!this.#closed) await this.#hub.whenHandled(this.#id);
-      this.#hub.disconnect(this.#id);
+      this.#hub.disconnect(this.#id, this.#farewell);
       this.#closing = true;
       this.#queue.seal();
       await this.#queue.drained();
@@ -368,6 +370,7 @@ export class TcpConnection implements Peer {
         return await this.#hub.receive(this.#id, action.frame);
       case "close":
         this.#writeText(action.text);
+        this.#farewell = action.farewell;
         return this.close(action.reason);
       case "none":
         return;

@@ -25,7 +25,7 @@ export type TextPhase = "name" | "password" | "chat";
 export type TextAction =
   | { kind: "show"; text: string; echo?: boolean }
   | { kind: "send"; frame: ClientFrame; echo?: boolean }
-  | { kind: "close"; text: string; reason: string }
+  | { kind: "close"; text: string; reason: string; farewell?: string }
   | { kind: "none" };
 
 /** The greeting of a person who has not typed anything yet. */
@@ -79,7 +79,12 @@ export class TextSession {
       case "admin_help":
         return { kind: "show", text: ADMIN_HELP_LINES.join("\r\n") + "\r\n" };
       case "quit":
-        return { kind: "close", text: "Bye!\r\n", reason: "quit" };
+        return {
+          kind: "close",
+          text: "Bye!\r\n",
+          reason: "quit",
+          ...(parsed.farewell ? { farewell: parsed.farewell } : {}),
+        };
       case "error":
         return { kind: "show", text: `! ${parsed.message}\r\n` };
       case "frame":
