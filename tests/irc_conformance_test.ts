@@ -246,3 +246,41 @@ Deno.test("irc: QUIT with a message, and text mode's /quit with one, are told to
     await bob.close();
   });
 });
+
+Deno.test("irc: labeled-response labels a message's echo, and a JOIN's whole answer is one batch", async () => {
+  await withIrcServer(async (s) => {
+    const caps = ["CAP LS 302", "CAP REQ :echo-message batch labeled-response", "CAP END"];
+    const sam = await Irc.registered(s.ircPort, "sam", ...caps);
+    const tess = await Irc.registered(s.ircPort, "tess", ...caps);
+    // A JOIN: the JOIN line, the topic, and the NAMES, in one labeled batch that ends it.
+    await sam.send("@label=j1 JOIN #deck");
+    const start = await sam.line(/BATCH \+\S+ labeled-response$/);
+    assert.match(start, /^@label=j1 /);
+    const id = start.match(/BATCH \+(\S+)/)![1]!;
+    const answer = await sam.sync();
+    const end = answer.findIndex((l) => l.endsWith(`BATCH -${id}`));
+    assert.ok(end > 0, `the batch ends:\n${answer.join("\n")}`);
+    const inside = answer.slice(0, end);
+    assert.ok(inside.every((l) => l.startsWith(`@batch=${id} `)), inside.join("\n"));
+    for (const want of [/ JOIN #deck$/, / 331 /, / 353 sam = #deck :sam$/, / 366 sam #deck /]) {
+      assert.ok(inside.some((l) => want.test(l)), `${want} in the batch:\n${inside.join("\n")}`);
+    }
+    assert.deepEqual(answer.slice(end + 1), [], "nothing of the JOIN after its batch");
+    await tess.send("JOIN #deck");
+    await tess.line(/ 366 tess #deck /);
+
+    // A labeled message: its echo carries the label (no ACK); the others' copies do not.
+    await sam.send("@label=m1 PRIVMSG #deck :hello deck");
+    await sam.line(/^@label=m1 :sam!sam@chat PRIVMSG #deck :hello deck$/);
+    assert.doesNotMatch(await tess.line(/PRIVMSG #deck :hello deck$/), /label/);
+    await sam.send("@label=m2 PRIVMSG tess :just you");
+    await sam.line(/^@label=m2 :sam!sam@chat PRIVMSG tess :just you$/);
+    assert.doesNotMatch(await tess.line(/PRIVMSG tess :just you$/), /label/);
+    // Refused at once: the refusal is the labeled answer.
+    await sam.send("@label=m3 PRIVMSG #deck :bell\x07");
+    await sam.line(/^@label=m3 :chat 404 sam #deck :/);
+    assert.ok(!(await sam.sync()).some((l) => / ACK$/.test(l)));
+    sam.close();
+    tess.close();
+  });
+});

@@ -42,6 +42,8 @@ export interface IrcSession {
   sent(key: string): void;
   /** Sends the message of the day (375/372/376, or 422). */
   motd(): void;
+  /** Sends NAMES of the channels a JOIN just joined (part of the JOIN's answer). */
+  namesDue(): Promise<void>;
 }
 
 type Command = (s: IrcSession, p: string[], m: IrcMessage) => Promise<void> | void;
@@ -92,6 +94,7 @@ export const IRC_COMMANDS: Record<string, Command> = {
     if (!p[0]) return s.numeric("461", "JOIN :Not enough parameters (JOIN #channel)");
     for (const ch of channels(s, p[0])) {
       await s.ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
+      await s.namesDue();
     }
   },
   PART: async (s, p) => {

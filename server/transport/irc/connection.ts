@@ -61,6 +61,8 @@ const CAPS = [
   "draft/chathistory",
   "labeled-response",
 ];
+/** Labeled messages whose echo may be awaited at once (a client sends one at a time). */
+const ECHO_LABELS = 64;
 /** Message ids this client was shown, with their sequence numbers (CHATHISTORY's msgid=). */
 const SEEN_IDS = 4096;
 /** A line without its tags: 512 bytes with CRLF (RFC 1459). */
@@ -96,8 +98,11 @@ export class IrcConnection implements Peer {
   #refs = 0;
   #asked = new Map<string, Asked>();
   #session: IrcSession | undefined;
-  /** Lines answering a labeled command, while it is handled. */
+  /** Lines answering a labeled command, while it is handled; the messages it sent. */
   #labeled: string[] | null = null;
+  #labelSends: string[] | null = null;
+  /** Labels owed to the echoes of labeled messages still being stored, oldest first. */
+  #echoLabels: Array<{ key: string; label: string }> = [];
   /** Message id → sequence number of what this client was shown (oldest dropped first). */
   #seen = new SeenIds();
   /** Messages this client sent and has not seen come back: not echoed without echo-message. */
@@ -107,6 +112,8 @@ export class IrcConnection implements Peer {
   #heartbeatMs: number;
   #lastHeard = Date.now();
   #pinged = 0;
+  /** Channels this connection just joined whose NAMES its JOIN command still sends. */
+  #namesDue: string[] = [];
   /** What the client said with QUIT, told to the others as it goes. */
   #farewell: string | undefined;
 
@@ -198,19 +205,26 @@ export class IrcConnection implements Peer {
 
   /**
    * labeled-response: what a labeled command answers while it is handled goes out labeled, in one
-   * line, a `labeled-response` batch, or an `ACK` when it answered nothing then (a message's echo
-   * and the answers that follow its commit come unlabeled after it).
+   * line, a `labeled-response` batch, or an `ACK` when it answered nothing then. A message sent
+   * with echo-message is answered by its echo, which comes once the message is stored: the label
+   * waits for it (a message to several targets, or without echo-message, gets the `ACK`).
    */
   async #withLabel(label: string, run: () => Promise<void>): Promise<void> {
     const lines: string[] = [];
+    const sends: string[] = [];
     this.#labeled = lines;
+    this.#labelSends = sends;
     try {
       await run();
     } finally {
       this.#labeled = null;
+      this.#labelSends = null;
     }
-    const tag = (line: string, t: string) =>
-      line.startsWith("@") ? `@${t};${line.slice(1)}` : `@${t} ${line}`;
+    if (lines.length === 0 && sends.length === 1 && this.#caps.has("echo-message")) {
+      this.#echoLabels.push({ key: sends[0]!.toLowerCase(), label });
+      if (this.#echoLabels.length > ECHO_LABELS) this.#echoLabels.shift();
+      return;
+    }
     if (lines.length === 0) {
       return this.#queue.push(encoder.encode(tag(`:${this.#server} ACK\r\n`, `label=${label}`)));
     }
@@ -222,6 +236,20 @@ export class IrcConnection implements Peer {
       `@label=${label} :${this.#server} BATCH +${id} labeled-response\r\n` +
         lines.map((l) => tag(l, `batch=${id}`)).join("") + `:${this.#server} BATCH -${id}\r\n`,
     ));
+  }
+
+  /** The echo of a labeled message (echo-message): it goes out with the label it was owed. */
+  #labeledEcho(m: MessageFrame): boolean {
+    const key = (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
+    const at = this.#echoLabels.findIndex((e) => e.key === key.toLowerCase());
+    if (at < 0) return false;
+    const { label } = this.#echoLabels.splice(at, 1)[0]!;
+    this.#remember(m);
+    const target = m.type === "private" ? m.to_username : `#${m.room}`;
+    const lines = messageLines(m, target, this.#server, this.#caps).split(/(?<=\r\n)/);
+    lines[0] = tag(lines[0]!, `label=${label}`);
+    this.#queue.push(encoder.encode(lines.join("")));
+    return true;
   }
 
   #numeric(code: string, text: string): void {
@@ -278,7 +306,10 @@ export class IrcConnection implements Peer {
       case "joined":
         this.#line(`:${this.#mask(this.#nick)} JOIN #${f.room}`);
         this.#numeric("331", `#${f.room} :No topic is set`);
-        void this.#ask({ type: "members", room: f.room }, { kind: "names", channel: `#${f.room}` });
+        // This connection's JOIN asks for the names itself once the join is handled, so that they
+        // are part of its answer (a labeled JOIN's batch); a join from another device, at once.
+        if (asked?.kind === "join") this.#namesDue.push(f.room);
+        else void this.#askNames(f.room);
         return;
       case "left": {
         const reason = asked?.kind === "part" && asked.reason ? ` :${asked.reason}` : "";
@@ -322,6 +353,12 @@ export class IrcConnection implements Peer {
         }
         return this.#system(f);
       case "error":
+        // A message refused after its command was handled owes its label no echo any more.
+        if (asked?.kind === "send" && this.#echoLabels.length > 0) {
+          const target = (asked.target.startsWith("#") ? "" : "@") + asked.target.toLowerCase();
+          const at = this.#echoLabels.findIndex((e) => e.key.startsWith(target + "\0"));
+          if (at >= 0) this.#echoLabels.splice(at, 1);
+        }
         return this.#error(f.code, f.message, asked);
       case "ack":
         return;
@@ -352,7 +389,7 @@ export class IrcConnection implements Peer {
     // The rooms the account is in are channels this client is on.
     for (const room of rooms) {
       this.#line(`:${this.#mask(nick)} JOIN #${room}`);
-      void this.#ask({ type: "members", room }, { kind: "names", channel: `#${room}` });
+      void this.#askNames(room);
     }
     this.#stopBeat = every(this.#heartbeatMs / 4, this);
   }
@@ -377,6 +414,7 @@ export class IrcConnection implements Peer {
   #message(m: MessageFrame, batch?: string): void {
     this.#remember(m);
     const mine = m.from_username === this.#nick;
+    if (mine && !batch && this.#echoLabels.length > 0 && this.#labeledEcho(m)) return;
     if (mine && !batch && !this.#caps.has("echo-message")) {
       // What this client typed is on its screen already; from another device it is not.
       const key = (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
@@ -400,7 +438,10 @@ export class IrcConnection implements Peer {
   #roomMessage(out: Outbound): boolean {
     const m = out.frame;
     if (m.type !== "message") return false;
-    if (m.from_username === this.#nick && !this.#caps.has("echo-message")) return false;
+    if (m.from_username === this.#nick) {
+      if (!this.#caps.has("echo-message")) return false;
+      if (this.#echoLabels.length > 0 && this.#labeledEcho(m)) return true;
+    }
     this.#remember(m);
     const caps = this.#caps;
     const key = `irc:${caps.has("server-time") ? "t" : ""}${caps.has("message-tags") ? "m" : ""}`;
@@ -463,6 +504,10 @@ export class IrcConnection implements Peer {
    * Sends a frame with a ref that says what it was for. Awaited by the reading loop, so a client
    * that floods waits for its own backlog (as on every wire), and a reader is never dropped for it.
    */
+  #askNames(room: string): Promise<void> {
+    return this.#ask({ type: "members", room }, { kind: "names", channel: `#${room}` });
+  }
+
   #ask(frame: Record<string, unknown>, asked: Asked): Promise<void> {
     const ref = `irc${++this.#refs}`;
     this.#asked.set(ref, asked);
@@ -541,10 +586,16 @@ export class IrcConnection implements Peer {
       notice: (text) => this.#notice(text),
       seenSeq: (id) => this.#seen.seqOf(id),
       sent: (key) => {
+        this.#labelSends?.push(key);
         this.#sent.push(key);
         if (this.#sent.length > 256) this.#sent.shift();
       },
       motd: () => this.#numerics(motdNumerics(this.#server, this.#motd)),
+      namesDue: async () => {
+        const rooms = this.#namesDue;
+        this.#namesDue = [];
+        for (const room of rooms) await this.#askNames(room);
+      },
     };
   }
 
@@ -615,6 +666,11 @@ export class IrcConnection implements Peer {
     else hello.unique = true;
     await this.#send(hello);
   }
+}
+
+/** A line with one more tag. */
+function tag(line: string, t: string): string {
+  return line.startsWith("@") ? `@${t};${line.slice(1)}` : `@${t} ${line}`;
 }
 
 /** Whether a client's line is past IRC's limits: 510 bytes without its tags, 4094 of tags. */
