@@ -66,6 +66,14 @@ function password(obj: Json, type: string, required: boolean): string | undefine
   return p;
 }
 
+/** `"notice": true` marks a message as a notice (IRC's NOTICE); false or absent: an ordinary one. */
+function noticeOf(obj: Json): { notice?: true } {
+  const v = field(obj, "notice");
+  if (v === undefined || v === null || v === false) return {};
+  if (v !== true) throw new ProtocolError("bad_field", '"notice" must be true or false');
+  return { notice: true };
+}
+
 function text(obj: Json, type: string): string {
   return validateMessageText(reqString(obj, "message", type));
 }
@@ -147,6 +155,7 @@ export function decodeClientValue(value: unknown): ClientFrame {
         message,
         ...(room === undefined ? {} : { room: validateRoomName(room) }),
         ...(reply === undefined ? {} : { reply_to: reply }),
+        ...noticeOf(obj),
         ...ref,
       };
     }
@@ -158,6 +167,7 @@ export function decodeClientValue(value: unknown): ClientFrame {
         target_username: target,
         message: text(obj, type),
         ...(reply === undefined ? {} : { reply_to: reply }),
+        ...noticeOf(obj),
         ...ref,
       };
     }

@@ -70,8 +70,14 @@ export type ClientFrame =
     | { type: "challenge"; username: string }
     | { type: "auth"; token: string; since?: string }
     | { type: "register"; password: string }
-    | { type: "message"; message: string; room?: string; reply_to?: string }
-    | { type: "private"; target_username: string; message: string; reply_to?: string }
+    | { type: "message"; message: string; room?: string; reply_to?: string; notice?: boolean }
+    | {
+      type: "private";
+      target_username: string;
+      message: string;
+      reply_to?: string;
+      notice?: boolean;
+    }
     | { type: "session_request"; target_username: string }
     | { type: "session_response"; target_username: string; accepted: boolean }
     | { type: "session_end" }
@@ -165,6 +171,8 @@ export interface RoomMessageFrame {
   timestamp: string;
   reply_to?: ReplyRef;
   file?: FileRef;
+  /** A notice (IRC's NOTICE): automatic clients (bots) never answer one. */
+  notice?: true;
 }
 
 /** The message a reply answers: its id, author and the start of its text. */
@@ -201,6 +209,8 @@ export interface PrivateMessageFrame {
   timestamp: string;
   reply_to?: ReplyRef;
   file?: FileRef;
+  /** A notice (IRC's NOTICE): automatic clients (bots) never answer one. */
+  notice?: true;
 }
 
 /** Either kind of stored chat message. */

@@ -502,12 +502,13 @@ function renderMessage(m: MessageFrame, options: { ids?: boolean } = {}): string
   const who = m.type === "private"
     ? `>> ${m.from_username} → ${m.to_username}`
     : `#${m.room} ${m.from_username}`;
+  const notice = m.notice ? " (notice)" : "";
   const reply = m.reply_to
     ? ` (↪ ${m.reply_to.from_username}: ${shorten(m.reply_to.message)})`
     : "";
   const file = m.file ? `\n    file: GET /api/v1/files/${m.file.id}` : "";
   const id = options.ids ? `  [${m.id}]` : "";
-  return `[${clock(m.timestamp)}] ${who}${reply}: ${indent(m.message)}${file}${id}`;
+  return `[${clock(m.timestamp)}] ${who}${notice}${reply}: ${indent(m.message)}${file}${id}`;
 }
 
 function shorten(text: string): string {

@@ -284,3 +284,40 @@ Deno.test("irc: labeled-response labels a message's echo, and a JOIN's whole ans
     tess.close();
   });
 });
+
+Deno.test("irc: a NOTICE stays a notice for every reader (bots answer PRIVMSGs, never NOTICEs)", async () => {
+  await withIrcServer(async (s) => {
+    const base = `http://127.0.0.1:${s.httpPort}`;
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const caps = ["CAP LS 302", "CAP REQ :echo-message labeled-response", "CAP END"];
+    const bot = await Irc.registered(s.ircPort, "bot", ...caps);
+    const uma = await Irc.registered(s.ircPort, "uma");
+    await bot.send("@label=n1 NOTICE #general :build passed");
+    await bot.line(/^@label=n1 :bot!bot@chat NOTICE #general :build passed$/);
+    await uma.line(/^:bot!bot@chat NOTICE #general :build passed$/);
+    const seen = await bob.type("message", (m) => m.message === "build passed");
+    assert.equal(seen.notice, true);
+    await bot.send("NOTICE uma :just so you know");
+    await uma.line(/^:bot!bot@chat NOTICE uma :just so you know$/);
+    // Over JSON and REST too; an ordinary message is a PRIVMSG as ever.
+    await bob.send({ type: "message", room: "general", message: "from json", notice: true });
+    await uma.line(/^:bob!bob@chat NOTICE #general :from json$/);
+    const token = await tokenFor(base, "vic");
+    const posted = await api(base, "POST", "/api/v1/rooms/general/messages", token, {
+      message: "from rest",
+      notice: true,
+    });
+    assert.equal(posted.status, 201);
+    await uma.line(/^:vic!vic@chat NOTICE #general :from rest$/);
+    await bob.send({ type: "message", room: "general", message: "plain" });
+    await uma.line(/^:bob!bob@chat PRIVMSG #general :plain$/);
+    await bob.send({ type: "message", room: "general", message: "x", notice: "yes" });
+    assert.match((await bob.type("error")).message, /"notice" must be true or false/);
+    // History keeps it: a new reader sees the notice as a notice.
+    const late = await Irc.registered(s.ircPort, "wes");
+    await late.send("CHATHISTORY LATEST #general * 10");
+    await late.line(/:bot!bot@chat NOTICE #general :build passed$/);
+    for (const c of [bot, uma, late]) c.close();
+    await bob.close();
+  });
+});

@@ -175,6 +175,19 @@ Deno.test("renderFrame() writes messages with time, room and sender, and hides a
     }),
     "[14:30] >> Alice → Bob: psst",
   );
+  assert.equal(
+    renderFrame({
+      type: "message",
+      id: "x",
+      seq: 2,
+      room: "general",
+      from_username: "ci-bot",
+      message: "build passed",
+      timestamp: ts,
+      notice: true,
+    }),
+    "[14:30] #general ci-bot (notice): build passed",
+  );
   assert.equal(renderFrame({ type: "ack", id: "x", seq: 1, chat: "general", timestamp: ts }), null);
   assert.equal(
     renderFrame({ type: "error", code: "muted", message: "You are muted" }),

@@ -69,6 +69,7 @@ export function toFrame(m: StoredMessage): MessageFrame {
       ? { reply_to: { id: m.replyTo.id, from_username: m.replyTo.from, message: m.replyTo.text } }
       : {}),
     ...(m.file ? { file: m.file } : {}),
+    ...(m.notice ? { notice: true as const } : {}),
   };
   if (m.to !== undefined) {
     return {

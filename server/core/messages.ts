@@ -21,6 +21,7 @@ export type AckFrame = Extract<ServerFrame, { type: "ack" }>;
 
 /** What a message carries besides text, resolved and checked. */
 interface Attachments {
+  notice?: true;
   replyTo?: { id: string; from: string; text: string };
   file?: PostExtra["file"];
   completes?: PostExtra["completes"];
@@ -29,8 +30,8 @@ interface Attachments {
 /** `message`: to a room (the current one by default), or into the private session shown. */
 export async function messageCommand(
   call: UserCall,
-  frame: { message: string; room?: string; reply_to?: string },
-  extra: PostExtra = replyOf(frame),
+  frame: { message: string; room?: string; reply_to?: string; notice?: boolean },
+  extra: PostExtra = extraOf(frame),
 ): Promise<Pending<AckFrame>> {
   const { core, user: u } = call;
   const mode = core.mode(call.view, u);
@@ -51,8 +52,8 @@ export async function messageCommand(
 /** `private`: a message to one user, kept for them while they are offline. */
 export async function privateCommand(
   call: UserCall,
-  frame: { target_username: string; message: string; reply_to?: string },
-  extra: PostExtra = replyOf(frame),
+  frame: { target_username: string; message: string; reply_to?: string; notice?: boolean },
+  extra: PostExtra = extraOf(frame),
 ): Promise<Pending<AckFrame>> {
   const { core, user: u } = call;
   const to = core.requireUser(frame.target_username);
@@ -107,13 +108,17 @@ export async function postAs(
   });
 }
 
-function replyOf(frame: { reply_to?: string }): PostExtra {
-  return frame.reply_to === undefined ? {} : { replyTo: frame.reply_to };
+function extraOf(frame: { reply_to?: string; notice?: boolean }): PostExtra {
+  return {
+    ...(frame.reply_to === undefined ? {} : { replyTo: frame.reply_to }),
+    ...(frame.notice ? { notice: true } : {}),
+  };
 }
 
 /** Resolves what a message carries besides text: the message it replies to (same chat, alive). */
 async function attachments(core: Core, chat: string, extra: PostExtra): Promise<Attachments> {
   const out: Attachments = {};
+  if (extra.notice) out.notice = true;
   if (extra.file) out.file = extra.file;
   if (extra.completes) out.completes = extra.completes;
   if (extra.replyTo !== undefined) {
@@ -154,6 +159,7 @@ function post(
     ...(to ? { to: to.record.name } : {}),
     ...(attach.replyTo ? { replyTo: attach.replyTo } : {}),
     ...(attach.file ? { file: attach.file } : {}),
+    ...(attach.notice ? { notice: true } : {}),
     ...(core.config.messageTtlMs > 0 ? { expiresAt: now + core.config.messageTtlMs } : {}),
   };
   const pending = new Pending<AckFrame>();

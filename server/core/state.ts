@@ -92,6 +92,8 @@ export interface PostExtra {
   file?: FileRef;
   /** The scheduled record this message sends: removed in the same commit as the message. */
   completes?: ScheduledRecord;
+  /** The message is a notice. */
+  notice?: true;
 }
 
 const NO_USERS: ReadonlySet<UserState> = new Set();

@@ -121,6 +121,8 @@ export interface StoredMessage {
   file?: { id: string; name: string; size: number; mime: string };
   /** When the message stops existing (message lifetime); absent: kept. */
   expiresAt?: number;
+  /** A notice (IRC's NOTICE), which automatic clients never answer. */
+  notice?: true;
 }
 
 /** Whether a message is within its lifetime at `now` (every message is, without a `now`). */

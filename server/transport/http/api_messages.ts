@@ -31,6 +31,9 @@ const Page = z.object({
 const Post = z.strictObject({
   message: MessageText,
   reply_to: Ulid.optional().meta({ description: "the id of the message this one answers" }),
+  notice: z.boolean().optional().meta({
+    description: "a notice (IRC's NOTICE), which automatic clients such as bots never answer",
+  }),
 });
 const RoomParam = z.object({ room: RoomName });
 const UserParam = z.object({ user: Username });

@@ -149,6 +149,7 @@ export const MessageFrame = z.object({
     .optional(),
   file: z.object({ id: z.string(), name: z.string(), size: z.number().int(), mime: z.string() })
     .optional(),
+  notice: z.literal(true).optional(),
 });
 
 /** The answer to a stored message. */

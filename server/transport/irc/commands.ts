@@ -71,9 +71,10 @@ const privmsg: Command = async (s, p, m) => {
     ? `* ${text.slice(8).replace(/\x01$/, "")}`
     : text;
   for (const t of target.split(",")) {
+    const kind = notice ? { notice: true } : {};
     const frame = t.startsWith("#")
-      ? { type: "message", room: t.slice(1), message: body }
-      : { type: "private", target_username: t, message: body };
+      ? { type: "message", room: t.slice(1), message: body, ...kind }
+      : { type: "private", target_username: t, message: body, ...kind };
     s.sent((t.startsWith("#") ? t : "@" + t) + "\0" + body);
     await s.ask(frame, { kind: "send", target: t, notice });
   }

@@ -65,7 +65,7 @@ export function tagged(
   return prefix + text + "\r\n";
 }
 
-/** A message as PRIVMSG lines (one per line of text), a file as its download link. */
+/** A message as PRIVMSG (or NOTICE) lines, one per line of text; a file as its download link. */
 export function messageLines(
   m: MessageFrame,
   target: string,
@@ -78,6 +78,7 @@ export function messageLines(
   let text = m.message;
   if (m.file) text += ` [file ${m.file.name}: GET /api/v1/files/${m.file.id}]`;
   const from = `${m.from_username}!${m.from_username}@${server}`;
-  return text.split("\n").map((l) => tagged(`:${from} PRIVMSG ${target} :${l}`, tags, caps))
+  const command = m.notice ? "NOTICE" : "PRIVMSG";
+  return text.split("\n").map((l) => tagged(`:${from} ${command} ${target} :${l}`, tags, caps))
     .join("");
 }
