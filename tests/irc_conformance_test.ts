@@ -321,3 +321,69 @@ Deno.test("irc: a NOTICE stays a notice for every reader (bots answer PRIVMSGs, 
     await bob.close();
   });
 });
+
+Deno.test("irc: CHATHISTORY LATEST after a msgid, BETWEEN both ways, AROUND, and FAIL as the spec has it", async () => {
+  await withIrcServer(async (s) => {
+    const json = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    await json.send({ type: "join", room: "log" });
+    await json.type("joined");
+    const c = await Irc.registered(
+      s.ircPort,
+      "xena",
+      "CAP LS 302",
+      "CAP REQ :batch message-tags draft/chathistory",
+      "CAP END",
+    );
+    await c.send("JOIN #log");
+    await c.line(/ 366 xena #log /);
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      await json.send({ type: "message", room: "log", message: `m${i}`, ref: `r${i}` });
+      await json.type("ack", (a) => a.ref === `r${i}`);
+      ids.push((await c.line(new RegExp(`PRIVMSG #log :m${i}$`))).match(/msgid=([^; ]+)/)![1]!);
+    }
+    /** The texts of one CHATHISTORY answer, checked to be one well-formed batch. */
+    const page = async (command: string) => {
+      await c.send(command);
+      const lines = await c.sync();
+      assert.match(lines[0] ?? "", /BATCH \+(\S+) chathistory #log$/, lines.join("\n"));
+      const id = lines[0]!.match(/BATCH \+(\S+)/)![1]!;
+      assert.match(lines.at(-1)!, new RegExp(`BATCH -${id}$`));
+      return lines.slice(1, -1).map((l) => l.match(/PRIVMSG #log :(\S+)$/)![1]);
+    };
+    const m = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => `m${from + i}`);
+    assert.deepEqual(await page(`CHATHISTORY LATEST #log * 3`), m(7, 10));
+    // LATEST after a msgid: the newest ones after it, not the first ones.
+    assert.deepEqual(await page(`CHATHISTORY LATEST #log msgid=${ids[4]} 20`), m(5, 10));
+    assert.deepEqual(await page(`CHATHISTORY LATEST #log msgid=${ids[4]} 2`), m(8, 10));
+    assert.deepEqual(await page(`CHATHISTORY BEFORE #log msgid=${ids[6]} 20`), m(0, 6));
+    assert.deepEqual(await page(`CHATHISTORY AFTER #log msgid=${ids[3]} 3`), m(4, 7));
+    assert.deepEqual(
+      await page(`CHATHISTORY BETWEEN #log msgid=${ids[0]} msgid=${ids[9]} 20`),
+      m(1, 9),
+    );
+    assert.deepEqual(
+      await page(`CHATHISTORY BETWEEN #log msgid=${ids[9]} msgid=${ids[0]} 20`),
+      m(1, 9),
+    );
+    assert.deepEqual(
+      await page(`CHATHISTORY BETWEEN #log msgid=${ids[0]} msgid=${ids[9]} 3`),
+      m(1, 4),
+    );
+    assert.deepEqual(
+      await page(`CHATHISTORY BETWEEN #log msgid=${ids[9]} msgid=${ids[0]} 3`),
+      m(6, 9),
+    );
+    assert.deepEqual(await page(`CHATHISTORY AROUND #log msgid=${ids[7]} 1`), ["m7"]);
+    assert.deepEqual(await page(`CHATHISTORY AROUND #log msgid=${ids[7]} 3`), m(6, 9));
+    // Errors name the subcommand and the target, as the spec's FAIL does.
+    await c.send("CHATHISTORY LATEST #nowhere * 10");
+    await c.line(/^:chat FAIL CHATHISTORY INVALID_TARGET LATEST #nowhere :/);
+    await c.send("CHATHISTORY BETWEEN #log msgid=nope * 10", "CHATHISTORY SIDEWAYS #log * 10");
+    await c.line(/^:chat FAIL CHATHISTORY INVALID_MSGREFID BETWEEN #log :/);
+    await c.line(/^:chat FAIL CHATHISTORY INVALID_PARAMS SIDEWAYS #log :/);
+    c.close();
+    await json.close();
+  }, ["--rate-limit", "0"]);
+});

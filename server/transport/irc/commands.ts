@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { MessageFrame } from "../../../protocol/frames.ts";
 import type { IrcMessage } from "./lines.ts";
 
 /** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
@@ -22,7 +23,7 @@ export type Asked =
   | { kind: "online"; nicks: string[]; reply: "ison" | "userhost" }
   | { kind: "lusers" }
   | { kind: "invite"; nick: string; channel: string }
-  | { kind: "history"; target: string }
+  | { kind: "history"; target: string; sub: string; into: MessageFrame[][] }
   | { kind: "other"; command: string };
 
 /** What a command may do on its connection. */
@@ -44,6 +45,8 @@ export interface IrcSession {
   motd(): void;
   /** Sends NAMES of the channels a JOIN just joined (part of the JOIN's answer). */
   namesDue(): Promise<void>;
+  /** Sends messages as a `chathistory` batch for `target` (an empty one says there are none). */
+  historyBatch(target: string, messages: MessageFrame[]): void;
 }
 
 type Command = (s: IrcSession, p: string[], m: IrcMessage) => Promise<void> | void;
@@ -219,36 +222,68 @@ function online(s: IrcSession, nicks: string[], reply: "ison" | "userhost") {
 }
 
 /**
- * `CHATHISTORY LATEST|BEFORE|AFTER target (*|msgid=ID) limit` over the same history as every
- * wire. A msgid names a message this connection was shown (the chat pages by sequence number).
+ * `CHATHISTORY LATEST|BEFORE|AFTER|AROUND target (*|msgid=ID) limit` and
+ * `CHATHISTORY BETWEEN target msgid=A msgid=B limit`, over the same history as every wire. A
+ * msgid names a message this connection was shown (the chat pages by sequence number). Each
+ * page is read with the `history` frame and sent as one batch, trimmed to what the subcommand
+ * asks: LATEST after a msgid is the newest `limit` after it; BETWEEN excludes both ends and, read
+ * backwards (A after B), is the newest `limit` before A; AROUND centres the page on the message.
  */
 async function chathistory(s: IrcSession, p: string[]): Promise<void> {
-  const [sub = "", target = "", at = "", limitText = "50"] = p;
+  const verb = (p[0] ?? "").toUpperCase();
+  const target = p[1] ?? "";
+  const between = verb === "BETWEEN";
+  const limitText = (between ? p[4] : p[3]) ?? "50";
   const fail = (code: string, text: string) =>
-    s.line(`:${s.server} FAIL CHATHISTORY ${code} ${sub || "*"} ${target || "*"} :${text}`);
+    s.line(`:${s.server} FAIL CHATHISTORY ${code} ${verb || "*"} ${target || "*"} :${text}`);
   const limit = Math.min(100, Math.max(1, Number(limitText) || 50));
   const chat = target.startsWith("#") ? target.slice(1) : target ? "@" + target : "";
   if (!chat) return fail("INVALID_PARAMS", "CHATHISTORY needs a channel or a nick");
-  let seq: number | undefined;
-  if (at !== "*") {
-    const id = at.startsWith("msgid=") ? at.slice(6) : "";
-    seq = s.seenSeq(id);
+  const refs: Array<number | undefined> = [];
+  for (const at of between ? [p[2] ?? "", p[3] ?? ""] : [p[2] ?? ""]) {
+    if (at === "*" && !between) {
+      refs.push(undefined);
+      continue;
+    }
+    const seq = s.seenSeq(at.startsWith("msgid=") ? at.slice(6) : "");
     if (seq === undefined) {
       return fail("INVALID_MSGREFID", "Give msgid= of a message this connection was shown, or *");
     }
+    refs.push(seq);
   }
-  const verb = sub.toUpperCase();
-  const page = verb === "LATEST"
-    ? (seq === undefined ? {} : { after: seq })
-    : verb === "BEFORE" && seq !== undefined
-    ? { before: seq }
-    : verb === "AFTER" && seq !== undefined
-    ? { after: seq }
-    : null;
-  if (page === null) {
-    return fail("INVALID_PARAMS", "LATEST, BEFORE or AFTER, with msgid= (or * for LATEST)");
+  const [at, other] = refs;
+  const read = async (page: { before?: number; after?: number; limit?: number }) => {
+    const into: MessageFrame[][] = [];
+    await s.ask({ type: "history", chat, limit, ...page }, {
+      kind: "history",
+      target,
+      sub: verb,
+      into,
+    });
+    return into[0];
+  };
+  let page: MessageFrame[] | undefined;
+  if (verb === "LATEST") {
+    page = await read({});
+    if (page && at !== undefined) page = page.filter((m) => m.seq > at);
+  } else if (verb === "BEFORE" && at !== undefined) page = await read({ before: at });
+  else if (verb === "AFTER" && at !== undefined) page = await read({ after: at });
+  else if (between && at !== undefined && other !== undefined) {
+    page = at < other
+      ? (await read({ after: at }))?.filter((m) => m.seq < other)
+      : (await read({ before: at }))?.filter((m) => m.seq > other);
+  } else if (verb === "AROUND" && at !== undefined) {
+    const upTo = await read({ before: at + 1, limit: limit - Math.floor(limit / 2) });
+    const after = upTo && limit > 1 ? await read({ after: at, limit: Math.floor(limit / 2) }) : [];
+    page = upTo && after ? [...upTo, ...after] : undefined;
+  } else {
+    return fail(
+      "INVALID_PARAMS",
+      "LATEST, BEFORE, AFTER or AROUND with msgid= (or * for LATEST), or BETWEEN with two msgid=",
+    );
   }
-  await s.ask({ type: "history", chat, limit, ...page }, { kind: "history", target });
+  // Refused (no such chat, not yours to read): the FAIL has been sent.
+  if (page !== undefined) s.historyBatch(target, page);
 }
 
 /** `/msg ChatServ REPORT nick`, `ACCEPT nick`, `REJECT nick`, `HELP`. */

@@ -302,7 +302,9 @@ export class IrcConnection implements Peer {
       case "private":
         return this.#message(f);
       case "history":
-        return this.#history(f.chat, f.messages, asked?.kind === "history");
+        // CHATHISTORY trims what it asked for before sending it (commands.ts).
+        if (asked?.kind === "history") return void asked.into.push(f.messages);
+        return this.#history(ircTarget(f.chat), f.messages);
       case "joined":
         this.#line(`:${this.#mask(this.#nick)} JOIN #${f.room}`);
         this.#numeric("331", `#${f.room} :No topic is set`);
@@ -452,11 +454,10 @@ export class IrcConnection implements Peer {
     return true;
   }
 
-  #history(chat: string, messages: MessageFrame[], asked = false): void {
+  #history(target: string, messages: MessageFrame[], asked = false): void {
     // Asked for (CHATHISTORY): an empty batch says "nothing there"; else only what exists.
     if (messages.length === 0 && !asked) return;
     const batch = this.#caps.has("batch") ? `h${++this.#refs}` : undefined;
-    const target = chat.startsWith("@") ? chat.slice(1) : `#${chat}`;
     if (batch) this.#line(`BATCH +${batch} chathistory ${target}`);
     for (const m of messages) this.#message(m, batch ?? "history");
     if (batch) this.#line(`BATCH -${batch}`);
@@ -591,6 +592,7 @@ export class IrcConnection implements Peer {
         if (this.#sent.length > 256) this.#sent.shift();
       },
       motd: () => this.#numerics(motdNumerics(this.#server, this.#motd)),
+      historyBatch: (target, messages) => this.#history(target, messages, true),
       namesDue: async () => {
         const rooms = this.#namesDue;
         this.#namesDue = [];
@@ -666,6 +668,11 @@ export class IrcConnection implements Peer {
     else hello.unique = true;
     await this.#send(hello);
   }
+}
+
+/** A chat as the core names it ("books", "@bob") as an IRC target ("#books", "bob"). */
+function ircTarget(chat: string): string {
+  return chat.startsWith("@") ? chat.slice(1) : `#${chat}`;
 }
 
 /** A line with one more tag. */

@@ -156,7 +156,10 @@ export function refusal(
   if (asked?.kind === "names") return { numeric: ["366", `${asked.channel} :End of /NAMES list`] };
   if (asked?.kind === "who") return { numeric: ["315", `${asked.channel} :End of /WHO list`] };
   if (asked?.kind === "history") {
-    return { line: `:${server} FAIL CHATHISTORY INVALID_TARGET ${asked.target} :${message}` };
+    const sub = asked.sub || "*";
+    return {
+      line: `:${server} FAIL CHATHISTORY INVALID_TARGET ${sub} ${asked.target} :${message}`,
+    };
   }
   if (code === "no_such_room") return { numeric: ["403", `${target} :${message}`] };
   if (code === "bad_name" && asked && "channel" in asked) {
