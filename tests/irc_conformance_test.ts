@@ -51,6 +51,8 @@ Deno.test("irc: registration as RFC 2812 and IRCv3 have it (CAP LS versions, 461
     await c.line(/ 461 erin USER :Not enough parameters/);
     await c.send("USER erin * * :Erin");
     await c.line(/ 001 erin /);
+    // No channel prefixes here (no operators): an empty PREFIX, as Modern IRC writes "none".
+    assert.match(await c.line(/ 005 erin /), / PREFIX= /);
     await c.line(/ 422 erin /);
     await c.send("USER erin * * :Again", "PASS secret");
     await c.line(/ 462 erin :You may not reregister/);

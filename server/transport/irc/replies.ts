@@ -24,7 +24,7 @@ export function welcomeNumerics(
     ["004", `${server} chat i nt`],
     [
       "005",
-      `CHANTYPES=# CHANNELLEN=64 NICKLEN=${MAX_NAME_CHARS} CASEMAPPING=ascii PREFIX=() ` +
+      `CHANTYPES=# CHANNELLEN=64 NICKLEN=${MAX_NAME_CHARS} CASEMAPPING=ascii PREFIX= ` +
       `CHANMODES=,,,nt NETWORK=chat CHATHISTORY=100 MSGREFTYPES=msgid ` +
       `:are supported by this server`,
     ],
