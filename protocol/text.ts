@@ -240,33 +240,33 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
       }
       case "delete":
         only(1, "one message id");
-        return frame(decodeClientValue({ type: "delete_message", id: arg(0, "a message id") }));
+        return frame({ type: "delete_message", id: arg(0, "a message id") });
       case "admin":
         return parseAdmin(rest, tail);
       case "reply":
         return frame(
-          decodeClientValue({
+          {
             type: "message",
             reply_to: arg(0, "a message id"),
             message: tail(1),
-          }),
+          },
         );
       case "replies":
         only(1, "one message id");
-        return frame(decodeClientValue({ type: "replies", id: arg(0, "a message id") }));
+        return frame({ type: "replies", id: arg(0, "a message id") });
       case "schedule": {
         const at = parseWhen(
           arg(0, "when to send it (+10m, 18:30 or an ISO time)"),
           ctx.now ?? Date.now(),
         );
-        return frame(decodeClientValue({ type: "schedule", at, message: tail(1) }));
+        return frame({ type: "schedule", at, message: tail(1) });
       }
       case "scheduled":
         return frame({ type: "scheduled" });
       case "cancel":
         only(1, "one scheduled message id");
         return frame(
-          decodeClientValue({ type: "cancel_scheduled", id: arg(0, "a scheduled message id") }),
+          { type: "cancel_scheduled", id: arg(0, "a scheduled message id") },
         );
       case "group":
         only(1, "one group name");
@@ -295,15 +295,15 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
       case "unlink":
         only(2, "a group and a link token");
         return frame(
-          decodeClientValue({
+          {
             type: "revoke_link",
             room: arg(0, "a group name"),
             token: arg(1, "the link token"),
-          }),
+          },
         );
       case "joinlink":
         only(1, "one link token");
-        return frame(decodeClientValue({ type: "join_link", token: arg(0, "a link token") }));
+        return frame({ type: "join_link", token: arg(0, "a link token") });
       case "contacts":
         return frame({ type: "contacts" });
       case "addcontact":
@@ -371,9 +371,9 @@ function parseAdmin(rest: string[], tail: (i: number) => string): ParsedLine {
     case "kick":
       return frame({ type: "kick", username: need(), ...reasonOnly() });
     case "mute":
-      return frame(decodeClientValue({ type: "mute", username: need(), ...minutesAndReason() }));
+      return frame({ type: "mute", username: need(), ...minutesAndReason() });
     case "ban":
-      return frame(decodeClientValue({ type: "ban", username: need(), ...minutesAndReason() }));
+      return frame({ type: "ban", username: need(), ...minutesAndReason() });
     case "unmute":
       return frame({ type: "unmute", username: need(), ...reasonOnly() });
     case "unban":
@@ -392,26 +392,27 @@ function parseAdmin(rest: string[], tail: (i: number) => string): ParsedLine {
     case "reports":
       return frame({ type: "reports" });
     case "audit":
-      return frame(decodeClientValue({ type: "audit", ...(name ? { limit: Number(name) } : {}) }));
+      return frame({ type: "audit", ...(name ? { limit: Number(name) } : {}) });
     case "adduser":
       if (third === undefined) {
         throw new ProtocolError("missing_field", "/admin adduser needs NAME PASSWORD [admin]");
       }
       return frame(
-        decodeClientValue({
+        {
           type: "create_user",
           username: need(),
           password: third,
           admin: rest[3] === "admin",
-        }),
+        },
       );
     default:
       return { kind: "error", message: `Unknown admin command "${sub}": /admin help lists them` };
   }
 }
 
-function frame(f: ClientFrame): ParsedLine {
-  return { kind: "frame", frame: f };
+/** A typed line's frame, through the validating decoder every wire uses (names, text, sizes). */
+function frame(f: object): ParsedLine {
+  return { kind: "frame", frame: decodeClientValue(f) };
 }
 
 /** The prompt that shows where plain text goes. */

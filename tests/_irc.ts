@@ -69,6 +69,11 @@ export class Irc {
     return this.lines.slice(from, this.#taken - 1);
   }
 
+  /** Registers as `nick` with IRCv3 capabilities (space-separated), as clients negotiate them. */
+  static withCaps(port: number, nick: string, caps: string, ...before: string[]): Promise<Irc> {
+    return Irc.registered(port, nick, "CAP LS 302", `CAP REQ :${caps}`, "CAP END", ...before);
+  }
+
   /** Registers as `nick` and waits for the end of the welcome (MOTD). */
   static async registered(port: number, nick: string, ...before: string[]): Promise<Irc> {
     const c = await Irc.connect(port);

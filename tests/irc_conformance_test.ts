@@ -101,13 +101,7 @@ Deno.test("irc: a nick is one connection's; a registered name may be used from s
 Deno.test("irc: a line past 512 bytes (or 4094 of tags) is answered 417 and the connection stays", async () => {
   await withIrcServer(async (s) => {
     const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
-    const c = await Irc.registered(
-      s.ircPort,
-      "ivy",
-      "CAP LS 302",
-      "CAP REQ :message-tags",
-      "CAP END",
-    );
+    const c = await Irc.withCaps(s.ircPort, "ivy", "message-tags");
     // 510 bytes is the most a line may have without CRLF (multi-byte letters counted as bytes).
     const room = "PRIVMSG #general :";
     await c.send(room + "x".repeat(510 - room.length));
@@ -251,9 +245,9 @@ Deno.test("irc: QUIT with a message, and text mode's /quit with one, are told to
 
 Deno.test("irc: labeled-response labels a message's echo, and a JOIN's whole answer is one batch", async () => {
   await withIrcServer(async (s) => {
-    const caps = ["CAP LS 302", "CAP REQ :echo-message batch labeled-response", "CAP END"];
-    const sam = await Irc.registered(s.ircPort, "sam", ...caps);
-    const tess = await Irc.registered(s.ircPort, "tess", ...caps);
+    const caps = "echo-message batch labeled-response";
+    const sam = await Irc.withCaps(s.ircPort, "sam", caps);
+    const tess = await Irc.withCaps(s.ircPort, "tess", caps);
     // A JOIN: the JOIN line, the topic, and the NAMES, in one labeled batch that ends it.
     await sam.send("@label=j1 JOIN #deck");
     const start = await sam.line(/BATCH \+\S+ labeled-response$/);
@@ -291,8 +285,8 @@ Deno.test("irc: a NOTICE stays a notice for every reader (bots answer PRIVMSGs, 
   await withIrcServer(async (s) => {
     const base = `http://127.0.0.1:${s.httpPort}`;
     const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
-    const caps = ["CAP LS 302", "CAP REQ :echo-message labeled-response", "CAP END"];
-    const bot = await Irc.registered(s.ircPort, "bot", ...caps);
+    const caps = "echo-message labeled-response";
+    const bot = await Irc.withCaps(s.ircPort, "bot", caps);
     const uma = await Irc.registered(s.ircPort, "uma");
     await bot.send("@label=n1 NOTICE #general :build passed");
     await bot.line(/^@label=n1 :bot!bot@chat NOTICE #general :build passed$/);
@@ -329,13 +323,7 @@ Deno.test("irc: CHATHISTORY LATEST after a msgid, BETWEEN both ways, AROUND, and
     const json = await JsonClient.connect(s.tcpPort, { username: "bob" });
     await json.send({ type: "join", room: "log" });
     await json.type("joined");
-    const c = await Irc.registered(
-      s.ircPort,
-      "xena",
-      "CAP LS 302",
-      "CAP REQ :batch message-tags draft/chathistory",
-      "CAP END",
-    );
+    const c = await Irc.withCaps(s.ircPort, "xena", "batch message-tags draft/chathistory");
     await c.send("JOIN #log");
     await c.line(/ 366 xena #log /);
     const ids: string[] = [];
@@ -355,30 +343,24 @@ Deno.test("irc: CHATHISTORY LATEST after a msgid, BETWEEN both ways, AROUND, and
     };
     const m = (from: number, to: number) =>
       Array.from({ length: to - from }, (_, i) => `m${from + i}`);
-    assert.deepEqual(await page(`CHATHISTORY LATEST #log * 3`), m(7, 10));
-    // LATEST after a msgid: the newest ones after it, not the first ones.
-    assert.deepEqual(await page(`CHATHISTORY LATEST #log msgid=${ids[4]} 20`), m(5, 10));
-    assert.deepEqual(await page(`CHATHISTORY LATEST #log msgid=${ids[4]} 2`), m(8, 10));
-    assert.deepEqual(await page(`CHATHISTORY BEFORE #log msgid=${ids[6]} 20`), m(0, 6));
-    assert.deepEqual(await page(`CHATHISTORY AFTER #log msgid=${ids[3]} 3`), m(4, 7));
-    assert.deepEqual(
-      await page(`CHATHISTORY BETWEEN #log msgid=${ids[0]} msgid=${ids[9]} 20`),
-      m(1, 9),
-    );
-    assert.deepEqual(
-      await page(`CHATHISTORY BETWEEN #log msgid=${ids[9]} msgid=${ids[0]} 20`),
-      m(1, 9),
-    );
-    assert.deepEqual(
-      await page(`CHATHISTORY BETWEEN #log msgid=${ids[0]} msgid=${ids[9]} 3`),
-      m(1, 4),
-    );
-    assert.deepEqual(
-      await page(`CHATHISTORY BETWEEN #log msgid=${ids[9]} msgid=${ids[0]} 3`),
-      m(6, 9),
-    );
-    assert.deepEqual(await page(`CHATHISTORY AROUND #log msgid=${ids[7]} 1`), ["m7"]);
-    assert.deepEqual(await page(`CHATHISTORY AROUND #log msgid=${ids[7]} 3`), m(6, 9));
+    const cases: Array<[string, string[]]> = [
+      ["LATEST #log * 3", m(7, 10)],
+      // LATEST after a msgid: the newest ones after it, not the first ones.
+      [`LATEST #log msgid=${ids[4]} 20`, m(5, 10)],
+      [`LATEST #log msgid=${ids[4]} 2`, m(8, 10)],
+      [`BEFORE #log msgid=${ids[6]} 20`, m(0, 6)],
+      [`AFTER #log msgid=${ids[3]} 3`, m(4, 7)],
+      // BETWEEN leaves out both ends; read backwards, it is the newest before the first id.
+      [`BETWEEN #log msgid=${ids[0]} msgid=${ids[9]} 20`, m(1, 9)],
+      [`BETWEEN #log msgid=${ids[9]} msgid=${ids[0]} 20`, m(1, 9)],
+      [`BETWEEN #log msgid=${ids[0]} msgid=${ids[9]} 3`, m(1, 4)],
+      [`BETWEEN #log msgid=${ids[9]} msgid=${ids[0]} 3`, m(6, 9)],
+      [`AROUND #log msgid=${ids[7]} 1`, ["m7"]],
+      [`AROUND #log msgid=${ids[7]} 3`, m(6, 9)],
+    ];
+    for (const [command, want] of cases) {
+      assert.deepEqual(await page(`CHATHISTORY ${command}`), want, command);
+    }
     // Errors name the subcommand and the target, as the spec's FAIL does.
     await c.send("CHATHISTORY LATEST #nowhere * 10");
     await c.line(/^:chat FAIL CHATHISTORY INVALID_TARGET LATEST #nowhere :/);

@@ -54,13 +54,7 @@ Deno.test("irc: channels and private messages with a JSON user; errors as numeri
     await json.send({ type: "message", room: "books", message: "said before alice came" });
     await json.type("ack");
 
-    const alice = await Irc.registered(
-      s.ircPort,
-      "alice",
-      "CAP LS 302",
-      "CAP REQ :server-time",
-      "CAP END",
-    );
+    const alice = await Irc.withCaps(s.ircPort, "alice", "server-time");
     await alice.send("JOIN #books");
     await alice.line(/^:alice!alice@chat JOIN #books$/);
     // What was said before, with its time.
@@ -238,12 +232,10 @@ Deno.test("irc: CHATHISTORY pages a channel by msgid in a batch; labeled-respons
       await json.send({ type: "message", room: "general", message: `line ${i}`, ref: `m${i}` });
       await json.type("ack", (a) => a.ref === `m${i}`);
     }
-    const c = await Irc.registered(
+    const c = await Irc.withCaps(
       s.ircPort,
       "dora",
-      "CAP LS 302",
-      "CAP REQ :batch server-time message-tags draft/chathistory labeled-response",
-      "CAP END",
+      "batch server-time message-tags draft/chathistory labeled-response",
     );
     const isupport = c.lines.find((l) => / 005 dora /.test(l))!;
     assert.match(isupport, /CHATHISTORY=100 MSGREFTYPES=msgid/);

@@ -133,6 +133,8 @@ const errors: Array<[string, RegExp]> = [
   ["/admin ban", /\/admin ban needs a user name/],
   ["/admin frobnicate x", /Unknown admin command "frobnicate"/],
   ["/admin audit many", /whole number/],
+  // Every typed frame goes through the decoder: a leave's reason has its own limit.
+  [`/leave books ${"x".repeat(501)}`, /"reason" is longer than 500 characters/],
 ];
 
 for (const [line, message] of errors) {
