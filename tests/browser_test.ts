@@ -322,6 +322,9 @@ Deno.test({
       await page.keyboard.press("Enter");
       const reply = await tcp.type("message", (m) => m.message === "here you go");
       assert.equal(reply.reply_to?.from_username, "Terminal");
+      // A notice (a bot's, say) is shown apart from what people say.
+      await tcp.send({ type: "message", room: "general", message: "deploy done", notice: true });
+      await page.waitForSelector('[data-testid="message"].notice:has-text("deploy done")');
 
       // Switch rooms: join one by its field, then back to general by its button.
       await tabTo(page, 'input[name="room"]');

@@ -137,6 +137,10 @@ Deno.test("irc: LUSERS, MOTD, ISON, USERHOST, WHO, LIST, TOPIC, MODE and INVITE 
     await c.send("ISON Bob nobody judy", "USERHOST bob nobody");
     await c.line(/ 303 judy :bob judy$/);
     await c.line(/ 302 judy :bob=\+bob@chat$/);
+    await c.send("NAMES #general,#nowhere");
+    await c.line(/ 353 judy = #general :/);
+    await c.line(/ 366 judy #general :/);
+    await c.line(/ 366 judy #nowhere :/);
     await c.send("WHO bob", "WHO nobody");
     await c.line(/ 352 judy \* bob chat chat bob H :0 bob$/);
     await c.line(/ 315 judy bob /);

@@ -142,7 +142,7 @@ export function Chat(
           }}
         >
           {list.map((m) => (
-            <li data-testid="message">
+            <li data-testid="message" class={m.notice ? "notice" : undefined}>
               <time>{time(m.timestamp)}</time> <b>{m.from_username}</b>
               {m.reply_to && (
                 <span class="reply">↪ {m.reply_to.from_username}: {m.reply_to.message}</span>

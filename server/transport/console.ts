@@ -23,7 +23,7 @@ aside h2{font-size:12px;text-transform:uppercase;color:#57606a;margin:12px 0 4px
 .pane{flex:1;display:flex;flex-direction:column;min-width:0;padding:8px 12px}.pane.drag{outline:3px dashed #0969da}
 .pane h2{margin:4px 0}.pane-head{display:flex;align-items:center;gap:8px}.messages{flex:1;overflow:auto;list-style:none;padding:0;margin:0}
 .messages li{padding:3px 0;border-bottom:1px solid #eaeef2;overflow:hidden}.messages time{color:#57606a;font-size:12px}
-.messages .text{margin-left:6px;white-space:pre-wrap}.messages .reply{display:block;color:#57606a;font-size:12px;margin-left:40px}
+.messages .text{margin-left:6px;white-space:pre-wrap}.messages .notice .text{font-style:italic;color:#57606a}.messages .reply{display:block;color:#57606a;font-size:12px;margin-left:40px}
 .messages .file{display:block;margin-left:40px}.actions{float:right}.actions button{color:#57606a}
 .prompt{background:#fff8c5;padding:6px;border-radius:6px;margin:4px 0}.owner{margin:4px 0;display:flex;gap:6px;flex-wrap:wrap}
 .notices{color:#57606a;font-size:12px}.replying{font-size:12px;color:#57606a}

@@ -23,6 +23,7 @@ export type Asked =
   | { kind: "online"; nicks: string[]; reply: "ison" | "userhost" }
   | { kind: "lusers" }
   | { kind: "invite"; nick: string; channel: string }
+  | { kind: "kick"; nick: string; channel: string | undefined }
   | { kind: "history"; target: string; sub: string; into: MessageFrame[][] }
   | { kind: "other"; command: string };
 
@@ -83,12 +84,19 @@ const privmsg: Command = async (s, p, m) => {
   }
 };
 
+/**
+ * KICK #channel nick [:reason] and KILL nick [:reason]: the admins' kick (the user's connections
+ * are closed). Refused: 482 for a KICK (not a channel operator, as IRC says), 481 for a KILL.
+ */
 const kick: Command = (s, p, m) => {
-  const nick = m.command === "KICK" ? p[1] : p[0];
+  const onChannel = m.command === "KICK";
+  const nick = onChannel ? p[1] : p[0];
   if (!nick) return s.numeric("461", `${m.command} :Not enough parameters`);
-  return s.ask({ type: "kick", username: nick, reason: p.at(-1) ?? "" }, {
-    kind: "other",
-    command: m.command,
+  const reason = (onChannel ? p[2] : p[1]) ?? "";
+  return s.ask({ type: "kick", username: nick, reason }, {
+    kind: "kick",
+    nick,
+    channel: onChannel ? p[0] : undefined,
   });
 };
 
@@ -113,12 +121,11 @@ export const IRC_COMMANDS: Record<string, Command> = {
   },
   PRIVMSG: privmsg,
   NOTICE: privmsg,
-  NAMES: (s, p) => {
+  NAMES: async (s, p) => {
     if (!p[0]) return s.numeric("366", "* :End of /NAMES list");
-    return s.ask({ type: "members", room: p[0].replace(/^#/, "") }, {
-      kind: "names",
-      channel: p[0],
-    });
+    for (const channel of p[0].split(",").filter(Boolean)) {
+      await s.ask({ type: "members", room: channel.replace(/^#/, "") }, { kind: "names", channel });
+    }
   },
   WHO: (s, p) => {
     const mask = p[0] ?? "";

@@ -161,6 +161,14 @@ export function refusal(
       line: `:${server} FAIL CHATHISTORY INVALID_TARGET ${sub} ${asked.target} :${message}`,
     };
   }
+  if (asked?.kind === "kick") {
+    if (code === "no_such_user") return { numeric: ["401", `${asked.nick} :${message}`] };
+    if (code === "forbidden") {
+      return {
+        numeric: asked.channel ? ["482", `${asked.channel} :${message}`] : ["481", `:${message}`],
+      };
+    }
+  }
   if (code === "no_such_room") return { numeric: ["403", `${target} :${message}`] };
   if (code === "bad_name" && asked && "channel" in asked) {
     return { numeric: ["403", `${target} :${message}`] };
