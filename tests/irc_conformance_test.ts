@@ -93,6 +93,11 @@ Deno.test("irc: a nick is one connection's; a registered name may be used from s
     const h1 = await Irc.registered(s.ircPort, "hank", "PASS hank-password");
     const h2 = await Irc.registered(s.ircPort, "hank", "PASS hank-password");
     assert.ok(h2.lines.some((l) => / 001 hank /.test(l)));
+    // WHOIS says a registered name is an account (330); a guest's does not.
+    await h1.send("WHOIS hank", "WHOIS frank_");
+    await h1.line(/ 330 hank hank hank :is logged in as$/);
+    await h1.line(/ 318 hank hank :/);
+    assert.ok(!(await h1.sync()).some((l) => / 330 hank frank_ /.test(l)));
     for (const c of [first, second, a, b, h1, h2]) c.close();
     await reg.close();
   });
@@ -137,6 +142,10 @@ Deno.test("irc: LUSERS, MOTD, ISON, USERHOST, WHO, LIST, TOPIC, MODE and INVITE 
     await c.send("ISON Bob nobody judy", "USERHOST bob nobody");
     await c.line(/ 303 judy :bob judy$/);
     await c.line(/ 302 judy :bob=\+bob@chat$/);
+    await c.send("WHOIS bob");
+    await c.line(/ 311 judy bob bob chat \* :bob$/);
+    await c.line(/ 312 judy bob chat :/);
+    await c.line(/ 318 judy bob :/);
     await c.send("NAMES #general,#nowhere");
     await c.line(/ 353 judy = #general :/);
     await c.line(/ 366 judy #general :/);

@@ -112,15 +112,21 @@ export function listNumerics(
   ];
 }
 
-/** WHOIS: the user if there is one (and whether they are away), else ERR_NOSUCHNICK. */
+/**
+ * WHOIS: the user if there is one (311, 312, 330 for a registered account, 301 while offline),
+ * else ERR_NOSUCHNICK.
+ */
 export function whoisNumerics(
   server: string,
   asked: string,
-  user: { username: string; online: boolean } | undefined,
+  user: { username: string; online: boolean; registered: boolean } | undefined,
 ): Numeric[] {
   if (!user) return [["401", `${asked} :No such nick`], ["318", `${asked} :End of /WHOIS list`]];
+  const n = user.username;
   return [
-    ["311", `${user.username} ${user.username} ${server} * :${user.username}`],
+    ["311", `${n} ${n} ${server} * :${n}`],
+    ["312", `${n} ${server} :chat`],
+    ...(user.registered ? [["330", `${n} ${n} :is logged in as`] as Numeric] : []),
     ...(user.online
       ? []
       : [["301", `${user.username} :offline (messages wait for them)`] as Numeric]),
