@@ -389,6 +389,11 @@ export function decodeClientValue(value: unknown): ClientFrame {
     case "reports":
     case "stats":
     case "log_subscribe":
+    case "away": {
+      // Up to a reason's length, no control characters; blank or absent: back.
+      const message = optReason(obj, type, "message")?.trim();
+      return { type, ...(message ? { message } : {}), ...ref };
+    }
     case "session_end":
     case "unread_counts":
     case "status":
@@ -425,14 +430,15 @@ function linkToken(obj: Json, type: string): string {
   return token;
 }
 
-function optReason(obj: Json, type: string): string | undefined {
-  const reason = optString(obj, "reason", type);
+/** A short free text (a reason, an away message): at most 500 characters, no control characters. */
+function optReason(obj: Json, type: string, name = "reason"): string | undefined {
+  const reason = optString(obj, name, type);
   if (reason === undefined) return undefined;
   if (charCount(reason) > MAX_REASON_CHARS) {
-    throw new ProtocolError("too_long", `"reason" is longer than ${MAX_REASON_CHARS} characters`);
+    throw new ProtocolError("too_long", `"${name}" is longer than ${MAX_REASON_CHARS} characters`);
   }
   if (CONTROL_RE.test(reason)) {
-    throw new ProtocolError("bad_field", '"reason" contains control characters');
+    throw new ProtocolError("bad_field", `"${name}" contains control characters`);
   }
   return reason;
 }

@@ -82,6 +82,7 @@ export type ClientFrame =
     | { type: "session_response"; target_username: string; accepted: boolean }
     | { type: "session_end" }
     | { type: "users"; username?: string; after?: string; limit?: number }
+    | { type: "away"; message?: string }
     | { type: "rooms"; after?: string; limit?: number }
     | { type: "join"; room: string }
     | { type: "leave"; room?: string; reason?: string }
@@ -222,6 +223,8 @@ export interface UserEntry {
   online: boolean;
   registered: boolean;
   connections: number;
+  /** What the user said when they went away, while they are. */
+  away?: string;
 }
 
 /** A chat the user is in, for `status`: its members (at most 200 names) and unread count. */
@@ -345,6 +348,8 @@ export type ServerFrame =
       timestamp: string;
       /** A private message to someone offline: stored, delivered when they connect. */
       offline?: boolean;
+      /** A private message to someone away: what they said when they went. */
+      away?: string;
     }
     | { type: "error"; code: ErrorCode; message: string }
     | {

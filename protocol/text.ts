@@ -70,6 +70,7 @@ function parseWhen(when: string, now: number): string {
 export const HELP_LINES: readonly string[] = [
   "Commands (plain text goes to where the prompt says):",
   "  /users                      who is online, e.g. /users",
+  "  /away [WORDS]               say you are away (others see your words); /away alone: back",
   "  /rooms  (/get_chats)        rooms with member and online counts",
   "  /join ROOM  (/chats ROOM)   join or create a room and talk there, e.g. /join games",
   "  /leave [ROOM [REASON]]      leave a room, saying why (everyone stays in general)",
@@ -170,6 +171,10 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
       case "close": {
         const said = farewell(rest.join(" "));
         return said === undefined ? { kind: "quit" } : { kind: "quit", farewell: said };
+      }
+      case "away": {
+        const words = rest.length > 0 ? tail(0) : "";
+        return frame({ type: "away", ...(words ? { message: words } : {}) });
       }
       case "users":
       case "who":
@@ -541,14 +546,15 @@ export function renderFrame(frame: ServerFrame): string | null {
     case "private":
       return renderMessage(f);
     case "ack":
-      return f.offline
-        ? `* ${f.chat.slice(1)} is offline: they will get it when they connect`
-        : null;
+      if (f.offline) return `* ${f.chat.slice(1)} is offline: they will get it when they connect`;
+      return f.away === undefined ? null : `* ${f.chat.slice(1)} is away: ${f.away}`;
     case "error":
       return `! ${humanTimes(f.message)}`;
     case "users_list": {
       const offline = f.all.filter((u) => !u.online).map((u) => u.username);
-      return `* Online (${f.online_users}): ${f.users.join(", ") || "nobody"}` +
+      const here = f.all.filter((u) => u.online)
+        .map((u) => u.away === undefined ? u.username : `${u.username} (away: ${u.away})`);
+      return `* Online (${f.online_users}): ${here.join(", ") || "nobody"}` +
         (offline.length > 0 ? `\n* Offline: ${offline.join(", ")}` : "");
     }
     case "rooms_list":

@@ -326,6 +326,18 @@ Deno.test({
       await tcp.send({ type: "message", room: "general", message: "deploy done", notice: true });
       await page.waitForSelector('[data-testid="message"].notice:has-text("deploy done")');
 
+      // Away, from the keyboard: the others see the words; then back.
+      await tabTo(page, '[data-testid="away-input"]');
+      await page.keyboard.type("at lunch");
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="back"]');
+      await tcp.send({ type: "users", username: "Root" });
+      const root = await tcp.type("users_list", (f) => f.all[0]?.username === "Root");
+      assert.equal(root.all[0]!.away, "at lunch");
+      await tabTo(page, '[data-testid="back"]');
+      await page.keyboard.press("Enter");
+      await page.waitForSelector('[data-testid="away-input"]');
+
       // Switch rooms: join one by its field, then back to general by its button.
       await tabTo(page, 'input[name="room"]');
       await page.keyboard.type("books");

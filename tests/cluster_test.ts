@@ -152,6 +152,18 @@ Deno.test({
     const online = new Map(users.all.map((u) => [u.username, u.online]));
     assert.equal(online.get("bob"), true, JSON.stringify(users.all));
 
+    // Away is known on every node: alice (here) goes away; bob (on another node) is told.
+    await alice.send({ type: "away", message: "brb" });
+    await alice.type("system", (f) => /You are away/.test(f.message));
+    let told: string | undefined;
+    for (let i = 0; i < 50 && told === undefined; i++) {
+      bob.send({ type: "private", target_username: "alice", message: `there? ${i}`, ref: `aw${i}` });
+      told = (await bob.type("ack", (f) => f.ref === `aw${i}`)).away;
+      if (told === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(told, "brb", "the away message reached the other node");
+    await alice.send({ type: "away" });
+
     // A scheduled message: every node runs the scheduler; it is delivered once.
     await alice.send({
       type: "schedule",

@@ -384,3 +384,62 @@ Deno.test("irc: CHATHISTORY LATEST after a msgid, BETWEEN both ways, AROUND, and
     await json.close();
   }, ["--rate-limit", "0"]);
 });
+
+Deno.test("away: set over IRC, JSON, text or REST; seen in WHOIS, WHO, user lists and on writing to them", async () => {
+  await withIrcServer(async (s) => {
+    const base = `http://127.0.0.1:${s.httpPort}`;
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const yan = await Irc.registered(s.ircPort, "yan");
+    const zoe = await Irc.registered(s.ircPort, "zoe");
+    await yan.send("AWAY :at lunch, back at 2");
+    await yan.line(/ 306 yan :You have been marked as being away/);
+    // Writing to them: IRC's RPL_AWAY, JSON's ack; WHOIS and WHO say so too.
+    await zoe.send("PRIVMSG yan :are you there?", "WHOIS yan", "WHO yan");
+    await zoe.line(/ 301 zoe yan :at lunch, back at 2$/);
+    await zoe.line(/ 301 zoe yan :at lunch, back at 2$/);
+    await zoe.line(/ 352 zoe \* yan chat chat yan G :0 yan$/);
+    await bob.send({ type: "private", target_username: "yan", message: "lunch?", ref: "p1" });
+    assert.equal((await bob.type("ack", (a) => a.ref === "p1")).away, "at lunch, back at 2");
+    await bob.send({ type: "users", username: "yan" });
+    assert.equal((await bob.type("users_list")).all[0]!.away, "at lunch, back at 2");
+    // A NOTICE is never answered, not even with RPL_AWAY.
+    await zoe.send("NOTICE yan :fyi");
+    assert.ok(!(await zoe.sync()).some((l) => / 301 /.test(l)));
+    await yan.send("AWAY");
+    await yan.line(/ 305 yan :You are no longer marked as being away/);
+    await zoe.send("PRIVMSG yan :back?");
+    assert.ok(!(await zoe.sync()).some((l) => / 301 /.test(l)));
+
+    // JSON and text mode set it the same way; going offline clears it.
+    await bob.send({ type: "away", message: "in a meeting" });
+    assert.match(
+      (await bob.type("system", (f) => /You are away/.test(f.message))).message,
+      /meeting/,
+    );
+    await zoe.send("WHOIS bob");
+    await zoe.line(/ 301 zoe bob :in a meeting$/);
+    await bob.send({ type: "away", message: "x".repeat(501) });
+    assert.match((await bob.type("error")).message, /"message" is longer than 500/);
+    const text = await LineClient.connect(s.tcpPort);
+    await text.send("amy");
+    await text.line("Logged in as amy");
+    await text.send("/away gone fishing");
+    await text.line(/You are away: others see "gone fishing"/);
+    await text.send("/msg bob still there?");
+    await text.line(/\* bob is away: in a meeting/);
+    await text.close();
+    await zoe.send("PRIVMSG amy :hi");
+    assert.ok(!(await zoe.sync()).some((l) => / 301 /.test(l)), "amy's away ended with her");
+    // REST: PUT and DELETE /api/v1/away.
+    const token = await tokenFor(base, "cal");
+    const put = await api(base, "PUT", "/api/v1/away", token, { message: "on holiday" });
+    assert.equal(put.status, 200);
+    await zoe.send("WHOIS cal");
+    await zoe.line(/ 301 zoe cal :on holiday$/);
+    assert.equal((await api(base, "DELETE", "/api/v1/away", token)).status, 200);
+    await zoe.send("WHOIS cal");
+    await zoe.line(/ 301 zoe cal :offline/);
+    for (const c of [yan, zoe]) c.close();
+    await bob.close();
+  });
+});

@@ -7,6 +7,43 @@
 import type { ViewProps } from "./chat.tsx";
 import { time } from "./format.ts";
 
+/** Saying you are away (others see your words), and back. */
+function Away({ s, send }: ViewProps) {
+  const mine = s.users.find((u) => u.username === s.me!.username)?.away;
+  // The list is asked again so that your own line (and the Back button) follows at once.
+  const set = (message?: string) => {
+    send(message ? { type: "away", message } : { type: "away" });
+    send({ type: "users" });
+  };
+  return mine === undefined
+    ? (
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const f = e.target as HTMLFormElement;
+          const words = (f.elements.namedItem("away") as HTMLInputElement).value.trim();
+          if (words) set(words);
+          f.reset();
+        }}
+      >
+        <input
+          name="away"
+          placeholder="away? say why"
+          aria-label="away message"
+          data-testid="away-input"
+        />
+      </form>
+    )
+    : (
+      <p class="away-mine">
+        Away: {mine}{" "}
+        <button type="button" class="small" onClick={() => set()} data-testid="back">
+          I'm back
+        </button>
+      </p>
+    );
+}
+
 /** The side column; `open` switches the pane to a chat. */
 export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) => void }) {
   const me = s.me!.username;
@@ -61,6 +98,9 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
               {(s.unread["@" + u.username] ?? 0) > 0 && (
                 <span class="badge">{s.unread["@" + u.username]}</span>
               )}
+              {u.away !== undefined && (
+                <small class="away" data-testid={`away-${u.username}`}>away: {u.away}</small>
+              )}
               {u.online && (
                 <button
                   type="button"
@@ -76,6 +116,7 @@ export function Sidebar({ s, send, open }: ViewProps & { open: (chat: string) =>
           )
         )}
       </ul>
+      <Away s={s} send={send} />
       <h2>Contacts</h2>
       <ul data-testid="contacts">
         {s.contacts.map((c) => (

@@ -7,6 +7,7 @@
 import { MAX_UNREAD_REPLAY } from "../../protocol/limits.ts";
 import type { Call } from "./call.ts";
 import type { Core } from "./core.ts";
+import { setAway } from "./away.ts";
 import { ChatError } from "./errors.ts";
 import { advance, flushCursorsOf, loadCursors, whileBusy } from "./cursors.ts";
 import { toFrame } from "./format.ts";
@@ -218,8 +219,11 @@ function goOffline(core: Core, u: UserState, farewell: string | undefined): void
   core.onlineUsers--;
   for (const chat of u.chats) core.rooms.get(chat)?.online.delete(u);
   core.publish({ kind: "presence", user: u.record.name, online: false });
-  // Still online on another node of a cluster: the session and requests live on there.
-  if (!core.presence.elsewhere(u.record.name)) dropSessionState(core, u);
+  // Still online on another node of a cluster: the session, requests and away live on there.
+  if (!core.presence.elsewhere(u.record.name)) {
+    dropSessionState(core, u);
+    setAway(core, u, null);
+  }
   // Still online on another node: nobody is told they left.
   if (!core.presence.elsewhere(u.record.name)) {
     core.publish({

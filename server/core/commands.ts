@@ -37,6 +37,7 @@ import { joinCommand, leaveCommand, membersCommand, roomsCommand } from "./rooms
 import { cancelScheduledCommand, scheduleCommand, scheduledListCommand } from "./scheduled.ts";
 import { sessionEndCommand, sessionRequestCommand, sessionResponseCommand } from "./sessions.ts";
 import type { Conn, UserState } from "./state.ts";
+import { awayCommand } from "./away.ts";
 import { statusCommand, usersCommand } from "./views.ts";
 
 /** An answer that comes later, whatever frame it is (`Pending` is one). */
@@ -102,6 +103,7 @@ const COMMANDS = {
   rooms: user(roomsCommand),
   users: user(usersCommand),
   status: user(statusCommand),
+  away: user(awayCommand),
   session_request: user(sessionRequestCommand),
   session_response: user(sessionResponseCommand),
   session_end: user(sessionEndCommand),

@@ -188,6 +188,8 @@ function post(
         timestamp: iso(now),
         // The sender is told the recipient is not there (seed 004's "client not online").
         ...(to && !core.isOnline(to) ? { offline: true } : {}),
+        // And that they are away, with what they said (IRC's RPL_AWAY).
+        ...(to && to.away !== null ? { away: to.away } : {}),
       });
     },
     (error) => {

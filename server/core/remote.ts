@@ -29,7 +29,9 @@ export type StateChange =
   /** A private session asked for (`open`), or the request answered or dropped. */
   | { type: "session_request"; from: string; to: string; open: boolean }
   /** A private session started between two users (`with`), or `user`'s ended (null). */
-  | { type: "session"; user: string; with: string | null };
+  | { type: "session"; user: string; with: string | null }
+  /** A user went away with a message, or came back (null). */
+  | { type: "away"; user: string; message: string | null };
 
 /** Applies a change made by another node. */
 export async function applyChange(core: Core, change: StateChange): Promise<void> {
@@ -101,6 +103,11 @@ export async function applyChange(core: Core, change: StateChange): Promise<void
         if (from.requestsOut.has(to)) own(from, "requestsOut").delete(to);
         if (to.requestsIn.has(from)) own(to, "requestsIn").delete(from);
       }
+      return;
+    }
+    case "away": {
+      const u = core.users.get(change.user);
+      if (u) u.away = change.message;
       return;
     }
     case "session": {

@@ -47,6 +47,8 @@ export interface UserState {
   privateSince: number;
   /** When this user created rooms in the last hour (creation is capped). */
   roomsCreated: number[];
+  /** What the user said when they went away (`away`); null while they are here. */
+  away: string | null;
   /** Commands of this user in progress; the cursor cache is never evicted under one. */
   busy: number;
   lastUsed: number;
@@ -145,6 +147,7 @@ export function newUserState(record: UserRecord): UserState {
     invites: NO_INVITES,
     roomsCreated: [],
     privateSince: 0,
+    away: null,
     busy: 0,
     lastUsed: 0,
   };

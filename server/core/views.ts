@@ -17,6 +17,7 @@ export function userEntry(core: Core, u: UserState): UserEntry {
     online: core.isOnline(u),
     registered: u.record.passwordHash !== null,
     connections: u.conns.size,
+    ...(u.away !== null ? { away: u.away } : {}),
   };
 }
 

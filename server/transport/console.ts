@@ -19,7 +19,7 @@ header nav{margin-left:auto;display:flex;gap:6px}
 aside{width:260px;overflow:auto;padding:8px 12px;border-right:1px solid #d0d7de;background:#fff}
 aside ul{list-style:none;margin:0 0 8px;padding:0}aside li{padding:2px 4px;border-radius:4px;cursor:pointer}aside li.on{background:#ddf4ff}
 aside h2{font-size:12px;text-transform:uppercase;color:#57606a;margin:12px 0 4px}aside form{margin:4px 0}aside a{cursor:pointer}
-.badge{background:#0969da;color:#fff;border-radius:10px;padding:0 6px;font-size:11px;margin-left:4px}
+.away{color:#57606a;margin-left:4px}.away-mine{margin:4px 0;font-size:13px}.badge{background:#0969da;color:#fff;border-radius:10px;padding:0 6px;font-size:11px;margin-left:4px}
 .pane{flex:1;display:flex;flex-direction:column;min-width:0;padding:8px 12px}.pane.drag{outline:3px dashed #0969da}
 .pane h2{margin:4px 0}.pane-head{display:flex;align-items:center;gap:8px}.messages{flex:1;overflow:auto;list-style:none;padding:0;margin:0}
 .messages li{padding:3px 0;border-bottom:1px solid #eaeef2;overflow:hidden}.messages time{color:#57606a;font-size:12px}

@@ -5,13 +5,15 @@
 
 import { z } from "zod";
 import { ChatError } from "../../core/errors.ts";
-import { frame } from "./context.ts";
+import { bare, frame } from "./context.ts";
 import { route, type RouteSpec } from "./route.ts";
 import {
   ContactsList,
   Limit,
   Password,
+  Reason,
   Status,
+  System,
   Token,
   UserEntry,
   Username,
@@ -92,6 +94,29 @@ export const accountRoutes: RouteSpec[] = [
       const entry = list.all[0];
       if (!entry) throw new ChatError("no_such_user", `There is no user "${params.user}"`);
       return c.json(entry);
+    },
+  }),
+  route({
+    method: "put",
+    path: "/api/v1/away",
+    tag: "users",
+    summary: "Say you are away, with a message others see (in user lists, and on writing to you)",
+    auth: true,
+    body: z.strictObject({ message: Reason }),
+    ok: { 200: { description: "what you are now", schema: System } },
+    async handle({ hub, user, ip, body, c }) {
+      return c.json(bare(await hub.run(user, frame("away", { message: body.message }), ip)));
+    },
+  }),
+  route({
+    method: "delete",
+    path: "/api/v1/away",
+    tag: "users",
+    summary: "Say you are back",
+    auth: true,
+    ok: { 200: { description: "what you are now", schema: System } },
+    async handle({ hub, user, ip, c }) {
+      return c.json(bare(await hub.run(user, frame("away"), ip)));
     },
   }),
   route({

@@ -161,6 +161,9 @@ export const Ack = z.object({
   offline: z.boolean().optional().meta({
     description: "a private message to someone offline: stored, delivered when they connect",
   }),
+  away: z.string().optional().meta({
+    description: "a private message to someone away: what they said when they went",
+  }),
 });
 
 /** A login token. */
@@ -190,6 +193,7 @@ export const UserEntry = z.object({
   online: z.boolean(),
   registered: z.boolean(),
   connections: z.number().int(),
+  away: z.string().optional().meta({ description: "what the user said when they went away" }),
 });
 
 /** `joined`: you are in a room. */

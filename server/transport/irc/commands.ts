@@ -24,6 +24,7 @@ export type Asked =
   | { kind: "lusers" }
   | { kind: "invite"; nick: string; channel: string }
   | { kind: "kick"; nick: string; channel: string | undefined }
+  | { kind: "away"; away: boolean }
   | { kind: "history"; target: string; sub: string; into: MessageFrame[][] }
   | { kind: "other"; command: string };
 
@@ -203,11 +204,13 @@ export const IRC_COMMANDS: Record<string, Command> = {
     // User modes: everyone is +i here; asking to change them (irssi asks +i) changes nothing.
     s.numeric("221", "+i");
   },
-  AWAY: (s, p) =>
-    s.numeric(
-      p[0] ? "306" : "305",
-      p[0] ? ":You have been marked as being away" : ":You are no longer marked as being away",
-    ),
+  AWAY: (s, p) => {
+    const message = p[0]?.trim() || undefined;
+    return s.ask({ type: "away", ...(message ? { message } : {}) }, {
+      kind: "away",
+      away: !!message,
+    });
+  },
   KICK: kick,
   KILL: kick,
 };

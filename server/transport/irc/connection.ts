@@ -321,7 +321,7 @@ export class IrcConnection implements Peer {
         return this.#numerics(memberNumerics(
           this.#server,
           f.room,
-          f.members.filter((m) => m.online).map((m) => m.username),
+          f.members.filter((m) => m.online),
           asked?.kind === "who",
         ));
       case "rooms_list": {
@@ -350,6 +350,11 @@ export class IrcConnection implements Peer {
       case "invite":
         return this.#line(`:${this.#mask(f.from_username)} INVITE ${this.#nick} :#${f.room}`);
       case "system":
+        if (asked?.kind === "away") {
+          return asked.away
+            ? this.#numeric("306", ":You have been marked as being away")
+            : this.#numeric("305", ":You are no longer marked as being away");
+        }
         if (asked?.kind === "invite") {
           return this.#numeric("341", `${asked.nick} #${asked.channel.replace(/^#/, "")}`);
         }
@@ -363,6 +368,10 @@ export class IrcConnection implements Peer {
         }
         return this.#error(f.code, f.message, asked);
       case "ack":
+        // A private message to someone away: RPL_AWAY with what they said (not for a NOTICE).
+        if (f.away !== undefined && asked?.kind === "send" && !asked.notice) {
+          this.#numeric("301", `${asked.target} :${f.away}`);
+        }
         return;
       case "session_request":
         return this.#notice(

@@ -72,31 +72,39 @@ export function onlineNumeric(
 export function whoUserNumerics(
   server: string,
   asked: string,
-  user: { username: string; online: boolean } | undefined,
+  user: { username: string; online: boolean; away?: string } | undefined,
 ): Numeric[] {
   const end: Numeric = ["315", `${asked} :End of /WHO list`];
   if (!user?.online) return [end];
   const n = user.username;
-  return [["352", `* ${n} ${server} ${server} ${n} H :0 ${n}`], end];
+  const here = user.away === undefined ? "H" : "G";
+  return [["352", `* ${n} ${server} ${server} ${n} ${here} :0 ${n}`], end];
 }
 
-/** A channel's online members: WHO lines when WHO asked, else NAMES in lines of 20. */
+/**
+ * A channel's online members: WHO lines when WHO asked (`H`ere, or `G`one while away), else
+ * NAMES in lines of 20.
+ */
 export function memberNumerics(
   server: string,
   room: string,
-  online: string[],
+  online: Array<{ username: string; away?: string }>,
   who: boolean,
 ): Numeric[] {
   const channel = `#${room}`;
   if (who) {
     return [
-      ...online.map((n): Numeric => ["352", `${channel} ${n} ${server} ${server} ${n} H :0 ${n}`]),
+      ...online.map(({ username: n, away }): Numeric => [
+        "352",
+        `${channel} ${n} ${server} ${server} ${n} ${away === undefined ? "H" : "G"} :0 ${n}`,
+      ]),
       ["315", `${channel} :End of /WHO list`],
     ];
   }
+  const names = online.map((m) => m.username);
   const out: Numeric[] = [];
-  for (let i = 0; i < online.length; i += 20) {
-    out.push(["353", `= ${channel} :${online.slice(i, i + 20).join(" ")}`]);
+  for (let i = 0; i < names.length; i += 20) {
+    out.push(["353", `= ${channel} :${names.slice(i, i + 20).join(" ")}`]);
   }
   return [...out, ["366", `${channel} :End of /NAMES list`]];
 }
@@ -113,23 +121,22 @@ export function listNumerics(
 }
 
 /**
- * WHOIS: the user if there is one (311, 312, 330 for a registered account, 301 while offline),
- * else ERR_NOSUCHNICK.
+ * WHOIS: the user if there is one (311, 312, 330 for a registered account, 301 while away or
+ * offline), else ERR_NOSUCHNICK.
  */
 export function whoisNumerics(
   server: string,
   asked: string,
-  user: { username: string; online: boolean; registered: boolean } | undefined,
+  user: { username: string; online: boolean; registered: boolean; away?: string } | undefined,
 ): Numeric[] {
   if (!user) return [["401", `${asked} :No such nick`], ["318", `${asked} :End of /WHOIS list`]];
   const n = user.username;
+  const away = user.away ?? (user.online ? undefined : "offline (messages wait for them)");
   return [
     ["311", `${n} ${n} ${server} * :${n}`],
     ["312", `${n} ${server} :chat`],
     ...(user.registered ? [["330", `${n} ${n} :is logged in as`] as Numeric] : []),
-    ...(user.online
-      ? []
-      : [["301", `${user.username} :offline (messages wait for them)`] as Numeric]),
+    ...(away === undefined ? [] : [["301", `${n} :${away}`] as Numeric]),
     ["318", `${asked} :End of /WHOIS list`],
   ];
 }
