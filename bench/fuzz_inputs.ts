@@ -39,6 +39,7 @@ const TYPES = [
   "unread",
   "delete_message",
   "replies",
+  "away",
   "nope",
   "",
 ];
@@ -118,6 +119,10 @@ export function badFrame(r: () => number): Uint8Array<ArrayBuffer> {
         id: pick(["", "x", "01M81NE1DJ1XPD16F3EKQEJNFH"]),
         at: pick(["", "yesterday", "2099-01-01T00:00:00Z", "2026-11-22T00:00:00Z"]),
         limit: pick([0, 1, 201, -5, 2.5]),
+        // Fields of frames that take them (leave, away, hello, message), odd values for all.
+        reason: pick(["", " ", "\u0007", "bye", "x".repeat(600)]),
+        notice: pick([true, false, "yes", 1, null]),
+        unique: pick([true, false, "no", 0]),
       }));
     case 8: // text commands, for the text wire (JSON readers see bad JSON)
       return enc.encode(
@@ -166,6 +171,14 @@ const IRC_COMMANDS = [
   "ACCEPT",
   "REJECT",
   "OPER",
+  "LUSERS",
+  "MOTD",
+  "ISON",
+  "USERHOST",
+  "INVITE",
+  "WHOWAS",
+  "HELP",
+  "VERSION",
   "",
 ];
 
