@@ -157,7 +157,12 @@ Deno.test({
     await alice.type("system", (f) => /You are away/.test(f.message));
     let told: string | undefined;
     for (let i = 0; i < 50 && told === undefined; i++) {
-      bob.send({ type: "private", target_username: "alice", message: `there? ${i}`, ref: `aw${i}` });
+      bob.send({
+        type: "private",
+        target_username: "alice",
+        message: `there? ${i}`,
+        ref: `aw${i}`,
+      });
       told = (await bob.type("ack", (f) => f.ref === `aw${i}`)).away;
       if (told === undefined) await new Promise((r) => setTimeout(r, 50));
     }
