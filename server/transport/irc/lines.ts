@@ -82,3 +82,69 @@ export function messageLines(
   return text.split("\n").map((l) => tagged(`:${from} ${command} ${target} :${l}`, tags, caps))
     .join("");
 }
+
+/** A line without its tags: 512 bytes with CRLF (RFC 1459). */
+const MAX_BODY_BYTES = 510;
+/** A client's tags, without the "@" and the space after them (IRCv3 message-tags). */
+const MAX_CLIENT_TAG_BYTES = 4094;
+/** Past this many characters without a newline, the line is too long whatever it holds. */
+const MAX_LINE = MAX_BODY_BYTES + MAX_CLIENT_TAG_BYTES + 2;
+const encoder = new TextEncoder();
+
+/**
+ * Splits what a client sends into lines (CRLF or a bare LF). A line past IRC's limits comes out
+ * as `null`, to be answered 417; one too long to hold comes out once, as soon as it is, and its
+ * rest up to the next newline is dropped: a client cannot make the server hold more than a line.
+ */
+export class LineReader {
+  #pending = "";
+  /** Inside a line already given out as too long. */
+  #skipping = false;
+  #decoder = new TextDecoder();
+
+  /** The lines `bytes` completes, in order (null: a line too long). */
+  *feed(bytes: Uint8Array): Generator<string | null> {
+    this.#pending += this.#decoder.decode(bytes, { stream: true });
+    let i;
+    while ((i = this.#pending.indexOf("\n")) >= 0) {
+      const line = this.#pending.slice(0, i).replace(/\r$/, "");
+      this.#pending = this.#pending.slice(i + 1);
+      if (this.#skipping) {
+        this.#skipping = false;
+        continue;
+      }
+      yield tooLong(line) ? null : line;
+    }
+    if (this.#pending.length > MAX_LINE) {
+      if (!this.#skipping) yield null;
+      this.#skipping = true;
+      this.#pending = "";
+    }
+  }
+}
+
+/** Whether a client's line is past IRC's limits: 510 bytes without its tags, 4094 of tags. */
+export function tooLong(line: string): boolean {
+  if (!line.startsWith("@")) return overBytes(line, MAX_BODY_BYTES);
+  const end = line.indexOf(" ");
+  if (end < 0) return overBytes(line.slice(1), MAX_CLIENT_TAG_BYTES);
+  return overBytes(line.slice(1, end), MAX_CLIENT_TAG_BYTES) ||
+    overBytes(line.slice(end + 1), MAX_BODY_BYTES);
+}
+
+/** Whether `text` takes more than `limit` bytes in UTF-8 (encoded only when it could). */
+function overBytes(text: string, limit: number): boolean {
+  if (text.length * 3 <= limit) return false;
+  if (text.length > limit) return true;
+  return encoder.encode(text).length > limit;
+}
+
+/** A line (with its CRLF) with one more tag in front. */
+export function withTag(line: string, t: string): string {
+  return line.startsWith("@") ? `@${t};${line.slice(1)}` : `@${t} ${line}`;
+}
+
+/** A chat as the core names it ("books", "@bob") as an IRC target ("#books", "bob"). */
+export function ircTarget(chat: string): string {
+  return chat.startsWith("@") ? chat.slice(1) : `#${chat}`;
+}

@@ -6,6 +6,7 @@
  */
 
 import { MAX_NAME_CHARS } from "../../../protocol/limits.ts";
+import type { ServerFrame } from "../../../protocol/frames.ts";
 import type { Asked } from "./commands.ts";
 
 /** A numeric reply: its code and text (the client's nick is put before the text on the wire). */
@@ -139,6 +140,57 @@ export function whoisNumerics(
     ...(away === undefined ? [] : [["301", `${n} :${away}`] as Numeric]),
     ["318", `${asked} :End of /WHOIS list`],
   ];
+}
+
+/**
+ * A frame that answers a query this client asked (`asked`), as numerics: NAMES and WHO (members),
+ * LIST, WHOIS, WHO nick, ISON and USERHOST (users), LUSERS (status), AWAY and INVITE (their
+ * system replies); null for any other frame.
+ */
+export function queryNumerics(
+  server: string,
+  f: ServerFrame,
+  asked: Asked | undefined,
+): Numeric[] | null {
+  switch (f.type) {
+    case "members":
+      return memberNumerics(
+        server,
+        f.room,
+        f.members.filter((m) => m.online),
+        asked?.kind === "who",
+      );
+    case "rooms_list": {
+      const only = asked?.kind === "list" ? asked.only : undefined;
+      return listNumerics(only ? f.rooms.filter((r) => only.includes(r.name)) : f.rooms);
+    }
+    case "users_list":
+      if (asked?.kind === "online") {
+        return [onlineNumeric(asked.reply, asked.nicks, f.users, server)];
+      }
+      if (asked?.kind === "who_user") return whoUserNumerics(server, asked.nick, f.all[0]);
+      return whoisNumerics(
+        server,
+        asked?.kind === "whois" ? asked.nick : f.all[0]?.username ?? "*",
+        f.all[0],
+      );
+    case "status":
+      return asked?.kind === "lusers" ? lusersNumerics(f.online_users) : null;
+    case "system":
+      if (asked?.kind === "away") {
+        return [
+          asked.away
+            ? ["306", ":You have been marked as being away"]
+            : ["305", ":You are no longer marked as being away"],
+        ];
+      }
+      if (asked?.kind === "invite") {
+        return [["341", `${asked.nick} #${asked.channel.replace(/^#/, "")}`]];
+      }
+      return null;
+    default:
+      return null;
+  }
 }
 
 /** How a registered client is told a command was refused. */

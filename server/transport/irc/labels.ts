@@ -1,0 +1,41 @@
+/**
+ * labeled-response for messages: with echo-message, a labeled PRIVMSG or NOTICE is answered by
+ * its echo, which comes only once the message is stored. Until then its label is owed, matched
+ * to the echo by target and text.
+ * @module
+ */
+
+import type { MessageFrame } from "../../../protocol/frames.ts";
+
+/** Labeled messages whose echo may be awaited at once (a client sends one at a time). */
+const OWED_AT_MOST = 64;
+
+/** Labels owed to the echoes of labeled messages still being stored, oldest first. */
+export class EchoLabels {
+  #owed: Array<{ key: string; label: string }> = [];
+
+  /** Whether any label is owed (the fast path of every delivery asks). */
+  get empty(): boolean {
+    return this.#owed.length === 0;
+  }
+
+  /** Owes `label` to the echo of the message sent as `key` ("#room\0text" or "@nick\0text"). */
+  owe(key: string, label: string): void {
+    this.#owed.push({ key: key.toLowerCase(), label });
+    if (this.#owed.length > OWED_AT_MOST) this.#owed.shift();
+  }
+
+  /** The label owed to this message's echo, taken; undefined if none is. */
+  take(m: MessageFrame): string | undefined {
+    const key = (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
+    const at = this.#owed.findIndex((e) => e.key === key.toLowerCase());
+    return at < 0 ? undefined : this.#owed.splice(at, 1)[0]!.label;
+  }
+
+  /** A message to `target` was refused after its command: its echo will not come. */
+  refused(target: string): void {
+    const prefix = (target.startsWith("#") ? "" : "@") + target.toLowerCase() + "\0";
+    const at = this.#owed.findIndex((e) => e.key.startsWith(prefix));
+    if (at >= 0) this.#owed.splice(at, 1);
+  }
+}
