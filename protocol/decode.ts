@@ -66,12 +66,19 @@ function password(obj: Json, type: string, required: boolean): string | undefine
   return p;
 }
 
+/** A true/false field; absent (or null, as for strings) unless `required`; else refused. */
+function bool(obj: Json, name: string, required = false): boolean | undefined {
+  const v = field(obj, name);
+  if (!required && (v === undefined || v === null)) return undefined;
+  if (typeof v !== "boolean") {
+    throw new ProtocolError("bad_field", `"${name}" must be true or false`);
+  }
+  return v;
+}
+
 /** `"notice": true` marks a message as a notice (IRC's NOTICE); false or absent: an ordinary one. */
 function noticeOf(obj: Json): { notice?: true } {
-  const v = field(obj, "notice");
-  if (v === undefined || v === null || v === false) return {};
-  if (v !== true) throw new ProtocolError("bad_field", '"notice" must be true or false');
-  return { notice: true };
+  return bool(obj, "notice") ? { notice: true } : {};
 }
 
 function text(obj: Json, type: string): string {
@@ -113,10 +120,7 @@ export function decodeClientValue(value: unknown): ClientFrame {
         );
       }
       const since = optSince(obj, type);
-      const unique = field(obj, "unique");
-      if (unique !== undefined && unique !== null && typeof unique !== "boolean") {
-        throw new ProtocolError("bad_field", '"unique" must be true or false');
-      }
+      const unique = bool(obj, "unique");
       return {
         type,
         username,
@@ -209,17 +213,11 @@ export function decodeClientValue(value: unknown): ClientFrame {
         ...ref,
       };
     case "invite_response": {
-      const accepted = field(obj, "accepted");
-      if (typeof accepted !== "boolean") {
-        throw new ProtocolError("bad_field", '"accepted" must be true or false');
-      }
+      const accepted = bool(obj, "accepted", true)!;
       return { type, room: validateRoomName(reqString(obj, "room", type)), accepted, ...ref };
     }
     case "join_decision": {
-      const approved = field(obj, "approved");
-      if (typeof approved !== "boolean") {
-        throw new ProtocolError("bad_field", '"approved" must be true or false');
-      }
+      const approved = bool(obj, "approved", true)!;
       return {
         type,
         room: validateRoomName(reqString(obj, "room", type)),
@@ -252,10 +250,7 @@ export function decodeClientValue(value: unknown): ClientFrame {
       };
     case "session_response": {
       const target = validateUsername(reqString(obj, "target_username", type));
-      const accepted = field(obj, "accepted");
-      if (typeof accepted !== "boolean") {
-        throw new ProtocolError("bad_field", '"accepted" must be true or false');
-      }
+      const accepted = bool(obj, "accepted", true)!;
       return { type, target_username: target, accepted, ...ref };
     }
     case "join":

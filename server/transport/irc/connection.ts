@@ -33,7 +33,7 @@ import {
   tagged,
   withTag,
 } from "./lines.ts";
-import { EchoLabels } from "./labels.ts";
+import { EchoLabels, sentKey } from "./labels.ts";
 import { Registration } from "./registration.ts";
 import { motdNumerics, type Numeric, queryNumerics, refusal, welcomeNumerics } from "./replies.ts";
 import { SeenIds } from "./seen_ids.ts";
@@ -346,7 +346,7 @@ export class IrcConnection implements Peer {
     if (mine && !batch && !this.#echoLabels.empty && this.#labeledEcho(m)) return;
     if (mine && !batch && !this.#reg.caps.has("echo-message")) {
       // What this client typed is on its screen already; from another device it is not.
-      const key = (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
+      const key = sentKey(m);
       const at = this.#sent.indexOf(key);
       if (at >= 0) {
         this.#sent.splice(at, 1);

@@ -10,6 +10,14 @@ import type { MessageFrame } from "../../../protocol/frames.ts";
 /** Labeled messages whose echo may be awaited at once (a client sends one at a time). */
 const OWED_AT_MOST = 64;
 
+/**
+ * How a message this client sent is known when it comes back: its target ("#room" or "@nick") and
+ * its text (commands.ts notes the same key as it sends).
+ */
+export function sentKey(m: MessageFrame): string {
+  return (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
+}
+
 /** Labels owed to the echoes of labeled messages still being stored, oldest first. */
 export class EchoLabels {
   #owed: Array<{ key: string; label: string }> = [];
@@ -27,8 +35,8 @@ export class EchoLabels {
 
   /** The label owed to this message's echo, taken; undefined if none is. */
   take(m: MessageFrame): string | undefined {
-    const key = (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
-    const at = this.#owed.findIndex((e) => e.key === key.toLowerCase());
+    const key = sentKey(m).toLowerCase();
+    const at = this.#owed.findIndex((e) => e.key === key);
     return at < 0 ? undefined : this.#owed.splice(at, 1)[0]!.label;
   }
 
