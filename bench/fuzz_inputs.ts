@@ -292,9 +292,12 @@ export function badJimObject(r: () => number): string {
           "add_contact",
           "del_contact",
           "get_users",
+          "message",
+          "remove",
           "exit-not",
           "",
         ]),
+        type: "status",
         time: odd(),
         user: odd(),
         to: odd(),
@@ -303,6 +306,7 @@ export function badJimObject(r: () => number): string {
         user_id: odd(),
         user_login: odd(),
         room: odd(),
+        mess_text: odd(),
       });
     case 1: // answers to challenges that were never made, or wrong ones
       return JSON.stringify({ response: pick([511, 200, 0, "511"]), bin: odd(), alert: odd() });

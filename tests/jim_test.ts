@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac, scrypt } from "node:crypto";
+import { jimHints } from "../server/transport/tcp/jim.ts";
 import { tokenFor, withServer, WsClient } from "./_helpers.ts";
 
 type Jim = Record<string, unknown>;
@@ -169,4 +170,125 @@ Deno.test("jim: a seed-004 client logs in by challenge, chats with a WebSocket u
   await jim.close();
   await web.close();
   await later.close();
+});
+
+Deno.test("jim: join and leave rooms, hear the rooms joined (only those), a guest name is one client's, hints in JIM's actions, quit", async () => {
+  await using server = await withServer();
+  const presence = (name: string) => ({
+    action: "presence",
+    time: Date.now() / 1000,
+    type: "status",
+    user: { account_name: name, status: "here" },
+  });
+  const ann = await JimClient.connect(server.tcpPort);
+  await ann.send(presence("Ann"));
+  await ann.next((o) => o.response === 200, "Ann's login");
+  // The same guest name from a second client is refused: it would be Ann's conversations.
+  const impostor = await JimClient.connect(server.tcpPort);
+  await impostor.send(presence("Ann"));
+  const taken = await impostor.next((o) => o.response === 400, "the name in use");
+  assert.match(String(taken.error), /in use/);
+  await impostor.close();
+
+  // Hints name JIM's actions, not the slash commands people type.
+  await ann.send({ action: "msg", time: 0, from: "Ann", to: "#lobby", message: "anyone?" });
+  const noRoom = await ann.next((o) => o.response === 400, "no such room");
+  assert.match(String(noRoom.error), /\{"action":"join","room":"#lobby"\} creates it/);
+  await ann.send({ action: "join", time: 0, room: "#lobby" });
+  await ann.next((o) => o.response === 200 && o.alert === "joined #lobby", "Ann joined");
+
+  const bo = await JimClient.connect(server.tcpPort);
+  await bo.send(presence("Bo"));
+  await bo.next((o) => o.response === 200, "Bo's login");
+  await bo.send({ action: "join", time: 0, room: "lobby" });
+  await bo.next((o) => o.response === 200, "Bo joined");
+
+  // A WebSocket user in the same room, and in #general where neither JIM client listens.
+  const web = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  web.send({ type: "hello", username: "Wes" });
+  await web.until(() => web.frames.some((f) => f.type === "welcome"), "Wes's welcome");
+  web.send({ type: "join", room: "lobby" });
+  await web.until(() => web.frames.some((f) => f.type === "joined"), "Wes joined");
+  web.send({ type: "message", room: "general", message: "general chatter" });
+  web.send({ type: "message", room: "lobby", message: "hello lobby" });
+
+  const heard = await bo.next(
+    (o) => o.action === "msg" && o.message === "hello lobby",
+    "Wes in #lobby",
+  );
+  assert.deepEqual([heard.from, heard.to], ["Wes", "#lobby"]);
+  await ann.next((o) => o.action === "msg" && o.message === "hello lobby", "Ann hears it too");
+  await ann.send({ action: "msg", time: 0, from: "Ann", to: "#lobby", message: "hi from JIM" });
+  await ann.next((o) => o.response === 200, "Ann's message accepted");
+  await bo.next((o) => o.message === "hi from JIM", "Bo hears Ann");
+  await web.until(
+    () => web.frames.some((f) => f.type === "message" && f.message === "hi from JIM"),
+    "Wes hears Ann",
+  );
+
+  // After leaving, Bo hears the room no more; Ann still does.
+  await bo.send({ action: "leave", time: 0, room: "#lobby" });
+  await bo.next((o) => o.response === 200 && o.alert === "left #lobby", "Bo left");
+  web.send({ type: "message", room: "lobby", message: "after Bo left" });
+  await ann.next((o) => o.message === "after Bo left", "Ann hears the room");
+  // A private message to Bo goes behind it: once it arrives, nothing of the room came before.
+  web.send({ type: "private", target_username: "Bo", message: "just you" });
+  await bo.next((o) => o.message === "just you", "Bo's private message");
+  const roomTraffic = bo.received.filter((o) => o.action === "msg");
+  assert.deepEqual(roomTraffic, [], "no #general and no #lobby after leaving");
+  assert.ok(!ann.received.some((o) => o.message === "general chatter"), "#general not forwarded");
+
+  // A join without a room says how; "quit" ends the connection as "exit" does.
+  await bo.send({ action: "join", time: 0 });
+  const how = await bo.next((o) => o.response === 400, "join without a room");
+  assert.match(String(how.error), /"room"/);
+  await bo.send({ action: "quit", time: 0 });
+  for (let i = 0; i < 100 && !bo.closed; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(bo.closed, true, "quit ends the connection");
+  await bo.close();
+  await ann.close();
+  await web.close();
+});
+
+Deno.test("jim: every hint the core gives in slash commands reads as a JIM action", () => {
+  const hints = [
+    'Say who you are first: {"username":"YourName"}',
+    'There is no user "x": /users lists who is here',
+    "There is no room #x: /join x creates it",
+    "You are not in #x: /join x first",
+    "You are not in #x: /join x to read it",
+    "#x is public: anyone can /join it",
+    "Everyone stays in #general: /join another room to talk there instead",
+  ];
+  for (const hint of hints) {
+    const jim = jimHints(hint);
+    assert.ok(!/\/(join|users)\b/.test(jim), jim);
+    assert.ok(!jim.includes('"username"'), jim);
+  }
+  assert.equal(
+    jimHints("There is no room #x: /join x creates it"),
+    'There is no room #x: {"action":"join","room":"#x"} creates it',
+  );
+});
+
+Deno.test('jim: a client written from the course\'s code ("message", "mess_text") is answered in that spelling', async () => {
+  await using server = await withServer();
+  // The course's later clients send a public key at presence: that alone says which spelling.
+  const keyed = await JimClient.connect(server.tcpPort);
+  await keyed.send({ action: "presence", time: 1, user: { account_name: "Kira", pubkey: "KEY" } });
+  await keyed.next((o) => o.response === 200, "Kira's login");
+  // An earlier one says it with its first message.
+  const plain = await JimClient.connect(server.tcpPort);
+  await plain.send({ action: "presence", time: 1, user: { account_name: "Pavel" } });
+  await plain.next((o) => o.response === 200, "Pavel's login");
+  await plain.send({ action: "message", time: 2, from: "Pavel", to: "Kira", mess_text: "privet" });
+  await plain.next((o) => o.response === 200, "Pavel's message accepted");
+  const atKira = await keyed.next((o) => o.action === "message", "Pavel's message at Kira");
+  assert.deepEqual([atKira.from, atKira.to, atKira.mess_text], ["Pavel", "Kira", "privet"]);
+  assert.equal(atKira.message, undefined);
+  await keyed.send({ action: "message", time: 3, from: "Kira", to: "Pavel", mess_text: "hi" });
+  const atPavel = await plain.next((o) => o.action === "message", "Kira's answer at Pavel");
+  assert.equal(atPavel.mess_text, "hi");
+  await keyed.close();
+  await plain.close();
 });

@@ -260,3 +260,45 @@ Deno.test("tcp: a person's password is typed with telnet echo off, and echo come
   conn.close();
   await reading;
 });
+
+Deno.test("tcp: a program greeted as a person because it was slow to start still gets JSON or JIM from its first object", async () => {
+  await using server = await tcpServer({ greetingDelayMs: 50 });
+  /** Connects, waits for the greeting a silent peer gets, then sends `first`; returns what follows. */
+  const lateClient = async (first: string, until: (text: string) => boolean) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    let text = "";
+    const reading = (async () => {
+      const buf = new Uint8Array(4096);
+      while (true) {
+        const n = await conn.read(buf).catch(() => null);
+        if (n === null) return;
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+    })();
+    const wait = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 250 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(ok(), `${what}; got ${JSON.stringify(text)}`);
+    };
+    await wait("the greeting", () => text.includes("Enter your nickname"));
+    const greeting = text.length;
+    await conn.write(new TextEncoder().encode(first));
+    await wait("an answer in the program's own protocol", () => until(text.slice(greeting)));
+    conn.close();
+    await reading;
+    return text.slice(greeting);
+  };
+  const json = await lateClient(
+    '{"type":"hello","username":"Slowpoke"}\n',
+    (t) => t.includes("\n"),
+  );
+  assert.equal(JSON.parse(json.split("\n")[0]!).type, "welcome", json);
+  // A JIM client sends its objects with no newline.
+  const jim = await lateClient(
+    '{"action":"presence","time":1,"user":{"account_name":"Slowjim"}}',
+    (t) => t.includes("}"),
+  );
+  assert.equal(JSON.parse(jim.trim().split("\n")[0]!).response, 200, jim);
+  // A person who types a name after the greeting stays in text mode.
+  const person = await lateClient("Typist\r\n", (t) => t.includes("Typist"));
+  assert.ok(!person.trimStart().startsWith("{"), person);
+});

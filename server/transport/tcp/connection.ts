@@ -92,6 +92,11 @@ export class TcpConnection implements Peer {
   /** A JIM client (seed 004), detected by a first object with an `action` and no `type`. */
   #jim: JimSession | null = null;
   #jimRest = "";
+  /**
+   * Greeted as a person because it was silent, but has sent nothing yet: its first bytes still
+   * choose the mode (a program that connects and takes its time still gets JSON or JIM).
+   */
+  #greetedSilent = false;
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -190,6 +195,7 @@ export class TcpConnection implements Peer {
       }
       // `buf` is only read into again after every line of this chunk has been handled.
       const chunk = stripTelnet(raw);
+      if (this.#greetedSilent) this.#undoGreeting(pending, chunk);
       // JIM objects come back to back, newline or not: they are split by braces, not lines.
       if (!this.#json && !this.#text && !this.#jim && this.#startsJim(pending, chunk)) {
         this.#clearGreetingTimer();
@@ -350,7 +356,22 @@ export class TcpConnection implements Peer {
 
   #enterText(greet: boolean): void {
     this.#text = new TextSession();
-    if (greet) this.#writeText(GREETING);
+    if (greet) {
+      this.#writeText(GREETING);
+      this.#greetedSilent = true;
+    }
+  }
+
+  /**
+   * The first bytes after a greeting sent to a silent peer: a JSON object means a program that
+   * was slow to start (a GUI client connecting before its user logs in), not a person, so the
+   * text session is dropped and the object chooses JSON or JIM as it would have at once.
+   */
+  #undoGreeting(pending: Uint8Array, chunk: Uint8Array): void {
+    const first = firstNonSpace(pending) ?? firstNonSpace(chunk);
+    if (first === undefined) return;
+    this.#greetedSilent = false;
+    if (first === 0x7b /* { */ && this.#text?.phase !== "chat") this.#text = null;
   }
 
   async #act(action: TextAction, typed: boolean): Promise<void> {
@@ -456,6 +477,10 @@ function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted ||
     error instanceof Deno.errors.NotConnected;
+}
+
+function firstNonSpace(bytes: Uint8Array): number | undefined {
+  return bytes.find((b) => b !== 32 && b !== 9 && b !== 13 && b !== 10);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -2,9 +2,12 @@
  * JIM (JSON Instant Messaging), the protocol of the seed-004 messenger: JSON objects with an
  * `action`, answered with a `response` code. A thin translation onto the same frames every
  * other wire uses: `presence` logs in (a registered name proves its password with a challenge,
- * never sending it), `msg` sends a private message, contacts and users are listed and changed,
- * `exit` ends. Incoming private messages arrive as `{"action":"msg",…}`. Room traffic is not part
- * of JIM and is not forwarded.
+ * never sending it), `msg` sends a private message (or, to `#room`, a room message), contacts
+ * and users are listed and changed, `join` and `leave` enter and leave rooms, `exit` (or `quit`)
+ * ends. Incoming private messages arrive as `{"action":"msg",…}`, and so do the messages of the
+ * rooms this connection joined with `join` (not those of every room the user is in: a seed-004
+ * client that never joins sees only its private conversations, as its protocol has them).
+ * Refusals come back as `{"response":400,"error":…}` with their hints in JIM's own actions.
  * @module
  */
 
@@ -49,10 +52,14 @@ export function splitObjects(text: string): { objects: string[]; rest: string } 
   return { objects, rest };
 }
 
-/** Whether a first object says JIM: an `action`, and no `type`. */
+/**
+ * Whether a first object says JIM: an `action` (no frame of the JSON protocol has one), and no
+ * `type` other than JIM's own `"status"` (the course's presence carries `"type": "status"`).
+ */
 export function isJim(value: unknown): boolean {
-  return typeof value === "object" && value !== null && !Array.isArray(value) &&
-    "action" in value && !("type" in value);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const obj = value as JimObject;
+  return typeof obj.action === "string" && (obj.type === undefined || obj.type === "status");
 }
 
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
@@ -63,11 +70,21 @@ export class JimSession {
   #next = 0;
   /** What each outstanding request (by ref) was, to shape its answer. */
   #asked = new Map<string, string>();
+  /** The rooms this connection joined with `join`: their messages are forwarded. */
+  #rooms = new Set<string>();
+  /**
+   * Which of JIM's two spellings of a message this client speaks: the protocol's own
+   * (`"action":"msg"`, `"message"`) until it shows the course code's (`"action":"message"`,
+   * `"mess_text"`, or a `pubkey` at presence), after which messages reach it in that one.
+   */
+  #dialect: Dialect = "jim";
 
   /** A JIM object from the client. */
   incoming(obj: JimObject): JimIn {
     const action = str(obj.action);
     const user = (typeof obj.user === "object" && obj.user !== null ? obj.user : {}) as JimObject;
+    if (action === "message" || "mess_text" in obj || "pubkey" in user) this.#dialect = "course";
+    else if (action === "msg") this.#dialect = "jim";
     // The answer to a challenge: {"response": 511, "bin": "<base64 proof>"}.
     if (action === undefined && obj.response === 511 && str(obj.bin) !== undefined) {
       return this.#ask("proof", { type: "hello", username: this.#name, proof: str(obj.bin)! });
@@ -79,9 +96,11 @@ export class JimSession {
         if (!name) return bad('"presence" needs user.account_name');
         this.#name = name;
         const password = str(user.password);
+        // A guest name is one person's at a time (a registered one proves its password).
         return this.#ask("presence", {
           type: "hello",
           username: name,
+          unique: true,
           ...(password === undefined ? {} : { password }),
         });
       }
@@ -112,13 +131,23 @@ export class JimSession {
         const add = action.startsWith("add");
         return this.#ask("ok", { type: add ? "add_contact" : "remove_contact", username: who });
       }
+      case "join":
+      case "leave": {
+        const room = str(obj.room) ?? str(obj.to);
+        if (!room) return bad(`"${action}" needs "room": {"action":"${action}","room":"#lobby"}`);
+        return this.#ask(action, {
+          type: action,
+          room: room.startsWith("#") ? room.slice(1) : room,
+        });
+      }
       case "exit":
+      case "quit":
         return { kind: "close" };
       default:
         return bad(
           `Unknown action "${
             String(action)
-          }": presence, msg, get_contacts, add, del, get_users, exit`,
+          }": presence, msg, join, leave, get_contacts, get_users, add, del, exit`,
         );
     }
   }
@@ -157,7 +186,7 @@ export class JimSession {
         }
         return [{
           response: f.code === "banned" || f.code === "forbidden" ? 403 : 400,
-          error: f.message,
+          error: jimHints(f.message),
         }];
       case "ack":
         return [
@@ -177,14 +206,25 @@ export class JimSession {
           : [];
       case "users_list":
         return kind === "list" ? [{ response: 202, data_list: f.all.map((u) => u.username) }] : [];
+      case "joined":
+        this.#rooms.add(f.room);
+        return kind === "join" ? [{ response: 200, alert: `joined #${f.room}` }] : [];
+      case "left":
+        // Also when the user left the room from another connection: its messages stop.
+        this.#rooms.delete(f.room);
+        return kind === "leave" ? [{ response: 200, alert: `left #${f.room}` }] : [];
       case "private":
         // A JIM client is not sent back what it sent itself.
-        return f.from_username === this.#name ? [] : [jimMessage(f)];
+        return f.from_username === this.#name ? [] : [jimMessage(f, this.#dialect)];
+      case "message":
+        return this.#rooms.has(f.room) && f.from_username !== this.#name
+          ? [jimMessage(f, this.#dialect)]
+          : [];
       case "history":
         // Private chats' unread and resumed messages from others; room history is not JIM's.
         return f.chat.startsWith("@")
           ? f.messages.filter((m) => m.type === "private" && m.from_username !== this.#name)
-            .map(jimMessage)
+            .map((m) => jimMessage(m, this.#dialect))
           : [];
       case "bye":
         return [{ response: 400, error: f.reason }];
@@ -204,16 +244,35 @@ export class JimSession {
   wantsChallenge = false;
 }
 
+/**
+ * The core's hints name the commands people type (`/join lobby`, `/users`) and the JSON
+ * wire's login; a JIM client is told the JIM action instead.
+ */
+export function jimHints(message: string): string {
+  return message
+    .replace(
+      /^Say who you are first: .*$/,
+      'Say who you are first: {"action":"presence","user":{"account_name":"YourName"}}',
+    )
+    .replace(/\/join #?(\S+) (creates it|first|to read it)/g, '{"action":"join","room":"#$1"} $2')
+    .replace(/\/join (another room|it\b)/g, "join $1")
+    .replace(/\/users lists/g, '{"action":"get_users"} lists');
+}
+
 function bad(error: string): JimIn {
   return { kind: "reply", reply: { response: 400, error } };
 }
 
-function jimMessage(m: Extract<ServerFrame, { type: "private" | "message" }>): JimObject {
-  return {
-    action: "msg",
-    time: Date.parse(m.timestamp) / 1000,
-    from: m.from_username,
-    to: m.type === "private" ? m.to_username : `#${m.room}`,
-    message: m.message,
-  };
+/** JIM's spelling of a message: the protocol's, or the course code's. */
+type Dialect = "jim" | "course";
+
+function jimMessage(
+  m: Extract<ServerFrame, { type: "private" | "message" }>,
+  dialect: Dialect,
+): JimObject {
+  const to = m.type === "private" ? m.to_username : `#${m.room}`;
+  const time = Date.parse(m.timestamp) / 1000;
+  return dialect === "jim"
+    ? { action: "msg", time, from: m.from_username, to, message: m.message }
+    : { action: "message", time, from: m.from_username, to, mess_text: m.message };
 }
