@@ -467,6 +467,13 @@ export class ChatClient {
         return true;
       case "quit":
         this.#quitting = true;
+        // Said as a frame, so the words reach the others; the server answers with its goodbye.
+        if (this.#loggedIn) {
+          await this.#ask(
+            { type: "quit", ...(parsed.farewell ? { reason: parsed.farewell } : {}) },
+            2000,
+          ).catch(() => {});
+        }
         return false;
       case "help":
         this.#print([...HELP_LINES, ...CLIENT_HELP].join("\n"));

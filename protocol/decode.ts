@@ -10,6 +10,7 @@ import {
   charCount,
   type ClientFrame,
   CONTROL_RE,
+  farewell,
   printable,
   ProtocolError,
   validateMessageText,
@@ -388,6 +389,11 @@ export function decodeClientValue(value: unknown): ClientFrame {
       // Up to a reason's length, no control characters; blank or absent: back.
       const message = optReason(obj, type, "message")?.trim();
       return { type, ...(message ? { message } : {}), ...ref };
+    }
+    case "quit": {
+      // What the others are told as the user goes (trimmed, at most 200 characters).
+      const reason = farewell(optReason(obj, type));
+      return { type, ...(reason ? { reason } : {}), ...ref };
     }
     case "session_end":
     case "unread_counts":

@@ -83,6 +83,7 @@ export type ClientFrame =
     | { type: "session_end" }
     | { type: "users"; username?: string; after?: string; limit?: number }
     | { type: "away"; message?: string }
+    | { type: "quit"; reason?: string }
     | { type: "rooms"; after?: string; limit?: number }
     | { type: "join"; room: string }
     | { type: "leave"; room?: string; reason?: string }

@@ -103,6 +103,9 @@ Deno.test("client: two clients talk, privately too, and see where their typing g
   await bob.line("You are in #games. Plain text now goes to #games.");
   await alice.type("/help");
   await alice.line("/upload PATH");
+  // /quit with words: the others are told them as Alice leaves, and the client ends by itself.
+  await alice.type("/quit off to lunch");
+  await bob.line("Alice left the chat (off to lunch)");
   assert.equal(await alice.quit(), 0);
   assert.equal(await bob.quit(), 0);
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { MAX_LINE_BYTES } from "../protocol/limits.ts";
-import { JsonClient, LineClient, startServer, withServer } from "./_helpers.ts";
+import { JsonClient, LineClient, startServer, withServer, WsClient } from "./_helpers.ts";
 
 Deno.test("e2e tcp: two JSON users talk with the seed protocol's frames, unchanged", async () => {
   await using server = await withServer();
@@ -289,4 +289,45 @@ Deno.test("e2e tcp: a script that half-closes after its last line still gets its
   const ack = frames.find((f) => f.type === "ack");
   assert.ok(ack, `no ack in:\n${text}`);
   assert.equal(ack.ref, "1");
+});
+
+Deno.test("e2e tcp: quit says goodbye with the user's words, on JSON and WebSocket; the others are told them", async () => {
+  await using server = await withServer();
+  const watcher = await JsonClient.connect(server.tcpPort, { username: "Watcher" });
+  const leaver = await JsonClient.connect(server.tcpPort, { username: "Leaver" });
+  await watcher.type("system", (f) => f.event === "online" && f.username === "Leaver");
+  await leaver.send({ type: "quit", reason: "  off to lunch  ", ref: "q1" });
+  const bye = await leaver.type("bye");
+  assert.equal(bye.ref, "q1");
+  assert.match(bye.reason, /off to lunch/);
+  await leaver.closedByServer();
+  const told = await watcher.type(
+    "system",
+    (f) => f.event === "offline" && f.username === "Leaver",
+  );
+  assert.equal(told.reason, "off to lunch");
+
+  // The same frame over a WebSocket; words with control characters are refused, and it stays.
+  const web = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  web.send({ type: "hello", username: "Webber" });
+  await web.type("welcome");
+  await watcher.type("system", (f) => f.event === "online" && f.username === "Webber");
+  web.send({ type: "quit", reason: "bad\u0007words" });
+  assert.equal((await web.type("error")).code, "bad_field");
+  web.send({ type: "quit", reason: "see you" });
+  await web.type("bye");
+  await web.until(() => web.closed, "the server to close the WebSocket");
+  const told2 = await watcher.type(
+    "system",
+    (f) => f.event === "offline" && f.username === "Webber",
+  );
+  assert.equal(told2.reason, "see you");
+
+  // Before logging in, quit just closes.
+  const early = await JsonClient.connect(server.tcpPort);
+  await early.send({ type: "quit" });
+  await early.type("bye");
+  await early.closedByServer();
+  await watcher.close();
+  await web.close();
 });

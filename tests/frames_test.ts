@@ -45,6 +45,9 @@ const ok: Array<[string, unknown]> = [
   }],
   ['{"type":"join","room":"games"}', { type: "join", room: "games" }],
   ['{"type":"leave"}', { type: "leave" }],
+  ['{"type":"quit","reason":"  off to lunch "}', { type: "quit", reason: "off to lunch" }],
+  ['{"type":"quit","reason":"   "}', { type: "quit" }],
+  [`{"type":"quit","reason":"${"x".repeat(300)}"}`, { type: "quit", reason: "x".repeat(200) }],
   ['{"type":"history","chat":"@Bob","before":10,"limit":5}', {
     type: "history",
     chat: "@Bob",
@@ -84,6 +87,8 @@ const bad: Array<[string, ErrorCode, RegExp]> = [
     /limit is 4000/,
   ],
   ['{"type":"message","message":"bell\\u0007"}', "bad_field", /control characters/],
+  ['{"type":"quit","reason":"bell\\u0007"}', "bad_field", /control characters/],
+  ['{"type":"quit","reason":5}', "bad_field", /"reason" must be a string/],
   ['{"type":"message","message":"nul\\u0000"}', "bad_field", /control characters/],
   ['{"type":"message","message":"esc\\u001b[31m"}', "bad_field", /control characters/],
   ['{"username":"has space"}', "bad_name", /not a valid name/],

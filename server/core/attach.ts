@@ -212,7 +212,20 @@ export function detach(core: Core, conn: Conn, farewell?: string): void {
   if (!u) return;
   core.log("disconnect", `${u.record.name} disconnected (${conn.peer.transport})`);
   u.conns.delete(conn);
-  if (u.conns.size === 0) goOffline(core, u, farewell);
+  if (u.conns.size === 0) goOffline(core, u, farewell ?? conn.farewell);
+}
+
+/**
+ * `quit`: the connection says goodbye and closes; what the user said goes to the others as they
+ * leave (when it was their last connection). A REST request has no connection to end.
+ */
+export function quitCommand(call: Call, frame: { reason?: string }): void {
+  const { conn, reply } = call;
+  if (!conn || !reply) throw new ChatError("bad_frame", "quit ends a live connection (TCP or /ws)");
+  if (frame.reason !== undefined) conn.farewell = frame.reason;
+  // Sent before the close, which takes nothing more after what is queued.
+  reply.send({ type: "bye", reason: frame.reason ? `You quit: ${frame.reason}` : "You quit" });
+  conn.peer.close("quit");
 }
 
 function goOffline(core: Core, u: UserState, farewell: string | undefined): void {

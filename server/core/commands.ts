@@ -9,7 +9,7 @@
 
 import type { ClientFrame, ClientFrameType, ServerFrame } from "../../protocol/frames.ts";
 import * as admin from "./admin.ts";
-import { attach } from "./attach.ts";
+import { attach, quitCommand } from "./attach.ts";
 import {
   authCommand,
   challengeCommand,
@@ -84,6 +84,7 @@ const COMMANDS = {
   // The answer to a heartbeat: the transport has already seen it arrive, nothing else to do.
   pong: open(() => undefined),
   hello: open(helloCommand),
+  quit: open(quitCommand),
   challenge: open(challengeCommand),
   auth: open(authCommand),
   register: user(registerCommand),

@@ -84,6 +84,8 @@ export interface Conn extends View {
   closed: boolean;
   /** The SHA-256 of the token it logged in with, if any: revoking the token closes it. */
   token: string | null;
+  /** What the user said with `quit` on this connection, told to the others if it is their last. */
+  farewell?: string;
   /** The last login challenge sent on this connection (challenge logins: JIM). */
   challenge: { user: string; nonce: string; at: number } | null;
 }
