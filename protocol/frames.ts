@@ -334,11 +334,13 @@ export type ServerFrame =
       message: string;
       timestamp: string;
       online_users: number;
-      event?: "online" | "offline" | "joined" | "left" | "info";
+      event?: "online" | "offline" | "joined" | "left" | "away" | "info";
       username?: string;
       room?: string;
       /** For "left" and "offline": what the user said as they left, if anything. */
       reason?: string;
+      /** For "away": what the user said as they went away; absent when they are back. */
+      away?: string;
     }
     | MessageFrame
     | {

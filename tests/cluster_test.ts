@@ -155,6 +155,9 @@ Deno.test({
     // Away is known on every node: alice (here) goes away; bob (on another node) is told.
     await alice.send({ type: "away", message: "brb" });
     await alice.type("system", (f) => /You are away/.test(f.message));
+    // The change is pushed to the other node's users as it happens.
+    const notice = await bob.type("system", (f) => f.event === "away" && f.username === "alice");
+    assert.equal(notice.away, "brb");
     let told: string | undefined;
     for (let i = 0; i < 50 && told === undefined; i++) {
       bob.send({

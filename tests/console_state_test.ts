@@ -80,3 +80,23 @@ Deno.test("reduce(): presence notices ask for the users list, room notices for t
   assert.deepEqual(online.requests, [{ type: "users" }]);
   assert.deepEqual(online.state.notices, ["bob joined the chat"]);
 });
+
+Deno.test("reduce(): an away notice changes that user's entry in place, with no request", () => {
+  const bob = { username: "bob", online: true, registered: false, connections: 1 };
+  const carol = { username: "carol", online: true, registered: true, connections: 2 };
+  const listed = { ...initial, users: [bob, carol] };
+  const notice = {
+    type: "system" as const,
+    message: "bob is away: lunch",
+    timestamp: "2026-11-29T10:00:00.000Z",
+    online_users: 2,
+    event: "away" as const,
+    username: "bob",
+  };
+  const went = reduce(listed, { ...notice, away: "lunch" });
+  assert.deepEqual(went.requests, []);
+  assert.deepEqual(went.state.users, [{ ...bob, away: "lunch" }, carol]);
+  const back = reduce(went.state, { ...notice, message: "bob is back" });
+  assert.deepEqual(back.state.users, [bob, carol]);
+  assert.ok(!("away" in back.state.users[0]!), "the field is gone, not undefined");
+});

@@ -443,3 +443,40 @@ Deno.test("away: set over IRC, JSON, text or REST; seen in WHOIS, WHO, user list
     await bob.close();
   });
 });
+
+Deno.test("away is pushed when it changes: a system notice on JSON, AWAY to IRC clients that asked for away-notify, the console's list", async () => {
+  await withIrcServer(async (s) => {
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    const ned = await Irc.withCaps(s.ircPort, "ned", "away-notify");
+    const old = await Irc.registered(s.ircPort, "old");
+    await ned.send("AWAY :gone fishing");
+    await ned.line(/ 306 ned /);
+    const went = await bob.type("system", (f) => f.event === "away");
+    assert.deepEqual([went.username, went.away, went.message], [
+      "ned",
+      "gone fishing",
+      "ned is away: gone fishing",
+    ]);
+    await bob.send({ type: "away", message: "lunch" });
+    await ned.line(/^:bob!bob@\S+ AWAY :lunch$/);
+    await bob.send({ type: "away" });
+    await ned.line(/^:bob!bob@\S+ AWAY$/);
+    await bob.send({ type: "ping", ref: "s1" });
+    await bob.type("pong", (f) => f.ref === "s1");
+    assert.ok(
+      !bob.has((f) => f.type === "system" && f.event === "away" && f.username === "bob"),
+      "a user is not told of their own away as someone else's",
+    );
+    await ned.send("AWAY");
+    const returned = await bob.type("system", (f) => f.event === "away" && f.username === "ned");
+    assert.equal(returned.away, undefined);
+    assert.equal(returned.message, "ned is back");
+    // Saying the same again changes nothing, and tells nobody.
+    await ned.send("AWAY");
+    await ned.sync();
+    // An IRC client that did not ask for away-notify is sent no AWAY lines.
+    assert.ok(!(await old.sync()).some((l) => / AWAY/.test(l)), "no AWAY without the capability");
+    for (const c of [ned, old]) c.close();
+    await bob.close();
+  });
+});

@@ -78,6 +78,12 @@ export const initial: State = {
 };
 
 /** The chat a message belongs to, as this user names it. */
+/** A user's entry with their away words set, or cleared when there are none. */
+function withAway(u: UserEntry, away: string | undefined): UserEntry {
+  const { away: _, ...rest } = u;
+  return away === undefined ? rest : { ...rest, away };
+}
+
 function chatOf(m: MessageFrame, me: string): string {
   if (m.type === "message") return m.room;
   return "@" + (m.from_username === me ? m.to_username : m.from_username);
@@ -159,7 +165,10 @@ export function reduce(s: State, f: ServerFrame): Step {
       const requests: ClientFrame[] = [];
       if (f.event === "online" || f.event === "offline") requests.push({ type: "users" });
       if (f.event === "joined" || f.event === "left") requests.push({ type: "rooms" });
-      return next({ notices: [...s.notices.slice(-4), f.message] }, requests);
+      const users = f.event === "away"
+        ? s.users.map((u) => u.username === f.username ? withAway(u, f.away) : u)
+        : s.users;
+      return next({ notices: [...s.notices.slice(-4), f.message], users }, requests);
     }
     case "joined":
       return next({ chat: f.room }, [{ type: "rooms" }]);

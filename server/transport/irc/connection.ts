@@ -402,6 +402,12 @@ export class IrcConnection implements Peer {
       const said = (f as { reason?: string }).reason;
       return this.#line(`:${this.#mask(who)} QUIT :${said ?? "left the chat"}`);
     }
+    if (f.event === "away") {
+      // IRCv3 away-notify; a client that did not ask learns it from WHO, WHOIS and 301.
+      if (!who || !this.#reg.caps.has("away-notify")) return;
+      const away = (f as { away?: string }).away;
+      return this.#line(`:${this.#mask(who)} AWAY${away === undefined ? "" : ` :${away}`}`);
+    }
     if (f.event === "online") return;
     this.#notice(f.message);
   }

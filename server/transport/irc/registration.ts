@@ -16,6 +16,7 @@ export const CAPS = [
   "sasl",
   "draft/chathistory",
   "labeled-response",
+  "away-notify",
 ];
 
 /** Where a connection is in registering, and what it negotiated. */
