@@ -171,7 +171,7 @@ const FLAGS: FlagSpec[] = [
     env: "CHAT_GUEST_GRACE",
     def: "10m",
     help:
-      "a guest name left alone this long starts afresh: its private messages from before are not shown",
+      "a guest name left alone this long starts afresh: its private messages from before are not shown, and a guest who left nothing behind (rooms, contacts, sanctions) is forgotten",
   },
   {
     name: "log-retention",

@@ -23,7 +23,7 @@ if (ignore) {
 }
 
 /** NATS and `count` nodes on one fresh data file (with an admin Root / root-password). */
-async function cluster(count: number) {
+async function cluster(count: number, args: string[] = []) {
   const dir = await Deno.makeTempDir({ prefix: "chat_cluster_" });
   const data = `${dir}/chat.kv`;
   await addRootAdmin(data);
@@ -31,7 +31,8 @@ async function cluster(count: number) {
   const nodes: ServerProcess[] = await Promise.all(
     Array.from(
       { length: count },
-      (_, i) => startServer({ data, args: ["--cluster", nats.url, "--node", `n${i + 1}`] }),
+      (_, i) =>
+        startServer({ data, args: ["--cluster", nats.url, "--node", `n${i + 1}`, ...args] }),
     ),
   );
   // Every node has heard every other one (their first beats) before the test starts.
@@ -480,5 +481,39 @@ Deno.test({
     await bob.send({ type: "replies", id: q.id, ref: "gone" });
     assert.equal((await bob.type("error", (f) => f.ref === "gone")).code, "no_such_message");
     await Promise.all([alice.close(), bob.close(), root.close()]);
+  },
+});
+
+Deno.test({
+  name: "cluster: an idle guest forgotten by the node it was on is forgotten by the others too",
+  ignore,
+  async fn() {
+    await using c = await cluster(2, ["--guest-grace", "3s"]);
+    const [n1, n2] = c.nodes;
+    const watcher = await JsonClient.connect(n2!.tcpPort, { username: "watcher" });
+    const drifter = await JsonClient.connect(n1!.tcpPort, { username: "drifter" });
+    await watcher.type("system", (f) => f.event === "online" && f.username === "drifter");
+    await drifter.close();
+    await watcher.type("system", (f) => f.event === "offline" && f.username === "drifter");
+    const listed = async (i: number) => {
+      const client = i === 1
+        ? watcher
+        : await JsonClient.connect(n1!.tcpPort, { username: "peek" });
+      const ref = `u${Math.random()}`;
+      await client.send({ type: "users", ref });
+      const names = (await client.type("users_list", (f) => f.ref === ref)).all.map((u) =>
+        u.username
+      );
+      if (client !== watcher) await client.close();
+      return names;
+    };
+    assert.ok((await listed(1)).includes("drifter"), "known on the other node while not idle");
+    await waitFor(
+      async () => !(await listed(1)).includes("drifter"),
+      WAIT_MS,
+      "the other node to forget the guest",
+    );
+    assert.ok(!(await listed(0)).includes("drifter"), "forgotten on its own node");
+    await watcher.close();
   },
 });

@@ -658,3 +658,51 @@ Deno.test("Hub: housekeeping saves read cursors a share at a time, oldest first,
   await hub.housekeeping();
   assert.equal((await savedAt(seq)).length, 2500, "every cursor within three ticks");
 });
+
+Deno.test("Hub: a guest gone past the grace period who left nothing behind is forgotten, here and in the store; others stay", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const clock = new FakeClock();
+  {
+    await using ctx = await makeHub(kv, clock);
+    const { hub, store } = ctx;
+    const watcher = await login(hub, "Watcher", "watcher-password");
+    const ghost = await login(hub, "Ghost");
+    await hub.receive(ghost.id, { type: "message", room: "general", message: "boo" });
+    const friend = await login(hub, "Friend");
+    await hub.receive(friend.id, { type: "private", target_username: "Watcher", message: "hi" });
+    const roomer = await login(hub, "Roomer");
+    await hub.receive(roomer.id, { type: "join", room: "games" });
+    const reported = await login(hub, "Reported");
+    await hub.receive(watcher.id, { type: "report", username: "Reported", reason: "spam" });
+    await hub.whenStored();
+    for (const c of [ghost, friend, roomer, reported]) hub.disconnect(c.id);
+    const names = async () => {
+      await hub.receive(watcher.id, { type: "users", ref: `u${clock.now()}` });
+      return watcher.peer.of("users_list").at(-1)!.all.map((u) => u.username).sort();
+    };
+    // Within the grace period nothing is forgotten.
+    clock.advance(9 * 60_000);
+    await hub.housekeeping();
+    assert.ok((await names()).includes("Ghost"));
+    clock.advance(2 * 60_000);
+    await hub.housekeeping();
+    assert.deepEqual(await names(), ["Friend", "Reported", "Roomer", "Watcher"]);
+    assert.equal(await store.getUser("Ghost"), null, "the record is gone from the store");
+    assert.notEqual(await store.getUser("Friend"), null);
+    // What the guest said stays in the history, under their name.
+    await hub.receive(watcher.id, { type: "history", chat: "general", ref: "h1" });
+    const history = watcher.peer.of("history").find((h) => h.ref === "h1")!;
+    assert.ok(history.messages.some((m) => m.type === "message" && m.from_username === "Ghost"));
+    // The name is free: whoever takes it is a new guest.
+    const again = await login(hub, "ghost");
+    assert.equal(again.peer.of("welcome")[0]?.username, "ghost");
+    hub.disconnect(again.id);
+  }
+  // A restart loads the guests that are left and forgets those idle long enough.
+  clock.advance(11 * 60_000);
+  await using ctx = await makeHub(kv, clock);
+  await ctx.hub.housekeeping();
+  assert.equal(await ctx.store.getUser("ghost"), null, "forgotten after a restart too");
+  assert.notEqual(await ctx.store.getUser("Roomer"), null);
+  assert.notEqual(await ctx.store.getUser("Watcher"), null);
+});

@@ -33,6 +33,11 @@ export class ClusterStore extends KvStore {
     this.#changed({ type: "user", name: user.name });
   }
 
+  override async deleteUsers(names: string[]): Promise<void> {
+    await super.deleteUsers(names);
+    for (const name of names) this.#changed({ type: "user", name });
+  }
+
   override async createChat(chat: ChatRecord): Promise<void> {
     await super.createChat(chat);
     this.#changed({ type: "chat", id: chat.id });

@@ -8,6 +8,7 @@ import { MAX_UNREAD_REPLAY } from "../../protocol/limits.ts";
 import type { Call } from "./call.ts";
 import type { Core } from "./core.ts";
 import { setAway } from "./away.ts";
+import { queueIdleGuest } from "./guests.ts";
 import { ChatError } from "./errors.ts";
 import { advance, flushCursorsOf, loadCursors, whileBusy } from "./cursors.ts";
 import { toFrame } from "./format.ts";
@@ -251,6 +252,7 @@ function goOffline(core: Core, u: UserState, farewell: string | undefined): void
     });
   }
   touch(core, u, u.record.lastIp ?? "");
+  queueIdleGuest(core, u);
   // The cache stays: housekeeping() evicts it once the user has been idle for a while.
   if (!core.closing) core.background(flushCursorsOf(core, [u]), "save cursors");
 }

@@ -235,8 +235,15 @@ export async function createUser(
   name: string,
   passwordHash: string | null,
 ): Promise<UserState> {
-  const existing = core.findUser(name);
+  let existing = core.findUser(name);
   if (existing) return existing;
+  // The name's previous guest is being forgotten: its rows go first.
+  const forgetting = core.forgetting.get(skeleton(name));
+  if (forgetting) {
+    await forgetting.catch(() => {});
+    existing = core.findUser(name);
+    if (existing) return existing;
+  }
   const record: UserRecord = { name, passwordHash, admin: false, createdAt: core.clock.now() };
   const u = addUserState(core, record);
   try {

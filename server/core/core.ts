@@ -116,6 +116,8 @@ export interface HubStats {
   messages: number;
   deliveries: number;
   errors: number;
+  /** Idle guests forgotten (`guests.ts`). */
+  guestsForgotten: number;
 }
 
 /** Resolves the options' defaults. */
@@ -184,7 +186,11 @@ export class Core {
   readonly minute: Array<[number, number]> = Array.from({ length: 60 }, () => [0, 0]);
   readonly serviceLog = new ServiceLog();
   /** Work counters since start. */
-  readonly stats: HubStats = { messages: 0, deliveries: 0, errors: 0 };
+  readonly stats: HubStats = { messages: 0, deliveries: 0, errors: 0, guestsForgotten: 0 };
+  /** Offline guests, in the order they went offline, to be forgotten once idle (`guests.ts`). */
+  readonly idleGuests = new Set<UserState>();
+  /** Names (by skeleton) whose forgotten guest is being deleted from the store. */
+  readonly forgetting = new Map<string, Promise<void>>();
   readonly startedAt: number;
   /** This process among others on one store (claims on scheduled messages name it). */
   readonly instanceId = crypto.randomUUID();

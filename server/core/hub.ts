@@ -22,6 +22,7 @@ import { sha256 } from "./format.ts";
 import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
 import type { Broker } from "./fanout.ts";
+import { forgetIdleGuests, queueIdleGuest } from "./guests.ts";
 import { applyChange } from "./remote.ts";
 import { endSession } from "./sessions.ts";
 import { localConnections } from "./admin.ts";
@@ -213,6 +214,7 @@ export class Hub {
       for (const chat of core.seqs.keys()) await core.store.sweepExpired(chat, now);
     }
     evictIdleCursors(core);
+    await forgetIdleGuests(core);
     core.logins.prune(now);
     pruneAddressSends(core, now);
     // Uploads cut off by a crash leave chunks and no file record: clean up once in a while.
@@ -373,6 +375,12 @@ async function load(core: Core): Promise<void> {
     core.rooms.get(chat)?.members.add(u);
   }
   for (const [chat, seq] of snap.seqs) core.seqs.set(chat, seq);
+  // Every guest is offline at a start: queued to be forgotten, longest gone first.
+  const guests = [...core.users.values()].filter((u) => u.record.passwordHash === null);
+  guests.sort((a, b) =>
+    (a.record.lastSeen ?? a.record.createdAt) - (b.record.lastSeen ?? b.record.createdAt)
+  );
+  for (const u of guests) queueIdleGuest(core, u);
   for (const { user, contact } of snap.contacts) {
     const u = core.users.get(user);
     if (u) own(u, "contacts").add(contact);

@@ -7,6 +7,7 @@
  */
 
 import { addUserState } from "./auth.ts";
+import { forgetHere } from "./guests.ts";
 import type { Core } from "./core.ts";
 import type { ReportRecord } from "../store/store.ts";
 import { newRoomState, own, type RoomState, type UserState } from "./state.ts";
@@ -37,7 +38,12 @@ export type StateChange =
 export async function applyChange(core: Core, change: StateChange): Promise<void> {
   switch (change.type) {
     case "user": {
-      await loadUser(core, change.name, true);
+      const record = await core.store.getUser(change.name);
+      const known = core.users.get(change.name);
+      if (record && known) known.record = record;
+      else if (record) addUserState(core, record);
+      // Deleted (a guest forgotten by another node): gone here too, unless online here.
+      else if (known && known.conns.size === 0) forgetHere(core, known);
       return;
     }
     case "chat": {

@@ -390,17 +390,29 @@ export class KvStore implements Store {
   }
 
   /** Deletes a user with their tokens, memberships, cursors and reports (their messages stay). */
-  async deleteUser(name: string): Promise<void> {
-    await this.revokeTokens(name);
-    const mutations: Deno.KvMutation[] = [{ type: "delete", key: keys.user(name) }];
-    for await (const e of this.#kv.list({ prefix: keys.cursors(name) })) {
-      mutations.push({ type: "delete", key: e.key }, {
-        type: "delete",
-        key: keys.member(String(e.key[2]), name),
-      });
-    }
-    for await (const e of this.#kv.list({ prefix: keys.reportsOf(name) })) {
-      mutations.push({ type: "delete", key: e.key });
+  deleteUser(name: string): Promise<void> {
+    return this.deleteUsers([name]);
+  }
+
+  async deleteUsers(names: string[]): Promise<void> {
+    const mutations: Deno.KvMutation[] = [];
+    for (const name of names) {
+      mutations.push({ type: "delete", key: keys.user(name) });
+      for await (const e of this.#kv.list({ prefix: keys.userTokens(name) })) {
+        mutations.push({ type: "delete", key: e.key }, {
+          type: "delete",
+          key: keys.token(String(e.key[2])),
+        });
+      }
+      for await (const e of this.#kv.list({ prefix: keys.cursors(name) })) {
+        mutations.push({ type: "delete", key: e.key }, {
+          type: "delete",
+          key: keys.member(String(e.key[2]), name),
+        });
+      }
+      for await (const e of this.#kv.list({ prefix: keys.reportsOf(name) })) {
+        mutations.push({ type: "delete", key: e.key });
+      }
     }
     await this.#commits.writeInParts(mutations);
   }

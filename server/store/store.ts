@@ -179,6 +179,8 @@ export interface Store {
   getChat(id: string): Promise<ChatRecord | null>;
   /** Overwrites a user record. */
   updateUser(user: UserRecord): Promise<void>;
+  /** Deletes users with their tokens, memberships, cursors and reports (their messages stay). */
+  deleteUsers(names: string[]): Promise<void>;
   /** Creates a chat record (idempotent). */
   createChat(chat: ChatRecord): Promise<void>;
   /** Deletes the record of a chat with no members and no messages. */

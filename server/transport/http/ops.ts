@@ -221,6 +221,12 @@ function metricsText(hub: Hub, storeStats: StoreStatsSource | undefined): string
     ...metric("chat_deliveries_total", "counter", "Frames delivered to connections since start.", [
       `chat_deliveries_total ${hub.stats.deliveries}`,
     ]),
+    ...metric(
+      "chat_guests_forgotten_total",
+      "counter",
+      "Idle guests forgotten since start (gone past --guest-grace, nothing left behind).",
+      [`chat_guests_forgotten_total ${hub.stats.guestsForgotten}`],
+    ),
     ...metric("chat_errors_total", "counter", "Internal errors since start.", [
       `chat_errors_total ${hub.stats.errors}`,
     ]),
