@@ -144,6 +144,16 @@ export class ChatClient {
     this.#conn?.write(encoder.encode(encodeFrame(frame) + "\n")).catch(() => {});
   }
 
+  /**
+   * Closes the connection, which may be closed already: a connection's readable stream closes
+   * it when the server does (after a `quit`'s goodbye), and a second close would throw.
+   */
+  #closeConn(): void {
+    try {
+      this.#conn?.close();
+    } catch { /* closed already */ }
+  }
+
   /** Sends a frame with a fresh ref and waits for the frame that answers it. */
   #ask(frame: ClientFrame, timeoutMs = 10_000): Promise<ServerFrame> {
     const ref = `c${++this.#refs}`;
@@ -282,7 +292,7 @@ export class ChatClient {
         if (pw === null || pw === "") {
           // No way in without it: say so and stop, rather than retry behind the user's back.
           this.#quitting = true;
-          this.#conn?.close();
+          this.#closeConn();
           throw new Error(
             `Not logged in: ${this.#name} needs its password (connect again to retry)`,
           );
@@ -435,7 +445,7 @@ export class ChatClient {
       if (!(await this.#command(line))) break;
     }
     this.#quitting = true;
-    this.#conn?.close();
+    this.#closeConn();
     return 0;
   }
 
@@ -532,7 +542,7 @@ export class ChatClient {
       return 1;
     } finally {
       this.#quitting = true;
-      this.#conn?.close();
+      this.#closeConn();
     }
   }
 }
