@@ -74,6 +74,7 @@ export const HELP_LINES: readonly string[] = [
   "  /leave [ROOM [REASON]]      leave a room, saying why (everyone stays in general)",
   "  /private NAME TEXT          one private message, e.g. /private Bob hi there",
   "  /send NAME|#ROOM TEXT       send to a user or a room, e.g. /send #games gg",
+  "  /notice NAME|#ROOM TEXT     the same as a notice (no one should answer it: bots, alerts)",
   "  /session NAME               ask NAME for a private session (they answer y or n)",
   "  /accept NAME, /reject NAME  answer a session request (or just y / n)",
   "  /exit                       end the private session (outside one: leave the chat)",
@@ -201,12 +202,25 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
           target_username: validateUsername(arg(0, "a user name")),
           message: tail(1),
         });
-      case "send": {
+      case "send":
+      case "notice": {
+        // A notice is a message no program should answer (IRC's NOTICE): bots say things so.
         const to = arg(0, "a user or #room");
+        const notice = word.toLowerCase() === "notice" ? { notice: true as const } : {};
         if (to.startsWith("#") || to.toLowerCase() === "general") {
-          return frame({ type: "message", room: validateRoomName(to), message: tail(1) });
+          return frame({
+            type: "message",
+            room: validateRoomName(to),
+            message: tail(1),
+            ...notice,
+          });
         }
-        return frame({ type: "private", target_username: validateUsername(to), message: tail(1) });
+        return frame({
+          type: "private",
+          target_username: validateUsername(to),
+          message: tail(1),
+          ...notice,
+        });
       }
       case "session":
         only(1, "one user name");

@@ -34,6 +34,14 @@ const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
     kind: "frame",
     frame: { type: "message", room: "general", message: "hi all" },
   }],
+  ["/notice #games server restarts at 3", {
+    kind: "frame",
+    frame: { type: "message", room: "games", message: "server restarts at 3", notice: true },
+  }],
+  ["/NOTICE Bob build 41 is green", {
+    kind: "frame",
+    frame: { type: "private", target_username: "Bob", message: "build 41 is green", notice: true },
+  }],
   ["/session Bob", { kind: "frame", frame: { type: "session_request", target_username: "Bob" } }],
   ["/accept Bob", {
     kind: "frame",
