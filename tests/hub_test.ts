@@ -706,3 +706,31 @@ Deno.test("Hub: a guest gone past the grace period who left nothing behind is fo
   assert.notEqual(await ctx.store.getUser("Roomer"), null);
   assert.notEqual(await ctx.store.getUser("Watcher"), null);
 });
+
+Deno.test("Hub: a guest who says the name while it is being forgotten gets in once the old rows are gone, and keeps the new record", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub, clock, store } = ctx;
+  const first = await login(hub, "Echo");
+  hub.disconnect(first.id);
+  await hub.whenStored();
+  clock.advance(11 * 60_000);
+  // The store's delete is held until the name is said again.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const deleteUsers = store.deleteUsers.bind(store);
+  store.deleteUsers = async (names) => {
+    await gate;
+    await deleteUsers(names);
+  };
+  const housekeeping = hub.housekeeping();
+  await new Promise((r) => setTimeout(r, 10));
+  const again = login(hub, "Echo");
+  await new Promise((r) => setTimeout(r, 10));
+  release();
+  await housekeeping;
+  const { peer } = await again;
+  assert.equal(peer.of("welcome")[0]?.username, "Echo");
+  await hub.whenStored();
+  assert.notEqual(await store.getUser("Echo"), null, "the new guest's record is there");
+});

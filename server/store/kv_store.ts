@@ -397,7 +397,6 @@ export class KvStore implements Store {
   async deleteUsers(names: string[]): Promise<void> {
     const mutations: Deno.KvMutation[] = [];
     for (const name of names) {
-      mutations.push({ type: "delete", key: keys.user(name) });
       for await (const e of this.#kv.list({ prefix: keys.userTokens(name) })) {
         mutations.push({ type: "delete", key: e.key }, {
           type: "delete",
@@ -414,6 +413,9 @@ export class KvStore implements Store {
         mutations.push({ type: "delete", key: e.key });
       }
     }
+    // The user rows go last: a crash between parts leaves users to delete again (a start
+    // loads them), never rows of users that are gone.
+    for (const name of names) mutations.push({ type: "delete", key: keys.user(name) });
     await this.#commits.writeInParts(mutations);
   }
 
