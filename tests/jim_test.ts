@@ -183,6 +183,14 @@ Deno.test("jim: join and leave rooms, hear the rooms joined (only those), a gues
   const ann = await JimClient.connect(server.tcpPort);
   await ann.send(presence("Ann"));
   await ann.next((o) => o.response === 200, "Ann's login");
+  // Presence again (a keepalive, or the answer to a probe) is fine; another name is not.
+  await ann.send(presence("Ann"));
+  await ann.next((o) => o.response === 200, "Ann's presence again");
+  await ann.send(presence("Someone"));
+  assert.match(
+    String((await ann.next((o) => o.response === 400, "another name")).error),
+    /already logged in as Ann/,
+  );
   // The same guest name from a second client is refused: it would be Ann's conversations.
   const impostor = await JimClient.connect(server.tcpPort);
   await impostor.send(presence("Ann"));

@@ -67,6 +67,7 @@ const str = (v: unknown): string | undefined => (typeof v === "string" ? v : und
 /** One JIM client's session: which request each reply answers, who it is. */
 export class JimSession {
   #name = "";
+  #loggedIn = false;
   #next = 0;
   /** What each outstanding request (by ref) was, to shape its answer. */
   #asked = new Map<string, string>();
@@ -94,6 +95,12 @@ export class JimSession {
       case "authenticate": {
         const name = str(user.account_name) ?? str(obj.account_name);
         if (!name) return bad('"presence" needs user.account_name');
+        // JIM clients say presence again to show they are there (and answer a probe with it).
+        if (this.#loggedIn) {
+          return name.toLowerCase() === this.#name.toLowerCase()
+            ? { kind: "reply", reply: { response: 200 } }
+            : bad(`You are already logged in as ${this.#name}: connect again to be someone else`);
+        }
         this.#name = name;
         const password = str(user.password);
         // A guest name is one person's at a time (a registered one proves its password).
@@ -166,6 +173,7 @@ export class JimSession {
     switch (f.type) {
       case "welcome":
         this.#name = f.username;
+        this.#loggedIn = true;
         return [{ response: 200, alert: `logged in as ${f.username}` }];
       case "challenge":
         return [{
