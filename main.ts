@@ -243,6 +243,7 @@ async function serve(config: ServeConfig): Promise<void> {
     quotaExempt: config.quotaExempt,
     guests: config.guests,
     guestGraceMs: config.guestGraceMs,
+    awayNoticeMs: config.awayNoticeMs,
     logRetentionMs: config.logRetentionMs,
     muteForMs: config.muteForMs,
     rateLimit: config.rateLimit,

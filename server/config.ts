@@ -31,6 +31,7 @@ export interface ServeConfig {
   quotaExempt: string[];
   guests: "on" | "off";
   guestGraceMs: number;
+  awayNoticeMs: number;
   logRetentionMs: number;
   /** A bearer token that may read /metrics besides admins' tokens; "" for admins only. */
   metricsToken: string;
@@ -172,6 +173,13 @@ const FLAGS: FlagSpec[] = [
     def: "10m",
     help:
       "a guest name left alone this long starts afresh: its private messages from before are not shown, and a guest who left nothing behind (rooms, contacts, sanctions) is forgotten",
+  },
+  {
+    name: "away-notices",
+    env: "CHAT_AWAY_NOTICES",
+    def: "10s",
+    help:
+      "others are told of one user's away changes at most once per this long (a change in between is told when it ends); 0: every change at once",
   },
   {
     name: "log-retention",
@@ -431,6 +439,7 @@ export function parseServeArgs(
     quotaExempt: get("quota-exempt").split(",").map((a) => a.trim()).filter(Boolean),
     guests,
     guestGraceMs: parseDuration("guest-grace", get("guest-grace")),
+    awayNoticeMs: parseDuration("away-notices", get("away-notices")),
     logRetentionMs: Math.max(60_000, parseDuration("log-retention", get("log-retention"))),
     metricsToken: get("metrics-token"),
     allowedOrigins,

@@ -24,6 +24,7 @@ Deno.test("parseServeArgs() uses the defaults of the issue", () => {
     quotaExempt: ["127.0.0.1", "::1"],
     guests: "on",
     guestGraceMs: 600_000,
+    awayNoticeMs: 10_000,
     logRetentionMs: 7 * 86_400_000,
     metricsToken: "",
     allowedOrigins: [],

@@ -734,3 +734,40 @@ Deno.test("Hub: a guest who says the name while it is being forgotten gets in on
   await hub.whenStored();
   assert.notEqual(await store.getUser("Echo"), null, "the new guest's record is there");
 });
+
+Deno.test("Hub: others hear of a user's away changes at most once per window; what changed inside it is told as it stands at the end", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  const told = () =>
+    alice.peer.of("system").filter((f) => f.event === "away").map((f) => f.away ?? "(back)");
+  await hub.receive(bob.id, { type: "away", message: "lunch" });
+  assert.deepEqual(told(), ["lunch"]);
+  // Back and away again at once: the others hear nothing more yet, though the state is right.
+  await hub.receive(bob.id, { type: "away" });
+  await hub.receive(bob.id, { type: "away", message: "meeting" });
+  await hub.receive(bob.id, { type: "away" });
+  await hub.receive(bob.id, { type: "away", message: "meeting" });
+  assert.deepEqual(told(), ["lunch"]);
+  await hub.receive(alice.id, { type: "users", username: "Bob", ref: "u1" });
+  assert.equal(alice.peer.of("users_list").at(-1)!.all[0]!.away, "meeting");
+  clock.advance(5_000);
+  await hub.housekeeping();
+  assert.deepEqual(told(), ["lunch"], "not before the window ends");
+  clock.advance(5_000);
+  await hub.housekeeping();
+  assert.deepEqual(told(), ["lunch", "meeting"], "the state at the end of the window");
+  // Away and back inside a window: nothing to tell at its end.
+  await hub.receive(bob.id, { type: "away" });
+  await hub.receive(bob.id, { type: "away", message: "meeting" });
+  clock.advance(10_000);
+  await hub.housekeeping();
+  assert.deepEqual(told(), ["lunch", "meeting"]);
+  // The window has passed: the next change is told at once.
+  clock.advance(10_000);
+  await hub.housekeeping();
+  await hub.receive(bob.id, { type: "away" });
+  assert.deepEqual(told(), ["lunch", "meeting", "(back)"]);
+});

@@ -478,5 +478,5 @@ Deno.test("away is pushed when it changes: a system notice on JSON, AWAY to IRC 
     assert.ok(!(await old.sync()).some((l) => / AWAY/.test(l)), "no AWAY without the capability");
     for (const c of [ned, old]) c.close();
     await bob.close();
-  });
+  }, ["--away-notices", "0"]);
 });

@@ -78,6 +78,8 @@ export interface HubOptions {
    * not shown to whoever takes the name next (default 10 minutes).
    */
   guestGraceMs?: number;
+  /** Others hear of one user's away changes at most once per this long (default 10 s). */
+  awayNoticeMs?: number;
   /** Simultaneous connections allowed from one address (default 256); 0: no limit. */
   maxConnectionsPerIp?: number;
   /** Largest file a user may send, in bytes (default 5 MiB). */
@@ -105,6 +107,7 @@ export interface Config {
   quotaExempt: Set<string>;
   guests: "on" | "off";
   guestGraceMs: number;
+  awayNoticeMs: number;
   logRetentionMs: number;
   maxFileSize: number;
   registration: "open" | "closed";
@@ -139,6 +142,7 @@ function configOf(o: HubOptions): Config {
     guests: o.guests ?? "on",
     logRetentionMs: o.logRetentionMs ?? 7 * 24 * 3600_000,
     guestGraceMs: o.guestGraceMs ?? 10 * 60_000,
+    awayNoticeMs: o.awayNoticeMs ?? 10_000,
     maxFileSize: o.maxFileSize ?? 5 * 1024 * 1024,
     registration: o.registration ?? "open",
     httpPort: o.httpPort ?? null,
@@ -189,6 +193,11 @@ export class Core {
   readonly stats: HubStats = { messages: 0, deliveries: 0, errors: 0, guestsForgotten: 0 };
   /** Offline guests, in the order they went offline, to be forgotten once idle (`guests.ts`). */
   readonly idleGuests = new Set<UserState>();
+  /** Away notices told lately, by user: what was told, when, and whether it changed since. */
+  readonly awayNotices = new Map<
+    UserState,
+    { told: string | null; at: number; pending: boolean }
+  >();
   /** Names (by skeleton) whose forgotten guest is being deleted from the store. */
   readonly forgetting = new Map<string, Promise<void>>();
   readonly startedAt: number;

@@ -22,6 +22,7 @@ import { sha256 } from "./format.ts";
 import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
 import type { Broker } from "./fanout.ts";
+import { flushAwayNotices } from "./away.ts";
 import { forgetIdleGuests, queueIdleGuest } from "./guests.ts";
 import { applyChange } from "./remote.ts";
 import { endSession } from "./sessions.ts";
@@ -214,6 +215,7 @@ export class Hub {
       for (const chat of core.seqs.keys()) await core.store.sweepExpired(chat, now);
     }
     evictIdleCursors(core);
+    flushAwayNotices(core);
     await forgetIdleGuests(core);
     core.logins.prune(now);
     pruneAddressSends(core, now);
