@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { POST_WINDOW } from "../server/core/commands.ts";
 import { CURSOR_SAVES_PER_TICK } from "../server/core/cursors.ts";
+import { MEMBERSHIP_BURST } from "../server/core/rooms.ts";
 import { KvStore } from "../server/store/kv_store.ts";
 import type { Cursor } from "../server/store/store.ts";
 import { FakeClock, FakePeer, login, makeHub } from "./_helpers.ts";
@@ -770,4 +771,31 @@ Deno.test("Hub: others hear of a user's away changes at most once per window; wh
   await hub.housekeeping();
   await hub.receive(bob.id, { type: "away" });
   assert.deepEqual(told(), ["lunch", "meeting", "(back)"]);
+});
+
+Deno.test("Hub: joins and leaves come from an allowance (each tells the whole room): a loop is refused with when to try again", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
+  const owner = await login(hub, "Owner");
+  await hub.receive(owner.id, { type: "join", room: "busy" });
+  const looper = await login(hub, "Looper");
+  for (let i = 0; i < MEMBERSHIP_BURST / 2; i++) {
+    await hub.receive(looper.id, { type: "join", room: "busy" });
+    await hub.receive(looper.id, { type: "leave", room: "busy" });
+  }
+  assert.equal(looper.peer.of("error").length, 0, "a burst of joins and leaves goes through");
+  await hub.receive(looper.id, { type: "join", room: "busy", ref: "j" });
+  const refused = looper.peer.of("error").find((e) => e.ref === "j")!;
+  assert.equal(refused.code, "rate_limited");
+  assert.match(refused.message, /too fast: try again in 2 s/);
+  const notices = owner.peer.of("system").filter((f) => f.username === "Looper" && f.room);
+  assert.equal(notices.length, MEMBERSHIP_BURST, "the room heard each change that went through");
+  // The allowance comes back with time.
+  clock.advance(2_000);
+  await hub.receive(looper.id, { type: "join", room: "busy", ref: "j2" });
+  assert.equal(looper.peer.of("joined").at(-1)?.ref, "j2");
+  // Joining a room nobody is in (creating it) is capped on its own, not by this allowance.
+  await hub.receive(looper.id, { type: "join", room: "fresh", ref: "j3" });
+  assert.equal(looper.peer.of("joined").at(-1)?.ref, "j3");
 });

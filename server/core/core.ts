@@ -198,6 +198,8 @@ export class Core {
     UserState,
     { told: string | null; at: number; pending: boolean }
   >();
+  /** Users' allowances of joins and leaves, while not full (`rooms.ts`). */
+  readonly roomMoves = new Map<UserState, { tokens: number; at: number }>();
   /** Names (by skeleton) whose forgotten guest is being deleted from the store. */
   readonly forgetting = new Map<string, Promise<void>>();
   readonly startedAt: number;

@@ -123,4 +123,6 @@ export function forgetHere(core: Core, u: UserState): void {
   core.idleGuests.delete(u);
   core.cursorCache.delete(u);
   core.dirtyUsers.delete(u);
+  core.awayNotices.delete(u);
+  core.roomMoves.delete(u);
 }

@@ -42,6 +42,8 @@ export async function joinCommand(
     );
   }
   const created = !room || justCreated;
+  // Entering a room others are in tells them all: counted (creating one is capped on its own).
+  if (room && !room.members.has(u)) countMembershipChange(core, u);
   if (!room) room = await createRoom(core, u, name, {});
   const isNew = !room.members.has(u);
   if (isNew) await addMember(core, u, room);
@@ -84,6 +86,43 @@ export async function joinCommand(
     if (messages.length > 0) advance(core, u, name, messages.at(-1)!.seq);
   }
   return joined;
+}
+
+/**
+ * Joins and leaves a user (not an admin) may make at once, and how fast the allowance comes
+ * back. Each one is a notice to every online member of the room (an IRC JOIN or PART line), so a
+ * client joining and leaving a room of thousands in a loop sent thousands of lines per turn; a
+ * person, or an IRC client joining its channels at connect, stays well inside.
+ */
+export const MEMBERSHIP_BURST = 30;
+const MEMBERSHIP_REFILL_MS = 2_000;
+
+/** Counts a join or leave against the user's allowance, or refuses it with when to try again. */
+export function countMembershipChange(core: Core, u: UserState): void {
+  if (u.record.admin) return;
+  const now = core.clock.now();
+  const last = core.roomMoves.get(u);
+  const tokens = last === undefined
+    ? MEMBERSHIP_BURST
+    : Math.min(MEMBERSHIP_BURST, last.tokens + (now - last.at) / MEMBERSHIP_REFILL_MS);
+  if (tokens < 1) {
+    const wait = Math.ceil(((1 - tokens) * MEMBERSHIP_REFILL_MS) / 1000);
+    throw new ChatError(
+      "rate_limited",
+      `You are joining and leaving rooms too fast: try again in ${wait} s`,
+    );
+  }
+  core.roomMoves.set(u, { tokens: tokens - 1, at: now });
+}
+
+/** Forgets allowances that have come back in full (housekeeping). */
+export function pruneMembershipChanges(core: Core): void {
+  const now = core.clock.now();
+  for (const [u, last] of core.roomMoves) {
+    if (last.tokens + (now - last.at) / MEMBERSHIP_REFILL_MS >= MEMBERSHIP_BURST) {
+      core.roomMoves.delete(u);
+    }
+  }
 }
 
 /** Creates a room (a private group with `owner`), counted against the creator's hourly cap. */
@@ -157,6 +196,7 @@ export async function leaveCommand(call: UserCall, frame: { room?: string; reaso
   }
   const room = core.requireRoom(name, u);
   if (!room.members.has(u)) throw new ChatError("not_member", `You are not in #${name}`);
+  countMembershipChange(core, u);
   const left = await removeFromRoom(core, u, room, call, frame.reason);
   // A public room nobody is in and nothing was ever said in is forgotten (its name is free).
   if (!room.record.private && room.members.size === 0 && (core.seqs.get(name) ?? 0) === 0) {
