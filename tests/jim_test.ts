@@ -217,6 +217,14 @@ Deno.test("jim: join and leave rooms, hear the rooms joined (only those), a gues
   await web.until(() => web.frames.some((f) => f.type === "welcome"), "Wes's welcome");
   web.send({ type: "join", room: "lobby" });
   await web.until(() => web.frames.some((f) => f.type === "joined"), "Wes joined");
+  // Bo joins #quiet from a WebSocket too: its JIM connection did not ask, so it stays quiet.
+  const boWeb = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  boWeb.send({ type: "hello", username: "Bo" });
+  await boWeb.until(() => boWeb.frames.some((f) => f.type === "welcome"), "Bo on the web");
+  boWeb.send({ type: "join", room: "quiet" });
+  await boWeb.until(() => boWeb.frames.some((f) => f.type === "joined"), "Bo joined #quiet");
+  web.send({ type: "join", room: "quiet" });
+  web.send({ type: "message", room: "quiet", message: "psst in quiet" });
   web.send({ type: "message", room: "general", message: "general chatter" });
   web.send({ type: "message", room: "lobby", message: "hello lobby" });
 
@@ -243,7 +251,8 @@ Deno.test("jim: join and leave rooms, hear the rooms joined (only those), a gues
   web.send({ type: "private", target_username: "Bo", message: "just you" });
   await bo.next((o) => o.message === "just you", "Bo's private message");
   const roomTraffic = bo.received.filter((o) => o.action === "msg");
-  assert.deepEqual(roomTraffic, [], "no #general and no #lobby after leaving");
+  assert.deepEqual(roomTraffic, [], "no #general, no #quiet, and no #lobby after leaving");
+  await boWeb.close();
   assert.ok(!ann.received.some((o) => o.message === "general chatter"), "#general not forwarded");
 
   // A join without a room says how; "quit" ends the connection as "exit" does.

@@ -215,8 +215,10 @@ export class JimSession {
       case "users_list":
         return kind === "list" ? [{ response: 202, data_list: f.all.map((u) => u.username) }] : [];
       case "joined":
+        // Only its own join: one on another connection of the user does not start the flow.
+        if (kind !== "join") return [];
         this.#rooms.add(f.room);
-        return kind === "join" ? [{ response: 200, alert: `joined #${f.room}` }] : [];
+        return [{ response: 200, alert: `joined #${f.room}` }];
       case "left":
         // Also when the user left the room from another connection: its messages stop.
         this.#rooms.delete(f.room);
