@@ -480,3 +480,31 @@ Deno.test("away is pushed when it changes: a system notice on JSON, AWAY to IRC 
     await bob.close();
   }, ["--away-notices", "0"]);
 });
+
+Deno.test("a user coming back online JOINs the channels an IRC client shares with them (their QUIT went out when they left)", async () => {
+  await withIrcServer(async (s) => {
+    const kim = await Irc.registered(s.ircPort, "kim");
+    await kim.send("JOIN #tea");
+    await kim.line(/ 366 kim #tea /);
+    let lou = await JsonClient.connect(s.tcpPort, { username: "lou" });
+    await kim.line(/^:lou!\S+ JOIN #general$/);
+    await lou.send({ type: "join", room: "tea" });
+    await kim.line(/^:lou!\S+ JOIN #tea$/);
+    await lou.close();
+    await kim.line(/^:lou!\S+ QUIT :/);
+    lou = await JsonClient.connect(s.tcpPort, { username: "lou" });
+    await kim.line(/^:lou!\S+ JOIN #general$/);
+    await kim.line(/^:lou!\S+ JOIN #tea$/);
+    // Once each, on the first login and the second: no doubled JOIN.
+    await kim.sync();
+    const joins = kim.lines.filter((l) => /^:lou!\S+ JOIN /.test(l));
+    assert.deepEqual(joins.map((l) => l.split(" ").at(-1)), [
+      "#general",
+      "#tea",
+      "#general",
+      "#tea",
+    ]);
+    await lou.close();
+    kim.close();
+  });
+});

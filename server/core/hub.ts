@@ -228,6 +228,17 @@ export class Hub {
     }
   }
 
+  /**
+   * The rooms both a connection's user and `username` are in, sorted: an IRC client is shown a
+   * returning user joining each channel they share (IRC has no "online", only JOIN and QUIT).
+   */
+  sharedRooms(connId: number, username: string): string[] {
+    const mine = this.#core.conns.get(connId)?.user;
+    const theirs = this.#core.users.get(username);
+    if (!mine || !theirs) return [];
+    return this.#core.roomsOf(mine).filter((room) => theirs.chats.has(room));
+  }
+
   /** Whether a user's cursors are cached (for tests of eviction). */
   cursorsCached(username: string): boolean {
     return this.#core.users.get(username)?.cursors != null;

@@ -408,7 +408,13 @@ export class IrcConnection implements Peer {
       const away = (f as { away?: string }).away;
       return this.#line(`:${this.#mask(who)} AWAY${away === undefined ? "" : ` :${away}`}`);
     }
-    if (f.event === "online") return;
+    if (who && f.event === "online") {
+      // Back online (their QUIT went out when they left): JOIN each channel shared with them.
+      for (const room of this.#hub.sharedRooms(this.#id, who)) {
+        this.#line(`:${this.#mask(who)} JOIN #${room}`);
+      }
+      return;
+    }
     this.#notice(f.message);
   }
 
