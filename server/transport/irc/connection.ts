@@ -35,7 +35,14 @@ import {
 } from "./lines.ts";
 import { EchoLabels, sentKey } from "./labels.ts";
 import { Registration } from "./registration.ts";
-import { motdNumerics, type Numeric, queryNumerics, refusal, welcomeNumerics } from "./replies.ts";
+import {
+  motdNumerics,
+  type Numeric,
+  queryNumerics,
+  refusal,
+  systemLines,
+  welcomeNumerics,
+} from "./replies.ts";
 import { SeenIds } from "./seen_ids.ts";
 
 /** Options of the IRC listener. */
@@ -391,31 +398,12 @@ export class IrcConnection implements Peer {
   }
 
   #system(f: Extract<ServerFrame, { type: "system" }>): void {
-    const who = (f as { username?: string }).username;
-    const room = (f as { room?: string }).room;
-    if (who && room && f.event === "joined") return this.#line(`:${this.#mask(who)} JOIN #${room}`);
-    if (who && room && f.event === "left") {
-      const reason = (f as { reason?: string }).reason;
-      return this.#line(`:${this.#mask(who)} PART #${room}${reason ? ` :${reason}` : ""}`);
-    }
-    if (who && f.event === "offline") {
-      const said = (f as { reason?: string }).reason;
-      return this.#line(`:${this.#mask(who)} QUIT :${said ?? "left the chat"}`);
-    }
-    if (f.event === "away") {
-      // IRCv3 away-notify; a client that did not ask learns it from WHO, WHOIS and 301.
-      if (!who || !this.#reg.caps.has("away-notify")) return;
-      const away = (f as { away?: string }).away;
-      return this.#line(`:${this.#mask(who)} AWAY${away === undefined ? "" : ` :${away}`}`);
-    }
-    if (who && f.event === "online") {
-      // Back online (their QUIT went out when they left): JOIN each channel shared with them.
-      for (const room of this.#hub.sharedRooms(this.#id, who)) {
-        this.#line(`:${this.#mask(who)} JOIN #${room}`);
-      }
-      return;
-    }
-    this.#notice(f.message);
+    const lines = systemLines(f, (nick) => this.#mask(nick), {
+      awayNotify: this.#reg.caps.has("away-notify"),
+      shared: (who) => this.#hub.sharedRooms(this.#id, who),
+    });
+    if (lines === null) return this.#notice(f.message);
+    for (const line of lines) this.#line(line);
   }
 
   #error(code: string, message: string, asked: Asked | undefined): void {

@@ -246,3 +246,34 @@ export function refusal(
   }
   return { notice: message };
 }
+
+/**
+ * A `system` frame on IRC: presence and membership as the lines IRC has for them (JOIN, PART,
+ * QUIT; AWAY for clients that asked for away-notify; a user back online JOINs each channel
+ * `shared` names, as their QUIT took them out of every one), or null: say its text as a notice.
+ */
+export function systemLines(
+  f: Extract<ServerFrame, { type: "system" }>,
+  mask: (nick: string) => string,
+  options: { awayNotify: boolean; shared: (who: string) => string[] },
+): string[] | null {
+  const who = f.username;
+  // Away: a client that did not ask for away-notify learns it from WHO, WHOIS and 301.
+  if (f.event === "away") {
+    if (!who || !options.awayNotify) return [];
+    return [`:${mask(who)} AWAY${f.away === undefined ? "" : ` :${f.away}`}`];
+  }
+  if (!who) return null;
+  switch (f.event) {
+    case "joined":
+      return f.room ? [`:${mask(who)} JOIN #${f.room}`] : null;
+    case "left":
+      return f.room ? [`:${mask(who)} PART #${f.room}${f.reason ? ` :${f.reason}` : ""}`] : null;
+    case "offline":
+      return [`:${mask(who)} QUIT :${f.reason ?? "left the chat"}`];
+    case "online":
+      return options.shared(who).map((room) => `:${mask(who)} JOIN #${room}`);
+    default:
+      return null;
+  }
+}
