@@ -379,6 +379,11 @@ export class KvStore implements Store {
   }
 
   async revokeTokens(user: string): Promise<void> {
+    await this.#commits.writeInParts(await this.#tokenDeletes(user));
+  }
+
+  /** The deletions of a user's tokens (each kept under the token and under the user). */
+  async #tokenDeletes(user: string): Promise<Deno.KvMutation[]> {
     const mutations: Deno.KvMutation[] = [];
     for await (const e of this.#kv.list({ prefix: keys.userTokens(user) })) {
       mutations.push({ type: "delete", key: e.key }, {
@@ -386,7 +391,7 @@ export class KvStore implements Store {
         key: keys.token(String(e.key[2])),
       });
     }
-    await this.#commits.writeInParts(mutations);
+    return mutations;
   }
 
   /** Deletes a user with their tokens, memberships, cursors and reports (their messages stay). */
@@ -397,12 +402,7 @@ export class KvStore implements Store {
   async deleteUsers(names: string[]): Promise<void> {
     const mutations: Deno.KvMutation[] = [];
     for (const name of names) {
-      for await (const e of this.#kv.list({ prefix: keys.userTokens(name) })) {
-        mutations.push({ type: "delete", key: e.key }, {
-          type: "delete",
-          key: keys.token(String(e.key[2])),
-        });
-      }
+      mutations.push(...await this.#tokenDeletes(name));
       for await (const e of this.#kv.list({ prefix: keys.cursors(name) })) {
         mutations.push({ type: "delete", key: e.key }, {
           type: "delete",
