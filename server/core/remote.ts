@@ -58,7 +58,7 @@ export async function applyChange(core: Core, change: StateChange): Promise<void
       return;
     }
     case "member": {
-      const u = await loadUser(core, change.user, false);
+      const u = await loadUser(core, change.user);
       if (!u) return;
       if (change.cursor === null) {
         core.rooms.get(change.chat)?.members.delete(u);
@@ -146,17 +146,12 @@ export async function applyChange(core: Core, change: StateChange): Promise<void
   }
 }
 
-/** The user, read from the store if unknown here (or again, when `fresh`). */
-async function loadUser(core: Core, name: string, fresh: boolean): Promise<UserState | null> {
+/** The user, read from the store if unknown here. */
+async function loadUser(core: Core, name: string): Promise<UserState | null> {
   const known = core.users.get(name);
-  if (known && !fresh) return known;
+  if (known) return known;
   const record = await core.store.getUser(name);
-  if (!record) return known ?? null;
-  if (known) {
-    known.record = record;
-    return known;
-  }
-  return addUserState(core, record);
+  return record ? addUserState(core, record) : null;
 }
 
 /** The room, read from the store if unknown here (private chats are not rooms: null). */
