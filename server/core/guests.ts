@@ -29,9 +29,14 @@ export function queueIdleGuest(core: Core, u: UserState): void {
   core.idleGuests.add(u);
 }
 
+/** When the user was last seen (went offline), or made, if never. */
+export function goneSince(u: UserState): number {
+  return u.record.lastSeen ?? u.record.createdAt;
+}
+
 /** When the guest was last seen or last did anything (a REST call counts). */
 function idleSince(u: UserState): number {
-  return Math.max(u.record.lastSeen ?? u.record.createdAt, u.lastUsed);
+  return Math.max(goneSince(u), u.lastUsed);
 }
 
 /** Whether forgetting the guest now would lose nothing anyone could see or rely on. */
@@ -69,7 +74,7 @@ export async function forgetIdleGuests(core: Core): Promise<number> {
       continue;
     }
     // The queue is in order of going offline: everyone after this one went later.
-    if ((u.record.lastSeen ?? u.record.createdAt) > cutoff) break;
+    if (goneSince(u) > cutoff) break;
     if (idleSince(u) > cutoff) {
       usedLater.push(u);
       continue;

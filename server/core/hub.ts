@@ -23,7 +23,7 @@ import { LocalDelivery } from "./delivery.ts";
 import { ChatError } from "./errors.ts";
 import type { Broker } from "./fanout.ts";
 import { flushAwayNotices } from "./away.ts";
-import { forgetIdleGuests, queueIdleGuest } from "./guests.ts";
+import { forgetIdleGuests, goneSince, queueIdleGuest } from "./guests.ts";
 import { applyChange } from "./remote.ts";
 import { endSession } from "./sessions.ts";
 import { localConnections } from "./admin.ts";
@@ -392,9 +392,7 @@ async function load(core: Core): Promise<void> {
   for (const [chat, seq] of snap.seqs) core.seqs.set(chat, seq);
   // Every guest is offline at a start: queued to be forgotten, longest gone first.
   const guests = [...core.users.values()].filter((u) => u.record.passwordHash === null);
-  guests.sort((a, b) =>
-    (a.record.lastSeen ?? a.record.createdAt) - (b.record.lastSeen ?? b.record.createdAt)
-  );
+  guests.sort((a, b) => goneSince(a) - goneSince(b));
   for (const u of guests) queueIdleGuest(core, u);
   for (const { user, contact } of snap.contacts) {
     const u = core.users.get(user);
