@@ -16,7 +16,7 @@ import {
   type ServerFrame,
 } from "../protocol/frames.ts";
 import { decodeClientValue } from "../protocol/decode.ts";
-import { HELP_LINES, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
+import { HELP_LINES, JoinedRooms, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
 import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
 import { HEARTBEAT_MS } from "../protocol/limits.ts";
 import { downloadFile, type FileAccess, uploadFile } from "./files.ts";
@@ -97,6 +97,7 @@ export class ChatClient {
   /** Which of the servers the client is (or was last) connected to. */
   #at = 0;
   #mode: Mode = { kind: "room", room: "general" };
+  readonly #rooms = new JoinedRooms();
   #name = "";
   #password: string | undefined;
   #pendingSession: string | undefined;
@@ -272,6 +273,7 @@ export class ChatClient {
       if (f.type === "welcome") {
         this.#loggedIn = true;
         this.#mode = f.mode;
+        this.#rooms.follow(f);
         if (!firstTime) this.#print("* Reconnected.");
         else if (this.#o.send === undefined) {
           this.#print(renderFrame(f)!, f);
@@ -325,6 +327,7 @@ export class ChatClient {
     if (f.type === "ping") return this.#send({ type: "pong" });
     if (f.type === "pong" && f.ref === HEARTBEAT_REF) return;
     if ("mode" in f && f.mode) this.#mode = f.mode;
+    this.#rooms.follow(f);
     if (f.type === "session_request") this.#pendingSession = f.from_username;
     if (f.type === "session_accepted" || f.type === "session_rejected") {
       this.#pendingSession = undefined;
@@ -471,6 +474,7 @@ export class ChatClient {
     const parsed = parseLine(line, {
       pendingSessionFrom: this.#pendingSession,
       inSession: this.#mode.kind === "session",
+      rooms: this.#rooms.names,
     });
     switch (parsed.kind) {
       case "empty":

@@ -10,6 +10,7 @@ import {
   type ClientFrame,
   farewell,
   ProtocolError,
+  type ServerFrame,
   validateMessageText,
   validateRoomName,
   validateUsername,
@@ -35,6 +36,29 @@ export interface ParseContext {
   inSession?: boolean;
   /** The time relative schedules (`+10m`, `18:30`) count from; default the system clock. */
   now?: number;
+  /**
+   * The rooms the user is in (lower case, no `#`): `/send NAME TEXT` to one of them goes to the
+   * room, as rooms made with `/chats NAME` are named without a `#` (the first assignment's
+   * `/send`). Unknown: only `#ROOM` and `general` are rooms.
+   */
+  rooms?: ReadonlySet<string>;
+}
+
+/**
+ * The rooms a person's session is in, kept from the frames it is sent (the welcome's list, then
+ * `joined` and `left`, which reach every connection of the user), for `ParseContext.rooms`.
+ */
+export class JoinedRooms {
+  readonly names: Set<string> = new Set();
+
+  /** Follows one server frame. */
+  follow(f: ServerFrame): void {
+    if (f.type === "welcome") {
+      this.names.clear();
+      for (const room of f.rooms) this.names.add(room.toLowerCase());
+    } else if (f.type === "joined") this.names.add(f.room.toLowerCase());
+    else if (f.type === "left") this.names.delete(f.room.toLowerCase());
+  }
 }
 
 /**
@@ -73,7 +97,7 @@ export const HELP_LINES: readonly string[] = [
   "  /join ROOM  (/chats ROOM)   join or create a room and talk there, e.g. /join games",
   "  /leave [ROOM [REASON]]      leave a room, saying why (everyone stays in general)",
   "  /private NAME TEXT          one private message, e.g. /private Bob hi there",
-  "  /send NAME|#ROOM TEXT       send to a user or a room, e.g. /send #games gg",
+  "  /send NAME|ROOM TEXT        send to a user or a room you are in, e.g. /send games gg",
   "  /notice NAME|#ROOM TEXT     the same as a notice (no one should answer it: bots, alerts)",
   "  /session NAME               ask NAME for a private session (they answer y or n)",
   "  /accept NAME, /reject NAME  answer a session request (or just y / n)",
@@ -207,7 +231,8 @@ export function parseLine(line: string, ctx: ParseContext = {}): ParsedLine {
         // A notice is a message no program should answer (IRC's NOTICE): bots say things so.
         const to = arg(0, "a user or #room");
         const notice = word.toLowerCase() === "notice" ? { notice: true as const } : {};
-        if (to.startsWith("#") || to.toLowerCase() === "general") {
+        const bare = to.toLowerCase();
+        if (to.startsWith("#") || bare === "general" || ctx.rooms?.has(bare)) {
           return frame({
             type: "message",
             room: validateRoomName(to),

@@ -194,7 +194,9 @@ export function renderFrame(frame: ServerFrame): string | null {
         `* Plain text goes to ${modeText(f.mode)}.${
           f.session ? ` Private session with ${f.session}.` : ""
         }`,
-        `* Rooms: ${f.rooms.map((r) => "#" + r).join(", ")}. ${f.online_users} users online.`,
+        `* Rooms: ${f.rooms.map((r) => "#" + r).join(", ")}. ${f.online_users} ${
+          f.online_users === 1 ? "user" : "users"
+        } online.`,
         ...(f.muted_until ? [`* You are muted until ${when(f.muted_until)}.`] : []),
         ...(f.quota
           ? [

@@ -64,6 +64,38 @@ Deno.test("e2e tcp: a person on netcat is asked for a nickname, chats in text, a
   await Promise.all([person.close(), alice.close()]);
 });
 
+Deno.test("e2e tcp: /send NAME TEXT reaches a room the person is in by its bare name, as /chats names it", async () => {
+  await using server = await withServer();
+  const person = await LineClient.connect(server.tcpPort);
+  await person.send("Carol");
+  await person.line("Logged in as Carol");
+  const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  await alice.send({ type: "join", room: "dev" });
+  await alice.type("joined");
+  await person.send("/chats dev");
+  await person.line("You are in #dev");
+  await person.send("/chats books");
+  await person.line("You are in #books");
+  await person.send("/send dev is the build green?");
+  const m = await alice.type("message", (f) => f.message === "is the build green?");
+  assert.equal(m.room, "dev");
+  // A room joined on the user's other connection counts too (its `joined` reaches this one).
+  const other = await JsonClient.connect(server.tcpPort, { username: "Carol" });
+  await alice.send({ type: "join", room: "ops" });
+  await alice.type("joined");
+  await other.send({ type: "join", room: "ops" });
+  await other.type("joined");
+  await person.line("You are in #ops");
+  await person.send("/send Ops deploying now");
+  assert.equal((await alice.type("message", (f) => f.message === "deploying now")).room, "ops");
+  // Once left, the name is a user's again: there is no user "dev".
+  await person.send("/leave dev");
+  await person.line("You left #dev");
+  await person.send("/send dev anyone?");
+  await person.line('! There is no user "dev"');
+  await Promise.all([person.close(), alice.close(), other.close()]);
+});
+
 Deno.test("e2e tcp: text sessions are asked with y/n; accept and reject reach both sides", async () => {
   await using server = await withServer();
   const bob = await LineClient.connect(server.tcpPort);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { humanTimes, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
+import { humanTimes, JoinedRooms, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
 
 const cases: Array<[string, unknown, { pendingSessionFrom?: string }?]> = [
   ["hello there", { kind: "frame", frame: { type: "message", message: "hello there" } }],
@@ -300,4 +300,40 @@ Deno.test("humanTimes(): the server's UTC times read as chat lines' local time, 
     message: `You are muted until ${today}`,
   });
   assert.doesNotMatch(line!, /T\d\d:\d\d/);
+});
+
+Deno.test("/send NAME: a room the session is in (kept from welcome, joined, left) goes to the room", () => {
+  const rooms = new JoinedRooms();
+  const mode = { kind: "room" as const, room: "general" };
+  const timestamp = new Date().toISOString();
+  rooms.follow({
+    type: "welcome",
+    username: "Carol",
+    registered: false,
+    admin: false,
+    mode,
+    rooms: ["general", "Dev"],
+    online_users: 1,
+    timestamp,
+  });
+  rooms.follow({ type: "joined", room: "books", created: true, mode, timestamp });
+  const send = (line: string) => parseLine(line, { rooms: rooms.names });
+  assert.deepEqual(send("/send DEV green?"), {
+    kind: "frame",
+    frame: { type: "message", room: "dev", message: "green?" },
+  });
+  assert.deepEqual(send("/notice books closing"), {
+    kind: "frame",
+    frame: { type: "message", room: "books", message: "closing", notice: true },
+  });
+  rooms.follow({ type: "left", room: "dev", mode, timestamp });
+  assert.deepEqual(send("/send dev green?"), {
+    kind: "frame",
+    frame: { type: "private", target_username: "dev", message: "green?" },
+  });
+  // Without the context (a program's own parser), only #ROOM and general are rooms.
+  assert.deepEqual(parseLine("/send books hi"), {
+    kind: "frame",
+    frame: { type: "private", target_username: "books", message: "hi" },
+  });
 });

@@ -9,6 +9,7 @@ import type { ClientFrame, Mode, ServerFrame } from "../../../protocol/frames.ts
 import {
   ADMIN_HELP_LINES,
   HELP_LINES,
+  JoinedRooms,
   parseLine,
   promptFor,
   renderFrame,
@@ -43,6 +44,7 @@ export class TextSession {
   #passwordTries = 0;
   /** Whether the user is in a private session (not only this connection's view of it). */
   #inSession = false;
+  readonly #rooms = new JoinedRooms();
 
   /** The prompt for where typing goes now. */
   prompt(): string {
@@ -70,6 +72,7 @@ export class TextSession {
     const parsed = parseLine(line, {
       pendingSessionFrom: this.#pendingSessionFrom,
       inSession: this.#inSession,
+      rooms: this.#rooms.names,
     });
     switch (parsed.kind) {
       case "empty":
@@ -118,6 +121,7 @@ export class TextSession {
       if (f.type === "welcome") this.phase = "chat";
     }
     if ("mode" in f && f.mode) this.#mode = f.mode;
+    this.#rooms.follow(f);
     if (f.type === "welcome") this.#inSession = f.mode.kind === "session";
     if (f.type === "status") this.#inSession = f.session !== null;
     if (f.type === "session_accepted") this.#inSession = true;
