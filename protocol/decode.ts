@@ -452,9 +452,14 @@ function optSince(obj: Json, type: string): string | undefined {
   return since;
 }
 
-/** Validates a chat address: a room name, or `@user` for the private chat with that user. */
+/**
+ * Validates a chat address: a room name, or `@user` for the private chat with that user. A bare
+ * name no room could have (`j.doe`: rooms have no dots) is a user's; a bare name that could be
+ * either is a room when there is one, else a user (the core decides).
+ */
 export function validateChatAddress(address: string): string {
   if (address.startsWith("@")) return "@" + validateUsername(address.slice(1));
+  if (!address.startsWith("#") && address.includes(".")) return "@" + validateUsername(address);
   return validateRoomName(address);
 }
 

@@ -602,3 +602,19 @@ export async function rawWebSocket(port: number, hello: unknown): Promise<Deno.C
   await conn.write(frame);
   return conn;
 }
+
+/**
+ * Every error message the core can give that names a slash command (`/join x first`), read from
+ * its sources with `${…}` as "x": the wires that translate hints (JIM, HTTP) are tested on all.
+ */
+export async function coreHintsWithCommands(): Promise<string[]> {
+  const hints: string[] = [];
+  const dir = new URL("../server/core/", import.meta.url);
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.name.endsWith(".ts")) continue;
+    const source = await Deno.readTextFile(new URL(entry.name, dir));
+    const errors = source.matchAll(/new ChatError\(\s*"[a-z_]+",\s*([`"])((?:(?!\1)[\s\S])*)\1/g);
+    for (const [, , text] of errors) hints.push(text!.replace(/\$\{[^}]*\}/g, "x"));
+  }
+  return hints.filter((h) => /(^|[\s(])\/[a-z]+\b/.test(h));
+}

@@ -9,8 +9,9 @@ import {
   apiDocument as openApiDocument,
   createHttpApp,
   documentedRoutes,
+  httpHints,
 } from "../server/transport/http/app.ts";
-import { login, makeHub } from "./_helpers.ts";
+import { coreHintsWithCommands, login, makeHub } from "./_helpers.ts";
 
 type App = ReturnType<typeof createHttpApp>;
 
@@ -122,6 +123,48 @@ Deno.test("s3 flow: connect, status, send, send_to, and messages that are return
     0,
     0,
   ]);
+});
+
+Deno.test("s3: /chats/NAME/messages with a user's bare name (no room by that name) reads the private chat", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using s = await setup(kv);
+  const { app } = s;
+  const login = async (name: string) =>
+    (await call(app, "POST", "/connect", { body: { login: name, password: "secret12" } })).json
+      .token as string;
+  const alice = await login("alice");
+  const bob = await login("bob");
+  const jdoe = await login("j.doe");
+  await call(app, "POST", "/send_to", { token: alice, body: { user_login: "bob", message: "1" } });
+  await call(app, "POST", "/send_to", { token: jdoe, body: { user_login: "bob", message: "2" } });
+  const fromAlice = await call(app, "POST", "/chats/alice/messages", { token: bob, s3: true });
+  assert.equal(fromAlice.status, 200);
+  assert.equal(fromAlice.json.chat, "@alice");
+  assert.deepEqual((fromAlice.json.messages as Array<{ message: string }>).map((m) => m.message), [
+    "1",
+  ]);
+  // A name with a dot can only be a user's.
+  const fromJdoe = await call(app, "POST", "/chats/j.doe/messages", { token: bob, s3: true });
+  assert.equal(fromJdoe.status, 200);
+  assert.equal(fromJdoe.json.chat, "@j.doe");
+  // A room by that name comes first; a name that is neither is still a 404.
+  await call(app, "POST", "/api/v1/rooms/alice/join", { token: bob });
+  const room = await call(app, "POST", "/chats/alice/messages", { token: bob, s3: true });
+  assert.equal(room.json.chat, "alice");
+  const none = await call(app, "POST", "/chats/nobody/messages", { token: bob, s3: true });
+  assert.equal(none.status, 404);
+  assert.equal(none.json.error?.code, "no_such_room");
+  assert.equal(
+    none.json.error?.message,
+    'There is no room #nobody and no user "nobody": POST /api/v1/rooms/nobody/join creates the room',
+  );
+});
+
+Deno.test("http: every hint the core gives in slash commands names an HTTP route instead", async () => {
+  const withCommands = await coreHintsWithCommands();
+  assert.ok(withCommands.length >= 10, `found ${withCommands.length} hints with commands`);
+  const command = /(^|[\s(])(?<!(POST|GET|PUT|DELETE) )\/(?!ws\b)[a-z_]+(?![\w/])/;
+  for (const hint of withCommands) assert.doesNotMatch(httpHints(hint), command, hint);
 });
 
 Deno.test("s3: a new login's first poll of main returns the last messages, at most 20", async () => {

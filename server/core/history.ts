@@ -24,7 +24,20 @@ function resolveChat(call: Call & { user: UserState }, address: string | undefin
     const other = core.requireUser(address.slice(1));
     return dmId(u.record.name, other.record.name);
   }
-  const room = core.requireRoom(address, u);
+  let room;
+  try {
+    room = core.requireRoom(address, u);
+  } catch (error) {
+    // A bare name that is no room (to this user) but is a user: the private chat with them, as a
+    // client of the first API asks for it (`POST /chats/bob/messages`, `/history bob`).
+    const other = core.findUser(address);
+    if (other) return dmId(u.record.name, other.record.name);
+    if (!(error instanceof ChatError) || error.code !== "no_such_room") throw error;
+    throw new ChatError(
+      "no_such_room",
+      `There is no room #${address} and no user "${address}": /join ${address} creates the room`,
+    );
+  }
   if (!room.members.has(u)) {
     throw new ChatError(
       "not_member",

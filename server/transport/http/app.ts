@@ -158,13 +158,35 @@ function isBadRequestStream(error: unknown): boolean {
     (error instanceof TypeError && /body|chunk/i.test(error.message));
 }
 
+/**
+ * The core's hints name the commands people type (`/join games`, `/users`); an HTTP client is
+ * told the route instead, as a JIM client is told its action (`jimHints`).
+ */
+export function httpHints(message: string): string {
+  return message
+    .replace(
+      /\/join #?([^\s:]+) (creates (?:it|the room)|first|to read it)/g,
+      "POST /api/v1/rooms/$1/join $2",
+    )
+    .replace(/\/join another room/g, "join another room (POST /api/v1/rooms/NAME/join)")
+    .replace(/anyone can \/join it/g, "anyone can join it (POST /api/v1/rooms/NAME/join)")
+    .replace(/\/users (lists|still)/g, "GET /api/v1/users $1")
+    .replace(/\/rooms lists/g, "GET /api/v1/rooms lists")
+    .replace(/\/leave one first/g, "leave one first (POST /api/v1/rooms/NAME/leave)")
+    .replace(/\/leave it\b/g, "leave it (POST /api/v1/rooms/NAME/leave)")
+    .replace(/\/exit it first/g, "end it first (DELETE /api/v1/sessions)")
+    .replace(/\/private (\S+) TEXT/g, "POST /send_to")
+    .replace(/\/register( PASSWORD)?/g, "POST /connect with your login and a password");
+}
+
 /** Builds the Hono app over a hub. */
 export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
   const app = new Hono<Env>();
   const { log } = options;
   app.onError((error, c) => {
     if (error instanceof ChatError || error instanceof ProtocolError) {
-      return c.json({ error: { code: error.code, message: error.message } }, STATUS[error.code]);
+      const message = httpHints(error.message);
+      return c.json({ error: { code: error.code, message } }, STATUS[error.code]);
     }
     // The request body stalled (http_server.ts's deadline): the connection is closed after this.
     if (error instanceof Deno.errors.TimedOut) {

@@ -29,14 +29,20 @@ export const RoomName = z.string().regex(new RegExp(ROOM_PATTERN, "u"), {
   error: `use 1 to ${MAX_NAME_CHARS} letters, digits, "_" or "-"`,
 }).meta({ description: "a room name, optionally with a leading #", example: "general" });
 
-/** A chat address: a room, or `@user` for the private chat with a user. */
+/**
+ * A chat address: a room, or `@user` for the private chat with a user. A bare name that is no
+ * room is a user's (`bob`, `j.doe`): the core looks for the room first.
+ */
 export const ChatAddress = z.string().regex(
   new RegExp(
-    `^(#?[\\p{L}\\p{N}_-]{1,${MAX_NAME_CHARS}}|@[\\p{L}\\p{N}_.-]{1,${MAX_NAME_CHARS}})$`,
+    `^(#?[\\p{L}\\p{N}_-]{1,${MAX_NAME_CHARS}}|@?[\\p{L}\\p{N}_.-]{1,${MAX_NAME_CHARS}})$`,
     "u",
   ),
   { error: "a room name, or @name for a private chat" },
-).meta({ description: "a room, or @user for your private chat with them", example: "general" });
+).meta({
+  description: "a room, or @user (or a bare name that is no room) for your private chat with them",
+  example: "general",
+});
 
 /** A message or entry id. */
 export const Ulid = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, {

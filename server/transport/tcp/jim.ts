@@ -264,7 +264,7 @@ export function jimHints(message: string): string {
       /^Say who you are first: .*$/,
       'Say who you are first: {"action":"presence","user":{"account_name":"YourName"}}',
     )
-    .replace(/\/join #?(\S+) (creates it|first|to read it)/g, '{"action":"join","room":"#$1"} $2')
+    .replace(/\/join #?(\S+) (creates (?:it|the room)|first|to read it)/g, '{"action":"join","room":"#$1"} $2')
     .replace(/\/join (another room|it\b)/g, "join $1")
     .replace(/\/users lists/g, '{"action":"get_users"} lists');
 }
