@@ -29,6 +29,40 @@ Deno.test("e2e tcp: two JSON users talk with the seed protocol's frames, unchang
   await Promise.all([alice.close(), bob.close()]);
 });
 
+Deno.test("e2e tcp: a program that writes json.dumps(frame) with no newline, back to back or indented, is served as a JSON client", async () => {
+  await using server = await withServer();
+  const bob = await JsonClient.connect(server.tcpPort, { username: "Bob" });
+  // Python's sock.send(json.dumps({...}).encode()): no newline, then silence while it waits.
+  const py = await LineClient.connect(server.tcpPort);
+  const enc = new TextEncoder();
+  await py.sendBytes(enc.encode(JSON.stringify({ username: "Alice" })));
+  await py.until(() => py.lines.some((l) => l.includes('"type":"welcome"')), "the welcome");
+  assert.ok(!py.tail.includes("nickname") && !py.lines.some((l) => l.includes("nickname")));
+  await py.sendBytes(enc.encode(JSON.stringify({ type: "message", message: "Привет всем!" })));
+  assert.equal(
+    (await bob.type("message", (m) => m.from_username === "Alice")).message,
+    "Привет всем!",
+  );
+  // Two objects in one write, then one pretty-printed over several lines, cut mid-object.
+  await py.sendBytes(enc.encode(
+    JSON.stringify({ type: "private", target_username: "Bob", message: "one" }) +
+      JSON.stringify({ type: "private", target_username: "Bob", message: "two" }),
+  ));
+  assert.equal((await bob.type("private", (m) => m.message === "one")).from_username, "Alice");
+  await bob.type("private", (m) => m.message === "two");
+  const pretty = JSON.stringify({ type: "message", message: "indented" }, null, 4);
+  await py.sendBytes(enc.encode(pretty.slice(0, 12)));
+  await new Promise((r) => setTimeout(r, 50));
+  await py.sendBytes(enc.encode(pretty.slice(12)));
+  await bob.type("message", (m) => m.message === "indented");
+  // Still answered line by line when a line cannot be JSON.
+  await py.sendBytes(enc.encode("{oops\n"));
+  await py.until(() => py.lines.some((l) => l.includes('"code":"bad_json"')), "bad_json");
+  await py.sendBytes(enc.encode(JSON.stringify({ type: "users" })));
+  await py.until(() => py.lines.some((l) => l.includes('"type":"users_list"')), "the user list");
+  await Promise.all([py.close(), bob.close()]);
+});
+
 Deno.test("e2e tcp: a person on netcat is asked for a nickname, chats in text, and sees the mode in the prompt", async () => {
   await using server = await withServer();
   const person = await LineClient.connect(server.tcpPort);

@@ -1,7 +1,9 @@
 /**
- * One TCP connection: reads lines, tells JSON programs from people by the first line, hands
- * frames to the hub, and writes through the shared outbound queue. People get the text mode
- * (text_mode.ts); telnet programs get heartbeat probes they answer by themselves (telnet.ts).
+ * One TCP connection: tells programs from people by the first bytes (a `{` is a program), hands
+ * frames to the hub, and writes through the shared outbound queue. Programs' JSON objects are
+ * framed by their braces, newline or not (json_framing.ts), and the first object says JSON or
+ * JIM (jim.ts); people get the text mode, by lines (text_mode.ts); telnet programs get heartbeat
+ * probes they answer by themselves (telnet.ts).
  * @module
  */
 
@@ -39,7 +41,8 @@ import {
   stripTelnet,
   TIMING_MARK_PROBE,
 } from "./telnet.ts";
-import { isJim, type JimObject, JimSession, splitObjects } from "./jim.ts";
+import { isJim, type JimObject, JimSession } from "./jim.ts";
+import { JsonFramer } from "./json_framing.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
 
 /** Options of the TCP listener. */
@@ -86,12 +89,13 @@ export class TcpConnection implements Peer {
   #conn: Deno.Conn;
   #log: Logger;
   #id: number;
-  /** "new" until the first line says which mode; then JSON, or a person's text session. */
+  /** "new" until the first bytes say which mode; then JSON, JIM, or a person's text session. */
   #text: TextSession | null = null;
+  /** A program (its first byte was `{`): its objects, framed by braces. */
+  #framer: JsonFramer | null = null;
   #json = false;
   /** A JIM client (seed 004), detected by a first object with an `action` and no `type`. */
   #jim: JimSession | null = null;
-  #jimRest = "";
   /**
    * Greeted as a person because it was silent, but has sent nothing yet: its first bytes still
    * choose the mode (a program that connects and takes its time still gets JSON or JIM).
@@ -194,47 +198,79 @@ export class TcpConnection implements Peer {
         if (answersTimingMark(raw)) this.#answersPings = true;
       }
       // `buf` is only read into again after every line of this chunk has been handled.
-      const chunk = stripTelnet(raw);
+      let chunk = stripTelnet(raw);
       if (this.#greetedSilent) this.#undoGreeting(pending, chunk);
-      // JIM objects come back to back, newline or not: they are split by braces, not lines.
-      if (!this.#json && !this.#text && !this.#jim && this.#startsJim(pending, chunk)) {
+      if (!this.#framer && !this.#text && startsObject(pending, chunk)) {
         this.#clearGreetingTimer();
-        this.#jim = new JimSession();
-        this.#jimRest = decoder.decode(pending);
+        this.#framer = new JsonFramer();
+        if (pending.length > 0) chunk = concat(pending, chunk);
         pending = EMPTY;
       }
-      if (this.#jim) {
-        this.#jimRest += decoder.decode(chunk);
-        if (this.#jimRest.length > MAX_LINE_BYTES) return this.#tooLong();
-        const { objects, rest } = splitObjects(this.#jimRest);
-        this.#jimRest = rest;
-        for (const text of objects) {
-          await this.#jimObject(text);
+      if (this.#framer) {
+        if (!(await this.#objects(this.#framer, chunk))) return;
+      } else {
+        let start = 0;
+        for (let i = 0; i < chunk.length; i++) {
+          if (chunk[i] !== 10) continue;
+          // Decoded from the chunk itself unless part of the line came in an earlier read.
+          const lineBytes = pending.length === 0
+            ? chunk.subarray(start, i)
+            : concat(pending, chunk.subarray(start, i));
+          pending = EMPTY;
+          start = i + 1;
+          if (lineBytes.length > MAX_LINE_BYTES) return this.#tooLong();
+          const text = decoder.decode(lineBytes);
+          await this.#line(text.endsWith("\r") ? text.slice(0, -1) : text);
           if (this.#closing) return;
         }
-        continue;
+        pending = concat(pending, chunk.subarray(start));
+        if (pending.length > MAX_LINE_BYTES) return this.#tooLong();
       }
-      let start = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        if (chunk[i] !== 10) continue;
-        // Decoded from the chunk itself unless part of the line came in an earlier read.
-        const lineBytes = pending.length === 0
-          ? chunk.subarray(start, i)
-          : concat(pending, chunk.subarray(start, i));
-        pending = EMPTY;
-        start = i + 1;
-        if (lineBytes.length > MAX_LINE_BYTES) return this.#tooLong();
-        const text = decoder.decode(lineBytes);
-        await this.#line(text.endsWith("\r") ? text.slice(0, -1) : text);
-        if (this.#closing) return;
-      }
-      pending = concat(pending, chunk.subarray(start));
-      if (pending.length > MAX_LINE_BYTES) return this.#tooLong();
       // Nothing refers to `buf` any more: size it to what the client sends.
       if (n === buf.length && n < READ_BUFFER_MAX_BYTES) buf = new Uint8Array(n * 2);
       else if (n < buf.length / 8 && buf.length > READ_BUFFER_MIN_BYTES) {
         buf = new Uint8Array(buf.length / 2);
       }
+    }
+  }
+
+  /** Hands on every object a program's read completed; false once the connection is closing. */
+  async #objects(framer: JsonFramer, chunk: Uint8Array): Promise<boolean> {
+    framer.feed(chunk);
+    for (let item = framer.next(); item !== null; item = framer.next()) {
+      if (item.length > MAX_LINE_BYTES) {
+        this.#tooLong();
+        return false;
+      }
+      await this.#object(decoder.decode(item), framer.lastWasJunk);
+      if (this.#closing) return false;
+    }
+    if (framer.pendingBytes > MAX_LINE_BYTES) {
+      this.#tooLong();
+      return false;
+    }
+    return true;
+  }
+
+  /** One object (or junk between objects) from a program; the first says JSON or JIM. */
+  async #object(text: string, junk: boolean): Promise<void> {
+    if (!this.#json && !this.#jim) {
+      let jim = false;
+      try {
+        jim = !junk && isJim(JSON.parse(text));
+      } catch { /* not JSON: answered as the JSON wire answers it */ }
+      if (jim) this.#jim = new JimSession();
+      else this.#json = true;
+    }
+    if (this.#jim) return await this.#jimObject(text);
+    try {
+      const frame = decodeClientFrame(text);
+      // Only a real answer counts (a message saying "pong" is not one).
+      if (frame.type === "pong") this.#answersPings = true;
+      await this.#hub.receive(this.#id, frame);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      await this.#hub.reject(this.#id, error, refOfLine(text));
     }
   }
 
@@ -280,19 +316,6 @@ export class TcpConnection implements Peer {
     this.#greetingTimer = undefined;
   }
 
-  /** Whether the first bytes are a complete JSON object with an `action` and no `type`. */
-  #startsJim(pending: Uint8Array, chunk: Uint8Array): boolean {
-    const text = decoder.decode(concat(pending, chunk)).trimStart();
-    if (!text.startsWith("{")) return false;
-    const first = splitObjects(text).objects[0];
-    if (first === undefined) return false;
-    try {
-      return isJim(JSON.parse(first));
-    } catch {
-      return false;
-    }
-  }
-
   async #jimObject(text: string): Promise<void> {
     const jim = this.#jim!;
     let value: unknown;
@@ -335,23 +358,13 @@ export class TcpConnection implements Peer {
     this.close("line too long");
   }
 
+  /** A line from a person (the first one, if it did not start with `{`, makes them one). */
   async #line(line: string): Promise<void> {
-    if (!this.#json && !this.#text) {
+    if (!this.#text) {
       this.#clearGreetingTimer();
-      if (line.trimStart().startsWith("{")) this.#json = true;
-      else this.#enterText(false);
+      this.#enterText(false);
     }
-    if (this.#text) return await this.#act(this.#text.line(line), true);
-    if (line.trim() === "") return;
-    try {
-      const frame = decodeClientFrame(line);
-      // Only a real answer counts (a message saying "pong" is not one).
-      if (frame.type === "pong") this.#answersPings = true;
-      await this.#hub.receive(this.#id, frame);
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      await this.#hub.reject(this.#id, error, refOfLine(line));
-    }
+    return await this.#act(this.#text!.line(line), true);
   }
 
   #enterText(greet: boolean): void {
@@ -477,6 +490,19 @@ function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted ||
     error instanceof Deno.errors.NotConnected;
+}
+
+/**
+ * Whether a connection's first bytes are a program's: the first that is not a space is `{`
+ * (before any line break: a person pressing Enter first is a person).
+ */
+function startsObject(pending: Uint8Array, chunk: Uint8Array): boolean {
+  const first = firstNonBlank(pending) ?? firstNonBlank(chunk);
+  return first === 0x7b;
+}
+
+function firstNonBlank(bytes: Uint8Array): number | undefined {
+  return bytes.find((b) => b !== 32 && b !== 9 && b !== 13);
 }
 
 function firstNonSpace(bytes: Uint8Array): number | undefined {

@@ -23,36 +23,6 @@ export type JimIn =
   | { kind: "close"; reply?: JimObject };
 
 /**
- * Splits concatenated JSON objects out of a text stream (JIM clients send objects back to back,
- * newline or not); returns the complete ones and what is left.
- */
-export function splitObjects(text: string): { objects: string[]; rest: string } {
-  const objects: string[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  let escaped = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === "\\") escaped = true;
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') inString = true;
-    else if (c === "{") {
-      if (depth++ === 0) start = i;
-    } else if (c === "}" && depth > 0 && --depth === 0) {
-      objects.push(text.slice(start, i + 1));
-      start = -1;
-    }
-  }
-  const rest = depth > 0 && start >= 0 ? text.slice(start) : "";
-  return { objects, rest };
-}
-
-/**
  * Whether a first object says JIM: an `action` (no frame of the JSON protocol has one), and no
  * `type` other than JIM's own `"status"` (the course's presence carries `"type": "status"`).
  */
@@ -264,7 +234,10 @@ export function jimHints(message: string): string {
       /^Say who you are first: .*$/,
       'Say who you are first: {"action":"presence","user":{"account_name":"YourName"}}',
     )
-    .replace(/\/join #?(\S+) (creates (?:it|the room)|first|to read it)/g, '{"action":"join","room":"#$1"} $2')
+    .replace(
+      /\/join #?(\S+) (creates (?:it|the room)|first|to read it)/g,
+      '{"action":"join","room":"#$1"} $2',
+    )
     .replace(/\/join (another room|it\b)/g, "join $1")
     .replace(/\/users lists/g, '{"action":"get_users"} lists');
 }
