@@ -335,9 +335,9 @@ async function serve(config: ServeConfig): Promise<void> {
 
 const CONNECT_USAGE = `Usage: chat connect [NAME] [flags]
 
-  --host HOST        server address (default 127.0.0.1; env CHAT_HOST); a cluster's nodes
+  -H, --host HOST    server address (default 127.0.0.1; env CHAT_HOST); a cluster's nodes
                      as HOST[:PORT],HOST[:PORT],… are tried in turn, on start and reconnect
-  --port PORT        server TCP port (default 8000; env CHAT_TCP_PORT)
+  -p, --port PORT    server TCP port (default 8000; env CHAT_TCP_PORT)
   --password PW      password for a registered name (env CHAT_PASSWORD); asked when needed
   --downloads DIR    where /download saves files (default ./downloads)
   --no-color         plain text (also when NO_COLOR is set or output is not a terminal)
@@ -352,8 +352,9 @@ async function connect(args: string[]): Promise<number> {
       args,
       allowPositionals: true,
       options: {
-        host: { type: "string" },
-        port: { type: "string" },
+        // -H and -p as the second assignment's client has them (client.py -H HOST -p PORT NAME).
+        host: { type: "string", short: "H" },
+        port: { type: "string", short: "p" },
         password: { type: "string" },
         downloads: { type: "string" },
         "no-color": { type: "boolean" },

@@ -157,7 +157,16 @@ Deno.test("client: --send exits 0 only once the message is stored, and 1 with th
   const port = server.tcpPort;
   const watcher = new ClientProcess(["Watcher", "--port", String(port)]);
   await watcher.line("Logged in as Watcher");
-  const ok = new ClientProcess(["Bot", "--port", String(port), "--send", "deploy finished"]);
+  // -H and -p, as the second assignment's client.py takes them.
+  const ok = new ClientProcess([
+    "-H",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "Bot",
+    "--send",
+    "deploy finished",
+  ]);
   assert.match(await ok.line(/Stored as \w+ in general/), /Stored as/);
   assert.equal(await ok.quit(), 0);
   await watcher.line("#general Bot: deploy finished");
