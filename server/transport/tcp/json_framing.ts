@@ -63,8 +63,12 @@ function isScalar(b: number): boolean {
  * of its line (`hello`, `[1,2]`, `{not json`, a string broken by a raw line break).
  */
 export class JsonFramer {
-  /** Bytes of the unfinished item from earlier reads. */
-  #pending: Uint8Array = EMPTY;
+  /**
+   * Bytes of the unfinished item from earlier reads, as they came (joined once, when the item
+   * ends: an object trickling in a byte per read is not copied again at every read).
+   */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
   #chunk: Uint8Array = EMPTY;
   #pos = 0;
   /** Where the item in progress starts in the current chunk (0 when it began in `#pending`). */
@@ -79,7 +83,7 @@ export class JsonFramer {
 
   /** Bytes held for an unfinished item (bounded by the caller). */
   get pendingBytes(): number {
-    return this.#pending.length;
+    return this.#pendingBytes;
   }
 
   /**
@@ -159,7 +163,8 @@ export class JsonFramer {
     }
     // The chunk is used up: keep what an unfinished item has of it (a copy: the buffer is reused).
     if (this.#state !== S.None && this.#start < c.length) {
-      this.#pending = concat(this.#pending, c.subarray(this.#start));
+      this.#pending.push(c.slice(this.#start));
+      this.#pendingBytes += c.length - this.#start;
     }
     this.#chunk = EMPTY;
     this.#pos = 0;
@@ -177,8 +182,9 @@ export class JsonFramer {
   /** Ends the item before `end` and goes on after it (a junk item's line break is dropped). */
   #take(end: number, junk: boolean): Uint8Array {
     const part = this.#chunk.subarray(this.#start, end);
-    const item = this.#pending.length === 0 ? part : concat(this.#pending, part);
-    this.#pending = EMPTY;
+    const item = this.#pending.length === 0 ? part : join(this.#pending, part);
+    this.#pending = [];
+    this.#pendingBytes = 0;
     this.#pos = junk ? end + 1 : end;
     this.#state = S.None;
     this.#stack.length = 0;
@@ -188,10 +194,15 @@ export class JsonFramer {
   }
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b.slice();
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+function join(parts: Uint8Array[], last: Uint8Array): Uint8Array {
+  let size = last.length;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  out.set(last, off);
   return out;
 }
