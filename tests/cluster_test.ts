@@ -50,6 +50,7 @@ async function cluster(count: number, args: string[] = []) {
   return {
     nats,
     nodes,
+    data,
     base: (i: number) => `http://127.0.0.1:${nodes[i]!.httpPort}`,
     async [Symbol.asyncDispose]() {
       await Promise.all(nodes.map((n) => n.stop().catch(() => 0)));
@@ -515,5 +516,38 @@ Deno.test({
     );
     assert.ok(!(await listed(0)).includes("drifter"), "forgotten on its own node");
     await watcher.close();
+  },
+});
+
+Deno.test({
+  name: "cluster: a node started after a user went away learns it from the others",
+  ignore,
+  async fn() {
+    await using c = await cluster(1);
+    const [n1] = c.nodes;
+    const alice = await JsonClient.connect(n1!.tcpPort, { username: "alice" });
+    await alice.send({ type: "away", message: "lunch" });
+    await alice.type("system", (f) => /You are away/.test(f.message));
+    // A second node joins later, on the same data and NATS: it missed the change.
+    const late = await startServer({
+      data: c.data,
+      args: ["--cluster", c.nats.url, "--node", "n2"],
+    });
+    c.nodes.push(late);
+    const bob = await JsonClient.connect(late.tcpPort, { username: "bob" });
+    let entry: { online: boolean; away?: string } | undefined;
+    await waitFor(
+      async () => {
+        const ref = `u${Math.random()}`;
+        await bob.send({ type: "users", ref });
+        const list = await bob.type("users_list", (f) => f.ref === ref);
+        entry = list.all.find((u) => u.username === "alice");
+        return entry?.online === true && entry.away !== undefined;
+      },
+      BEAT_MS * 3,
+      "the late node to know alice is away",
+    );
+    assert.equal(entry?.away, "lunch");
+    await Promise.all([alice.close(), bob.close()]);
   },
 });

@@ -15,7 +15,9 @@
  * Presence: each node says when a user's first connection opens and last one closes, and every
  * BEAT_MS sends the full list of its online users (so a lost notice heals). A node not heard from
  * for NODE_TIMEOUT_MS (three beats) is taken to be dead: its users count as offline here, and
- * this node's users are told they left.
+ * this node's users are told they left. Away (kept in memory, told as a change when it changes)
+ * is asked of the other nodes when a node starts and when its NATS connection comes back: each
+ * answers for its own online users, and a change heard meanwhile wins over an answer.
  * @module
  */
 
@@ -32,8 +34,10 @@ export const GAP_WAIT_MS = 100;
 export const BEAT_MS = 2000;
 /** A node not heard from for this long is dead: three beats missed. */
 export const NODE_TIMEOUT_MS = 3 * BEAT_MS;
-/** How long an admin's question to every node (its connections) waits for answers. */
+/** How long a question to every node (an admin's connections, who is away) waits for answers. */
 export const ASK_WAIT_MS = 500;
+/** Answers taken to a question whose number of nodes is not known yet (a node starting). */
+const MAX_ANSWERS = 1000;
 
 /** What travels between nodes: an event, a change, or a node's beat. */
 type Envelope =
@@ -64,6 +68,8 @@ export class ClusterBroker implements Broker {
   #changes: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #now: () => number;
+  /** While the other nodes are asked who is away: users whose away changed since (those win). */
+  #awayHeard: Set<string> | null = null;
   /** Counters for /metrics and tests. */
   readonly stats = { gapFills: 0, published: 0, received: 0, resyncs: 0 };
 
@@ -99,9 +105,17 @@ export class ClusterBroker implements Broker {
       `${this.#subject}.connections`,
       (asker) => asker === this.node ? "[]" : JSON.stringify(local.connections()),
     );
-    this.#bus.onReconnect(() => void this.#resync());
+    this.#bus.answer(
+      `${this.#subject}.away`,
+      (asker) => asker === this.node ? "{}" : JSON.stringify(local.awayHere()),
+    );
+    this.#bus.onReconnect(() => {
+      void this.#resync();
+      void this.#learnAway();
+    });
     this.#timer = setInterval(() => this.#beat(), BEAT_MS);
     this.#beat();
+    void this.#learnAway();
   }
 
   publish(event: ChatEvent): void {
@@ -195,6 +209,7 @@ export class ClusterBroker implements Broker {
     }
     if ("change" in envelope) {
       const local = this.#local;
+      if (envelope.change.type === "away") this.#awayHeard?.add(envelope.change.user);
       this.#changes = this.#changes
         .then(() => local.applyChange(envelope.change))
         .catch((error) => this.#log.warn("cluster: a change could not be applied", { error }));
@@ -227,6 +242,38 @@ export class ClusterBroker implements Broker {
       }
       default:
         return local.deliver(event);
+    }
+  }
+
+  /**
+   * Asks the other nodes who of their users is away: changes made before this node started (or
+   * while its NATS connection was down) never reached it.
+   */
+  async #learnAway(): Promise<void> {
+    const local = this.#local!;
+    const heard = this.#awayHeard = new Set();
+    let answers: string[];
+    try {
+      answers = await this.#bus.ask(`${this.#subject}.away`, this.node, MAX_ANSWERS, ASK_WAIT_MS);
+    } catch (error) {
+      this.#log.warn("cluster: could not ask who is away", { error });
+      return;
+    } finally {
+      if (this.#awayHeard === heard) this.#awayHeard = null;
+    }
+    for (const answer of answers) {
+      let away: Record<string, unknown>;
+      try {
+        away = JSON.parse(answer);
+      } catch {
+        continue;
+      }
+      for (const [user, message] of Object.entries(away)) {
+        if (typeof message !== "string" || heard.has(user)) continue;
+        this.#changes = this.#changes
+          .then(() => local.applyChange({ type: "away", user, message }))
+          .catch((error) => this.#log.warn("cluster: an away could not be applied", { error }));
+      }
     }
   }
 

@@ -92,4 +92,6 @@ export interface LocalNode {
   announceOffline(user: string): void;
   /** This process's connections, for an admin on another node. */
   connections(): ConnectionEntry[];
+  /** Who of the users online in this process is away, with their words (for a node that starts late). */
+  awayHere(): Record<string, string>;
 }

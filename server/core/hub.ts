@@ -78,6 +78,13 @@ export class Hub {
         },
         applyChange: (change) => applyChange(core, change),
         connections: () => localConnections(core),
+        awayHere: () => {
+          const away: Record<string, string> = {};
+          for (const c of core.conns.values()) {
+            if (c.user?.away != null) away[c.user.record.name] = c.user.away;
+          }
+          return away;
+        },
         announceOffline: (user) => {
           const u = core.users.get(user);
           // Its session ends where its partner is (the dead node cannot say so), quietly elsewhere.
