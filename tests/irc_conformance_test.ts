@@ -187,6 +187,23 @@ Deno.test("irc: LUSERS, MOTD, ISON, USERHOST, WHO, LIST, TOPIC, MODE and INVITE 
   }, ["--motd", "Be kind"]);
 });
 
+Deno.test("irc: JOIN of a channel the client is on does nothing (no second JOIN, no history again); after PART it joins", async () => {
+  await withIrcServer(async (s) => {
+    const c = await Irc.registered(s.ircPort, "joe");
+    await c.send("JOIN #Books", "PRIVMSG #books :first");
+    await c.line(/ 366 joe #books /);
+    await c.sync();
+    await c.send("JOIN #BOOKS,#general");
+    const again = await c.sync();
+    assert.deepEqual(again, [], "already on #books and #general: " + again.join("\n"));
+    await c.send("PART #books", "JOIN #books");
+    await c.line(/^:joe!joe@chat PART #books$/);
+    await c.line(/^:joe!joe@chat JOIN #books$/);
+    await c.line(/ 366 joe #books /);
+    c.close();
+  });
+});
+
 Deno.test("irc: PART with a reason, and the same reason from text mode and REST, reaches every wire", async () => {
   await withIrcServer(async (s) => {
     const base = `http://127.0.0.1:${s.httpPort}`;

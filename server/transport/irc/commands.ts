@@ -39,6 +39,8 @@ export interface IrcSession {
   numeric(code: string, text: string): void;
   line(text: string): void;
   notice(text: string): void;
+  /** Whether this client is on a channel (`#room`, any case). */
+  isOn(channel: string): boolean;
   /** The sequence number of a message this connection was shown, by its id. */
   seenSeq(id: string): number | undefined;
   /** Notes a message this client sent (to tell its echo from others' without echo-message). */
@@ -106,6 +108,8 @@ export const IRC_COMMANDS: Record<string, Command> = {
   JOIN: async (s, p) => {
     if (!p[0]) return s.numeric("461", "JOIN :Not enough parameters (JOIN #channel)");
     for (const ch of channels(s, p[0])) {
+      // Already on it: nothing (as IRC servers do), not a second JOIN and history replay.
+      if (s.isOn(ch)) continue;
       await s.ask({ type: "join", room: ch.slice(1) }, { kind: "join", channel: ch });
       await s.namesDue();
     }

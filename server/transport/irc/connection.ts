@@ -95,6 +95,8 @@ export class IrcConnection implements Peer {
   #pinged = 0;
   /** Channels this connection just joined whose NAMES its JOIN command still sends. */
   #namesDue: string[] = [];
+  /** The channels this client has been shown a JOIN for (and no PART since). */
+  #on = new Set<string>();
   /** What the client said with QUIT, told to the others as it goes. */
   #farewell: string | undefined;
 
@@ -271,6 +273,7 @@ export class IrcConnection implements Peer {
         if (asked?.kind === "history") return void asked.into.push(f.messages);
         return this.#history(ircTarget(f.chat), f.messages);
       case "joined":
+        this.#on.add(f.room);
         this.#line(`:${this.#mask(this.#reg.nick)} JOIN #${f.room}`);
         this.#numeric("331", `#${f.room} :No topic is set`);
         // This connection's JOIN asks for the names itself once the join is handled, so that they
@@ -279,6 +282,7 @@ export class IrcConnection implements Peer {
         else void this.#askNames(f.room);
         return;
       case "left": {
+        this.#on.delete(f.room);
         const reason = asked?.kind === "part" && asked.reason ? ` :${asked.reason}` : "";
         return this.#line(`:${this.#mask(this.#reg.nick)} PART #${f.room}${reason}`);
       }
@@ -324,6 +328,7 @@ export class IrcConnection implements Peer {
     this.#numerics(welcomeNumerics(this.#server, this.#mask(nick), this.#motd));
     // The rooms the account is in are channels this client is on.
     for (const room of rooms) {
+      this.#on.add(room);
       this.#line(`:${this.#mask(nick)} JOIN #${room}`);
       void this.#askNames(room);
     }
@@ -513,6 +518,7 @@ export class IrcConnection implements Peer {
       line: (text) => this.#line(text),
       notice: (text) => this.#notice(text),
       seenSeq: (id) => this.#seen.seqOf(id),
+      isOn: (channel) => this.#on.has(channel.slice(1).toLowerCase()),
       sent: (key) => {
         this.#labelSends?.push(key);
         this.#sent.push(key);
