@@ -16,6 +16,8 @@
  * @module
  */
 
+import { concatBytes } from "../../core/peer.ts";
+
 const EMPTY = new Uint8Array(0);
 const LF = 10;
 
@@ -182,7 +184,7 @@ export class JsonFramer {
   /** Ends the item before `end` and goes on after it (a junk item's line break is dropped). */
   #take(end: number, junk: boolean): Uint8Array {
     const part = this.#chunk.subarray(this.#start, end);
-    const item = this.#pending.length === 0 ? part : join(this.#pending, part);
+    const item = this.#pending.length === 0 ? part : concatBytes([...this.#pending, part]);
     this.#pending = [];
     this.#pendingBytes = 0;
     this.#pos = junk ? end + 1 : end;
@@ -192,17 +194,4 @@ export class JsonFramer {
     this.lastWasJunk = junk;
     return item;
   }
-}
-
-function join(parts: Uint8Array[], last: Uint8Array): Uint8Array {
-  let size = last.length;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  out.set(last, off);
-  return out;
 }
