@@ -19,6 +19,7 @@ import { decodeClientValue } from "../protocol/decode.ts";
 import { HELP_LINES, JoinedRooms, parseLine, promptFor, renderFrame } from "../protocol/text.ts";
 import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
 import { HEARTBEAT_MS } from "../protocol/limits.ts";
+import { colorize } from "./colors.ts";
 import { downloadFile, type FileAccess, uploadFile } from "./files.ts";
 import { LineEditor, splitLines } from "./line_editor.ts";
 
@@ -60,35 +61,6 @@ const CLIENT_HELP = [
   "  /upload PATH [#ROOM|@NAME]  send a file (default: where the prompt points)",
   "  /download FILE_ID [DIR]     save a file you were sent (default folder: --downloads)",
 ];
-
-const C = {
-  dim: "\x1b[2m",
-  bold: "\x1b[1m",
-  red: "\x1b[31m",
-  green: "\x1b[32m",
-  yellow: "\x1b[33m",
-  cyan: "\x1b[36m",
-  reset: "\x1b[0m",
-};
-
-/** Colours a rendered line by what it is (messages, notices, errors, questions). */
-function colorize(line: string, frame: ServerFrame | null): string {
-  if (frame?.type === "error") return C.red + line + C.reset;
-  if (line.startsWith("? ") || line.includes("] ? ")) return C.yellow + line + C.reset;
-  const stamp = line.match(/^(\[\d\d:\d\d\] )(.*)$/s);
-  if (stamp) {
-    const rest = stamp[2]!;
-    if (rest.startsWith("* ")) return C.dim + line + C.reset;
-    const who = rest.match(/^((?:#\S+|>>) )?([^:]+?)(: .*)$/s);
-    if (who) {
-      return C.dim + stamp[1] + C.reset + (who[1] ?? "") + C.bold + C.cyan + who[2] + C.reset +
-        who[3];
-    }
-    return C.dim + stamp[1] + C.reset + rest;
-  }
-  if (line.startsWith("* ")) return C.dim + line + C.reset;
-  return line;
-}
 
 /** The terminal client. */
 export class ChatClient {
