@@ -265,6 +265,42 @@ Deno.test("Hub: sessions: request, accept, plain text goes to the partner, exit 
   assert.equal(carol.peer.of("message")[0]!.message, "back in general");
 });
 
+Deno.test("Hub: asking again while a request is pending puts nothing more on their screen; requests count as private messages", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv, undefined, {
+    privateRateLimit: { count: 3, windowMs: 60_000 },
+  });
+  const { hub } = ctx;
+  const alice = await login(hub, "Alice");
+  const bob = await login(hub, "Bob");
+  const carol = await login(hub, "Carol");
+  const dan = await login(hub, "Dan");
+  const eve = await login(hub, "Eve");
+  for (let i = 0; i < 5; i++) {
+    await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
+  }
+  assert.equal(bob.peer.of("session_request").length, 1, "one question, however often asked");
+  assert.match(alice.peer.of("system").at(-1)!.message, /You already asked Bob; waiting/);
+  assert.equal(alice.peer.of("error").length, 0);
+  // Bob says no; asking again is a new question, and counts again.
+  await hub.receive(bob.id, {
+    type: "session_response",
+    target_username: "Alice",
+    accepted: false,
+  });
+  await hub.receive(alice.id, { type: "session_request", target_username: "Bob" });
+  assert.equal(bob.peer.of("session_request").length, 2);
+  await hub.receive(alice.id, { type: "session_request", target_username: "Carol" });
+  assert.equal(carol.peer.of("session_request").length, 1);
+  // The fourth question in the window is over the private quota (3 a minute here).
+  await hub.receive(alice.id, { type: "session_request", target_username: "Dan" });
+  assert.equal(dan.peer.of("session_request").length, 0);
+  assert.equal(alice.peer.of("error").at(-1)!.code, "rate_limited");
+  ctx.clock.advance(60_000);
+  await hub.receive(alice.id, { type: "session_request", target_username: "Eve" });
+  assert.equal(eve.peer.of("session_request").length, 1);
+});
+
 Deno.test("Hub: a rejected session tells both sides and changes no mode", async () => {
   await using kv = await Deno.openKv(":memory:");
   await using ctx = await makeHub(kv);

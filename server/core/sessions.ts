@@ -8,6 +8,7 @@ import type { Mode, ServerFrame } from "../../protocol/frames.ts";
 import { type Call, exceptAsker, type UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
+import { checkCanSend } from "./moderation.ts";
 import { GENERAL, own, type UserState } from "./state.ts";
 
 /** The frame asking a user for a session. */
@@ -51,6 +52,10 @@ export function sessionRequestCommand(call: UserCall, frame: { target_username: 
   if (to.session) {
     throw new ChatError("session_conflict", `${name} is in another private session; try later`);
   }
+  // Asked already: one question on their screen (shown again when they log in), not one per try.
+  if (u.requestsOut.has(to)) return core.system(`You already asked ${name}; waiting for an answer`);
+  // A question on someone's screen is a private message of a kind: the same quota and mute.
+  checkCanSend(core, u, true, core.clock.now(), { ip: call.ip });
   own(u, "requestsOut").add(to);
   own(to, "requestsIn").add(u);
   // Other nodes of a cluster hold the two users too (the answer may come through one of them).
