@@ -334,6 +334,40 @@ Deno.test("groups: invite and accept; a link only asks and waits for the owner; 
   );
 });
 
+Deno.test("groups: inviting again, or asking again by link, while one waits puts nothing more on screen; both count as private messages", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv, undefined, {
+    privateRateLimit: { count: 3, windowMs: 60_000 },
+  });
+  const { hub } = ctx;
+  const owner = await login(hub, "Owner");
+  const friend = await login(hub, "Friend");
+  const pal = await login(hub, "Pal");
+  const asker = await login(hub, "Asker");
+  await hub.receive(owner.id, { type: "create_group", room: "club" });
+  for (let i = 0; i < 4; i++) {
+    await hub.receive(owner.id, { type: "invite", room: "club", username: "Friend" });
+  }
+  assert.equal(friend.peer.of("invite").length, 1, "one invite, however often sent");
+  assert.match(owner.peer.of("system").at(-1)!.message, /Friend is invited to #club already/);
+  await hub.receive(owner.id, { type: "invite", room: "club", username: "Pal" });
+  assert.equal(pal.peer.of("invite").length, 1);
+  // A link: the owner is asked once, however often the asker clicks.
+  await hub.receive(owner.id, { type: "create_link", room: "club" });
+  const token = owner.peer.of("link")[0]!.token;
+  for (let i = 0; i < 4; i++) await hub.receive(asker.id, { type: "join_link", token });
+  assert.equal(owner.peer.of("join_request").length, 1);
+  assert.equal(asker.peer.of("error").length, 0);
+  // The owner's third notice of the minute (two invites, then this) was the last: over quota.
+  const late = await login(hub, "Late");
+  await hub.receive(owner.id, { type: "invite", room: "club", username: "Late" });
+  assert.equal(late.peer.of("invite").length, 1);
+  const later = await login(hub, "Later");
+  await hub.receive(owner.id, { type: "invite", room: "club", username: "Later" });
+  assert.equal(later.peer.of("invite").length, 0);
+  assert.equal(owner.peer.of("error").at(-1)!.code, "rate_limited");
+});
+
 Deno.test("groups: invites and requests wait for offline users and survive a restart", async () => {
   const dir = await Deno.makeTempDir();
   try {

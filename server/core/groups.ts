@@ -9,6 +9,7 @@ import type { UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { ChatError } from "./errors.ts";
 import { randomToken } from "./format.ts";
+import { checkCanSend } from "./moderation.ts";
 import { addMember, createRoom, joinCommand, type JoinedFrame, removeFromRoom } from "./rooms.ts";
 import { GENERAL, own, type RoomState, type UserState } from "./state.ts";
 
@@ -64,6 +65,14 @@ export async function inviteCommand(call: UserCall, frame: { room: string; usern
   if (room.members.has(target)) {
     throw new ChatError("bad_field", `${target.record.name} is already in #${name}`);
   }
+  // Invited already: one invite waits for them (shown again when they log in), not one per try.
+  if (target.invites.has(name)) {
+    return core.system(
+      `${target.record.name} is invited to #${name} already; waiting for an answer`,
+    );
+  }
+  // An invite is a notice on someone's screen: it counts as a private message does.
+  checkCanSend(core, u, true, core.clock.now(), { ip: call.ip });
   own(target, "invites").set(name, u.record.name);
   await core.store.setInvite(name, target.record.name, {
     from: u.record.name,
@@ -142,6 +151,11 @@ export async function joinLinkCommand(
     throw new ChatError("no_such_room", "That invite link does not work (revoked, or mistyped)");
   }
   if (room.members.has(u)) return await joinCommand(call, { room: link.room });
+  const asked = `Asked the owner of #${link.room} to let you in; you will be told`;
+  // Asked already: the owner has the question (and sees it again at login), once.
+  if (room.requests.has(u.record.name)) return core.system(asked);
+  // A question on the owner's screen counts as a private message does (guests per address too).
+  checkCanSend(core, u, true, core.clock.now(), { ip: call.ip });
   // A link only asks: the owner decides.
   room.requests.set(u.record.name, core.clock.now());
   await core.store.setJoinRequest(link.room, u.record.name, { at: core.clock.now() });
@@ -153,7 +167,7 @@ export async function joinLinkCommand(
       frame: joinRequestFrame(core, link.room, u.record.name),
     });
   }
-  return core.system(`Asked the owner of #${link.room} to let you in; you will be told`);
+  return core.system(asked);
 }
 
 /** `join_decision`: the owner lets a requester in, or refuses. */
