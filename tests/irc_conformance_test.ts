@@ -5,7 +5,8 @@
  * Raw sockets against the real server.
  */
 import assert from "node:assert/strict";
-import { api, JsonClient, LineClient, tokenFor } from "./_helpers.ts";
+import { api, coreHintsWithCommands, JsonClient, LineClient, tokenFor } from "./_helpers.ts";
+import { ircHints } from "../server/transport/irc/replies.ts";
 import { Irc, withIrcServer } from "./_irc.ts";
 
 Deno.test("irc: what IRC sends goes through the validating decoder every wire uses", async () => {
@@ -523,5 +524,56 @@ Deno.test("a user coming back online JOINs the channels an IRC client shares wit
     ]);
     await lou.close();
     kim.close();
+  });
+});
+
+Deno.test("irc: every hint the core gives names what an IRC client can do (its own commands, or ChatServ's)", async () => {
+  const hints = await coreHintsWithCommands();
+  assert.ok(hints.length >= 10, `found ${hints.length} hints`);
+  // What irssi and WeeChat take as commands, and /msg ChatServ.
+  const irc = new Set([
+    "join",
+    "part",
+    "msg",
+    "list",
+    "names",
+    "quit",
+    "away",
+    "whois",
+    "ws",
+    "api",
+  ]);
+  for (const hint of hints) {
+    const said = ircHints(hint);
+    for (const [, command] of said.matchAll(/(?:^|[\s(])(?<!(?:POST|GET|PUT|DELETE) )\/([a-z_]+)\b/g)) {
+      assert.ok(irc.has(command!), `/${command} in: ${said}`);
+    }
+  }
+});
+
+Deno.test("irc: ChatServ SESSION, ACCEPT and END run a private session from IRC; REGISTER claims the nick", async () => {
+  await withIrcServer(async (s) => {
+    const kim = await Irc.registered(s.ircPort, "kim");
+    const bob = await JsonClient.connect(s.tcpPort, { username: "bob" });
+    await kim.send("PRIVMSG ChatServ :SESSION bob");
+    await bob.type("session_request", (f) => f.from_username === "kim");
+    await bob.send({ type: "session_response", target_username: "kim", accepted: true });
+    await kim.line(/NOTICE kim :.*session between kim and bob started: \/msg ChatServ END ends it/);
+    // In a session, asking another is refused with what IRC can do about it.
+    await kim.send("PRIVMSG ChatServ :SESSION nobody");
+    await kim.line(/There is no user "nobody": \/names #general lists who is here/);
+    await kim.send("PRIVMSG ChatServ :END");
+    await bob.type("session_ended");
+    await kim.send("PRIVMSG ChatServ :REGISTER open sesame");
+    await kim.line(/NOTICE kim :.*[Rr]egistered/);
+    kim.close();
+    // The nick now needs its password (with its space).
+    const again = await Irc.connect(s.ircPort);
+    await again.send("NICK kim", "USER kim 0 * :kim");
+    await again.line(/ 464 /);
+    again.close();
+    const ok = await Irc.registered(s.ircPort, "kim", "PASS :open sesame");
+    ok.close();
+    await bob.close();
   });
 });

@@ -300,10 +300,27 @@ async function chathistory(s: IrcSession, p: string[]): Promise<void> {
   if (page !== undefined) s.historyBatch(target, page);
 }
 
-/** `/msg ChatServ REPORT nick`, `ACCEPT nick`, `REJECT nick`, `HELP`. */
+/**
+ * `/msg ChatServ REPORT nick`, `SESSION nick`, `ACCEPT nick`, `REJECT nick`, `END`,
+ * `REGISTER password`, `HELP`: what IRC has no command for.
+ */
 async function services(s: IrcSession, text: string): Promise<void> {
   const [verb = "", arg = ""] = text.trim().split(/\s+/);
-  switch (verb.toUpperCase()) {
+  const command = verb.toUpperCase();
+  switch (command) {
+    case "SESSION":
+      return await s.ask({ type: "session_request", target_username: arg }, {
+        kind: "other",
+        command,
+      });
+    case "END":
+      return await s.ask({ type: "session_end" }, { kind: "other", command });
+    case "REGISTER":
+      // The password is the rest of the line (it may hold spaces), as text mode's /register.
+      return await s.ask({ type: "register", password: text.trim().slice(verb.length).trim() }, {
+        kind: "other",
+        command,
+      });
     case "REPORT":
       return await s.ask({ type: "report", username: arg }, { kind: "other", command: "REPORT" });
     case "ACCEPT":
@@ -318,7 +335,8 @@ async function services(s: IrcSession, text: string): Promise<void> {
       );
     default:
       s.notice(
-        "ChatServ: REPORT nick (three reports mute), ACCEPT nick or REJECT nick (a private session)",
+        "ChatServ: REPORT nick (three reports mute); SESSION nick, ACCEPT nick, REJECT nick, END " +
+          "(a private session); REGISTER password (claim your nick)",
       );
   }
 }

@@ -36,6 +36,7 @@ import {
 import { EchoLabels, sentKey } from "./labels.ts";
 import { Registration } from "./registration.ts";
 import {
+  ircHints,
   motdNumerics,
   type Numeric,
   queryNumerics,
@@ -306,6 +307,10 @@ export class IrcConnection implements Peer {
         return this.#notice(
           `${f.from_username} asks for a private session: /msg ChatServ ACCEPT ${f.from_username} (or REJECT)`,
         );
+      case "session_accepted":
+      case "session_rejected":
+      case "session_ended":
+        return this.#notice(ircHints(f.message));
       case "bye":
         this.#line(`ERROR :Closing link: ${f.reason}`);
         return this.close(f.reason);
@@ -407,7 +412,7 @@ export class IrcConnection implements Peer {
       awayNotify: this.#reg.caps.has("away-notify"),
       shared: (who) => this.#hub.sharedRooms(this.#id, who),
     });
-    if (lines === null) return this.#notice(f.message);
+    if (lines === null) return this.#notice(ircHints(f.message));
     for (const line of lines) this.#line(line);
   }
 

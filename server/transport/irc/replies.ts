@@ -204,9 +204,10 @@ export type Refused = { numeric: Numeric } | { line: string } | { notice: string
 export function refusal(
   server: string,
   code: string,
-  message: string,
+  said: string,
   asked: Asked | undefined,
 ): Refused {
+  const message = ircHints(said);
   const target = asked && "channel" in asked
     ? asked.channel
     : asked && "target" in asked
@@ -245,6 +246,20 @@ export function refusal(
     return { numeric: ["482", `${target} :${message}`] };
   }
   return { notice: message };
+}
+
+/**
+ * The core's hints name the commands people type in text mode; an IRC client is told its own
+ * (`/msg`, `/part`, `/list`, `/names`: what irssi and WeeChat take) or ChatServ's.
+ */
+export function ircHints(message: string): string {
+  return message
+    .replace(/\/users (lists|still)/g, "/names #general $1")
+    .replace(/\/private (\S+) TEXT/g, "/msg $1 TEXT")
+    .replace(/\/leave (one|it)\b/g, "/part $1")
+    .replace(/\/rooms lists/g, "/list lists")
+    .replace(/\/exit (it|ends it)\b/g, "/msg ChatServ END $1")
+    .replace(/\/register( PASSWORD)?/g, "/msg ChatServ REGISTER PASSWORD");
 }
 
 /**
