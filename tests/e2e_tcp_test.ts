@@ -257,6 +257,34 @@ Deno.test("e2e tcp: registered names need their password, on JSON and on text", 
   await Promise.all([alice.close(), intruder.close(), person.close()]);
 });
 
+Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR alone, or CR LF cut between reads) is read line by line", async () => {
+  await using server = await withServer();
+  const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
+  await alice.send({ type: "register", password: "wonderland" });
+  await alice.type("system", (f) => /now registered/.test(f.message));
+  const person = await LineClient.connect(server.tcpPort);
+  const enc = new TextEncoder();
+  await person.sendBytes(enc.encode("Alice\r\0"));
+  await person.until(() => person.tail.includes("Password for Alice:"), "the password prompt");
+  // With echo off the client is in character mode: CR NUL again.
+  await person.sendBytes(enc.encode("wonderland\r\0"));
+  await person.line("Logged in as Alice (registered)");
+  await person.sendBytes(enc.encode("one\rtwo\r"));
+  await alice.type("message", (m) => m.message === "one");
+  await alice.type("message", (m) => m.message === "two");
+  // CR at the end of one read and LF at the start of the next: one line end, no empty line.
+  await person.sendBytes(enc.encode("three\r"));
+  await alice.type("message", (m) => m.message === "three");
+  await new Promise((r) => setTimeout(r, 30));
+  await person.sendBytes(enc.encode("\nfour\r\n"));
+  await alice.type("message", (m) => m.message === "four");
+  await person.send("/users");
+  await person.line("Online (1): Alice");
+  const texts = alice.frames.filter((f) => f.type === "message").map((f) => f.message);
+  assert.deepEqual(texts, ["one", "two", "three", "four"]);
+  await Promise.all([alice.close(), person.close()]);
+});
+
 Deno.test("e2e tcp: bad frames get error frames and the connection keeps working; an oversized line closes only that connection", async () => {
   await using server = await withServer();
   const bystander = await JsonClient.connect(server.tcpPort, { username: "Bystander" });

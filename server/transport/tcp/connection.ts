@@ -101,6 +101,8 @@ export class TcpConnection implements Peer {
    * choose the mode (a program that connects and takes its time still gets JSON or JIM).
    */
   #greetedSilent = false;
+  /** The last read ended in CR: an LF or NUL that starts the next belongs to that line end. */
+  #afterCr = false;
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -210,17 +212,26 @@ export class TcpConnection implements Peer {
         if (!(await this.#objects(this.#framer, chunk))) return;
       } else {
         let start = 0;
-        for (let i = 0; i < chunk.length; i++) {
-          if (chunk[i] !== 10) continue;
+        // The LF (or NUL) of a CR LF (CR NUL) whose CR ended the last read was already a line end.
+        if (this.#afterCr && (chunk[0] === 10 || chunk[0] === 0)) start = 1;
+        this.#afterCr = false;
+        for (let i = start; i < chunk.length; i++) {
+          // A line ends at LF, CR LF, or CR alone or with NUL (a telnet client in character
+          // mode sends Enter as CR NUL, as the telnet protocol has it).
+          const b = chunk[i];
+          if (b !== 10 && b !== 13) continue;
           // Decoded from the chunk itself unless part of the line came in an earlier read.
           const lineBytes = pending.length === 0
             ? chunk.subarray(start, i)
             : concat(pending, chunk.subarray(start, i));
           pending = EMPTY;
+          if (b === 13) {
+            if (i + 1 === chunk.length) this.#afterCr = true;
+            else if (chunk[i + 1] === 10 || chunk[i + 1] === 0) i++;
+          }
           start = i + 1;
           if (lineBytes.length > MAX_LINE_BYTES) return this.#tooLong();
-          const text = decoder.decode(lineBytes);
-          await this.#line(text.endsWith("\r") ? text.slice(0, -1) : text);
+          await this.#line(decoder.decode(lineBytes));
           if (this.#closing) return;
         }
         pending = concat(pending, chunk.subarray(start));
