@@ -257,7 +257,7 @@ Deno.test("e2e tcp: registered names need their password, on JSON and on text", 
   await Promise.all([alice.close(), intruder.close(), person.close()]);
 });
 
-Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR alone, or CR LF cut between reads) is read line by line", async () => {
+Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR alone, CR LF cut between reads, Backspace sent as typed) is read line by line", async () => {
   await using server = await withServer();
   const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
   await alice.send({ type: "register", password: "wonderland" });
@@ -266,8 +266,9 @@ Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR al
   const enc = new TextEncoder();
   await person.sendBytes(enc.encode("Alice\r\0"));
   await person.until(() => person.tail.includes("Password for Alice:"), "the password prompt");
-  // With echo off the client is in character mode: CR NUL again.
-  await person.sendBytes(enc.encode("wonderland\r\0"));
+  // With echo off the client is in character mode: CR NUL again, and a typo taken back with
+  // Backspace (DEL) arrives as it was typed.
+  await person.sendBytes(enc.encode("wonderlamd\x7f\x7fnd\r\0"));
   await person.line("Logged in as Alice (registered)");
   await person.sendBytes(enc.encode("one\rtwo\r"));
   await alice.type("message", (m) => m.message === "one");
@@ -280,8 +281,10 @@ Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR al
   await alice.type("message", (m) => m.message === "four");
   await person.send("/users");
   await person.line("Online (1): Alice");
+  await person.sendBytes(enc.encode("typo\b\b\b\bfive\r\0"));
+  await alice.type("message", (m) => m.message === "five");
   const texts = alice.frames.filter((f) => f.type === "message").map((f) => f.message);
-  assert.deepEqual(texts, ["one", "two", "three", "four"]);
+  assert.deepEqual(texts, ["one", "two", "three", "four", "five"]);
   await Promise.all([alice.close(), person.close()]);
 });
 

@@ -52,7 +52,8 @@ export class TextSession {
   }
 
   /** A line the person typed. */
-  line(line: string): TextAction {
+  line(typed: string): TextAction {
+    const line = edited(typed);
     switch (this.phase) {
       case "name": {
         const name = line.trim();
@@ -131,6 +132,22 @@ export class TextSession {
     const text = render();
     return text === null ? { kind: "none" } : { kind: "show", text };
   }
+}
+
+/**
+ * A line as the person meant it: a telnet client in character mode (as with echo off, at the
+ * password prompt) sends the editing keys themselves, so Backspace or Delete (BS, DEL) takes back
+ * the character before it and Ctrl-U the whole line.
+ */
+export function edited(line: string): string {
+  if (!/[\b\x7f\x15]/.test(line)) return line;
+  const out: string[] = [];
+  for (const ch of line) {
+    if (ch === "\b" || ch === "\x7f") out.pop();
+    else if (ch === "\x15") out.length = 0;
+    else out.push(ch);
+  }
+  return out.join("");
 }
 
 /** A frame as text-mode lines (CRLF), or null for frames people do not see. */
