@@ -118,3 +118,48 @@ Deno.test({
     }
   },
 });
+
+function telnetInstalled(): boolean {
+  try {
+    new Deno.Command("telnet", { args: ["-?"], stdout: "null", stderr: "null" }).outputSync();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name:
+    "telnet in tmux: the real telnet program, character at a time, logs in with a hidden password (a typo taken back with Backspace) and chats",
+  ignore: !installed() || !telnetInstalled(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tmux_" });
+    const data = `${dir}/chat.kv`;
+    await userCli(["add", "Alice", "--data", data], "wonderland\n");
+    const server = await startServer({ data });
+    try {
+      await using term = new Terminal();
+      await term.start(["telnet", "127.0.0.1", String(server.tcpPort)]);
+      await term.waitFor(/Enter your nickname:/);
+      // Character at a time, as PuTTY and Windows' telnet are: Enter arrives as CR NUL and
+      // Backspace as DEL, for the server to apply.
+      await term.type("", "C-]");
+      await term.waitFor(/^telnet>/m);
+      await term.type("mode character", "Enter");
+      await term.type("Alice", "Enter");
+      await term.waitFor(/Password for Alice:/);
+      // Echo is off (the server said WILL ECHO): the typo and its correction stay off screen.
+      await term.type("wonderlamd", "BSpace", "BSpace");
+      await term.type("nd", "Enter");
+      const screen = await term.waitFor(/Logged in as Alice \(registered\)/);
+      assert.doesNotMatch(screen, /wonderla/, "the password was not shown");
+      await term.type("hello from telnet", "Enter");
+      await term.waitFor(/#general Alice: hello from telnet/);
+      await term.type("/users", "Enter");
+      await term.waitFor(/Online \(1\): Alice/);
+    } finally {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
