@@ -406,6 +406,11 @@ export class WsClient extends FrameInbox {
     this.#ws.send(text);
   }
 
+  /** Sends bytes as one binary message. */
+  sendBinary(bytes: Uint8Array<ArrayBuffer>): void {
+    this.#ws.send(bytes);
+  }
+
   /** Closes and waits for the close to finish. */
   async close(): Promise<void> {
     if (this.#ws.readyState !== WebSocket.CLOSED) this.#ws.close();

@@ -246,6 +246,34 @@ Deno.test("e2e http: over WebSocket, a frame the decoder refuses is answered in 
   await ws.close();
 });
 
+Deno.test("e2e http: over WebSocket, JSON sent as bytes, pretty-printed or back to back in one message is read; bytes that are not UTF-8 are refused", async () => {
+  await using server = await withServer();
+  const ws = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  const enc = new TextEncoder();
+  // Python's websockets sends bytes as a binary message: ws.send(json.dumps(x).encode()).
+  ws.sendBinary(enc.encode(JSON.stringify({ username: "Bytes" })));
+  await ws.until(() => ws.frames.some((f) => f.type === "welcome"), "the welcome");
+  ws.sendRaw(JSON.stringify({ type: "ping", ref: "pretty" }, null, 2));
+  ws.sendRaw(
+    JSON.stringify({ type: "ping", ref: "b1" }) + JSON.stringify({ type: "ping", ref: "b2" }),
+  );
+  ws.sendBinary(Uint8Array.of(0x7b, 0xff, 0xfe, 0x7d));
+  ws.sendRaw(JSON.stringify({ type: "ping", ref: "after" }));
+  const answered = () =>
+    ws.frames.filter((f) => f.type === "pong" || f.type === "error").map((f) =>
+      f.type === "error" ? `error:${f.code}` : `pong:${"ref" in f ? f.ref : ""}`
+    );
+  await ws.until(() => answered().length >= 5, "five answers");
+  assert.deepEqual(answered(), [
+    "pong:pretty",
+    "pong:b1",
+    "pong:b2",
+    "error:bad_frame",
+    "pong:after",
+  ]);
+  await ws.close();
+});
+
 Deno.test("e2e http: the WebSocket message limit is in bytes: 40,000 two-byte characters are too long", async () => {
   await using server = await withServer();
   const ws = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);

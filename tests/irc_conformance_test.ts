@@ -545,7 +545,9 @@ Deno.test("irc: every hint the core gives names what an IRC client can do (its o
   ]);
   for (const hint of hints) {
     const said = ircHints(hint);
-    for (const [, command] of said.matchAll(/(?:^|[\s(])(?<!(?:POST|GET|PUT|DELETE) )\/([a-z_]+)\b/g)) {
+    for (
+      const [, command] of said.matchAll(/(?:^|[\s(])(?<!(?:POST|GET|PUT|DELETE) )\/([a-z_]+)\b/g)
+    ) {
       assert.ok(irc.has(command!), `/${command} in: ${said}`);
     }
   }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { JsonFramer } from "../server/transport/tcp/json_framing.ts";
+import { JsonFramer } from "../server/transport/json_framing.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -16,11 +16,14 @@ import { LOGIN_TIMEOUT_MS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
 import { type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
+import { splitJson } from "./json_framing.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { CLOSE, type ServerWebSocket } from "./websocket.ts";
 
 /** How long a closing socket waits for a write in flight before its close frame goes anyway. */
 const CLOSE_AFTER_MS = 2000;
+/** Binary messages are read as UTF-8 text, strictly. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Frames a client may have in flight before it is cut off (a flood, not a chat). */
 const MAX_PENDING_FRAMES = 256;
@@ -86,23 +89,33 @@ export function serveWebSocket(
       `A message was longer than ${limit} bytes; the connection is closed`,
       CLOSE.tooBig,
     );
+  const one = (text: string, several: boolean): void => {
+    try {
+      receive(decodeClientFrame(text));
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      // A message holding several frames (one per line, back to back): each on its own.
+      if (!several && error.code === "bad_json") {
+        const items = splitJson(text);
+        if (items.length > 1) return items.forEach((item) => one(item, true));
+      }
+      void hub.reject(id, error, refOfLine(text));
+    }
+  };
   socket.onmessage = (data) => {
-    if (typeof data !== "string") {
+    if (typeof data === "string") return one(data, false);
+    // A binary message holding UTF-8 JSON (what a library sends for bytes) is read as text.
+    let text: string;
+    try {
+      text = utf8.decode(data);
+    } catch {
       void hub.reject(
         id,
-        new ProtocolError("bad_frame", "Send frames as text messages holding JSON, not binary"),
+        new ProtocolError("bad_frame", "Send frames as text messages holding JSON (UTF-8)"),
       );
       return;
     }
-    for (const line of data.split("\n")) {
-      if (line.trim() === "") continue;
-      try {
-        receive(decodeClientFrame(line));
-      } catch (error) {
-        if (!(error instanceof ProtocolError)) throw error;
-        void hub.reject(id, error, refOfLine(line));
-      }
-    }
+    one(text, false);
   };
   // The hub lets go once: when the socket closes, or at once when the server closes it (a
   // dropped slow reader may never answer the closing handshake, and must not look online).

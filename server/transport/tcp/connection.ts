@@ -42,7 +42,7 @@ import {
   TIMING_MARK_PROBE,
 } from "./telnet.ts";
 import { isJim, type JimObject, JimSession } from "./jim.ts";
-import { JsonFramer } from "./json_framing.ts";
+import { JsonFramer } from "../json_framing.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
 
 /** Options of the TCP listener. */

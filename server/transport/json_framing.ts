@@ -16,7 +16,7 @@
  * @module
  */
 
-import { concatBytes } from "../../core/peer.ts";
+import { concatBytes } from "../core/peer.ts";
 
 const EMPTY = new Uint8Array(0);
 const LF = 10;
@@ -174,6 +174,18 @@ export class JsonFramer {
     return null;
   }
 
+  /** What an unfinished item holds, handed over and forgotten (the end of a whole message). */
+  takeRest(): Uint8Array | null {
+    if (this.#pending.length === 0) return null;
+    const rest = concatBytes(this.#pending);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#state = S.None;
+    this.#stack.length = 0;
+    this.#escaped = false;
+    return rest;
+  }
+
   /** Closes the innermost container; true when that ends the object. */
   #close(): boolean {
     this.#stack.pop();
@@ -194,4 +206,24 @@ export class JsonFramer {
     this.lastWasJunk = junk;
     return item;
   }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * The objects (and junk) of one whole message, as text: a WebSocket message holding several
+ * frames, one per line or back to back. What is left unfinished at the end is junk too.
+ */
+export function splitJson(text: string): string[] {
+  const framer = new JsonFramer();
+  const bytes = encoder.encode(text + "\n");
+  framer.feed(bytes);
+  const items: string[] = [];
+  for (let item = framer.next(); item !== null; item = framer.next()) {
+    items.push(decoder.decode(item));
+  }
+  const rest = framer.takeRest();
+  if (rest !== null) items.push(decoder.decode(rest));
+  return items;
 }
