@@ -43,6 +43,7 @@ import {
 } from "./telnet.ts";
 import { isJim, type JimObject, JimSession } from "./jim.ts";
 import { JsonFramer } from "../json_framing.ts";
+import { LineFramer } from "./line_framing.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
 
 /** Options of the TCP listener. */
@@ -91,18 +92,13 @@ export class TcpConnection implements Peer {
   #id: number;
   /** "new" until the first bytes say which mode; then JSON, JIM, or a person's text session. */
   #text: TextSession | null = null;
-  /** A program (its first byte was `{`): its objects, framed by braces. */
-  #framer: JsonFramer | null = null;
+  /** How the bytes are cut: a program's JSON objects, or a person's lines (chosen by the first). */
+  #framing: JsonFramer | LineFramer | null = null;
+  /** Bytes before the first that is not a space (kept until it comes). */
+  #undecided: Uint8Array = EMPTY;
   #json = false;
   /** A JIM client (seed 004), detected by a first object with an `action` and no `type`. */
   #jim: JimSession | null = null;
-  /**
-   * Greeted as a person because it was silent, but has sent nothing yet: its first bytes still
-   * choose the mode (a program that connects and takes its time still gets JSON or JIM).
-   */
-  #greetedSilent = false;
-  /** The last read ended in CR: an LF or NUL that starts the next belongs to that line end. */
-  #afterCr = false;
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -188,7 +184,6 @@ export class TcpConnection implements Peer {
 
   async #readLines(): Promise<void> {
     let buf = new Uint8Array(READ_BUFFER_MIN_BYTES);
-    let pending: Uint8Array = EMPTY;
     while (!this.#closing) {
       const n = await this.#conn.read(buf);
       if (n === null) return;
@@ -199,44 +194,22 @@ export class TcpConnection implements Peer {
         this.#speaksTelnet = true;
         if (answersTimingMark(raw)) this.#answersPings = true;
       }
-      // `buf` is only read into again after every line of this chunk has been handled.
-      let chunk = stripTelnet(raw);
-      if (this.#greetedSilent) this.#undoGreeting(pending, chunk);
-      if (!this.#framer && !this.#text && startsObject(pending, chunk)) {
-        this.#clearGreetingTimer();
-        this.#framer = new JsonFramer();
-        if (pending.length > 0) chunk = concat(pending, chunk);
-        pending = EMPTY;
+      // `buf` is only read into again after every item of this chunk has been handled.
+      const chunk = this.#choose(stripTelnet(raw));
+      const framing = this.#framing;
+      if (chunk === null || framing === null) {
+        if (this.#undecided.length > MAX_LINE_BYTES) return this.#tooLong();
+        continue;
       }
-      if (this.#framer) {
-        if (!(await this.#objects(this.#framer, chunk))) return;
-      } else {
-        let start = 0;
-        // The LF (or NUL) of a CR LF (CR NUL) whose CR ended the last read was already a line end.
-        if (this.#afterCr && (chunk[0] === 10 || chunk[0] === 0)) start = 1;
-        this.#afterCr = false;
-        for (let i = start; i < chunk.length; i++) {
-          // A line ends at LF, CR LF, or CR alone or with NUL (a telnet client in character
-          // mode sends Enter as CR NUL, as the telnet protocol has it).
-          const b = chunk[i];
-          if (b !== 10 && b !== 13) continue;
-          // Decoded from the chunk itself unless part of the line came in an earlier read.
-          const lineBytes = pending.length === 0
-            ? chunk.subarray(start, i)
-            : concat(pending, chunk.subarray(start, i));
-          pending = EMPTY;
-          if (b === 13) {
-            if (i + 1 === chunk.length) this.#afterCr = true;
-            else if (chunk[i + 1] === 10 || chunk[i + 1] === 0) i++;
-          }
-          start = i + 1;
-          if (lineBytes.length > MAX_LINE_BYTES) return this.#tooLong();
-          await this.#line(decoder.decode(lineBytes));
-          if (this.#closing) return;
-        }
-        pending = concat(pending, chunk.subarray(start));
-        if (pending.length > MAX_LINE_BYTES) return this.#tooLong();
+      framing.feed(chunk);
+      for (let item = framing.next(); item !== null; item = framing.next()) {
+        if (item.length > MAX_LINE_BYTES) return this.#tooLong();
+        const text = decoder.decode(item);
+        if (framing instanceof JsonFramer) await this.#object(text, framing.lastWasJunk);
+        else await this.#line(text);
+        if (this.#closing) return;
       }
+      if (framing.pendingBytes > MAX_LINE_BYTES) return this.#tooLong();
       // Nothing refers to `buf` any more: size it to what the client sends.
       if (n === buf.length && n < READ_BUFFER_MAX_BYTES) buf = new Uint8Array(n * 2);
       else if (n < buf.length / 8 && buf.length > READ_BUFFER_MIN_BYTES) {
@@ -245,22 +218,27 @@ export class TcpConnection implements Peer {
     }
   }
 
-  /** Hands on every object a program's read completed; false once the connection is closing. */
-  async #objects(framer: JsonFramer, chunk: Uint8Array): Promise<boolean> {
-    framer.feed(chunk);
-    for (let item = framer.next(); item !== null; item = framer.next()) {
-      if (item.length > MAX_LINE_BYTES) {
-        this.#tooLong();
-        return false;
-      }
-      await this.#object(decoder.decode(item), framer.lastWasJunk);
-      if (this.#closing) return false;
+  /**
+   * Until the first byte that is not a space says who is there, bytes wait: a `{` is a program
+   * (JSON objects by their syntax; a greeting sent to it while it was silent is taken back: a GUI
+   * client connecting before its user logs in), anything else a person (lines). Returns what to
+   * frame, or null while undecided.
+   */
+  #choose(chunk: Uint8Array): Uint8Array | null {
+    if (this.#framing) return chunk;
+    const all = this.#undecided.length === 0 ? chunk : concatBytes([this.#undecided, chunk]);
+    const first = all.find((b) => b !== 32 && b !== 9 && b !== 13);
+    if (first === undefined) {
+      this.#undecided = all === chunk ? chunk.slice() : all;
+      return null;
     }
-    if (framer.pendingBytes > MAX_LINE_BYTES) {
-      this.#tooLong();
-      return false;
-    }
-    return true;
+    this.#undecided = EMPTY;
+    if (first === 0x7b /* { */) {
+      this.#clearGreetingTimer();
+      if (this.#text?.phase !== "chat") this.#text = null;
+      this.#framing = new JsonFramer();
+    } else this.#framing = new LineFramer();
+    return all;
   }
 
   /** One object (or junk between objects) from a program; the first says JSON or JIM. */
@@ -380,22 +358,7 @@ export class TcpConnection implements Peer {
 
   #enterText(greet: boolean): void {
     this.#text = new TextSession();
-    if (greet) {
-      this.#writeText(GREETING);
-      this.#greetedSilent = true;
-    }
-  }
-
-  /**
-   * The first bytes after a greeting sent to a silent peer: a JSON object means a program that
-   * was slow to start (a GUI client connecting before its user logs in), not a person, so the
-   * text session is dropped and the object chooses JSON or JIM as it would have at once.
-   */
-  #undoGreeting(pending: Uint8Array, chunk: Uint8Array): void {
-    const first = firstNonSpace(pending) ?? firstNonSpace(chunk);
-    if (first === undefined) return;
-    this.#greetedSilent = false;
-    if (first === 0x7b /* { */ && this.#text?.phase !== "chat") this.#text = null;
+    if (greet) this.#writeText(GREETING);
   }
 
   async #act(action: TextAction, typed: boolean): Promise<void> {
@@ -501,29 +464,4 @@ function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.Interrupted ||
     error instanceof Deno.errors.NotConnected;
-}
-
-/**
- * Whether a connection's first bytes are a program's: the first that is not a space is `{`
- * (before any line break: a person pressing Enter first is a person).
- */
-function startsObject(pending: Uint8Array, chunk: Uint8Array): boolean {
-  const first = firstNonBlank(pending) ?? firstNonBlank(chunk);
-  return first === 0x7b;
-}
-
-function firstNonBlank(bytes: Uint8Array): number | undefined {
-  return bytes.find((b) => b !== 32 && b !== 9 && b !== 13);
-}
-
-function firstNonSpace(bytes: Uint8Array): number | undefined {
-  return bytes.find((b) => b !== 32 && b !== 9 && b !== 13 && b !== 10);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b.slice();
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

@@ -140,7 +140,7 @@ export class TextSession {
  * the character before it and Ctrl-U the whole line.
  */
 export function edited(line: string): string {
-  if (!/[\b\x7f\x15]/.test(line)) return line;
+  if (!line.includes("\b") && !line.includes("\x7f") && !line.includes("\x15")) return line;
   const out: string[] = [];
   for (const ch of line) {
     if (ch === "\b" || ch === "\x7f") out.pop();
