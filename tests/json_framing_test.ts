@@ -80,6 +80,7 @@ Deno.test("framer: what cannot be an object is handed on by the line at once, an
     ['hello there\r\n{"a":1}', ["!hello there\r", '{"a":1}']],
     ['{"a":1}}\n{"b":2}', ['{"a":1}', "!}", '{"b":2}']],
     ['{"a":"broken\n{"b":2}', ['!{"a":"broken', '{"b":2}']],
+    ['{"a":"broken\\\n{"b":2}', ['!{"a":"broken\\', '{"b":2}']],
     ['{"a" 1}\n', ['!{"a" 1}']],
     ['{"a":1,}\n', ['!{"a":1,}']],
     ['{"a":[1,]}\n', ['!{"a":[1,]}']],

@@ -105,14 +105,13 @@ export class JsonFramer {
       const b = c[i]!;
       switch (this.#state) {
         case S.Str:
-          if (this.#escaped) this.#escaped = false;
-          else if (b === 0x5c) this.#escaped = true;
-          else if (b === 0x22) this.#state = this.#key ? S.Colon : S.After;
-          else if (b < 0x20) {
-            // A raw control character (a line break) is never inside a JSON string.
+          if (b < 0x20) {
+            // A raw control character (a line break) is never inside a JSON string, escaped or not.
             if (b === LF) return this.#take(i, true);
             this.#state = S.Junk;
-          }
+          } else if (this.#escaped) this.#escaped = false;
+          else if (b === 0x5c) this.#escaped = true;
+          else if (b === 0x22) this.#state = this.#key ? S.Colon : S.After;
           continue;
         case S.Junk:
           if (b === LF) return this.#take(i, true);
