@@ -479,24 +479,13 @@ export class IrcConnection implements Peer {
       case "AUTHENTICATE":
         return this.#authenticate(p[0] ?? "");
       case "PASS":
-        if (this.#reg.registered) return this.#numeric("462", ":You may not reregister");
-        if (p[0] === undefined) return this.#numeric("461", "PASS :Not enough parameters");
-        this.#reg.pass = p[0];
-        return;
       case "NICK":
-        if (!p[0]) return this.#numeric("431", ":No nickname given");
-        if (this.#reg.registered) {
-          return this.#numeric("447", ":Names cannot change here: connect again with another NICK");
-        }
-        this.#reg.nick = p[0];
-        return await this.#maybeRegister();
-      case "USER":
-        if (this.#reg.registered) return this.#numeric("462", ":You may not reregister");
-        if (p.length < 4 || !p[0] || !p[3]) {
-          return this.#numeric("461", "USER :Not enough parameters (USER name 0 * :Real Name)");
-        }
-        this.#reg.user = p[0]!;
-        return await this.#maybeRegister();
+      case "USER": {
+        const refused = this.#reg.take(m.command, p);
+        if (refused) return this.#numeric(...refused);
+        if (m.command !== "PASS") await this.#maybeRegister();
+        return;
+      }
       case "PING":
         if (p[0] === undefined) return this.#numeric("409", ":No origin specified");
         return this.#line(`:${this.#server} PONG ${this.#server} :${p[0]}`);

@@ -82,6 +82,34 @@ export class Registration {
     }
   }
 
+  /**
+   * PASS, NICK or USER: takes what it gives, or answers why not (a numeric); after a NICK or USER
+   * the connection tries `hello()`.
+   */
+  take(command: "PASS" | "NICK" | "USER", p: string[]): Numeric | null {
+    switch (command) {
+      case "PASS":
+        if (this.registered) return ["462", ":You may not reregister"];
+        if (p[0] === undefined) return ["461", "PASS :Not enough parameters"];
+        this.pass = p[0];
+        return null;
+      case "NICK":
+        if (!p[0]) return ["431", ":No nickname given"];
+        if (this.registered) {
+          return ["447", ":Names cannot change here: connect again with another NICK"];
+        }
+        this.nick = p[0];
+        return null;
+      case "USER":
+        if (this.registered) return ["462", ":You may not reregister"];
+        if (p.length < 4 || !p[0] || !p[3]) {
+          return ["461", "USER :Not enough parameters (USER name 0 * :Real Name)"];
+        }
+        this.user = p[0];
+        return null;
+    }
+  }
+
   /** The hello frame once NICK, USER and CAP END are in, once; null until then. */
   hello(): Record<string, unknown> | null {
     if (this.registered || this.helloSent || !this.nick || !this.user || this.negotiating) {
