@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PRESENCE_BURST, PRESENCE_REFILL_MS } from "../server/core/presence_notices.ts";
 import { POST_WINDOW } from "../server/core/commands.ts";
 import { CURSOR_SAVES_PER_TICK } from "../server/core/cursors.ts";
 import { MEMBERSHIP_BURST } from "../server/core/rooms.ts";
@@ -807,6 +808,43 @@ Deno.test("Hub: others hear of a user's away changes at most once per window; wh
   await hub.housekeeping();
   await hub.receive(bob.id, { type: "away" });
   assert.deepEqual(told(), ["lunch", "meeting", "(back)"]);
+});
+
+Deno.test("Hub: arrival and departure notices come from an allowance; a connect loop past it is told once it comes back, as it stands", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub, clock } = ctx;
+  const alice = await login(hub, "Alice");
+  const told = () =>
+    alice.peer.of("system").filter((f) => f.username === "Bob").map((f) => f.event);
+  // Twenty connect-disconnect cycles at once: the first PRESENCE_BURST changes are told.
+  for (let i = 0; i < 20; i++) {
+    const bob = await login(hub, "Bob");
+    hub.disconnect(bob.id);
+  }
+  assert.equal(told().length, PRESENCE_BURST);
+  assert.deepEqual(told().slice(0, 2), ["online", "offline"]);
+  // Bob ends offline, as the others last heard: nothing more to tell when the allowance is back.
+  clock.advance(PRESENCE_REFILL_MS);
+  await hub.housekeeping();
+  assert.equal(told().length, PRESENCE_BURST);
+  // One notice of allowance is back: he arrives (told at once), then leaves past the allowance.
+  const bob = await login(hub, "Bob");
+  assert.equal(told().at(-1), "online");
+  const before = told().length;
+  hub.disconnect(bob.id);
+  await hub.housekeeping();
+  assert.equal(told().length, before, "not before the allowance comes back");
+  clock.advance(PRESENCE_REFILL_MS);
+  await hub.housekeeping();
+  assert.equal(told().at(-1), "offline", "told as it stands once the allowance is back");
+  assert.equal(told().length, before + 1);
+  // Once the allowance is full again, notices are told at once.
+  clock.advance(PRESENCE_REFILL_MS * PRESENCE_BURST);
+  await hub.housekeeping();
+  await login(hub, "Bob");
+  assert.equal(told().at(-1), "online");
+  assert.equal(told().length, before + 2);
 });
 
 Deno.test("Hub: joins and leaves come from an allowance (each tells the whole room): a loop is refused with when to try again", async () => {

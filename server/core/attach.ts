@@ -14,6 +14,7 @@ import { advance, flushCursorsOf, loadCursors, whileBusy } from "./cursors.ts";
 import { toFrame } from "./format.ts";
 import { visibleTo } from "./history.ts";
 import { inviteFrame, joinRequestFrame } from "./groups.ts";
+import { noticePresence } from "./presence_notices.ts";
 import { addMember } from "./rooms.ts";
 import { endSession, sessionRequestFrame, shareRequest } from "./sessions.ts";
 import { type Conn, GENERAL, own, type UserState } from "./state.ts";
@@ -192,15 +193,7 @@ function goOnline(core: Core, u: UserState): void {
   core.publish({ kind: "presence", user: u.record.name, online: true });
   // Online on another node already (a second device): the others knew.
   if (already) return;
-  core.publish({
-    kind: "everyone",
-    frame: {
-      ...core.system(`${u.record.name} joined the chat`),
-      event: "online",
-      username: u.record.name,
-    },
-    except: u.record.name,
-  });
+  noticePresence(core, u, true);
 }
 
 /** Forgets a connection; the last connection of a user takes them offline. */
@@ -239,18 +232,7 @@ function goOffline(core: Core, u: UserState, farewell: string | undefined): void
     setAway(core, u, null);
   }
   // Still online on another node: nobody is told they left.
-  if (!core.presence.elsewhere(u.record.name)) {
-    core.publish({
-      kind: "everyone",
-      frame: {
-        ...core.system(`${u.record.name} left the chat${farewell ? ` (${farewell})` : ""}`),
-        event: "offline",
-        username: u.record.name,
-        ...(farewell ? { reason: farewell } : {}),
-      },
-      except: u.record.name,
-    });
-  }
+  if (!core.presence.elsewhere(u.record.name)) noticePresence(core, u, false, farewell);
   touch(core, u, u.record.lastIp ?? "");
   queueIdleGuest(core, u);
   // The cache stays: housekeeping() evicts it once the user has been idle for a while.

@@ -129,5 +129,6 @@ export function forgetHere(core: Core, u: UserState): void {
   core.cursorCache.delete(u);
   core.dirtyUsers.delete(u);
   core.awayNotices.delete(u);
+  core.presenceNotices.delete(u);
   core.roomMoves.delete(u);
 }

@@ -30,6 +30,7 @@ import { localConnections } from "./admin.ts";
 import { openFile, uploadFile, type UploadMeta } from "./files.ts";
 import type { AckFrame } from "./messages.ts";
 import { Outbound, type Peer } from "./peer.ts";
+import { flushPresenceNotices } from "./presence_notices.ts";
 import { pruneMembershipChanges } from "./rooms.ts";
 import { runScheduled } from "./scheduled.ts";
 import { type Conn, GENERAL, newConn, newRoomState, own } from "./state.ts";
@@ -224,6 +225,7 @@ export class Hub {
     }
     evictIdleCursors(core);
     flushAwayNotices(core);
+    flushPresenceNotices(core);
     pruneMembershipChanges(core);
     await forgetIdleGuests(core);
     core.logins.prune(now);
