@@ -18,7 +18,7 @@ import { skeleton } from "../../protocol/names.ts";
 import { iso } from "./format.ts";
 import { LoginThrottle } from "./login_throttle.ts";
 import { Outbound } from "./peer.ts";
-import { PRESENCE_ALL_BURST, type PresenceTold } from "./presence_notices.ts";
+import type { PresenceTold } from "./presence_notices.ts";
 import { ServiceLog } from "./service_log.ts";
 import { type Conn, GENERAL, type RoomState, type UserState, type View } from "./state.ts";
 
@@ -201,8 +201,6 @@ export class Core {
   >();
   /** Users' allowances of arrival and departure notices, while not full (`presence_notices.ts`). */
   readonly presenceNotices = new Map<UserState, PresenceTold>();
-  /** The whole server's allowance of those notices (`presence_notices.ts`). */
-  readonly presenceBudget = { tokens: PRESENCE_ALL_BURST, at: 0 };
   /** Users' allowances of joins and leaves, while not full (`rooms.ts`). */
   readonly roomMoves = new Map<UserState, { tokens: number; at: number }>();
   /** Names (by skeleton) whose forgotten guest is being deleted from the store. */

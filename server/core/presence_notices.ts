@@ -4,10 +4,7 @@
  * lines a cycle on every screen; so each user's notices come from an allowance, as joins and
  * leaves of rooms do: PRESENCE_BURST at once (reconnects after network blips stay told at once),
  * then one every PRESENCE_REFILL_MS. A change past the allowance is told when the allowance comes
- * back, as it then stands (nothing, if the user is back where the others last heard). Many names
- * in a loop (new guests) draw on one more allowance, the whole server's: PRESENCE_ALL_BURST at
- * once, then PRESENCE_ALL_PER_SECOND; a guest who came and went while it was spent is never told
- * of at all (the others last heard nothing of them, and nothing is what stands).
+ * back, as it then stands (nothing, if the user is back where the others last heard).
  * @module
  */
 
@@ -18,10 +15,6 @@ import type { UserState } from "./state.ts";
 export const PRESENCE_BURST = 6;
 /** How fast the allowance comes back. */
 export const PRESENCE_REFILL_MS = 10_000;
-
-/** Notices of everyone's arrivals and departures the server gives at once, and per second after. */
-export const PRESENCE_ALL_BURST = 100;
-export const PRESENCE_ALL_PER_SECOND = 20;
 
 /** A user's allowance, and what the others were last told. */
 export interface PresenceTold {
@@ -40,18 +33,6 @@ function tokensNow(s: PresenceTold | undefined, now: number): number {
   return Math.min(PRESENCE_BURST, s.tokens + (now - s.at) / PRESENCE_REFILL_MS);
 }
 
-/** Takes one notice from the whole server's allowance, if there is one. */
-function takeServerWide(core: Core, now: number): boolean {
-  const b = core.presenceBudget;
-  const tokens = Math.min(
-    PRESENCE_ALL_BURST,
-    b.tokens + ((now - b.at) * PRESENCE_ALL_PER_SECOND) / 1000,
-  );
-  b.at = now;
-  b.tokens = tokens >= 1 ? tokens - 1 : tokens;
-  return tokens >= 1;
-}
-
 /** Tells everyone that `u` arrived or left, now or when the allowance comes back. */
 export function noticePresence(
   core: Core,
@@ -62,10 +43,8 @@ export function noticePresence(
   const now = core.clock.now();
   const s = core.presenceNotices.get(u);
   const tokens = tokensNow(s, now);
-  if (tokens < 1 || !takeServerWide(core, now)) {
-    // What the others last heard: the opposite of this change, if they heard nothing yet.
-    const told = s ? s.online : !online;
-    core.presenceNotices.set(u, { tokens, at: now, online: told, pending: true, farewell });
+  if (tokens < 1) {
+    core.presenceNotices.set(u, { tokens, at: now, online: s!.online, pending: true, farewell });
     return;
   }
   publishPresence(core, u, online, farewell);
@@ -81,7 +60,7 @@ export function flushPresenceNotices(core: Core): void {
       const online = u.conns.size > 0 || core.presence.elsewhere(u.record.name);
       if (online === s.online) {
         core.presenceNotices.set(u, { ...s, tokens, at: now, pending: false });
-      } else if (takeServerWide(core, now)) {
+      } else {
         publishPresence(core, u, online, s.farewell);
         core.presenceNotices.set(u, { tokens: tokens - 1, at: now, online, pending: false });
       }
