@@ -11,6 +11,45 @@ export interface FileAccess {
   token: string;
 }
 
+/**
+ * One client's transfers: the names files were announced with (a download is saved under it),
+ * and the HTTP access asked for once per connection (`forget` when the connection goes).
+ */
+export class FileTransfers {
+  readonly #names = new Map<string, string>();
+  readonly #ask: () => Promise<FileAccess>;
+  #access: FileAccess | null = null;
+
+  /** Transfers whose access comes from `ask` (the token frame, over the client's connection). */
+  constructor(ask: () => Promise<FileAccess>) {
+    this.#ask = ask;
+  }
+
+  /** Remembers the name of a file announced in a message. */
+  note(file: { id: string; name: string }): void {
+    this.#names.set(file.id, file.name);
+  }
+
+  /** The connection went: its token is asked for again on the next transfer. */
+  forget(): void {
+    this.#access = null;
+  }
+
+  /** Uploads a file to a room (`#room`) or a person (`@name`). */
+  async upload(path: string, where: string): Promise<{ name: string; bytes: number }> {
+    return await uploadFile(await this.#accessNow(), path, where);
+  }
+
+  /** Downloads a file into `folder`; returns where it was saved. */
+  async download(id: string, folder: string): Promise<string> {
+    return await downloadFile(await this.#accessNow(), id, this.#names.get(id), folder);
+  }
+
+  async #accessNow(): Promise<FileAccess> {
+    return this.#access ??= await this.#ask();
+  }
+}
+
 /** Uploads the file at `path` to a room (`room` or `#room`) or a person (`@name`). */
 export async function uploadFile(
   access: FileAccess,

@@ -20,7 +20,7 @@ import { HELP_LINES, JoinedRooms, parseLine, promptFor, renderFrame } from "../p
 import { HEARTBEAT_CHECKS_PER_BEAT, HEARTBEAT_REF, heartbeatDue } from "../protocol/heartbeat.ts";
 import { HEARTBEAT_MS } from "../protocol/limits.ts";
 import { colorize } from "./colors.ts";
-import { downloadFile, type FileAccess, uploadFile } from "./files.ts";
+import { FileTransfers } from "./files.ts";
 import { LineEditor, splitLines } from "./line_editor.ts";
 
 /** How the client runs. */
@@ -74,8 +74,12 @@ export class ChatClient {
   #password: string | undefined;
   #pendingSession: string | undefined;
   #lastId = "";
-  #files = new Map<string, FileRef>();
-  #token: { token: string; httpPort: number | null } | null = null;
+  /** Files over the HTTP API, with a token asked for over this connection. */
+  readonly #files = new FileTransfers(async () => {
+    const f = await this.#ask({ type: "token" });
+    if (f.type !== "token") throw new Error(f.type === "error" ? f.message : "no token");
+    return { base: `http://${this.#server.host}:${f.http_port}`, token: f.token };
+  });
   #waiters = new Map<string, (f: ServerFrame) => void>();
   #refs = 0;
   #quitting = false;
@@ -321,12 +325,12 @@ export class ChatClient {
   /** Remembers the newest message id (to resume after a reconnect) and announced files. */
   #note(m: { id: string; file?: FileRef }): void {
     if (m.id > this.#lastId) this.#lastId = m.id;
-    if (m.file) this.#files.set(m.file.id, m.file);
+    if (m.file) this.#files.note(m.file);
   }
 
   #onDisconnect(): void {
     this.#loggedIn = false;
-    this.#token = null;
+    this.#files.forget();
     if (this.#quitting) return;
     void this.#reconnect();
   }
@@ -358,36 +362,15 @@ export class ChatClient {
 
   // ------------------------------------------------------------ files over HTTP
 
-  async #httpToken(): Promise<{ token: string; httpPort: number | null }> {
-    if (this.#token) return this.#token;
-    const f = await this.#ask({ type: "token" });
-    if (f.type !== "token") throw new Error(f.type === "error" ? f.message : "no token");
-    this.#token = { token: f.token, httpPort: f.http_port };
-    return this.#token;
-  }
-
-  /** Where files go over HTTP, with this connection's token. */
-  async #fileAccess(): Promise<FileAccess> {
-    const { token, httpPort } = await this.#httpToken();
-    return { base: `http://${this.#server.host}:${httpPort}`, token };
-  }
-
   async #upload(path: string, target: string | undefined): Promise<void> {
     const where = target ??
       (this.#mode.kind === "session" ? "@" + this.#mode.with : this.#mode.room);
-    const sent = await uploadFile(await this.#fileAccess(), path, where);
+    const sent = await this.#files.upload(path, where);
     this.#print(`* Sent ${sent.name} (${sent.bytes} bytes).`);
   }
 
   async #download(id: string, dir: string | undefined): Promise<void> {
-    const access = await this.#fileAccess();
-    const path = await downloadFile(
-      access,
-      id,
-      this.#files.get(id)?.name,
-      dir ?? this.#o.downloads,
-    );
-    this.#print(`* Saved ${path}`);
+    this.#print(`* Saved ${await this.#files.download(id, dir ?? this.#o.downloads)}`);
   }
 
   // ------------------------------------------------------------ main loops
