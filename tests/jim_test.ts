@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac, scrypt } from "node:crypto";
-import { jimHints } from "../server/transport/tcp/jim.ts";
+import { JIM_GAP_MS, JIM_MAX_WAITING, jimHints, JimOutbox } from "../server/transport/tcp/jim.ts";
 import { coreHintsWithCommands, tokenFor, withServer, WsClient } from "./_helpers.ts";
 
 type Jim = Record<string, unknown>;
@@ -304,4 +304,64 @@ Deno.test('jim: a client written from the course\'s code ("message", "mess_text"
   assert.equal(atPavel.mess_text, "hi");
   await keyed.close();
   await plain.close();
+});
+
+Deno.test("jim: objects go out one per write, as the course's clients read them (one recv(), one json.loads())", async () => {
+  await using server = await withServer();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.tcpPort });
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  // The course's client: send() an object, then recv() and json.loads() once per object.
+  const reads: unknown[] = [];
+  const reading = (async () => {
+    const buf = new Uint8Array(65536);
+    while (reads.length < 6) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      reads.push(JSON.parse(dec.decode(buf.subarray(0, n)))); // "Extra data" would throw here
+      await new Promise((r) => setTimeout(r, 2)); // printing it
+    }
+  })();
+  await conn.write(
+    enc.encode(JSON.stringify({ action: "presence", user: { account_name: "Kurs" } })),
+  );
+  const web = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  web.send({ type: "hello", username: "Wanda" });
+  await web.until(() => web.frames.some((f) => f.type === "welcome"), "Wanda's welcome");
+  // Five messages handled in one turn: they used to leave in one write.
+  web.sendRaw(
+    Array.from(
+      { length: 5 },
+      (_, i) => JSON.stringify({ type: "private", target_username: "Kurs", message: `m${i}` }),
+    ).join("\n"),
+  );
+  await reading;
+  assert.equal(reads.length, 6);
+  assert.deepEqual(
+    reads.slice(1).map((o) => (o as { message: string }).message),
+    ["m0", "m1", "m2", "m3", "m4"],
+  );
+  conn.close();
+  await web.close();
+});
+
+Deno.test("JimOutbox: the first object at once, the rest JIM_GAP_MS apart, in order; too many waiting is a slow reader", async () => {
+  const writes: Array<{ at: number; text: string }> = [];
+  const start = performance.now();
+  let overflowed = -1;
+  const out = new JimOutbox(
+    (b) => writes.push({ at: performance.now() - start, text: new TextDecoder().decode(b) }),
+    (n) => (overflowed = n),
+  );
+  for (const t of ["a", "b", "c"]) out.add(new TextEncoder().encode(t));
+  assert.deepEqual(writes.map((w) => w.text), ["a"]);
+  await new Promise((r) => setTimeout(r, JIM_GAP_MS * 4));
+  assert.deepEqual(writes.map((w) => w.text), ["a", "b", "c"]);
+  for (let i = 1; i < writes.length; i++) {
+    assert.ok(writes[i]!.at - writes[i - 1]!.at >= JIM_GAP_MS - 2, JSON.stringify(writes));
+  }
+  for (let i = 0; i <= JIM_MAX_WAITING + 1; i++) out.add(new Uint8Array(1));
+  assert.equal(overflowed, JIM_MAX_WAITING);
+  assert.equal(out.waiting, 0, "what waited is forgotten with the reader");
+  out.stop();
 });

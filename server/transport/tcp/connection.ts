@@ -41,7 +41,7 @@ import {
   stripTelnet,
   TIMING_MARK_PROBE,
 } from "./telnet.ts";
-import { isJim, type JimObject, JimSession } from "./jim.ts";
+import { isJim, type JimObject, JimOutbox, JimSession } from "./jim.ts";
 import { JsonFramer } from "../json_framing.ts";
 import { LineFramer } from "./line_framing.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
@@ -99,6 +99,8 @@ export class TcpConnection implements Peer {
   #json = false;
   /** A JIM client (seed 004), detected by a first object with an `action` and no `type`. */
   #jim: JimSession | null = null;
+  /** Its objects, one per write (the course's clients read one per `recv()`). */
+  #jimOut: JimOutbox | null = null;
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -176,6 +178,8 @@ export class TcpConnection implements Peer {
       if (!this.#closed) await this.#hub.whenHandled(this.#id);
       this.#hub.disconnect(this.#id, this.#farewell);
       this.#closing = true;
+      // A client that only closed its sending side still reads what it was owed.
+      this.#jimOut?.flush();
       this.#queue.seal();
       await this.#queue.drained();
       this.#hardClose();
@@ -335,7 +339,8 @@ export class TcpConnection implements Peer {
   }
 
   #jimWrite(obj: JimObject): void {
-    this.#queue.push(encoder.encode(JSON.stringify(obj) + "\n"));
+    this.#jimOut ??= new JimOutbox((b) => this.#queue.push(b), (n) => this.#dropSlow(n));
+    this.#jimOut.add(encoder.encode(JSON.stringify(obj) + "\n"));
   }
 
   #tooLong(): void {
@@ -445,6 +450,7 @@ export class TcpConnection implements Peer {
   close(_reason: string): void {
     if (this.#closing) return;
     this.#closing = true;
+    this.#jimOut?.flush();
     this.#queue.seal();
     void this.#queue.drained().then(() => this.#hardClose());
   }
