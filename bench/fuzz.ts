@@ -161,19 +161,31 @@ async function lineStreams(
   tally: Tally,
   wire: Wire,
   port: number,
-  wave: { count: number; perConnection: number; greeting: string | (() => string); errors: RegExp },
+  wave: {
+    count: number;
+    perConnection: number;
+    greeting: string | (() => string);
+    errors: RegExp;
+    /** Connections at once (JIM answers are paced, 20 ms apart: one at a time would crawl). */
+    width?: number;
+  },
   item: () => Uint8Array,
 ): Promise<void> {
+  // The inputs are drawn in order, so a seed replays the same streams whatever the width.
+  const streams: Array<{ bytes: Uint8Array; n: number }> = [];
   for (let sent = 0; sent < wave.count;) {
     const n = Math.min(wave.perConnection, wave.count - sent);
     const greeting = typeof wave.greeting === "string" ? wave.greeting : wave.greeting();
     const parts: Uint8Array[] = [enc.encode(greeting)];
     for (let i = 0; i < n; i++) parts.push(item());
     sent += n;
-    const text = await sendAndRead(port, concatBytes(parts), 300);
+    streams.push({ bytes: concatBytes(parts), n });
+  }
+  await inParallel(streams, wave.width ?? 1, async ({ bytes, n }) => {
+    const text = await sendAndRead(port, bytes, 300);
     tally.answered(wire, (text.match(wave.errors) ?? []).length);
     tally.frames[wire] += n;
-  }
+  });
 }
 
 /** WebSocket: bad messages (text, or binary one time in five), 200 per connection. */
@@ -299,13 +311,17 @@ export async function fuzz(
       greeting: '{"username":"fuzzj"}\n',
     }, badLine);
     await lineStreams(tally, "tcp-text", opts.tcpPort, { ...tcp, greeting: "fuzzt\n" }, badLine);
-    // JIM on the TCP port: a presence first, then objects back to back (a newline or not). 50
-    // per connection: a brace that never closes holds the rest until the 64 KB line limit.
+    let jimConn = 0;
+    // JIM on the TCP port: a presence first, then objects back to back (a newline or not), 50
+    // per connection, 8 connections at once (answers are paced one per write, 20 ms apart).
     await lineStreams(tally, "jim", opts.tcpPort, {
       count,
       perConnection: 50,
-      greeting: JSON.stringify({ action: "presence", user: { account_name: "fuzzjim" } }),
+      // A guest name per connection: a guest name is one connection's at a time.
+      greeting: () =>
+        JSON.stringify({ action: "presence", user: { account_name: `fuzzjim${++jimConn}` } }),
       errors: /"response":\s*4\d\d/g,
+      width: 8,
     }, () => enc.encode(badJimObject(r) + (r() < 0.5 ? "\n" : "")));
     // IRC: registered, then bad lines (CRLF or a bare LF); errors are 4xx numerics. A nick per
     // connection: a guest nick still held by the connection before would be refused (433).
