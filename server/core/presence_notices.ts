@@ -8,6 +8,7 @@
  * @module
  */
 
+import { type Allowance, type Left, tokensAt } from "./allowance.ts";
 import type { Core } from "./core.ts";
 import type { UserState } from "./state.ts";
 
@@ -15,22 +16,16 @@ import type { UserState } from "./state.ts";
 export const PRESENCE_BURST = 6;
 /** How fast the allowance comes back. */
 export const PRESENCE_REFILL_MS = 10_000;
+const PRESENCE: Allowance = { burst: PRESENCE_BURST, refillMs: PRESENCE_REFILL_MS };
 
 /** A user's allowance, and what the others were last told. */
-export interface PresenceTold {
-  tokens: number;
-  at: number;
+export interface PresenceTold extends Left {
   /** Told online (true) or offline (false). */
   online: boolean;
   /** A change waits for the allowance. */
   pending: boolean;
   /** What the user said as they left, for a departure told late. */
   farewell?: string | undefined;
-}
-
-function tokensNow(s: PresenceTold | undefined, now: number): number {
-  if (!s) return PRESENCE_BURST;
-  return Math.min(PRESENCE_BURST, s.tokens + (now - s.at) / PRESENCE_REFILL_MS);
 }
 
 /** Tells everyone that `u` arrived or left, now or when the allowance comes back. */
@@ -42,7 +37,7 @@ export function noticePresence(
 ): void {
   const now = core.clock.now();
   const s = core.presenceNotices.get(u);
-  const tokens = tokensNow(s, now);
+  const tokens = tokensAt(PRESENCE, s, now);
   if (tokens < 1) {
     core.presenceNotices.set(u, { tokens, at: now, online: s!.online, pending: true, farewell });
     return;
@@ -55,7 +50,7 @@ export function noticePresence(
 export function flushPresenceNotices(core: Core): void {
   const now = core.clock.now();
   for (const [u, s] of core.presenceNotices) {
-    const tokens = tokensNow(s, now);
+    const tokens = tokensAt(PRESENCE, s, now);
     if (s.pending && tokens >= 1) {
       const online = u.conns.size > 0 || core.presence.elsewhere(u.record.name);
       if (online === s.online) {

@@ -7,6 +7,7 @@
 import type { RoomEntry, ServerFrame } from "../../protocol/frames.ts";
 import { MAX_ROOMS_PER_USER } from "../../protocol/limits.ts";
 import type { ChatRecord } from "../store/store.ts";
+import { type Allowance, tokensAt } from "./allowance.ts";
 import { type Call, exceptAsker, type UserCall } from "./call.ts";
 import type { Core } from "./core.ts";
 import { advance } from "./cursors.ts";
@@ -95,18 +96,15 @@ export async function joinCommand(
  * person, or an IRC client joining its channels at connect, stays well inside.
  */
 export const MEMBERSHIP_BURST = 30;
-const MEMBERSHIP_REFILL_MS = 2_000;
+const MEMBERSHIP: Allowance = { burst: MEMBERSHIP_BURST, refillMs: 2_000 };
 
 /** Counts a join or leave against the user's allowance, or refuses it with when to try again. */
 export function countMembershipChange(core: Core, u: UserState): void {
   if (u.record.admin) return;
   const now = core.clock.now();
-  const last = core.roomMoves.get(u);
-  const tokens = last === undefined
-    ? MEMBERSHIP_BURST
-    : Math.min(MEMBERSHIP_BURST, last.tokens + (now - last.at) / MEMBERSHIP_REFILL_MS);
+  const tokens = tokensAt(MEMBERSHIP, core.roomMoves.get(u), now);
   if (tokens < 1) {
-    const wait = Math.ceil(((1 - tokens) * MEMBERSHIP_REFILL_MS) / 1000);
+    const wait = Math.ceil(((1 - tokens) * MEMBERSHIP.refillMs) / 1000);
     throw new ChatError(
       "rate_limited",
       `You are joining and leaving rooms too fast: try again in ${wait} s`,
@@ -118,10 +116,8 @@ export function countMembershipChange(core: Core, u: UserState): void {
 /** Forgets allowances that have come back in full (housekeeping). */
 export function pruneMembershipChanges(core: Core): void {
   const now = core.clock.now();
-  for (const [u, last] of core.roomMoves) {
-    if (last.tokens + (now - last.at) / MEMBERSHIP_REFILL_MS >= MEMBERSHIP_BURST) {
-      core.roomMoves.delete(u);
-    }
+  for (const [u, left] of core.roomMoves) {
+    if (tokensAt(MEMBERSHIP, left, now) >= MEMBERSHIP.burst) core.roomMoves.delete(u);
   }
 }
 
