@@ -205,6 +205,50 @@ Deno.test("irc: JOIN of a channel the client is on does nothing (no second JOIN,
   });
 });
 
+Deno.test("irc: without echo-message what a client sent is not sent back, whatever case it named the target in", async () => {
+  await withIrcServer(async (s) => {
+    const ann = await Irc.registered(s.ircPort, "ann");
+    const bob = await Irc.registered(s.ircPort, "bob");
+    await ann.send("JOIN #books");
+    await ann.line(/ 366 ann #books /);
+    await bob.send("JOIN #Books");
+    await bob.line(/ 366 bob #books /);
+    await bob.sync();
+    await bob.send("PRIVMSG #BOOKS :upper case room", "PRIVMSG ANN :upper case nick");
+    await ann.line(/^:bob!bob@chat PRIVMSG #books :upper case room$/);
+    await ann.line(/^:bob!bob@chat PRIVMSG ann :upper case nick$/);
+    // Both were fanned out to bob as they were to ann, before his PONG.
+    const back = await bob.sync();
+    assert.deepEqual(back.filter((l) => l.includes("PRIVMSG")), [], back.join("\n"));
+    ann.close();
+    bob.close();
+  });
+});
+
+Deno.test("irc: JOIN 0 leaves every channel but #general (RFC 2812); LIST says 1 member, 2 members", async () => {
+  await withIrcServer(async (s) => {
+    const c = await Irc.registered(s.ircPort, "joe");
+    const d = await Irc.registered(s.ircPort, "dee");
+    await c.send("JOIN #one,#two");
+    await c.line(/ 366 joe #two /);
+    await d.send("JOIN #two");
+    await d.line(/ 366 dee #two /);
+    await c.send("LIST");
+    await c.line(/ 322 joe #one 1 :1 member$/);
+    await c.line(/ 322 joe #two 2 :2 members$/);
+    await c.send("JOIN 0");
+    await c.line(/^:joe!joe@chat PART #one$/);
+    await c.line(/^:joe!joe@chat PART #two$/);
+    await d.line(/^:joe!joe@chat PART #two$/);
+    const after = await c.sync();
+    assert.ok(!after.some((l) => / PART #general|NOTICE/.test(l)), after.join("\n"));
+    await c.send("PRIVMSG #general :still here");
+    await d.line(/^:joe!joe@chat PRIVMSG #general :still here$/);
+    c.close();
+    d.close();
+  });
+});
+
 Deno.test("irc: PART with a reason, and the same reason from text mode and REST, reaches every wire", async () => {
   await withIrcServer(async (s) => {
     const base = `http://127.0.0.1:${s.httpPort}`;

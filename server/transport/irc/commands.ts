@@ -9,6 +9,8 @@
 
 import type { MessageFrame } from "../../../protocol/frames.ts";
 import type { IrcMessage } from "./lines.ts";
+import { typedKey } from "./labels.ts";
+import { GENERAL } from "../../core/hub.ts";
 
 /** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
 export type Asked =
@@ -41,6 +43,8 @@ export interface IrcSession {
   notice(text: string): void;
   /** Whether this client is on a channel (`#room`, any case). */
   isOn(channel: string): boolean;
+  /** The channels this client is on (`#room`). */
+  channelsOn(): string[];
   /** The sequence number of a message this connection was shown, by its id. */
   seenSeq(id: string): number | undefined;
   /** Notes a message this client sent (to tell its echo from others' without echo-message). */
@@ -82,7 +86,7 @@ const privmsg: Command = async (s, p, m) => {
     const frame = t.startsWith("#")
       ? { type: "message", room: t.slice(1), message: body, ...kind }
       : { type: "private", target_username: t, message: body, ...kind };
-    s.sent((t.startsWith("#") ? t : "@" + t) + "\0" + body);
+    s.sent(typedKey(t, body));
     await s.ask(frame, { kind: "send", target: t, notice });
   }
 };
@@ -107,6 +111,18 @@ const kick: Command = (s, p, m) => {
 export const IRC_COMMANDS: Record<string, Command> = {
   JOIN: async (s, p) => {
     if (!p[0]) return s.numeric("461", "JOIN :Not enough parameters (JOIN #channel)");
+    // RFC 2812: JOIN 0 leaves every channel (all but #general, which everyone stays in).
+    if (p[0] === "0") {
+      for (const ch of s.channelsOn()) {
+        if (ch === `#${GENERAL}`) continue;
+        await s.ask({ type: "leave", room: ch.slice(1) }, {
+          kind: "part",
+          channel: ch,
+          reason: undefined,
+        });
+      }
+      return;
+    }
     for (const ch of channels(s, p[0])) {
       // Already on it: nothing (as IRC servers do), not a second JOIN and history replay.
       if (s.isOn(ch)) continue;

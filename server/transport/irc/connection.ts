@@ -513,6 +513,7 @@ export class IrcConnection implements Peer {
       notice: (text) => this.#notice(text),
       seenSeq: (id) => this.#seen.seqOf(id),
       isOn: (channel) => this.#on.has(channel.slice(1).toLowerCase()),
+      channelsOn: () => [...this.#on].map((room) => `#${room}`),
       sent: (key) => {
         this.#labelSends?.push(key);
         this.#sent.push(key);

@@ -12,10 +12,15 @@ const OWED_AT_MOST = 64;
 
 /**
  * How a message this client sent is known when it comes back: its target ("#room" or "@nick") and
- * its text (commands.ts notes the same key as it sends).
+ * its text, in lower case (names are case-insensitive: `PRIVMSG #Lobby` comes back as `#lobby`).
  */
 export function sentKey(m: MessageFrame): string {
-  return (m.type === "private" ? "@" + m.to_username : "#" + m.room) + "\0" + m.message;
+  return typedKey(m.type === "private" ? m.to_username : "#" + m.room, m.message);
+}
+
+/** The key of a message as the client typed it: its target (`#Room` or `Nick`) and its text. */
+export function typedKey(target: string, text: string): string {
+  return ((target.startsWith("#") ? target : "@" + target) + "\0" + text).toLowerCase();
 }
 
 /** Labels owed to the echoes of labeled messages still being stored, oldest first. */
@@ -27,15 +32,15 @@ export class EchoLabels {
     return this.#owed.length === 0;
   }
 
-  /** Owes `label` to the echo of the message sent as `key` ("#room\0text" or "@nick\0text"). */
+  /** Owes `label` to the echo of the message sent as `key` (`typedKey`). */
   owe(key: string, label: string): void {
-    this.#owed.push({ key: key.toLowerCase(), label });
+    this.#owed.push({ key, label });
     if (this.#owed.length > OWED_AT_MOST) this.#owed.shift();
   }
 
   /** The label owed to this message's echo, taken; undefined if none is. */
   take(m: MessageFrame): string | undefined {
-    const key = sentKey(m).toLowerCase();
+    const key = sentKey(m);
     const at = this.#owed.findIndex((e) => e.key === key);
     return at < 0 ? undefined : this.#owed.splice(at, 1)[0]!.label;
   }

@@ -116,7 +116,10 @@ export function listNumerics(
 ): Numeric[] {
   return [
     ["321", "Channel :Users  Name"],
-    ...rooms.map((r): Numeric => ["322", `#${r.name} ${r.online} :${r.members} members`]),
+    ...rooms.map((r): Numeric => [
+      "322",
+      `#${r.name} ${r.online} :${r.members} ${r.members === 1 ? "member" : "members"}`,
+    ]),
     ["323", ":End of /LIST"],
   ];
 }
