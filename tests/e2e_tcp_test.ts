@@ -4,7 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { MAX_LINE_BYTES } from "../protocol/limits.ts";
-import { JsonClient, LineClient, startServer, withServer, WsClient } from "./_helpers.ts";
+import {
+  JsonClient,
+  LineClient,
+  startServer,
+  WAIT_MS,
+  withServer,
+  withTimeout,
+  WsClient,
+} from "./_helpers.ts";
 
 Deno.test("e2e tcp: two JSON users talk with the seed protocol's frames, unchanged", async () => {
   await using server = await withServer();
@@ -61,6 +69,68 @@ Deno.test("e2e tcp: a program that writes json.dumps(frame) with no newline, bac
   await py.sendBytes(enc.encode(JSON.stringify({ type: "users" })));
   await py.until(() => py.lines.some((l) => l.includes('"type":"users_list"')), "the user list");
   await Promise.all([py.close(), bob.close()]);
+});
+
+Deno.test("e2e tcp: a program sending objects with no newline gets ours one per read (seed 000's recv() and json.loads()); past 16 waiting, a stream", async () => {
+  await using server = await withServer();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.tcpPort });
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  // The assignment's client: a thread doing json.loads(sock.recv(4096).decode()) in a loop.
+  const reads: Array<{ type: string; message?: string }> = [];
+  const privates = () => reads.filter((o) => o.type === "private");
+  const reading = (async () => {
+    const buf = new Uint8Array(65536);
+    while (privates().length < 5) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      reads.push(JSON.parse(dec.decode(buf.subarray(0, n)))); // "Extra data" would throw here
+      await new Promise((r) => setTimeout(r, 2)); // printing it
+    }
+  })();
+  await conn.write(enc.encode(JSON.stringify({ username: "Alice" })));
+  const web = await WsClient.open(`${server.base.replace("http", "ws")}/ws`);
+  web.send({ type: "hello", username: "Wanda" });
+  await web.until(() => web.frames.some((f) => f.type === "welcome"), "Wanda's welcome");
+  // Five messages handled in one turn: a newline-reading client would get them in one write.
+  web.sendRaw(
+    Array.from(
+      { length: 5 },
+      (_, i) => JSON.stringify({ type: "private", target_username: "Alice", message: `m${i}` }),
+    ).join("\n"),
+  );
+  await reading;
+  // Every read was one object (JSON.parse above), the login's answers first.
+  assert.deepEqual(reads.slice(0, 3).map((o) => o.type), ["welcome", "system", "history"]);
+  assert.deepEqual(privates().map((o) => o.message), ["m0", "m1", "m2", "m3", "m4"]);
+
+  // More than such a client could take (a bare-object generator in a busy room: 20 at once,
+  // past the 16 that may wait): all of it arrives, in order, as a stream of lines.
+  web.sendRaw(
+    Array.from(
+      { length: 20 },
+      (_, i) => JSON.stringify({ type: "private", target_username: "Alice", message: `b${i}` }),
+    ).join("\n"),
+  );
+  let text = "";
+  await withTimeout(
+    (async () => {
+      const buf = new Uint8Array(65536);
+      while (!text.includes('"b19"')) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        text += dec.decode(buf.subarray(0, n));
+      }
+    })(),
+    WAIT_MS,
+    "the 20th message",
+  );
+  const burst = text.split("\n").filter((l) => l.includes('"private"')).map((l) =>
+    JSON.parse(l).message
+  );
+  assert.deepEqual(burst, Array.from({ length: 20 }, (_, i) => `b${i}`));
+  conn.close();
+  await web.close();
 });
 
 Deno.test("e2e tcp: a person on netcat is asked for a nickname, chats in text, and sees the mode in the prompt", async () => {

@@ -7,7 +7,12 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac, scrypt } from "node:crypto";
-import { JIM_GAP_MS, JIM_MAX_WAITING, jimHints, JimOutbox } from "../server/transport/tcp/jim.ts";
+import { jimHints } from "../server/transport/tcp/jim.ts";
+import {
+  PACE_GAP_MS,
+  PACED_MAX_WAITING,
+  PacedWrites,
+} from "../server/transport/tcp/paced_writes.ts";
 import { coreHintsWithCommands, tokenFor, withServer, WsClient } from "./_helpers.ts";
 
 type Jim = Record<string, unknown>;
@@ -345,23 +350,23 @@ Deno.test("jim: objects go out one per write, as the course's clients read them 
   await web.close();
 });
 
-Deno.test("JimOutbox: the first object at once, the rest JIM_GAP_MS apart, in order; too many waiting is a slow reader", async () => {
+Deno.test("PacedWrites: the first object at once, the rest PACE_GAP_MS apart, in order; too many waiting is a slow reader", async () => {
   const writes: Array<{ at: number; text: string }> = [];
   const start = performance.now();
   let overflowed = -1;
-  const out = new JimOutbox(
+  const out = new PacedWrites(
     (b) => writes.push({ at: performance.now() - start, text: new TextDecoder().decode(b) }),
     (n) => (overflowed = n),
   );
   for (const t of ["a", "b", "c"]) out.add(new TextEncoder().encode(t));
   assert.deepEqual(writes.map((w) => w.text), ["a"]);
-  await new Promise((r) => setTimeout(r, JIM_GAP_MS * 4));
+  await new Promise((r) => setTimeout(r, PACE_GAP_MS * 4));
   assert.deepEqual(writes.map((w) => w.text), ["a", "b", "c"]);
   for (let i = 1; i < writes.length; i++) {
-    assert.ok(writes[i]!.at - writes[i - 1]!.at >= JIM_GAP_MS - 2, JSON.stringify(writes));
+    assert.ok(writes[i]!.at - writes[i - 1]!.at >= PACE_GAP_MS - 2, JSON.stringify(writes));
   }
-  for (let i = 0; i <= JIM_MAX_WAITING + 1; i++) out.add(new Uint8Array(1));
-  assert.equal(overflowed, JIM_MAX_WAITING);
+  for (let i = 0; i <= PACED_MAX_WAITING + 1; i++) out.add(new Uint8Array(1));
+  assert.equal(overflowed, PACED_MAX_WAITING);
   assert.equal(out.waiting, 0, "what waited is forgotten with the reader");
   out.stop();
 });

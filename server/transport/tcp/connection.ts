@@ -41,7 +41,8 @@ import {
   stripTelnet,
   TIMING_MARK_PROBE,
 } from "./telnet.ts";
-import { isJim, type JimObject, JimOutbox, JimSession } from "./jim.ts";
+import { isJim, type JimObject, JimSession } from "./jim.ts";
+import { BARE_JSON_MAX_WAITING, PacedWrites } from "./paced_writes.ts";
 import { JsonFramer } from "../json_framing.ts";
 import { LineFramer } from "./line_framing.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
@@ -99,8 +100,14 @@ export class TcpConnection implements Peer {
   #json = false;
   /** A JIM client (seed 004), detected by a first object with an `action` and no `type`. */
   #jim: JimSession | null = null;
-  /** Its objects, one per write (the course's clients read one per `recv()`). */
-  #jimOut: JimOutbox | null = null;
+  /**
+   * Objects one per write, a little apart, for clients that read one per `recv()`: every JIM
+   * client, and a JSON client whose objects come with no newline after them (`pacing`).
+   */
+  #paced: PacedWrites | null = null;
+  #pacing = false;
+  /** A JSON client that fell BARE_JSON_MAX_WAITING behind the pace: it is never paced again. */
+  #outpaced = false;
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -179,7 +186,7 @@ export class TcpConnection implements Peer {
       this.#hub.disconnect(this.#id, this.#farewell);
       this.#closing = true;
       // A client that only closed its sending side still reads what it was owed.
-      this.#jimOut?.flush();
+      this.#paced?.flush();
       this.#queue.seal();
       await this.#queue.drained();
       this.#hardClose();
@@ -205,6 +212,7 @@ export class TcpConnection implements Peer {
         if (this.#undecided.length > MAX_LINE_BYTES) return this.#tooLong();
         continue;
       }
+      if (framing instanceof JsonFramer) this.#notePacing(chunk);
       framing.feed(chunk);
       for (let item = framing.next(); item !== null; item = framing.next()) {
         if (item.length > MAX_LINE_BYTES) return this.#tooLong();
@@ -243,6 +251,19 @@ export class TcpConnection implements Peer {
       this.#framing = new JsonFramer();
     } else this.#framing = new LineFramer();
     return all;
+  }
+
+  /**
+   * A program whose objects come with no newline after them (Python's
+   * `sock.send(json.dumps(frame).encode())`) reads ours the same way, one per `recv()`: from a
+   * read ending in `}` on, what it is sent is paced; a read ending in a newline ends that.
+   */
+  #notePacing(chunk: Uint8Array): void {
+    const last = chunk[chunk.length - 1];
+    const bare = last === 0x7d; /* } */
+    if (bare === this.#pacing || (!bare && last !== 10)) return;
+    this.#pacing = bare && !this.#outpaced;
+    if (!this.#pacing) this.#paced?.flush();
   }
 
   /** One object (or junk between objects) from a program; the first says JSON or JIM. */
@@ -339,8 +360,21 @@ export class TcpConnection implements Peer {
   }
 
   #jimWrite(obj: JimObject): void {
-    this.#jimOut ??= new JimOutbox((b) => this.#queue.push(b), (n) => this.#dropSlow(n));
-    this.#jimOut.add(encoder.encode(JSON.stringify(obj) + "\n"));
+    this.#writeObject(encoder.encode(JSON.stringify(obj) + "\n"));
+  }
+
+  /** One object's line to a program: paced for those that read one per `recv()`. */
+  #writeObject(bytes: Uint8Array): void {
+    if (!this.#jim && !this.#pacing) return this.#queue.push(bytes);
+    this.#paced ??= new PacedWrites((b) => this.#queue.push(b), (n) => this.#dropSlow(n));
+    if (!this.#jim && this.#paced.waiting >= BARE_JSON_MAX_WAITING) {
+      // More than a one-per-read client could take: it reads a stream after all (a generator).
+      this.#pacing = false;
+      this.#outpaced = true;
+      this.#paced.flush();
+      return this.#queue.push(bytes);
+    }
+    this.#paced.add(bytes);
   }
 
   #tooLong(): void {
@@ -401,7 +435,7 @@ export class TcpConnection implements Peer {
       for (const obj of this.#jim.outgoing(out.frame)) this.#jimWrite(obj);
       return;
     }
-    if (!this.#text) return this.#queue.push(out.encoded("json-line", jsonLine));
+    if (!this.#text) return this.#writeObject(out.encoded("json-line", jsonLine));
     void this.#act(this.#text.frame(out.frame, () => out.encoded("text", textLines)), false);
   }
 
@@ -441,6 +475,7 @@ export class TcpConnection implements Peer {
         reason: "You fell too far behind reading; reconnect to catch up",
       });
     this.#closing = true;
+    this.#paced?.stop();
     this.#queue.finish(bye, { forgetBacklog: true });
     this.#graceTimer = setTimeout(() => this.#hardClose(), SLOW_GRACE_MS);
     void this.#queue.drained().then(() => this.#hardClose());
@@ -450,7 +485,7 @@ export class TcpConnection implements Peer {
   close(_reason: string): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#jimOut?.flush();
+    this.#paced?.flush();
     this.#queue.seal();
     void this.#queue.drained().then(() => this.#hardClose());
   }

@@ -1,0 +1,97 @@
+/**
+ * Writes paced for clients that read one JSON object per `recv()` (JIM, and JSON clients that
+ * send their objects without a newline): one object per write, a little apart.
+ * @module
+ */
+
+/**
+ * Time between two objects to a client that reads one object per `recv()`. The course's clients
+ * (JIM, seed 004; the JSON chat of seed 000) read with one `recv()` and one `json.loads()` per
+ * object, so two objects in one read break them ("Extra data"). Each object is written on its
+ * own, this long after the one before: the client's reading thread has taken the first by then.
+ * 50 objects a second at most: enough for a messenger, and a client that wants more sends a
+ * newline after each object (and reads lines).
+ */
+export const PACE_GAP_MS = 20;
+/** Objects waiting for their turn before the client counts as too slow (10 s of them). */
+export const PACED_MAX_WAITING = 500;
+/**
+ * A JSON client sent objects without newlines, but this many of ours wait for their turn: it
+ * gets more than a one-per-read client could take (a busy room, a load generator sending bare
+ * objects), so it must read a stream; it is not paced from then on (JIM clients stay paced).
+ */
+export const BARE_JSON_MAX_WAITING = 16;
+
+/** Paces one connection's objects: one per write, PACE_GAP_MS apart. */
+export class PacedWrites {
+  #waiting: Uint8Array[] = [];
+  #head = 0;
+  #lastAt = -Infinity;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #write: (bytes: Uint8Array) => void;
+  readonly #overflow: (waiting: number) => void;
+  readonly #now: () => number;
+
+  /** An outbox writing through `write`; `overflow` is called once too much waits. */
+  constructor(
+    write: (bytes: Uint8Array) => void,
+    overflow: (waiting: number) => void,
+    now: () => number = Date.now,
+  ) {
+    this.#write = write;
+    this.#overflow = overflow;
+    this.#now = now;
+  }
+
+  /** Objects waiting for their turn. */
+  get waiting(): number {
+    return this.#waiting.length - this.#head;
+  }
+
+  /** Writes `bytes` now if the gap since the last has passed, else when it has. */
+  add(bytes: Uint8Array): void {
+    if (this.waiting === 0 && this.#now() - this.#lastAt >= PACE_GAP_MS) return this.#send(bytes);
+    if (this.waiting >= PACED_MAX_WAITING) {
+      const waiting = this.waiting;
+      this.stop();
+      return this.#overflow(waiting);
+    }
+    this.#waiting.push(bytes);
+    this.#schedule();
+  }
+
+  /** Writes everything waiting at once (the connection is closing: nothing is read after). */
+  flush(): void {
+    const rest = this.#waiting.slice(this.#head);
+    this.stop();
+    for (const bytes of rest) this.#send(bytes);
+  }
+
+  /** Forgets what waits (the connection is gone, or dropped as too slow). */
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#waiting = [];
+    this.#head = 0;
+  }
+
+  #send(bytes: Uint8Array): void {
+    this.#lastAt = this.#now();
+    this.#write(bytes);
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined) return;
+    const wait = Math.max(0, PACE_GAP_MS - (this.#now() - this.#lastAt));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.waiting === 0) return;
+      this.#send(this.#waiting[this.#head++]!);
+      if (this.#head > 64 && this.#head * 2 > this.#waiting.length) {
+        this.#waiting = this.#waiting.slice(this.#head);
+        this.#head = 0;
+      }
+      if (this.waiting > 0) this.#schedule();
+    }, wait);
+  }
+}
