@@ -56,7 +56,7 @@ export class Connection {
     ws.onmessage = (e) => {
       this.#lastHeard = Date.now();
       this.#pinged = 0;
-      // The server may put several frames in one message, one per line.
+      // One frame per message (split anyway: a message of several, one per line, reads too).
       for (const line of String(e.data).split("\n")) {
         if (!line) continue;
         const f = JSON.parse(line) as ServerFrame;

@@ -114,6 +114,15 @@ export class ServerWebSocket implements Ticking {
     this.#end(CLOSE.abnormal, "");
   }
 
+  /**
+   * Writes messages already framed (`encodeFrame`), several back to back in one write; the
+   * promise settles when the kernel has taken them.
+   */
+  sendFramed(frames: Uint8Array): Promise<void> {
+    if (this.readyState !== ServerWebSocket.OPEN) return Promise.resolve();
+    return this.#write(frames);
+  }
+
   /** Sends a text (or binary) message; the promise settles when the kernel has taken it. */
   send(data: string | Uint8Array): Promise<void> {
     if (this.readyState !== ServerWebSocket.OPEN) return Promise.resolve();

@@ -1,7 +1,7 @@
 /**
- * The WebSocket wire: the same JSON frames as TCP JSON mode. Frames queued while the socket
- * waited go out as one WebSocket message, separated by newlines; a client may also send several
- * frames in one message, one per line.
+ * The WebSocket wire: the same JSON frames as TCP JSON mode, one per WebSocket message (what
+ * `JSON.parse(event.data)` expects). Messages queued while the socket waited go out in one
+ * write; a client may send several frames in one message, one per line or back to back.
  * @module
  */
 
@@ -14,11 +14,12 @@ import {
 import { decodeClientFrame, refOfLine } from "../../protocol/decode.ts";
 import { LOGIN_TIMEOUT_MS, MAX_OUTBOUND_BYTES } from "../../protocol/limits.ts";
 import type { Hub } from "../core/hub.ts";
-import { type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
+import { concatBytes, type Outbound, type Peer, reuseLastJoin } from "../core/peer.ts";
 import type { Logger } from "../log.ts";
 import { splitJson } from "./json_framing.ts";
 import { OutboundQueue } from "./outbound.ts";
 import { CLOSE, type ServerWebSocket } from "./websocket.ts";
+import { encodeFrame as encodeWsFrame } from "./websocket_frames.ts";
 
 /** How long a closing socket waits for a write in flight before its close frame goes anyway. */
 const CLOSE_AFTER_MS = 2000;
@@ -28,12 +29,19 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 /** Frames a client may have in flight before it is cut off (a flood, not a chat). */
 const MAX_PENDING_FRAMES = 256;
 
-function jsonText(frame: ServerFrame): string {
-  return encodeFrame(frame);
+const encoder = new TextEncoder();
+
+/** A frame as one WebSocket text message, encoded once for every reader it goes to. */
+function wsMessage(frame: ServerFrame): Uint8Array {
+  return encodeWsFrame(1, encoder.encode(encodeFrame(frame)));
 }
 
-/** A batch of frames as one message, joined once for all readers whose queues match. */
-const joinLines = reuseLastJoin((parts: string[]) => parts.join("\n"));
+/**
+ * Messages queued while the socket waited, as one write; joined once for all readers whose
+ * queues match (a room's readers share the bytes, as on TCP). Each frame stays its own message:
+ * clients that parse every message as one JSON object, as most do, need nothing more.
+ */
+const joinMessages = reuseLastJoin(concatBytes);
 
 /**
  * Serves one upgraded WebSocket; `user` (from a checked token) logs it in at once. The socket
@@ -142,7 +150,7 @@ class WsPeer implements Peer {
   closed = false;
   #socket: ServerWebSocket;
   #log: Logger;
-  #queue: OutboundQueue<string>;
+  #queue: OutboundQueue<Uint8Array>;
   /** Called once the server has closed this socket. */
   onClose: () => void = () => {};
   /** Called when the connection is logged in. */
@@ -152,12 +160,12 @@ class WsPeer implements Peer {
     this.#socket = socket;
     this.ip = ip;
     this.#log = log;
-    this.#queue = new OutboundQueue<string>({
-      size: (text) => text.length,
-      join: joinLines,
+    this.#queue = new OutboundQueue<Uint8Array>({
+      size: (bytes) => bytes.length,
+      join: joinMessages,
       // A promise per write, as on TCP: the queue counts what is in flight and joins what
-      // queues meanwhile into the next message.
-      write: (text) => this.#socket.send(text),
+      // queues meanwhile into the next write.
+      write: (bytes) => this.#socket.sendFramed(bytes),
       slow: (queued, buffered) => {
         this.#log.warn("dropping slow websocket reader", { ip: this.ip, buffered, queued });
         this.#finish(
@@ -173,7 +181,7 @@ class WsPeer implements Peer {
   send(out: Outbound): void {
     if (this.closed) return;
     if (out.frame.type === "welcome") this.onWelcome();
-    this.#queue.push(out.encoded("json", jsonText));
+    this.#queue.push(out.encoded("ws", wsMessage));
   }
 
   /** Sends a last `bye` with a reason after what is queued, and closes (with `closeCode`). */
@@ -188,7 +196,7 @@ class WsPeer implements Peer {
     closeCode: number = CLOSE.policy,
   ): void {
     if (this.closed) return;
-    this.#queue.finish(jsonText({ type: "bye", code, reason }), options);
+    this.#queue.finish(wsMessage({ type: "bye", code, reason }), options);
     this.close(reason, closeCode);
   }
 
