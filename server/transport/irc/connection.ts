@@ -421,7 +421,9 @@ export class IrcConnection implements Peer {
       if (code === "bad_password" || code === "password_required") {
         this.#numeric("464", `:${message} (PASS, or SASL PLAIN)`);
       } else if (code === "bad_name" || code === "name_taken") {
-        this.#numeric(code === "name_taken" ? "433" : "432", `${this.#reg.nick} :${message}`);
+        // The client has no nick yet: it is "*" to the numeric, the refused nick its subject.
+        const numeric = code === "name_taken" ? "433" : "432";
+        this.#line(`:${this.#server} ${numeric} * ${this.#reg.nick} :${message}`);
         this.#reg.helloSent = false;
         return;
       } else if (code === "banned") this.#numeric("465", `:${message}`);
