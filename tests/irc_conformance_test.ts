@@ -226,6 +226,34 @@ Deno.test("irc: without echo-message what a client sent is not sent back, whatev
   });
 });
 
+Deno.test("irc: formatting codes (bold, colours, italics) are taken out, not refused; CTCP other than ACTION is answered 404, never relayed", async () => {
+  await withIrcServer(async (s) => {
+    const irc = await Irc.registered(s.ircPort, "qux");
+    const json = await JsonClient.connect(s.tcpPort, { username: "bar" });
+    await irc.send(
+      "PRIVMSG bar :\x02bold\x02 and \x0304,01red\x03 plain \x1ditalic\x1d \x1funder\x1f\x0f",
+      "PRIVMSG #general :\x0312blue\x03 \x04ff8800orange\x04 \x16reversed\x16",
+    );
+    assert.equal((await json.type("private")).message, "bold and red plain italic under");
+    assert.equal(
+      (await json.type("message", (m) => m.from_username === "qux")).message,
+      "blue orange reversed",
+    );
+    // A line of nothing but formatting is no text.
+    await irc.send("PRIVMSG bar :\x02\x02");
+    await irc.line(/ 412 qux :No text to send$/);
+    await irc.send("PRIVMSG bar :\x01VERSION\x01", "NOTICE bar :\x01VERSION irssi\x01");
+    await irc.line(/ 404 qux bar :CTCP VERSION is not relayed here: only ACTION \(\/me\) is$/);
+    const after = await irc.sync();
+    assert.deepEqual(after, [], "a CTCP answer (NOTICE) is never answered: " + after.join("\n"));
+    await irc.send("PRIVMSG bar :\x01ACTION \x02waves\x02\x01");
+    assert.equal((await json.type("private")).message, "* waves");
+    assert.ok(!json.frames.some((f) => f.type === "private" && /VERSION/.test(f.message)));
+    irc.close();
+    await json.close();
+  });
+});
+
 Deno.test("irc: JOIN 0 leaves every channel but #general (RFC 2812); LIST says 1 member, 2 members", async () => {
   await withIrcServer(async (s) => {
     const c = await Irc.registered(s.ircPort, "joe");

@@ -3,7 +3,7 @@
  * Debian (`ii`, which speaks IRC through files) chatting with a JSON-lines user.
  */
 import assert from "node:assert/strict";
-import { parseIrc } from "../server/transport/irc/lines.ts";
+import { parseIrc, plainText } from "../server/transport/irc/lines.ts";
 import { JsonClient, WAIT_MS, WsClient } from "./_helpers.ts";
 import { Irc, withIrcServer } from "./_irc.ts";
 import { Terminal, tmuxInstalled } from "./_tmux.ts";
@@ -16,6 +16,23 @@ Deno.test("parseIrc(): tags, prefix, params and the trailing parameter", () => {
   });
   assert.deepEqual(parseIrc("join #a,#b"), { tags: {}, command: "JOIN", params: ["#a,#b"] });
   assert.equal(parseIrc("   "), null);
+});
+
+Deno.test("plainText(): IRC's formatting codes go, the text and other characters stay", () => {
+  const table: Array<[string, string]> = [
+    ["plain", "plain"],
+    [
+      "\x02bold\x02 \x1ditalic\x1d \x1funder\x1f \x1estrike\x1e \x11mono\x11 \x16rev\x16\x0f",
+      "bold italic under strike mono rev",
+    ],
+    ["\x034red\x03 \x0304,01on black\x03 \x03,5odd", "red on black ,5odd"],
+    ["\x0312,15two digits", "two digits"],
+    ["\x04FF8800hex\x04 \x04ff8800,000000both", "hex both"],
+    ["\x01ACTION waves\x01", "\x01ACTION waves\x01"],
+    ["tab\there, 3 apples, 🙂", "tab\there, 3 apples, 🙂"],
+  ];
+  for (const [input, want] of table) assert.equal(plainText(input), want, JSON.stringify(input));
+  assert.equal(plainText(undefined), undefined);
 });
 
 Deno.test("irc: registration numerics, an honest ISUPPORT, MOTD, and commands before it refused", async () => {

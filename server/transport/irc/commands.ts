@@ -10,6 +10,7 @@
 import type { MessageFrame } from "../../../protocol/frames.ts";
 import type { IrcMessage } from "./lines.ts";
 import { typedKey } from "./labels.ts";
+import { plainText } from "./lines.ts";
 import { GENERAL } from "../../core/hub.ts";
 
 /** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
@@ -71,10 +72,18 @@ function channels(s: IrcSession, list: string | undefined): string[] {
 
 const privmsg: Command = async (s, p, m) => {
   const notice = m.command === "NOTICE";
-  const [target, text] = p;
+  const target = p[0];
+  const text = plainText(p[1]);
   if (!target) return notice ? undefined : s.numeric("411", `:No recipient given (${m.command})`);
   if (text === undefined || text.trim() === "") {
     return notice ? undefined : s.numeric("412", ":No text to send");
+  }
+  // A CTCP request (VERSION, PING, DCC…) is for a client program, not a message to keep: only
+  // ACTION (/me) is relayed. A NOTICE (a CTCP answer) is never answered.
+  if (text.startsWith("\x01") && !text.startsWith("\x01ACTION ")) {
+    if (notice) return;
+    const ctcp = text.slice(1).replaceAll("\x01", "").split(" ")[0]!.toUpperCase();
+    return s.numeric("404", `${target} :CTCP ${ctcp} is not relayed here: only ACTION (/me) is`);
   }
   if (target.toLowerCase() === "chatserv") return await services(s, text);
   const body = text.startsWith("\x01ACTION ")
@@ -99,7 +108,7 @@ const kick: Command = (s, p, m) => {
   const onChannel = m.command === "KICK";
   const nick = onChannel ? p[1] : p[0];
   if (!nick) return s.numeric("461", `${m.command} :Not enough parameters`);
-  const reason = (onChannel ? p[2] : p[1]) ?? "";
+  const reason = plainText((onChannel ? p[2] : p[1]) ?? "");
   return s.ask({ type: "kick", username: nick, reason }, {
     kind: "kick",
     nick,
@@ -132,7 +141,7 @@ export const IRC_COMMANDS: Record<string, Command> = {
   },
   PART: async (s, p) => {
     if (!p[0]) return s.numeric("461", "PART :Not enough parameters (PART #channel)");
-    const reason = p[1]?.trim() || undefined;
+    const reason = plainText(p[1])?.trim() || undefined;
     for (const ch of (p[0] ?? "").split(",").filter(Boolean)) {
       await s.ask(
         { type: "leave", room: ch.replace(/^#/, ""), ...(reason ? { reason } : {}) },
@@ -225,7 +234,7 @@ export const IRC_COMMANDS: Record<string, Command> = {
     s.numeric("221", "+i");
   },
   AWAY: (s, p) => {
-    const message = p[0]?.trim() || undefined;
+    const message = plainText(p[0])?.trim() || undefined;
     return s.ask({ type: "away", ...(message ? { message } : {}) }, {
       kind: "away",
       away: !!message,

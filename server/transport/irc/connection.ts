@@ -30,6 +30,7 @@ import {
   LineReader,
   messageLines,
   parseIrc,
+  plainText,
   tagged,
   withTag,
 } from "./lines.ts";
@@ -494,7 +495,7 @@ export class IrcConnection implements Peer {
       case "PONG":
         return;
       case "QUIT":
-        this.#farewell = farewell(p[0]);
+        this.#farewell = farewell(plainText(p[0]));
         this.#line(`ERROR :Closing link: ${this.#farewell ?? "quit"}`);
         return this.close("quit");
     }

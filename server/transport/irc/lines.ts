@@ -144,6 +144,22 @@ export function withTag(line: string, t: string): string {
   return line.startsWith("@") ? `@${t};${line.slice(1)}` : `@${t} ${line}`;
 }
 
+/**
+ * IRC's formatting codes: bold, colour (`^C4,1`), hex colour, reset, monospace, reverse, italics,
+ * strikethrough, underline. They mean nothing on the chat's other wires, and the core refuses
+ * control characters, so they are taken out of what an IRC client says: a bold word from irssi is
+ * a word everywhere.
+ */
+// deno-lint-ignore no-control-regex
+const FORMATTING = /\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-f]{6}(?:,[0-9a-f]{6})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]/gi;
+
+/** What an IRC client said, without its formatting codes. */
+export function plainText(text: string): string;
+export function plainText(text: string | undefined): string | undefined;
+export function plainText(text: string | undefined): string | undefined {
+  return text === undefined ? text : text.replace(FORMATTING, "");
+}
+
 /** A chat as the core names it ("books", "@bob") as an IRC target ("#books", "bob"). */
 export function ircTarget(chat: string): string {
   return chat.startsWith("@") ? chat.slice(1) : `#${chat}`;
