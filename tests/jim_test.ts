@@ -357,6 +357,7 @@ Deno.test("PacedWrites: the first object at once, the rest PACE_GAP_MS apart, in
   const out = new PacedWrites(
     (b) => writes.push({ at: performance.now() - start, text: new TextDecoder().decode(b) }),
     (n) => (overflowed = n),
+    { maxBytes: 1 << 20 },
   );
   for (const t of ["a", "b", "c"]) out.add(new TextEncoder().encode(t));
   assert.deepEqual(writes.map((w) => w.text), ["a"]);
@@ -365,8 +366,28 @@ Deno.test("PacedWrites: the first object at once, the rest PACE_GAP_MS apart, in
   for (let i = 1; i < writes.length; i++) {
     assert.ok(writes[i]!.at - writes[i - 1]!.at >= PACE_GAP_MS - 2, JSON.stringify(writes));
   }
+  // The first goes at once (the gap has passed), 500 wait, the next is one too many.
   for (let i = 0; i <= PACED_MAX_WAITING + 1; i++) out.add(new Uint8Array(1));
-  assert.equal(overflowed, PACED_MAX_WAITING);
+  assert.equal(overflowed, PACED_MAX_WAITING + 1, "the bytes that would have waited");
   assert.equal(out.waiting, 0, "what waited is forgotten with the reader");
+  out.stop();
+});
+
+Deno.test("PacedWrites: what waits is bounded in bytes too (the connection's outbound bound)", () => {
+  const now = 1_000;
+  const written: number[] = [];
+  let overflowed = -1;
+  const out = new PacedWrites((b) => written.push(b.length), (n) => (overflowed = n), {
+    maxBytes: 10,
+    now: () => now,
+  });
+  out.add(new Uint8Array(4)); // written at once
+  out.add(new Uint8Array(4)); // waits: 4 bytes
+  out.add(new Uint8Array(4)); // waits: 8 bytes
+  assert.deepEqual(written, [4]);
+  assert.equal(out.waiting, 2);
+  out.add(new Uint8Array(4)); // 12 bytes would wait: a slow reader
+  assert.equal(overflowed, 12);
+  assert.equal(out.waiting, 0);
   out.stop();
 });

@@ -123,6 +123,8 @@ export class TcpConnection implements Peer {
   /** Probes sent since the peer was last heard. */
   #unanswered = 0;
   #queue: OutboundQueue<Uint8Array>;
+  /** Bytes a reader may fall behind by (the queue's bound, and the paced objects'). */
+  readonly #maxOutbound: number;
   #closing = false;
   #closed = false;
   /** What a text-mode user said with /quit, told to the others as they go. */
@@ -139,6 +141,7 @@ export class TcpConnection implements Peer {
     this.#loginTimeout = options.loginTimeoutMs ?? LOGIN_TIMEOUT_MS;
     this.#heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
     this.ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    this.#maxOutbound = options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES;
     this.#queue = new OutboundQueue<Uint8Array>({
       size: (b) => b.length,
       join: joinTick,
@@ -149,7 +152,7 @@ export class TcpConnection implements Peer {
         if (!isDisconnect(error)) this.#log.warn("tcp write failed", { ip: this.ip, error });
         this.#hardClose();
       },
-    }, options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES);
+    }, this.#maxOutbound);
     this.#id = hub.connect(this);
   }
 
@@ -366,7 +369,9 @@ export class TcpConnection implements Peer {
   /** One object's line to a program: paced for those that read one per `recv()`. */
   #writeObject(bytes: Uint8Array): void {
     if (!this.#jim && !this.#pacing) return this.#queue.push(bytes);
-    this.#paced ??= new PacedWrites((b) => this.#queue.push(b), (n) => this.#dropSlow(n));
+    this.#paced ??= new PacedWrites((b) => this.#queue.push(b), (n) => this.#dropSlow(n), {
+      maxBytes: this.#maxOutbound,
+    });
     if (!this.#jim && this.#paced.waiting >= BARE_JSON_MAX_WAITING) {
       // More than a one-per-read client could take: it reads a stream after all (a generator).
       this.#pacing = false;

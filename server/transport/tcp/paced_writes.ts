@@ -13,7 +13,10 @@
  * newline after each object (and reads lines).
  */
 export const PACE_GAP_MS = 20;
-/** Objects waiting for their turn before the client counts as too slow (10 s of them). */
+/**
+ * Objects waiting for their turn before the client counts as too slow (10 s of them), unless
+ * their bytes pass the connection's outbound bound first.
+ */
 export const PACED_MAX_WAITING = 500;
 /**
  * A JSON client sent objects without newlines, but this many of ours wait for their turn: it
@@ -28,19 +31,25 @@ export class PacedWrites {
   #head = 0;
   #lastAt = -Infinity;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #bytes = 0;
   readonly #write: (bytes: Uint8Array) => void;
-  readonly #overflow: (waiting: number) => void;
+  readonly #overflow: (waitingBytes: number) => void;
+  readonly #maxBytes: number;
   readonly #now: () => number;
 
-  /** An outbox writing through `write`; `overflow` is called once too much waits. */
+  /**
+   * An outbox writing through `write`; `overflow` is called (with the bytes that waited) once
+   * PACED_MAX_WAITING objects or `maxBytes` would wait.
+   */
   constructor(
     write: (bytes: Uint8Array) => void,
-    overflow: (waiting: number) => void,
-    now: () => number = Date.now,
+    overflow: (waitingBytes: number) => void,
+    options: { maxBytes: number; now?: () => number },
   ) {
     this.#write = write;
     this.#overflow = overflow;
-    this.#now = now;
+    this.#maxBytes = options.maxBytes;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Objects waiting for their turn. */
@@ -51,12 +60,13 @@ export class PacedWrites {
   /** Writes `bytes` now if the gap since the last has passed, else when it has. */
   add(bytes: Uint8Array): void {
     if (this.waiting === 0 && this.#now() - this.#lastAt >= PACE_GAP_MS) return this.#send(bytes);
-    if (this.waiting >= PACED_MAX_WAITING) {
-      const waiting = this.waiting;
+    if (this.waiting >= PACED_MAX_WAITING || this.#bytes + bytes.length > this.#maxBytes) {
+      const waiting = this.#bytes + bytes.length;
       this.stop();
       return this.#overflow(waiting);
     }
     this.#waiting.push(bytes);
+    this.#bytes += bytes.length;
     this.#schedule();
   }
 
@@ -73,6 +83,7 @@ export class PacedWrites {
     this.#timer = undefined;
     this.#waiting = [];
     this.#head = 0;
+    this.#bytes = 0;
   }
 
   #send(bytes: Uint8Array): void {
@@ -86,7 +97,9 @@ export class PacedWrites {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       if (this.waiting === 0) return;
-      this.#send(this.#waiting[this.#head++]!);
+      const next = this.#waiting[this.#head++]!;
+      this.#bytes -= next.length;
+      this.#send(next);
       if (this.#head > 64 && this.#head * 2 > this.#waiting.length) {
         this.#waiting = this.#waiting.slice(this.#head);
         this.#head = 0;
