@@ -652,3 +652,25 @@ Deno.test("irc: ChatServ SESSION, ACCEPT and END run a private session from IRC;
     await bob.close();
   });
 });
+
+Deno.test("irc: CAP REQ is ACKed or NAKed whole, as asked; multi-prefix is offered; an unknown subcommand is 410", async () => {
+  await withIrcServer(async (s) => {
+    const c = await Irc.connect(s.ircPort);
+    await c.send("CAP LS 302");
+    assert.match(await c.line(/ CAP \* LS /), / multi-prefix/);
+    await c.send("CAP REQ :foo qux bar baz qux quux");
+    await c.line(/ CAP \* NAK :foo qux bar baz qux quux$/);
+    await c.send("CAP REQ :foo multi-prefix");
+    await c.line(/ CAP \* NAK :foo multi-prefix$/);
+    await c.send("CAP LIST");
+    await c.line(/ CAP \* LIST :$/);
+    await c.send("CAP REQ :multi-prefix echo-message", "CAP FOO");
+    await c.line(/ CAP \* ACK :multi-prefix echo-message$/);
+    await c.line(/ 410 \* FOO :Invalid CAP command/);
+    await c.send("NICK capper", "USER c 0 * :C", "CAP END");
+    await c.line(/ 001 capper /);
+    await c.send("CAP LIST");
+    await c.line(/ CAP capper LIST :multi-prefix echo-message$/);
+    c.close();
+  });
+});

@@ -150,8 +150,9 @@ export function withTag(line: string, t: string): string {
  * control characters, so they are taken out of what an IRC client says: a bold word from irssi is
  * a word everywhere.
  */
-// deno-lint-ignore no-control-regex
-const FORMATTING = /\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-f]{6}(?:,[0-9a-f]{6})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]/gi;
+const FORMATTING =
+  // deno-lint-ignore no-control-regex
+  /\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-f]{6}(?:,[0-9a-f]{6})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]/gi;
 
 /** What an IRC client said, without its formatting codes. */
 export function plainText(text: string): string;

@@ -17,6 +17,8 @@ export const CAPS = [
   "draft/chathistory",
   "labeled-response",
   "away-notify",
+  // Every prefix a member has in NAMES and WHO: none here (PREFIX= is empty), so all of them.
+  "multi-prefix",
 ];
 
 /** Where a connection is in registering, and what it negotiated. */
@@ -47,7 +49,8 @@ export class Registration {
     }
     if (sub === "REQ") {
       this.negotiating = true;
-      const wanted = (p[1] ?? "").split(" ").filter(Boolean);
+      const asked = (p[1] ?? "").trim();
+      const wanted = asked.split(" ").filter(Boolean);
       const ok = wanted.every((c) => CAPS.includes(c.replace(/^-/, "")));
       if (ok) {
         for (const c of wanted) {
@@ -55,11 +58,15 @@ export class Registration {
           else this.caps.add(c);
         }
       }
-      return `CAP ${to} ${ok ? "ACK" : "NAK"} :${wanted.join(" ")}`;
+      // NAK or ACK the list as it was asked, unchanged (IRCv3: the whole set, as sent).
+      return `CAP ${to} ${ok ? "ACK" : "NAK"} :${asked}`;
     }
     if (sub === "LIST") return `CAP ${to} LIST :${[...this.caps].join(" ")}`;
-    if (sub === "END") this.negotiating = false;
-    return null;
+    if (sub === "END") {
+      this.negotiating = false;
+      return null;
+    }
+    return `410 ${to} ${sub || "*"} :Invalid CAP command (LS, REQ, LIST or END)`;
   }
 
   /**
