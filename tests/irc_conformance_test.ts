@@ -167,6 +167,13 @@ Deno.test("irc: LUSERS, MOTD, ISON, USERHOST, WHO, LIST, TOPIC, MODE and INVITE 
     await c.line(/ 502 judy :/);
     await c.line(/ 482 judy #books :Channel modes cannot be changed here/);
     await c.line(/ 221 judy \+i/);
+    // TOPIC and MODE of a channel judy is not on: as for one she is on if it exists, else 403.
+    await c.send("TOPIC #books", "MODE #books", "TOPIC #nowhere", "MODE #nowhere", "WHOIS");
+    await c.line(/ 331 judy #books :No topic is set$/);
+    await c.line(/ 324 judy #books \+nt$/);
+    await c.line(/ 403 judy #nowhere :There is no room #nowhere/);
+    await c.line(/ 403 judy #nowhere :There is no room #nowhere/);
+    await c.line(/ 431 judy :No nickname given/);
     await c.send("VERSION", "TIME", "WHOWAS bob", "HELP");
     await c.line(/ 351 judy chat chat :/);
     await c.line(/ 391 judy chat :\d{4}-/);

@@ -11,6 +11,7 @@ import type { MessageFrame } from "../../../protocol/frames.ts";
 import type { IrcMessage } from "./lines.ts";
 import { typedKey } from "./labels.ts";
 import { plainText } from "./lines.ts";
+import { channelInfoNumerics } from "./replies.ts";
 import { GENERAL } from "../../core/hub.ts";
 
 /** What a request sent with a ref was, to turn its answer (or error) into the right numerics. */
@@ -20,6 +21,7 @@ export type Asked =
   | { kind: "send"; target: string; notice: boolean }
   | { kind: "names"; channel: string }
   | { kind: "who"; channel: string }
+  | { kind: "channel_info"; channel: string; reply: "topic" | "mode" }
   | { kind: "whois"; nick: string }
   | { kind: "list"; only: string[] | undefined }
   | { kind: "who_user"; nick: string }
@@ -167,6 +169,7 @@ export const IRC_COMMANDS: Record<string, Command> = {
   },
   WHOIS: (s, p) => {
     const nick = p.at(-1) ?? "";
+    if (!nick) return s.numeric("431", ":No nickname given (WHOIS nick)");
     return s.ask({ type: "users", username: nick }, { kind: "whois", nick });
   },
   LIST: (s, p) => {
@@ -215,13 +218,13 @@ export const IRC_COMMANDS: Record<string, Command> = {
   TOPIC: (s, p) => {
     if (!p[0]) return s.numeric("461", "TOPIC :Not enough parameters");
     if (p[1] !== undefined) return s.numeric("482", `${p[0]} :Topics are not kept here`);
-    s.numeric("331", `${p[0]} :No topic is set`);
+    return channelInfo(s, p[0], "topic");
   },
   MODE: (s, p) => {
     const [target, change] = p;
     if (!target) return s.numeric("461", "MODE :Not enough parameters");
     if (target.startsWith("#")) {
-      if (change === undefined) return s.numeric("324", `${target} +nt`);
+      if (change === undefined) return channelInfo(s, target, "mode");
       if (/^[+-]?b$/.test(change) && p.length === 2) {
         return s.numeric("368", `${target} :End of channel ban list`);
       }
@@ -250,6 +253,21 @@ const HELP = [
   "CHATHISTORY LATEST #room * 50 reads history; /msg ChatServ HELP for reports and sessions.",
   "Also: PART NAMES WHO WHOIS LIST INVITE TOPIC MODE AWAY ISON USERHOST LUSERS MOTD QUIT.",
 ];
+
+/**
+ * TOPIC and MODE of a channel: `331` (no topics here) and `324 +nt`, for a channel that exists
+ * (asked of the hub unless the client is on it: `403` if there is none).
+ */
+function channelInfo(s: IrcSession, channel: string, reply: "topic" | "mode") {
+  if (!s.isOn(channel)) {
+    return s.ask({ type: "members", room: channel.replace(/^#/, "") }, {
+      kind: "channel_info",
+      channel,
+      reply,
+    });
+  }
+  for (const [code, text] of channelInfoNumerics(channel, reply)) s.numeric(code, text);
+}
 
 /** ISON and USERHOST: which of these nicks are online (the chat's `users` list). */
 function online(s: IrcSession, nicks: string[], reply: "ison" | "userhost") {

@@ -157,6 +157,7 @@ export function queryNumerics(
 ): Numeric[] | null {
   switch (f.type) {
     case "members":
+      if (asked?.kind === "channel_info") return channelInfoNumerics(asked.channel, asked.reply);
       return memberNumerics(
         server,
         f.room,
@@ -194,6 +195,11 @@ export function queryNumerics(
     default:
       return null;
   }
+}
+
+/** TOPIC and MODE of a channel that exists: no topics are kept; the modes everyone has. */
+export function channelInfoNumerics(channel: string, reply: "topic" | "mode"): Numeric[] {
+  return [reply === "topic" ? ["331", `${channel} :No topic is set`] : ["324", `${channel} +nt`]];
 }
 
 /** How a registered client is told a command was refused. */
