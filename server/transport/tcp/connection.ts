@@ -42,7 +42,7 @@ import {
   TIMING_MARK_PROBE,
 } from "./telnet.ts";
 import { isJim, type JimObject, JimSession } from "./jim.ts";
-import { BARE_JSON_MAX_WAITING, PacedWrites } from "./paced_writes.ts";
+import { BARE_JSON_GAP_MS, BARE_JSON_MAX_WAITING, PacedWrites } from "./paced_writes.ts";
 import { JsonFramer } from "../json_framing.ts";
 import { LineFramer } from "./line_framing.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
@@ -371,6 +371,7 @@ export class TcpConnection implements Peer {
     if (!this.#jim && !this.#pacing) return this.#queue.push(bytes);
     this.#paced ??= new PacedWrites((b) => this.#queue.push(b), (n) => this.#dropSlow(n), {
       maxBytes: this.#maxOutbound,
+      ...(this.#jim ? {} : { gapMs: BARE_JSON_GAP_MS }),
     });
     if (!this.#jim && this.#paced.waiting >= BARE_JSON_MAX_WAITING) {
       // More than a one-per-read client could take: it reads a stream after all (a generator).
