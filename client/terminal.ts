@@ -251,12 +251,7 @@ export class ChatClient {
         this.#mode = f.mode;
         this.#rooms.follow(f);
         if (!firstTime) this.#print("* Reconnected.");
-        else if (this.#o.send === undefined) {
-          this.#print(renderFrame(f)!, f);
-          if (!f.registered) {
-            this.#print("* This name is not registered: /register PASSWORD claims it.");
-          }
-        }
+        else if (this.#o.send === undefined) this.#print(renderFrame(f)!, f);
         // Whatever arrived with the welcome (history, unread, missed messages) is shown now.
         for (const rest of frames.splice(0)) this.#onFrame(rest);
         void pump.then(() => this.#onDisconnect());

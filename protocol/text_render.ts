@@ -122,8 +122,9 @@ export function renderFrame(frame: ServerFrame): string | null {
   const f = safeFrame(frame) as ServerFrame;
   switch (f.type) {
     case "welcome":
+      // A guest is told what that means, and how to claim the name, in the welcome notice after.
       return `* Logged in as ${f.username}${f.admin ? " (admin)" : ""} (${
-        f.registered ? "registered" : "guest: /register PASSWORD claims the name"
+        f.registered ? "registered" : "guest"
       }). ` +
         `${f.online_users} online. You are in ${modeText(f.mode)}. /help lists commands.`;
     case "system":

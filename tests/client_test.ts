@@ -91,7 +91,13 @@ Deno.test("client: two clients talk, privately too, and see where their typing g
   const port = server.tcpPort;
   const alice = new ClientProcess(["Alice", "--port", String(port)]);
   await alice.line("Logged in as Alice");
-  await alice.line("This name is not registered: /register PASSWORD claims it.");
+  // Once (the server's welcome notice), not also in the client's own words.
+  await alice.line("Alice is a guest name: anyone may log in with it");
+  assert.equal(
+    alice.lines.filter((l) => l.includes("/register")).length,
+    1,
+    alice.lines.join("\n"),
+  );
   const bob = new ClientProcess(["Bob", "--port", String(port)]);
   await bob.line("Logged in as Bob");
   await alice.line("Bob joined the chat");
