@@ -57,6 +57,13 @@ function frame(
   return out;
 }
 
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, (at += p.length) - p.length);
+  return out;
+}
+
 /** A raw WebSocket client: the handshake, then frames in and out. */
 class RawClient {
   #buf = new Uint8Array(0);
@@ -217,6 +224,51 @@ Deno.test("websocket: frames a client may not send end the connection with the R
     ["continuation first", frame(0, encoder.encode("hi")), 1002],
     ["long ping", frame(9, new Uint8Array(200)), 1002],
     ["bad UTF-8", frame(1, new Uint8Array([0xc3, 0x28])), 1007],
+    // What the Autobahn test suite sends (its sections 4, 5 and 7), as RFC 6455 has it.
+    ["reserved control opcode", frame(11, new Uint8Array(0)), 1002],
+    ["fragmented ping", frame(9, encoder.encode("hi"), { more: true }), 1002],
+    [
+      "a new message inside a fragmented one",
+      concat(frame(1, encoder.encode("one"), { more: true }), frame(1, encoder.encode("two"))),
+      1002,
+    ],
+    ["close with a 1-byte payload", frame(8, new Uint8Array([0x03])), 1002],
+    ["close with code 1005", frame(8, new Uint8Array([0x03, 0xed])), 1002],
+    ["close with code 999", frame(8, new Uint8Array([0x03, 0xe7])), 1002],
+    ["close with code 5000", frame(8, new Uint8Array([0x13, 0x88])), 1002],
+    [
+      "close reason not UTF-8",
+      frame(
+        8,
+        new Uint8Array([
+          0x03,
+          0xe8,
+          0xce,
+          0xba,
+          0xe1,
+          0xbd,
+          0xb9,
+          0xcf,
+          0x83,
+          0xce,
+          0xbc,
+          0xce,
+          0xb5,
+          0xed,
+          0xa0,
+          0x80,
+        ]),
+      ),
+      1007,
+    ],
+    [
+      "bad UTF-8 across fragments",
+      concat(
+        frame(1, new Uint8Array([0xce, 0xba]), { more: true }),
+        frame(0, new Uint8Array([0xed, 0xa0, 0x80])),
+      ),
+      1007,
+    ],
   ];
   for (const [what, bytes, code] of cases) {
     const c = await RawClient.open(s.port);
@@ -242,6 +294,19 @@ Deno.test("websocket: pings are answered, the closing handshake is echoed, binar
   c.close();
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(s.events.includes("closed 4000"), s.events.join());
+});
+
+Deno.test("websocket: a ping between two fragments is answered at once, and the message is whole (Autobahn 5.6)", async () => {
+  await using s = echoServer();
+  const c = await RawClient.open(s.port);
+  await c.send(frame(1, encoder.encode("frag"), { more: true }));
+  await c.send(frame(9, encoder.encode("mid")));
+  const pong = await c.next();
+  assert.equal(pong?.opcode, 10);
+  assert.equal(decoder.decode(pong!.payload), "mid");
+  await c.send(frame(0, encoder.encode("ment")));
+  assert.equal(decoder.decode((await c.next())!.payload), "echo fragment");
+  c.close();
 });
 
 Deno.test("websocket: a client that never answers the server's close frame is hung up on", async () => {
