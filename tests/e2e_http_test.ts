@@ -223,6 +223,14 @@ Deno.test("e2e http: malformed requests get a 400 and never a 500 or an error in
     body: "x",
   });
   assert.equal(up.status, 201, await up.text());
+  // HEAD of a route: its status and headers, no body, and no made-up length of 0.
+  const head = await rawRequest(
+    port,
+    "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+  );
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(head, /content-length: 0/i);
+  assert.ok(head.endsWith("\r\n\r\n"), head);
   assert.doesNotMatch(server.stderr(), / (ERROR|error) /, server.stderr());
 });
 

@@ -66,7 +66,10 @@ export async function writeResponse(
       lines += "content-encoding: gzip\r\nvary: accept-encoding\r\n";
     }
   }
-  if (bytes !== null && !noBody) lines += `content-length: ${bytes.length}\r\n`;
+  // A HEAD answered without a body (Hono drops a GET route's) cannot tell its length: none is
+  // sent rather than a wrong 0 (RFC 9110 §9.3.2).
+  const unknownLength = options.head && response.body === null;
+  if (bytes !== null && !noBody && !unknownLength) lines += `content-length: ${bytes.length}\r\n`;
   if (close) lines += "connection: close\r\n";
   else if (options.version === "1.0") lines += "connection: keep-alive\r\n";
   lines += "\r\n";

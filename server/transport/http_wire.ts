@@ -202,6 +202,11 @@ export function parseHead(text: string): Head | HttpRefusal {
       return new HttpRefusal(400, `The ${name} header holds characters a header may not`);
     }
   }
+  // RFC 9112 §3.2: an HTTP/1.1 request without a Host, or with more than one, is refused.
+  const host = headers.get("host");
+  if (version === "1.1" && (host === null || host.includes(","))) {
+    return new HttpRefusal(400, "Send one Host header (HTTP/1.1 requires it)");
+  }
   const te = headers.get("transfer-encoding");
   const cl = headers.get("content-length");
   let body: Head["body"] = { kind: "none" };
