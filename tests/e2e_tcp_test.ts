@@ -327,7 +327,7 @@ Deno.test("e2e tcp: registered names need their password, on JSON and on text", 
   await Promise.all([alice.close(), intruder.close(), person.close()]);
 });
 
-Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR alone, CR LF cut between reads, Backspace sent as typed) is read line by line", async () => {
+Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR alone, CR LF cut between reads, Backspace sent as typed) is read line by line; arrow keys are dropped", async () => {
   await using server = await withServer();
   const alice = await JsonClient.connect(server.tcpPort, { username: "Alice" });
   await alice.send({ type: "register", password: "wonderland" });
@@ -353,8 +353,11 @@ Deno.test("e2e tcp: a telnet client in character mode (Enter as CR NUL, or CR al
   await person.line("Online (1): Alice");
   await person.sendBytes(enc.encode("typo\b\b\b\bfive\r\0"));
   await alice.type("message", (m) => m.message === "five");
+  // Arrow keys, Home and Alt-x in a line-mode terminal arrive as escape sequences: dropped.
+  await person.sendBytes(enc.encode("si\x1b[D\x1b[Cx\x1bOH\x1b[1;5C\x1bx\r\n"));
+  await alice.type("message", (m) => m.message === "six");
   const texts = alice.frames.filter((f) => f.type === "message").map((f) => f.message);
-  assert.deepEqual(texts, ["one", "two", "three", "four", "five"]);
+  assert.deepEqual(texts, ["one", "two", "three", "four", "five", "six"]);
   await Promise.all([alice.close(), person.close()]);
 });
 

@@ -135,11 +135,21 @@ export class TextSession {
 }
 
 /**
+ * Keys a terminal sends as escape sequences: arrows, Home, End, function keys (`ESC [ … letter`,
+ * `ESC O letter`), Alt with a key (`ESC key`), Esc alone. A terminal in line mode (netcat, telnet)
+ * passes them into the line as typed (the person sees `^[[D`): they are not text.
+ */
+// deno-lint-ignore no-control-regex
+const KEY_SEQUENCE = /\x1b(?:\[[0-?]*[ -/]*[@-~]|O[\s\S]|[\s\S])?/g;
+
+/**
  * A line as the person meant it: a telnet client in character mode (as with echo off, at the
  * password prompt) sends the editing keys themselves, so Backspace or Delete (BS, DEL) takes back
- * the character before it and Ctrl-U the whole line.
+ * the character before it and Ctrl-U the whole line; keys sent as escape sequences (an arrow
+ * pressed to fix a typo) are dropped rather than the whole line refused for control characters.
  */
-export function edited(line: string): string {
+export function edited(typed: string): string {
+  const line = typed.includes("\x1b") ? typed.replace(KEY_SEQUENCE, "") : typed;
   if (!line.includes("\b") && !line.includes("\x7f") && !line.includes("\x15")) return line;
   const out: string[] = [];
   for (const ch of line) {
