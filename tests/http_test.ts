@@ -541,6 +541,44 @@ Deno.test("every route that needs a token answers 401 without one, and with a re
   }
 });
 
+Deno.test("s3: a form-encoded body (requests.post(url, data={...}), an HTML form) is read as its fields; bad JSON says which fields to send", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using s = await setup(kv);
+  const { app } = s;
+  const form = (path: string, body: string, token?: string) =>
+    app.request(path, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        ...(token ? { authorization: token } : {}),
+      },
+      body,
+    });
+  const login = await form("/connect", "login=ann&password=pass%20word%211");
+  assert.equal(login.status, 200);
+  const { token } = await login.json();
+  const sent = await form("/send", "message=" + encodeURIComponent("hi & bye = 100%"), token);
+  assert.ok(sent.ok, await sent.clone().text());
+  assert.equal((await sent.json()).chat, "general");
+  const bob = await (await form("/connect", "login=bob&password=bobs-password")).json();
+  const page = await call(app, "POST", "/chats/general/messages", { token: bob.token, s3: true });
+  const texts = (page.json.messages as Array<{ message: string }>).map((m) => m.message);
+  assert.deepEqual(texts, ["hi & bye = 100%"]);
+  // The form's fields meet the same schema as JSON's: a field it does not know is refused.
+  const odd = await form("/send", "msg=hi", token);
+  assert.equal(odd.status, 400);
+  // Not JSON and not a form: the error shows the route's own fields.
+  const bad = await call(app, "POST", "/connect", { raw: "login: ann" });
+  assert.equal(bad.json.error?.code, "bad_json");
+  assert.match(bad.json.error!.message, /\{"login":"…","password":"…"\}/);
+  // JSON labelled as a form (curl -d '{...}') is still JSON.
+  const labelled = await form(
+    "/connect",
+    JSON.stringify({ login: "ann", password: "pass word!1" }),
+  );
+  assert.equal(labelled.status, 200);
+});
+
 Deno.test("api v1: a report may come without a body; a bad body is still refused", async () => {
   await using kv = await Deno.openKv(":memory:");
   await using s = await setup(kv);

@@ -126,7 +126,7 @@ export function mount(app: Hono<Env>, hub: Hub, specs: RouteSpec[]): void {
       const query = spec.query ? parse(spec.query, c.req.query(), "query") : {};
       let body: unknown = {};
       if (spec.body) {
-        const raw = await readJson(c, spec.bodyOptional === true);
+        const raw = await readJson(c, spec.body, spec.bodyOptional === true);
         body = parse(spec.body, raw, "body");
       } else if ((spec.method === "post" || spec.method === "put") && !spec.streamsBody) {
         // A route without a body still reads (and bounds) what was sent.
@@ -257,22 +257,41 @@ async function readBytes(c: Context<Env>): Promise<Uint8Array> {
 }
 
 /**
- * Reads a JSON body whatever its declared content type (`curl -d` sends form encoding); an
- * empty body is `{}` where the route allows it.
+ * Reads a JSON body whatever its declared content type (`curl -d` sends JSON labelled as form
+ * encoding); an empty body is `{}` where the route allows it. A body that is form encoding
+ * (`login=ann&password=…`, what Python's `requests.post(url, data={...})` and HTML forms send)
+ * is read as an object of its fields, for the route's schema to check like any other.
  */
-async function readJson(c: Context<Env>, optional: boolean): Promise<unknown> {
+async function readJson(
+  c: Context<Env>,
+  schema: z.ZodType,
+  optional: boolean,
+): Promise<unknown> {
   const bytes = await readBytes(c);
   // Deno gives a body-less POST an empty stream, not a null body: judge by the bytes.
   if (optional && bytes.length === 0) return {};
+  const text = new TextDecoder().decode(bytes);
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    return JSON.parse(text);
   } catch (cause) {
+    const type = c.req.header("content-type") ?? "";
+    if (/^application\/x-www-form-urlencoded\b/i.test(type) && !text.trimStart().startsWith("{")) {
+      return Object.fromEntries(new URLSearchParams(text));
+    }
     throw new ProtocolError(
       "bad_json",
-      'The body is not valid JSON: send e.g. {"message":"hi"}',
+      `The body is not valid JSON: send an object such as ${exampleOf(schema)}`,
       { cause },
     );
   }
+}
+
+/** A body's fields as a JSON example for an error: `{"login":"…","password":"…"}`. */
+function exampleOf(schema: z.ZodType): string {
+  const shape = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+  return shape.length === 0
+    ? '{"message":"hi"}'
+    : `{${shape.map((k) => `${JSON.stringify(k)}:"…"`).join(",")}}`;
 }
 
 /** The OpenAPI 3.1 document of the declared routes. */
