@@ -9,6 +9,8 @@ import { Buffer } from "node:buffer";
 import { createHmac, scrypt } from "node:crypto";
 import { jimHints } from "../server/transport/tcp/jim.ts";
 import {
+  BARE_JSON_MAX_WAITING,
+  ObjectOutput,
   PACE_GAP_MS,
   PACED_MAX_WAITING,
   PacedWrites,
@@ -390,4 +392,47 @@ Deno.test("PacedWrites: what waits is bounded in bytes too (the connection's out
   assert.equal(overflowed, 12);
   assert.equal(out.waiting, 0);
   out.stop();
+});
+
+Deno.test("ObjectOutput: bare-object JSON clients are paced until a newline or until they fall 8 behind; JIM clients always", () => {
+  const enc = new TextEncoder();
+  const line = (t: string) => enc.encode(t + "\n");
+  const pushed: string[] = [];
+  const make = () =>
+    new ObjectOutput((b) => pushed.push(new TextDecoder().decode(b).trim()), () => {}, 1 << 20);
+
+  // A newline client: everything straight to the queue.
+  const lines = make();
+  lines.noteRead(enc.encode('{"username":"a"}\n'));
+  for (const t of ["1", "2", "3"]) lines.write(line(t));
+  assert.deepEqual(pushed.splice(0), ["1", "2", "3"]);
+
+  // A bare-object client: the first at once, the rest wait their turn...
+  const bare = make();
+  bare.noteRead(enc.encode('{"username":"b"}'));
+  for (const t of ["1", "2", "3"]) bare.write(line(t));
+  assert.deepEqual(pushed.splice(0), ["1"]);
+  // ...until it sends a newline: what waited goes at once, and the rest straight on.
+  bare.noteRead(enc.encode('{"type":"ping"}\n'));
+  bare.write(line("4"));
+  assert.deepEqual(pushed.splice(0), ["2", "3", "4"]);
+
+  // Falling BARE_JSON_MAX_WAITING behind ends pacing for good, in order.
+  const busy = make();
+  busy.noteRead(enc.encode("{}"));
+  const n = BARE_JSON_MAX_WAITING + 3;
+  for (let i = 0; i < n; i++) busy.write(line(String(i)));
+  assert.deepEqual(pushed.splice(0), Array.from({ length: n }, (_, i) => String(i)));
+  busy.noteRead(enc.encode("{}"));
+  busy.write(line("after"));
+  assert.deepEqual(pushed.splice(0), ["after"], "never paced again");
+
+  // JIM: paced whatever its reads end in.
+  const jim = make();
+  jim.jim();
+  jim.noteRead(enc.encode('{"action":"presence"}\n'));
+  for (const t of ["1", "2"]) jim.write(line(t));
+  jim.noteRead(enc.encode('{"action":"msg"}\n'));
+  assert.deepEqual(pushed.splice(0), ["1"], "a newline does not end a JIM client's pacing");
+  for (const o of [bare, busy, jim]) o.stop();
 });

@@ -42,7 +42,7 @@ import {
   TIMING_MARK_PROBE,
 } from "./telnet.ts";
 import { isJim, type JimObject, JimSession } from "./jim.ts";
-import { BARE_JSON_GAP_MS, BARE_JSON_MAX_WAITING, PacedWrites } from "./paced_writes.ts";
+import { ObjectOutput } from "./paced_writes.ts";
 import { JsonFramer } from "../json_framing.ts";
 import { LineFramer } from "./line_framing.ts";
 import { GREETING, type TextAction, textLines, TextSession } from "./text_mode.ts";
@@ -100,14 +100,8 @@ export class TcpConnection implements Peer {
   #json = false;
   /** A JIM client (seed 004), detected by a first object with an `action` and no `type`. */
   #jim: JimSession | null = null;
-  /**
-   * Objects one per write, a little apart, for clients that read one per `recv()`: every JIM
-   * client, and a JSON client whose objects come with no newline after them (`pacing`).
-   */
-  #paced: PacedWrites | null = null;
-  #pacing = false;
-  /** A JSON client that fell BARE_JSON_MAX_WAITING behind the pace: it is never paced again. */
-  #outpaced = false;
+  /** A program's objects on their way out (paced for those that read one per `recv()`). */
+  #objects: ObjectOutput | null = null;
   #greetingDelay: number;
   #greetingTimer: ReturnType<typeof setTimeout> | undefined;
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -189,7 +183,7 @@ export class TcpConnection implements Peer {
       this.#hub.disconnect(this.#id, this.#farewell);
       this.#closing = true;
       // A client that only closed its sending side still reads what it was owed.
-      this.#paced?.flush();
+      this.#objects?.flush();
       this.#queue.seal();
       await this.#queue.drained();
       this.#hardClose();
@@ -215,7 +209,7 @@ export class TcpConnection implements Peer {
         if (this.#undecided.length > MAX_LINE_BYTES) return this.#tooLong();
         continue;
       }
-      if (framing instanceof JsonFramer) this.#notePacing(chunk);
+      this.#objects?.noteRead(chunk);
       framing.feed(chunk);
       for (let item = framing.next(); item !== null; item = framing.next()) {
         if (item.length > MAX_LINE_BYTES) return this.#tooLong();
@@ -252,21 +246,13 @@ export class TcpConnection implements Peer {
       this.#clearGreetingTimer();
       if (this.#text?.phase !== "chat") this.#text = null;
       this.#framing = new JsonFramer();
+      this.#objects = new ObjectOutput(
+        (bytes) => this.#queue.push(bytes),
+        (waiting) => this.#dropSlow(waiting),
+        this.#maxOutbound,
+      );
     } else this.#framing = new LineFramer();
     return all;
-  }
-
-  /**
-   * A program whose objects come with no newline after them (Python's
-   * `sock.send(json.dumps(frame).encode())`) reads ours the same way, one per `recv()`: from a
-   * read ending in `}` on, what it is sent is paced; a read ending in a newline ends that.
-   */
-  #notePacing(chunk: Uint8Array): void {
-    const last = chunk[chunk.length - 1];
-    const bare = last === 0x7d; /* } */
-    if (bare === this.#pacing || (!bare && last !== 10)) return;
-    this.#pacing = bare && !this.#outpaced;
-    if (!this.#pacing) this.#paced?.flush();
   }
 
   /** One object (or junk between objects) from a program; the first says JSON or JIM. */
@@ -276,8 +262,10 @@ export class TcpConnection implements Peer {
       try {
         jim = !junk && isJim(JSON.parse(text));
       } catch { /* not JSON: answered as the JSON wire answers it */ }
-      if (jim) this.#jim = new JimSession();
-      else this.#json = true;
+      if (jim) {
+        this.#jim = new JimSession();
+        this.#objects?.jim();
+      } else this.#json = true;
     }
     if (this.#jim) return await this.#jimObject(text);
     try {
@@ -366,21 +354,10 @@ export class TcpConnection implements Peer {
     this.#writeObject(encoder.encode(JSON.stringify(obj) + "\n"));
   }
 
-  /** One object's line to a program: paced for those that read one per `recv()`. */
+  /** One object's line to a program (before its first byte, say a login timeout's, unpaced). */
   #writeObject(bytes: Uint8Array): void {
-    if (!this.#jim && !this.#pacing) return this.#queue.push(bytes);
-    this.#paced ??= new PacedWrites((b) => this.#queue.push(b), (n) => this.#dropSlow(n), {
-      maxBytes: this.#maxOutbound,
-      ...(this.#jim ? {} : { gapMs: BARE_JSON_GAP_MS }),
-    });
-    if (!this.#jim && this.#paced.waiting >= BARE_JSON_MAX_WAITING) {
-      // More than a one-per-read client could take: it reads a stream after all (a generator).
-      this.#pacing = false;
-      this.#outpaced = true;
-      this.#paced.flush();
-      return this.#queue.push(bytes);
-    }
-    this.#paced.add(bytes);
+    if (this.#objects) this.#objects.write(bytes);
+    else this.#queue.push(bytes);
   }
 
   #tooLong(): void {
@@ -481,7 +458,7 @@ export class TcpConnection implements Peer {
         reason: "You fell too far behind reading; reconnect to catch up",
       });
     this.#closing = true;
-    this.#paced?.stop();
+    this.#objects?.stop();
     this.#queue.finish(bye, { forgetBacklog: true });
     this.#graceTimer = setTimeout(() => this.#hardClose(), SLOW_GRACE_MS);
     void this.#queue.drained().then(() => this.#hardClose());
@@ -491,7 +468,7 @@ export class TcpConnection implements Peer {
   close(_reason: string): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#paced?.flush();
+    this.#objects?.flush();
     this.#queue.seal();
     void this.#queue.drained().then(() => this.#hardClose());
   }

@@ -1,6 +1,7 @@
 /**
  * Writes paced for clients that read one JSON object per `recv()` (JIM, and JSON clients that
- * send their objects without a newline): one object per write, a little apart.
+ * send their objects without a newline): one object per write, a little apart. `ObjectOutput`
+ * decides, per connection, whether a program's objects are paced; `PacedWrites` paces them.
  * @module
  */
 
@@ -31,6 +32,81 @@ export const PACED_MAX_WAITING = 500;
  * the contacts list); eight waiting is at most 80 ms of delay, paid once.
  */
 export const BARE_JSON_MAX_WAITING = 8;
+
+/**
+ * A program's objects on their way out of one TCP connection: straight into its queue, or one
+ * per write (`PacedWrites`) for a client that reads one per `recv()`: every JIM client, and a JSON
+ * client whose own objects come with no newline after them, until it falls BARE_JSON_MAX_WAITING
+ * behind the pace.
+ */
+export class ObjectOutput {
+  #paced: PacedWrites | null = null;
+  #jim = false;
+  /** The client's last read ended in `}`: it sends bare objects, and is taken to read them so. */
+  #bare = false;
+  /** A bare-object client that fell behind the pace: it reads a stream, and is never paced again. */
+  #outpaced = false;
+  readonly #push: (bytes: Uint8Array) => void;
+  readonly #overflow: (waitingBytes: number) => void;
+  readonly #maxBytes: number;
+
+  /** Objects for a connection's queue (`push`); `overflow` drops a reader too far behind. */
+  constructor(
+    push: (bytes: Uint8Array) => void,
+    overflow: (waitingBytes: number) => void,
+    maxBytes: number,
+  ) {
+    this.#push = push;
+    this.#overflow = overflow;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** The client speaks JIM: every object is paced, PACE_GAP_MS apart, from now on. */
+  jim(): void {
+    this.#jim = true;
+  }
+
+  /**
+   * A read from the client: one ending in `}` (Python's `sock.send(json.dumps(frame).encode())`)
+   * starts pacing, one ending in a newline ends it; any other says nothing.
+   */
+  noteRead(chunk: Uint8Array): void {
+    // A JIM client is paced however it sends (the course's clients read one object a recv()).
+    if (this.#jim) return;
+    const last = chunk[chunk.length - 1];
+    const bare = last === 0x7d; /* } */
+    if (bare === this.#bare || (!bare && last !== 10)) return;
+    this.#bare = bare && !this.#outpaced;
+    if (!this.#bare) this.#paced?.flush();
+  }
+
+  /** One object's line (with its newline). */
+  write(bytes: Uint8Array): void {
+    if (!this.#jim && !this.#bare) return this.#push(bytes);
+    this.#paced ??= new PacedWrites(this.#push, this.#overflow, {
+      maxBytes: this.#maxBytes,
+      ...(this.#jim ? {} : { gapMs: BARE_JSON_GAP_MS }),
+    });
+    if (!this.#jim && this.#paced.waiting >= BARE_JSON_MAX_WAITING) {
+      // More than a one-per-read client could take: it reads a stream after all (a generator).
+      this.#bare = false;
+      this.#outpaced = true;
+      this.#paced.flush();
+      return this.#push(bytes);
+    }
+    this.#paced.add(bytes);
+  }
+
+  /** Writes what waits at once (the connection is closing: nothing is read after). */
+  flush(): void {
+    this.#paced?.flush();
+  }
+
+  /** Forgets what waits (the reader was dropped as too slow). */
+  stop(): void {
+    this.#paced?.stop();
+  }
+}
 
 /** Paces one connection's objects: one per write, `gapMs` (PACE_GAP_MS) apart. */
 export class PacedWrites {
