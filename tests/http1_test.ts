@@ -177,6 +177,7 @@ Deno.test("http/1.1: requests that could smuggle or cannot be read are refused a
     ["huge head", `GET /a HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(40_000)}\r\n\r\n`, 431],
     ["no Host", "GET /a HTTP/1.1\r\n\r\n", 400],
     ["two Hosts", "GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400],
+    ["TRACE", "TRACE /a HTTP/1.1\r\nHost: x\r\n\r\n", 405],
   ];
   for (const [what, raw, status] of cases) {
     const r = await exchange(s.port, [raw], /"message":"[^"]*"\}\}$/);

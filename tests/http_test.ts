@@ -495,6 +495,20 @@ Deno.test("http: health, unknown routes and the OpenAPI document", async () => {
   const missing = await call(app, "GET", "/nope");
   assert.equal(missing.status, 404);
   assert.equal(missing.json.error?.code, "not_found");
+  // A path that exists, asked with a method it does not take: 405 and the ones it takes.
+  const wrongMethods: Array<[string, string, string]> = [
+    ["DELETE", "/healthz", "GET, HEAD"],
+    ["PUT", "/api/v1/rooms/books/join", "POST"],
+    ["PATCH", "/api/v1/messages/01KF110CJ00000000000000001", "DELETE"],
+  ];
+  for (const [method, path, allow] of wrongMethods) {
+    const res = await app.request(path, { method });
+    assert.equal(res.status, 405, `${method} ${path}`);
+    assert.equal(res.headers.get("allow"), allow, `${method} ${path}`);
+    assert.equal((await res.json()).error.code, "method_not_allowed");
+  }
+  // Not a path at all, whatever the method: 404.
+  assert.equal((await app.request("/api/v1/rooms/books/dance", { method: "POST" })).status, 404);
   const doc = await call(app, "GET", "/api/v1/openapi.json");
   assert.equal(doc.json.openapi, "3.1.0");
   assert.ok((doc.json.paths as Record<string, unknown>)["/chats/{chat}/messages"]);

@@ -270,7 +270,10 @@ class Http1Server implements HttpServer, Ticking {
     });
     const request = requestOf(head, body, this.addr);
     if (!request) {
-      const refusal = new HttpRefusal(400, "The request target is not a URL");
+      // Fetch's Request refuses these methods outright (and so does this server).
+      const refusal = /^(CONNECT|TRACE|TRACK)$/i.test(head.method)
+        ? new HttpRefusal(405, `${head.method} is not served here`)
+        : new HttpRefusal(400, "The request target is not a URL");
       await this.#refuseRequest(conn, input, refusal);
       return "close";
     }

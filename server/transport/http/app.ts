@@ -220,14 +220,30 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
       },
     }, 500);
   });
-  app.notFound((c) =>
-    c.json({
+  const routes = allRoutes(options);
+  const methodsOf = routeMethods(routes);
+  app.notFound((c) => {
+    // A path that exists with other methods is 405 with the ones it has (RFC 9110 §15.5.6).
+    const allow = methodsOf(c.req.path);
+    if (allow.length > 0 && !allow.includes(c.req.method)) {
+      return c.json(
+        {
+          error: {
+            code: "method_not_allowed",
+            message: `${c.req.path} takes ${allow.join(", ")}, not ${c.req.method}`,
+          },
+        },
+        405,
+        { allow: allow.join(", ") },
+      );
+    }
+    return c.json({
       error: {
         code: "not_found",
         message: `No route ${c.req.method} ${c.req.path}: see /api/v1/openapi.json`,
       },
-    }, 404)
-  );
+    }, 404);
+  });
   const allowed = new Set(options.allowedOrigins ?? []);
   app.use("*", async (c, next) => {
     checkOrigin(c, allowed);
@@ -237,6 +253,28 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
       if (!c.res.headers.has(name)) c.res.headers.set(name, value);
     }
   });
-  mount(app, hub, allRoutes(options));
+  mount(app, hub, routes);
   return app;
+}
+
+/** The methods each path is declared with (GET brings HEAD, as Hono answers it). */
+function routeMethods(routes: RouteSpec[]): (path: string) => string[] {
+  const declared = routes.map((r) => ({
+    method: r.method.toUpperCase(),
+    parts: r.path.split("/"),
+  }));
+  // A declared part `{name}` matches any one part of the path; the others match themselves.
+  const matches = (parts: string[], path: string[]) =>
+    parts.length === path.length &&
+    parts.every((p, i) => p === path[i] || (p.startsWith("{") && path[i] !== ""));
+  return (path) => {
+    const asked = path.split("/");
+    const methods = new Set<string>();
+    for (const r of declared) {
+      if (!matches(r.parts, asked)) continue;
+      methods.add(r.method);
+      if (r.method === "GET") methods.add("HEAD");
+    }
+    return [...methods].sort();
+  };
 }
