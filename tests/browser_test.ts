@@ -378,3 +378,66 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: hasChromium
+    ? "api from another site's page: allowed with --allowed-origins (CORS preflight, bearer token), refused without"
+    : "api from another site's page (skipped: /usr/bin/chromium is not installed)",
+  ignore: !hasChromium,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_browser_" });
+    // Another site: a page on its own port, so its origin is not the chat's.
+    const site = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () =>
+        new Response("<!doctype html><title>other site</title>", {
+          headers: { "content-type": "text/html" },
+        }),
+    );
+    const origin = `http://127.0.0.1:${site.addr.port}`;
+    const server = await startServer({
+      data: `${dir}/chat.kv`,
+      args: ["--allowed-origins", origin],
+    });
+    const browser = await chromium.launch(LAUNCH);
+    // What a page's script does: log in, then list the rooms with the token (a preflight first).
+    const useApi = (page: Page, api: string) =>
+      page.evaluate(async (api) => {
+        try {
+          const login = await fetch(`${api}/api/v1/session`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ username: "webapp", password: "webapp-password" }),
+          });
+          const { token } = await login.json();
+          const rooms = await fetch(`${api}/api/v1/rooms`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          return { status: rooms.status, rooms: (await rooms.json()).rooms.length };
+        } catch (error) {
+          return { error: String(error) };
+        }
+      }, api);
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(origin);
+      assert.deepEqual(await useApi(page, `http://127.0.0.1:${server.httpPort}`), {
+        status: 200,
+        rooms: 1,
+      });
+      // The same page against a server that does not allow its origin: the browser refuses.
+      const strict = await startServer({ data: `${dir}/strict.kv` });
+      try {
+        const refused = await useApi(page, `http://127.0.0.1:${strict.httpPort}`);
+        assert.ok("error" in refused, JSON.stringify(refused));
+      } finally {
+        await strict.stop();
+      }
+    } finally {
+      await browser.close();
+      await server.stop();
+      await site.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -673,3 +673,52 @@ Deno.test("http: a page on another site cannot create accounts or post; programs
   assert.equal(same.status, 200);
   assert.equal((await app.request("/connect", { method: "POST", body })).status, 200);
 });
+
+Deno.test("http: a page of an --allowed-origins origin may use the API from a browser (CORS preflight and answers); others get no CORS headers", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  const { hub } = await makeHub(kv);
+  await using _ = { [Symbol.asyncDispose]: () => hub.close() };
+  const app = createHttpApp(hub, {
+    log: createLogger("silent"),
+    startedAt: Date.now(),
+    allowedOrigins: ["https://app.example"],
+  });
+  const preflight = (origin: string) =>
+    app.request("http://chat.local/api/v1/rooms", {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        host: "chat.local",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+  const ok = await preflight("https://app.example");
+  assert.equal(ok.status, 204);
+  assert.equal(ok.headers.get("access-control-allow-origin"), "https://app.example");
+  assert.equal(ok.headers.get("access-control-allow-methods"), "GET, HEAD, POST");
+  assert.match(ok.headers.get("access-control-allow-headers")!, /authorization/);
+  const other = await preflight("https://evil.example");
+  assert.equal(other.headers.get("access-control-allow-origin"), null);
+  await other.body?.cancel();
+
+  const login = await app.request("http://chat.local/api/v1/session", {
+    method: "POST",
+    headers: {
+      origin: "https://app.example",
+      host: "chat.local",
+      "content-type": "application/json",
+    },
+    body: JSON.stringify({ username: "ann", password: "ann-password" }),
+  });
+  assert.equal(login.status, 201);
+  assert.equal(login.headers.get("access-control-allow-origin"), "https://app.example");
+  assert.match(login.headers.get("vary") ?? "", /origin/i);
+  // A refusal reaches the page too, so that it can say why.
+  const bad = await app.request("http://chat.local/api/v1/rooms", {
+    headers: { origin: "https://app.example", host: "chat.local" },
+  });
+  assert.equal(bad.status, 401);
+  assert.equal(bad.headers.get("access-control-allow-origin"), "https://app.example");
+  await bad.body?.cancel();
+});

@@ -246,9 +246,26 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
   });
   const allowed = new Set(options.allowedOrigins ?? []);
   app.use("*", async (c, next) => {
+    // A page of an origin let in with --allowed-origins is let read the answers too (CORS);
+    // its browser first asks (a preflight) what a path takes.
+    const origin = c.req.header("origin");
+    const cors = origin !== undefined && allowed.has(origin);
+    if (cors && c.req.method === "OPTIONS" && c.req.header("access-control-request-method")) {
+      return c.body(null, 204, {
+        "access-control-allow-origin": origin,
+        "access-control-allow-methods": methodsOf(c.req.path).join(", "),
+        "access-control-allow-headers": CORS_HEADERS,
+        "access-control-max-age": "600",
+        vary: "origin",
+      });
+    }
     checkOrigin(c, allowed);
     await next();
     if (c.res.status === 101) return;
+    if (cors) {
+      c.res.headers.set("access-control-allow-origin", origin);
+      c.res.headers.append("vary", "origin");
+    }
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
       if (!c.res.headers.has(name)) c.res.headers.set(name, value);
     }
@@ -256,6 +273,9 @@ export function createHttpApp(hub: Hub, options: HttpOptions): Hono<Env> {
   mount(app, hub, routes);
   return app;
 }
+
+/** The request headers the routes read, which an allowed origin's page may send. */
+const CORS_HEADERS = "authorization, content-type, x-filename";
 
 /** The methods each path is declared with (GET brings HEAD, as Hono answers it). */
 function routeMethods(routes: RouteSpec[]): (path: string) => string[] {
