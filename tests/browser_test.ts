@@ -413,7 +413,19 @@ Deno.test({
           const rooms = await fetch(`${api}/api/v1/rooms`, {
             headers: { authorization: `Bearer ${token}` },
           });
-          return { status: rooms.status, rooms: (await rooms.json()).rooms.length };
+          // The event stream too (EventSource sends no headers: the token is in the query).
+          const first = await new Promise<string>((resolve, reject) => {
+            const events = new EventSource(`${api}/api/v1/events?token=${token}`);
+            events.onmessage = (e) => {
+              events.close();
+              resolve(JSON.parse(e.data).type);
+            };
+            events.onerror = () => {
+              events.close();
+              reject(new Error("the event stream failed"));
+            };
+          });
+          return { status: rooms.status, rooms: (await rooms.json()).rooms.length, first };
         } catch (error) {
           return { error: String(error) };
         }
@@ -424,6 +436,7 @@ Deno.test({
       assert.deepEqual(await useApi(page, `http://127.0.0.1:${server.httpPort}`), {
         status: 200,
         rooms: 1,
+        first: "welcome",
       });
       // The same page against a server that does not allow its origin: the browser refuses.
       const strict = await startServer({ data: `${dir}/strict.kv` });
