@@ -500,6 +500,8 @@ Deno.test("http: health, unknown routes and the OpenAPI document", async () => {
     ["DELETE", "/healthz", "GET, HEAD"],
     ["PUT", "/api/v1/rooms/books/join", "POST"],
     ["PATCH", "/api/v1/messages/01KF110CJ00000000000000001", "DELETE"],
+    // A user named "." resolves away: the URL is /api/v1/users/report, a GET route's path.
+    ["POST", "/api/v1/users/./report", "GET, HEAD"],
   ];
   for (const [method, path, allow] of wrongMethods) {
     const res = await app.request(path, { method });

@@ -25,6 +25,7 @@ const STATUS_TEXT: Record<number, string> = {
   401: "missing, unknown or expired token; wrong password",
   403: "not allowed (not a member, muted, banned, admins only, ...)",
   404: "no such user, room, message or request",
+  405: "the path (a parameter of . or .. resolves to another) takes other methods: see Allow",
   408: "the request body stopped arriving (--header-timeout); the connection is closed",
   409: "conflict (name taken, already in a session)",
   413: "body, message or file too long",
@@ -96,8 +97,9 @@ export function route<
 function statusesOf(spec: RouteSpec): { ok: number[]; errors: number[] } {
   const errors = new Set(spec.errors ?? []);
   if (spec.params || spec.query || spec.body) errors.add(400);
-  // An empty path parameter makes a path no route serves.
-  if (spec.params) errors.add(404);
+  // An empty path parameter makes a path no route serves; `.` or `..` (which URLs resolve) makes
+  // another path, which may be another route's, with other methods (405).
+  if (spec.params) errors.add(404).add(405);
   if (spec.body || spec.method === "post" || spec.method === "put") {
     // Any request may carry a body: it can be too long, or stall (http_server.ts's deadline).
     errors.add(408).add(413);
