@@ -82,13 +82,14 @@ const privmsg: Command = async (s, p, m) => {
   }
   // A CTCP request (VERSION, PING, DCC…) is for a client program, not a message to keep: only
   // ACTION (/me) is relayed. A NOTICE (a CTCP answer) is never answered.
-  if (text.startsWith("\x01") && !text.startsWith("\x01ACTION ")) {
+  const action = text.startsWith("\x01ACTION ");
+  if (text.startsWith("\x01") && !action) {
     if (notice) return;
     const ctcp = text.slice(1).replaceAll("\x01", "").split(" ")[0]!.toUpperCase();
     return s.numeric("404", `${target} :CTCP ${ctcp} is not relayed here: only ACTION (/me) is`);
   }
   if (target.toLowerCase() === "chatserv") return await services(s, text);
-  const body = text.startsWith("\x01ACTION ")
+  const body = action
     // deno-lint-ignore no-control-regex
     ? `* ${text.slice(8).replace(/\x01$/, "")}`
     : text;

@@ -47,7 +47,7 @@ export class EchoLabels {
 
   /** A message to `target` was refused after its command: its echo will not come. */
   refused(target: string): void {
-    const prefix = (target.startsWith("#") ? "" : "@") + target.toLowerCase() + "\0";
+    const prefix = typedKey(target, "");
     const at = this.#owed.findIndex((e) => e.key.startsWith(prefix));
     if (at >= 0) this.#owed.splice(at, 1);
   }
