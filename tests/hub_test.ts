@@ -873,3 +873,18 @@ Deno.test("Hub: joins and leaves come from an allowance (each tells the whole ro
   await hub.receive(looper.id, { type: "join", room: "fresh", ref: "j3" });
   assert.equal(looper.peer.of("joined").at(-1)?.ref, "j3");
 });
+
+Deno.test("join: a room another process made on the shared store, not yet told here, is joined, not made again", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  // Two cores on one store and no broker between them: node B never hears of A's room.
+  await using a = await makeHub(kv);
+  await using b = await makeHub(kv);
+  const alice = await login(a.hub, "Alice");
+  await a.hub.receive(alice.id, { type: "join", room: "books" });
+  assert.equal(alice.peer.of("joined")[0]!.created, true);
+  const bob = await login(b.hub, "Bob");
+  await b.hub.receive(bob.id, { type: "join", room: "books" });
+  const joined = bob.peer.of("joined")[0]!;
+  assert.equal(joined.created, false, "node B made the room again");
+  assert.equal((await b.store.getChat("books"))!.createdBy, "Alice");
+});

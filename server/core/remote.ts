@@ -155,7 +155,7 @@ async function loadUser(core: Core, name: string): Promise<UserState | null> {
 }
 
 /** The room, read from the store if unknown here (private chats are not rooms: null). */
-async function loadRoom(core: Core, id: string): Promise<RoomState | null> {
+export async function loadRoom(core: Core, id: string): Promise<RoomState | null> {
   const known = core.rooms.get(id);
   if (known) return known;
   const record = await core.store.getChat(id);

@@ -14,6 +14,7 @@ import { advance } from "./cursors.ts";
 import { ChatError } from "./errors.ts";
 import { toFrame } from "./format.ts";
 import { inviteResponseCommand } from "./groups.ts";
+import { loadRoom } from "./remote.ts";
 import { GENERAL, newRoomState, type RoomState, type UserState } from "./state.ts";
 import { pageByName, userEntry } from "./views.ts";
 
@@ -27,8 +28,10 @@ export async function joinCommand(
   justCreated = false,
 ): Promise<JoinedFrame> {
   const { core, user: u } = call;
-  // A name that looks like an existing room's (gеneral with a Cyrillic е) is that room.
-  let room = core.findRoom(frame.room);
+  // A name that looks like an existing room's (gеneral with a Cyrillic е) is that room. One that
+  // another node of a cluster made a moment ago may not have reached this node yet: the shared
+  // store is asked before the name is taken for a new room (one node's memory and store agree).
+  let room = core.findRoom(frame.room) ?? await loadRoom(core, frame.room);
   const name = room?.record.id ?? frame.room;
   if (room?.record.private && !room.members.has(u)) {
     // Joining a private group you were invited to accepts the invite.
