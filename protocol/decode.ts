@@ -17,7 +17,13 @@ import {
   validateRoomName,
   validateUsername,
 } from "./frames.ts";
-import { MAX_NAME_CHARS, MAX_PAGE, MAX_PASSWORD_CHARS, MAX_REF_CHARS } from "./limits.ts";
+import {
+  MAX_LOOKUP_NAMES,
+  MAX_NAME_CHARS,
+  MAX_PAGE,
+  MAX_PASSWORD_CHARS,
+  MAX_REF_CHARS,
+} from "./limits.ts";
 
 type Json = Record<string, unknown>;
 
@@ -48,6 +54,25 @@ function optInt(obj: Json, name: string, min: number, max: number): number | und
     throw new ProtocolError("bad_field", `"${name}" must be a whole number from ${min} to ${max}`);
   }
   return v;
+}
+
+/**
+ * A list of up to MAX_LOOKUP_NAMES names to look up. Not checked as names a user could take: one
+ * no user has (an IRC nick with brackets, say) is simply not found.
+ */
+function nameList(obj: Json, name: string): string[] | undefined {
+  const v = field(obj, name);
+  if (v === undefined || v === null) return undefined;
+  const bad = `"${name}" must be a list of 1 to ${MAX_LOOKUP_NAMES} names`;
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_LOOKUP_NAMES) {
+    throw new ProtocolError("bad_field", bad);
+  }
+  for (const n of v) {
+    if (typeof n !== "string" || n === "" || charCount(n) > MAX_NAME_CHARS) {
+      throw new ProtocolError("bad_field", bad);
+    }
+  }
+  return v as string[];
 }
 
 function typeName(v: unknown): string {
@@ -351,9 +376,11 @@ export function decodeClientValue(value: unknown): ClientFrame {
       }
       const limit = optInt(obj, "limit", 1, MAX_PAGE);
       const username = type === "users" ? optString(obj, "username", type) : undefined;
+      const usernames = type === "users" ? nameList(obj, "usernames") : undefined;
       return {
         type,
         ...(username === undefined ? {} : { username: validateUsername(username) }),
+        ...(usernames === undefined ? {} : { usernames }),
         ...(after === undefined ? {} : { after }),
         ...(limit === undefined ? {} : { limit }),
         ...ref,

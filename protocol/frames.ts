@@ -81,7 +81,7 @@ export type ClientFrame =
     | { type: "session_request"; target_username: string }
     | { type: "session_response"; target_username: string; accepted: boolean }
     | { type: "session_end" }
-    | { type: "users"; username?: string; after?: string; limit?: number }
+    | { type: "users"; username?: string; usernames?: string[]; after?: string; limit?: number }
     | { type: "away"; message?: string }
     | { type: "quit"; reason?: string }
     | { type: "rooms"; after?: string; limit?: number }

@@ -17,6 +17,8 @@ export const MAX_PASSWORD_CHARS = 256;
 export const MAX_REF_CHARS = 64;
 /** Most messages one history or unread page returns. */
 export const MAX_PAGE = 200;
+/** Most names one `users` lookup (`usernames`, IRC's ISON) asks about. */
+export const MAX_LOOKUP_NAMES = 100;
 /** Most unread messages replayed per chat on reconnect; the rest stay reachable by paging. */
 export const MAX_UNREAD_REPLAY = 200;
 /**

@@ -58,6 +58,10 @@ const ok: Array<[string, unknown]> = [
   ['{"type":"register","password":"secret"}', { type: "register", password: "secret" }],
   ['{"type":"session_end"}', { type: "session_end" }],
   ['{"type":"rooms"}', { type: "rooms" }],
+  ['{"type":"users","usernames":["Bob","[away]"]}', {
+    type: "users",
+    usernames: ["Bob", "[away]"],
+  }],
   ['{"type":"status"}', { type: "status" }],
   ['{"type":"ping","extra":"ignored"}', { type: "ping" }],
 ];
@@ -110,6 +114,11 @@ const bad: Array<[string, ErrorCode, RegExp]> = [
   [`{"type":"ping","ref":"${"r".repeat(65)}"}`, "too_long", /"ref"/],
   [`{"type":"register","password":"${"p".repeat(300)}"}`, "too_long", /password/],
   ['{"type":"register"}', "missing_field", /password/],
+  ['{"type":"users","usernames":[]}', "bad_field", /list of 1 to 100 names/],
+  ['{"type":"users","usernames":"Bob"}', "bad_field", /list of 1 to 100 names/],
+  ['{"type":"users","usernames":["Bob",7]}', "bad_field", /list of 1 to 100 names/],
+  [`{"type":"users","usernames":["${"a".repeat(33)}"]}`, "bad_field", /list of 1 to 100 names/],
+  [`{"type":"users","usernames":[${'"a",'.repeat(100)}"a"]}`, "bad_field", /1 to 100/],
 ];
 
 for (const [line, code, message] of bad) {

@@ -307,6 +307,15 @@ Deno.test("api v1: users and one user", async () => {
   assert.deepEqual(bob.json, { username: "Bob", online: true, registered: false, connections: 1 });
   assert.equal((await call(app, "GET", "/api/v1/users/ghost", { token: t })).status, 404);
   assert.equal((await call(app, "GET", "/api/v1/users", {})).status, 401);
+  // Only the users named (those that exist), in the order asked.
+  const named = await call(app, "GET", "/api/v1/users?usernames=ghost,bob,alice", { token: t });
+  assert.equal(named.status, 200);
+  const all = named.json.all as Array<{ username: string }>;
+  assert.deepEqual(all.map((u) => u.username), ["Bob", "alice"]);
+  const tooMany = `/api/v1/users?usernames=${Array(101).fill("a").join(",")}`;
+  const refused = await call(app, "GET", tooMany, { token: t });
+  assert.equal(refused.status, 400);
+  assert.match(refused.json.error!.message, /list of 1 to 100 names/);
 });
 
 Deno.test("api v1: rooms: create, join, members, leave, and their refusals", async () => {

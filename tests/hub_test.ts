@@ -888,3 +888,31 @@ Deno.test("join: a room another process made on the shared store, not yet told h
   assert.equal(joined.created, false, "node B made the room again");
   assert.equal((await b.store.getChat("books"))!.createdBy, "Alice");
 });
+
+Deno.test("Hub: users with usernames answers for those names only, wherever they fall in the whole list", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const alice = await login(hub, "Alice");
+  // More online users than the unpaged list shows (500): "Zed" falls past its end.
+  for (let i = 0; i < 505; i++) await login(hub, `user${String(i).padStart(3, "0")}`);
+  const zed = await login(hub, "Zed");
+  await hub.receive(zed.id, { type: "away", message: "out" });
+  await hub.receive(alice.id, { type: "users", ref: "all" });
+  const all = alice.peer.of("users_list").find((f) => f.ref === "all")!;
+  assert.equal(all.all.length, 500);
+  assert.ok(!all.users.includes("Zed"), "past the unpaged list's end");
+  await hub.receive(alice.id, {
+    type: "users",
+    usernames: ["zed", "nobody", "user504", "ZED", "alice"],
+    ref: "some",
+  });
+  const some = alice.peer.of("users_list").find((f) => f.ref === "some")!;
+  // Those that exist, once each, in the order asked, as the chat spells them.
+  assert.deepEqual(some.all.map((u) => [u.username, u.online, u.away]), [
+    ["Zed", true, "out"],
+    ["user504", true, undefined],
+    ["Alice", true, undefined],
+  ]);
+  assert.deepEqual(some.users, ["Zed", "user504", "Alice"]);
+});

@@ -144,6 +144,17 @@ Deno.test("irc: LUSERS, MOTD, ISON, USERHOST, WHO, LIST, TOPIC, MODE and INVITE 
     await c.send("ISON Bob nobody judy", "USERHOST bob nobody");
     await c.line(/ 303 judy :bob judy$/);
     await c.line(/ 302 judy :bob=\+bob@chat$/);
+    // Nicks in one trailing parameter (RFC 2812), and nicks no chat user could have: not found.
+    await c.send("ISON :judy [away] bob", "ISON [x]");
+    await c.line(/ 303 judy :judy bob$/);
+    await c.line(/ 303 judy :$/);
+    // USERHOST marks an away user with "-" (clients show it as away).
+    await bob.send({ type: "away", message: "lunch" });
+    await bob.type("system");
+    await c.send("USERHOST bob judy");
+    await c.line(/ 302 judy :bob=-bob@chat judy=\+judy@chat$/);
+    await bob.send({ type: "away" });
+    await bob.type("system");
     await c.send("WHOIS bob");
     await c.line(/ 311 judy bob bob chat \* :bob$/);
     await c.line(/ 312 judy bob chat :/);

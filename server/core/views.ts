@@ -25,12 +25,13 @@ export function userEntry(core: Core, u: UserState): UserEntry {
 const USERS_FIRST_PAGE = 500;
 
 /**
- * `users`: online users first, then the rest, at most 500; or one user (`username`); or a page
+ * `users`: online users first, then the rest, at most 500; or one user (`username`), or those of a
+ * list that exist (`usernames`, up to 100: IRC's ISON, a client's contact list); or a page
  * by name (`after`, `limit`) whose `next` asks for the following one, so every user is reachable.
  */
 export function usersCommand(
   call: UserCall,
-  frame: { username?: string; after?: string; limit?: number } = {},
+  frame: { username?: string; usernames?: string[]; after?: string; limit?: number } = {},
 ): Extract<ServerFrame, { type: "users_list" }> {
   const { core } = call;
   let all: UserEntry[];
@@ -38,6 +39,14 @@ export function usersCommand(
   if (frame.username !== undefined) {
     const u = core.findUser(frame.username);
     all = u ? [userEntry(core, u)] : [];
+  } else if (frame.usernames !== undefined) {
+    // Those that exist, once each, in the order asked (IRC's ISON and USERHOST answer so).
+    const found = new Set<UserState>();
+    for (const name of frame.usernames) {
+      const u = core.findUser(name);
+      if (u) found.add(u);
+    }
+    all = [...found].map((u) => userEntry(core, u));
   } else if (frame.after !== undefined || frame.limit !== undefined) {
     const page = pageByName([...core.users.keys()], frame.after, frame.limit);
     all = page.names.map((n) => userEntry(core, core.users.get(n)!));

@@ -69,15 +69,21 @@ export const accountRoutes: RouteSpec[] = [
     path: "/api/v1/users",
     tag: "users",
     summary:
-      "Users with online state: online first, at most 500; or every user a page at a time by name (`after`, `limit`; `next` continues)",
+      "Users with online state: online first, at most 500; or every user a page at a time by name (`after`, `limit`; `next` continues); or only those named (`usernames`)",
     auth: true,
     query: z.object({
       after: Username.optional().meta({ description: "the `next` of the previous page" }),
       limit: Limit.optional().meta({ description: "1 to 200 users a page" }),
+      usernames: z.string().max(4000).optional().meta({
+        description: "only these users (those that exist): up to 100 names, comma-separated",
+        example: "alice,bob",
+      }),
     }),
     ok: { 200: { description: "the users_list frame", schema: UsersList } },
     async handle({ hub, user, ip, query, c }) {
-      return c.json(await hub.run(user, frame("users", query), ip));
+      const { usernames, ...page } = query;
+      const fields = usernames === undefined ? page : { ...page, usernames: usernames.split(",") };
+      return c.json(await hub.run(user, frame("users", fields), ip));
     },
   }),
   route({

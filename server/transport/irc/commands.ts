@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { MessageFrame } from "../../../protocol/frames.ts";
+import { charCount, type MessageFrame } from "../../../protocol/frames.ts";
+import { MAX_LOOKUP_NAMES, MAX_NAME_CHARS } from "../../../protocol/limits.ts";
 import type { IrcMessage } from "./lines.ts";
 import { typedKey } from "./labels.ts";
 import { plainText } from "./lines.ts";
@@ -25,7 +26,7 @@ export type Asked =
   | { kind: "whois"; nick: string }
   | { kind: "list"; only: string[] | undefined }
   | { kind: "who_user"; nick: string }
-  | { kind: "online"; nicks: string[]; reply: "ison" | "userhost" }
+  | { kind: "online"; reply: "ison" | "userhost" }
   | { kind: "lusers" }
   | { kind: "invite"; nick: string; channel: string }
   | { kind: "kick"; nick: string; channel: string | undefined }
@@ -270,13 +271,18 @@ function channelInfo(s: IrcSession, channel: string, reply: "topic" | "mode") {
   for (const [code, text] of channelInfoNumerics(channel, reply)) s.numeric(code, text);
 }
 
-/** ISON and USERHOST: which of these nicks are online (the chat's `users` list). */
+/**
+ * ISON and USERHOST: which of these nicks are online, looked up by name (a list of all users
+ * stops at 500). ISON's nicks may come in one parameter, space-separated (RFC 2812 allows both).
+ */
 function online(s: IrcSession, nicks: string[], reply: "ison" | "userhost") {
-  const wanted = nicks.filter(Boolean);
+  const wanted = nicks.flatMap((n) => n.split(" ")).filter(Boolean)
+    .filter((n) => charCount(n) <= MAX_NAME_CHARS).slice(0, MAX_LOOKUP_NAMES);
   if (wanted.length === 0) {
+    if (nicks.some(Boolean)) return s.numeric(reply === "ison" ? "303" : "302", ":");
     return s.numeric("461", `${reply.toUpperCase()} :Not enough parameters`);
   }
-  return s.ask({ type: "users" }, { kind: "online", nicks: wanted, reply });
+  return s.ask({ type: "users", usernames: wanted }, { kind: "online", reply });
 }
 
 /**

@@ -56,17 +56,21 @@ export function lusersNumerics(online: number): Numeric[] {
   ];
 }
 
-/** ISON (303) or USERHOST (302): those of `nicks` who are online, as the chat spells them. */
+/**
+ * ISON (303) or USERHOST (302): those of the users found who are online, as the chat spells them;
+ * USERHOST marks each here (`+`) or away (`-`).
+ */
 export function onlineNumeric(
   reply: "ison" | "userhost",
-  nicks: string[],
-  onlineNames: string[],
+  users: Array<{ username: string; online: boolean; away?: string }>,
   server: string,
 ): Numeric {
-  const byLower = new Map(onlineNames.map((n) => [n.toLowerCase(), n]));
-  const found = nicks.map((n) => byLower.get(n.toLowerCase())).filter((n) => n !== undefined);
-  if (reply === "ison") return ["303", `:${found.join(" ")}`];
-  return ["302", `:${found.map((n) => `${n}=+${n}@${server}`).join(" ")}`];
+  const found = users.filter((u) => u.online);
+  if (reply === "ison") return ["303", `:${found.map((u) => u.username).join(" ")}`];
+  const hosts = found.map((u) =>
+    `${u.username}=${u.away === undefined ? "+" : "-"}${u.username}@${server}`
+  );
+  return ["302", `:${hosts.join(" ")}`];
 }
 
 /** WHO for one nick: a 352 line if they are online, then the end. */
@@ -170,7 +174,7 @@ export function queryNumerics(
     }
     case "users_list":
       if (asked?.kind === "online") {
-        return [onlineNumeric(asked.reply, asked.nicks, f.users, server)];
+        return [onlineNumeric(asked.reply, f.all, server)];
       }
       if (asked?.kind === "who_user") return whoUserNumerics(server, asked.nick, f.all[0]);
       return whoisNumerics(
