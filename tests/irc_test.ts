@@ -106,8 +106,8 @@ Deno.test("irc: channels and private messages with a JSON user; errors as numeri
     await alice.line(/ 401 alice nobody /);
     await alice.line(/ 403 alice #general2 /);
     await alice.send("KICK #books bob :no", "KILL bob :no");
-    await alice.line(/ 482 alice #books :Only admins/);
-    await alice.line(/ 481 alice :Only admins/);
+    await alice.line(/ 482 alice #books :Only admins can use KICK$/);
+    await alice.line(/ 481 alice :Only admins can use KILL$/);
     await alice.send("WHO #books", "LIST", "WHOIS bob");
     await alice.line(/ 352 alice #books \S+ chat chat (alice|bob) H/);
     await alice.line(/ 315 alice #books /);

@@ -243,8 +243,10 @@ export function refusal(
   if (asked?.kind === "kick") {
     if (code === "no_such_user") return { numeric: ["401", `${asked.nick} :${message}`] };
     if (code === "forbidden") {
+      // The core names its own command ("kick"): say the one the IRC user typed.
+      const said = message.replace('"kick"', asked.channel ? "KICK" : "KILL");
       return {
-        numeric: asked.channel ? ["482", `${asked.channel} :${message}`] : ["481", `:${message}`],
+        numeric: asked.channel ? ["482", `${asked.channel} :${said}`] : ["481", `:${said}`],
       };
     }
   }
