@@ -398,10 +398,47 @@ Deno.test("irc: labeled-response labels a message's echo, and a JOIN's whole ans
     await sam.send("@label=m3 PRIVMSG #deck :bell\x07");
     await sam.line(/^@label=m3 :chat 404 sam #deck :/);
     assert.ok(!(await sam.sync()).some((l) => / ACK$/.test(l)));
-    sam.close();
-    tess.close();
+
+    // Several targets: every echo and refusal in one batch (IRCv3: a reply of several messages
+    // is a batch), the others' copies unlabeled.
+    const ursula = await Irc.withCaps(s.ircPort, "ursula", caps);
+    await sam.send("@label=m4 PRIVMSG tess,nobody,ursula :to you both");
+    const batch = await labeledBatch(sam, "m4");
+    assert.equal(batch.length, 3, batch.join("\n"));
+    assert.ok(batch.some((l) => / 401 sam nobody :/.test(l)));
+    assert.ok(batch.some((l) => /:sam!sam@chat PRIVMSG tess :to you both$/.test(l)));
+    assert.ok(batch.some((l) => /:sam!sam@chat PRIVMSG ursula :to you both$/.test(l)));
+    assert.doesNotMatch(await tess.line(/PRIVMSG tess :to you both$/), /label|batch/);
+    assert.doesNotMatch(await ursula.line(/PRIVMSG ursula :to you both$/), /label|batch/);
+    // To someone away: the echo and RPL_AWAY, which comes with the message's ack, together.
+    await tess.send("AWAY :lunch");
+    await tess.line(/ 306 tess /);
+    await sam.send("@label=m5 PRIVMSG tess :still there?");
+    const away = await labeledBatch(sam, "m5");
+    assert.match(away[0]!, /:sam!sam@chat PRIVMSG tess :still there\?$/);
+    assert.match(away[1]!, / 301 sam tess :lunch$/);
+    assert.equal(away.length, 2);
+    // Without echo-message the answer is what comes of the message: RPL_AWAY, or an ACK.
+    const plain = await Irc.withCaps(s.ircPort, "vera", "batch labeled-response");
+    await plain.send("@label=p1 PRIVMSG tess :hello", "@label=p2 PRIVMSG ursula :hello");
+    await plain.line(/^@label=p1 :chat 301 vera tess :lunch$/);
+    await plain.line(/^@label=p2 :chat ACK$/);
+    for (const c of [sam, tess, ursula, plain]) c.close();
   });
 });
+
+/** The lines inside the labeled-response batch that answers `label` (the next one to come). */
+async function labeledBatch(c: Irc, label: string): Promise<string[]> {
+  const start = await c.line(new RegExp(`^@label=${label} :chat BATCH \\+\\S+ labeled-response$`));
+  const id = start.match(/BATCH \+(\S+)/)![1]!;
+  const inside: string[] = [];
+  for (;;) {
+    const l = await c.line(/./);
+    if (l === `:chat BATCH -${id}`) return inside;
+    assert.ok(l.startsWith(`@batch=${id} `), l);
+    inside.push(l.slice(`@batch=${id} `.length));
+  }
+}
 
 Deno.test("irc: a NOTICE stays a notice for every reader (bots answer PRIVMSGs, never NOTICEs)", async () => {
   await withIrcServer(async (s) => {

@@ -19,7 +19,8 @@ import { GENERAL } from "../../core/hub.ts";
 export type Asked =
   | { kind: "join"; channel: string }
   | { kind: "part"; channel: string; reason: string | undefined }
-  | { kind: "send"; target: string; notice: boolean }
+  /** A PRIVMSG or NOTICE to one target; `key` knows its echo (`typedKey`). */
+  | { kind: "send"; target: string; notice: boolean; key: string }
   | { kind: "names"; channel: string }
   | { kind: "who"; channel: string }
   | { kind: "channel_info"; channel: string; reply: "topic" | "mode" }
@@ -99,8 +100,9 @@ const privmsg: Command = async (s, p, m) => {
     const frame = t.startsWith("#")
       ? { type: "message", room: t.slice(1), message: body, ...kind }
       : { type: "private", target_username: t, message: body, ...kind };
-    s.sent(typedKey(t, body));
-    await s.ask(frame, { kind: "send", target: t, notice });
+    const key = typedKey(t, body);
+    s.sent(key);
+    await s.ask(frame, { kind: "send", target: t, notice, key });
   }
 };
 

@@ -34,7 +34,7 @@ import {
   tagged,
   withTag,
 } from "./lines.ts";
-import { EchoLabels, sentKey } from "./labels.ts";
+import { LabeledAnswer, sentKey, WaitingAnswers } from "./labels.ts";
 import { Registration } from "./registration.ts";
 import {
   ircHints,
@@ -81,11 +81,12 @@ export class IrcConnection implements Peer {
   #refs = 0;
   #asked = new Map<string, Asked>();
   #session: IrcSession | undefined;
-  /** Lines answering a labeled command, while it is handled; the messages it sent. */
+  /** Where lines go instead of the queue: a labeled command's answer, while it is gathered. */
   #labeled: string[] | null = null;
-  #labelSends: string[] | null = null;
-  /** Labels owed to the echoes of labeled messages still being stored. */
-  #echoLabels = new EchoLabels();
+  /** The labeled command being handled. */
+  #answering: LabeledAnswer | null = null;
+  /** Labeled commands handled whose messages are not all acked (or refused) and echoed yet. */
+  #waiting = new WaitingAnswers();
   /** Message id → sequence number of what this client was shown (oldest dropped first). */
   #seen = new SeenIds();
   /** Messages this client sent and has not seen come back: not echoed without echo-message. */
@@ -171,26 +172,29 @@ export class IrcConnection implements Peer {
   }
 
   /**
-   * labeled-response: what a labeled command answers while it is handled goes out labeled, in one
-   * line, a `labeled-response` batch, or an `ACK` when it answered nothing then. A message sent
-   * with echo-message is answered by its echo, which comes once the message is stored: the label
-   * waits for it (a message to several targets, or without echo-message, gets the `ACK`).
+   * labeled-response: what a labeled command causes to be sent back goes out labeled, in one line,
+   * a `labeled-response` batch, or an `ACK` when there is nothing. The messages a PRIVMSG or NOTICE
+   * sent are answered once stored (an echo with echo-message, an `RPL_AWAY`, a refusal): the
+   * answer waits for each one's ack or refusal and echo (`labels.ts`).
    */
   async #withLabel(label: string, run: () => Promise<void>): Promise<void> {
-    const lines: string[] = [];
-    const sends: string[] = [];
-    this.#labeled = lines;
-    this.#labelSends = sends;
+    const answer = new LabeledAnswer(label);
+    this.#answering = answer;
+    this.#labeled = answer.lines;
     try {
       await run();
     } finally {
+      this.#answering = null;
       this.#labeled = null;
-      this.#labelSends = null;
+      answer.handling = false;
     }
-    if (lines.length === 0 && sends.length === 1 && this.#reg.caps.has("echo-message")) {
-      this.#echoLabels.owe(sends[0]!, label);
-      return;
-    }
+    if (answer.complete) return this.#sendAnswer(answer);
+    // Too many waiting (acks that never came): the oldest goes out with what it has.
+    const evicted = this.#waiting.add(answer);
+    if (evicted) this.#sendAnswer(evicted);
+  }
+
+  #sendAnswer({ label, lines }: LabeledAnswer): void {
     if (lines.length === 0) {
       return this.#queue.push(
         encoder.encode(withTag(`:${this.#server} ACK\r\n`, `label=${label}`)),
@@ -206,16 +210,28 @@ export class IrcConnection implements Peer {
     ));
   }
 
-  /** The echo of a labeled message (echo-message): it goes out with the label it was owed. */
+  /** Whether a labeled command may still be owed an echo (the fast path of deliveries asks). */
+  get #echoesOwed(): boolean {
+    return this.#answering !== null || !this.#waiting.empty;
+  }
+
+  /** The echo of a labeled message (echo-message) joins its command's answer. */
   #labeledEcho(m: MessageFrame): boolean {
-    const label = this.#echoLabels.take(m);
-    if (label === undefined) return false;
+    const answer = this.#answering?.takeEcho(m) ? this.#answering : this.#waiting.byEcho(m);
+    if (!answer) return false;
     this.#remember(m);
     const target = m.type === "private" ? m.to_username : `#${m.room}`;
-    const lines = messageLines(m, target, this.#server, this.#reg.caps).split(/(?<=\r\n)/);
-    lines[0] = withTag(lines[0]!, `label=${label}`);
-    this.#queue.push(encoder.encode(lines.join("")));
+    const lines = messageLines(m, target, this.#server, this.#reg.caps);
+    answer.lines.push(...lines.split(/(?<=\r\n)/));
+    this.#sendIfComplete(answer);
     return true;
+  }
+
+  /** Sends a waiting answer once nothing more will join it. */
+  #sendIfComplete(answer: LabeledAnswer): void {
+    if (answer === this.#answering || !answer.complete) return;
+    this.#waiting.remove(answer);
+    this.#sendAnswer(answer);
   }
 
   #numeric(code: string, text: string): void {
@@ -259,8 +275,30 @@ export class IrcConnection implements Peer {
   // ---------------------------------------------------------------- frames → IRC
 
   #frame(f: ServerFrame): void {
-    const asked = "ref" in f && typeof f.ref === "string" ? this.#asked.get(f.ref) : undefined;
-    if (asked && "ref" in f && f.ref) this.#asked.delete(f.ref);
+    const ref = "ref" in f && typeof f.ref === "string" ? f.ref : undefined;
+    const asked = ref === undefined ? undefined : this.#asked.get(ref);
+    if (asked === undefined) return this.#answer(f, undefined);
+    this.#asked.delete(ref!);
+    // The ack or refusal of a message a labeled command sent joins that command's answer.
+    const answer = asked.kind !== "send"
+      ? undefined
+      : this.#answering?.awaits(ref!)
+      ? this.#answering
+      : this.#waiting.byRef(ref!);
+    if (!answer) return this.#answer(f, asked);
+    const outer = this.#labeled;
+    this.#labeled = answer.lines;
+    try {
+      this.#answer(f, asked);
+    } finally {
+      this.#labeled = outer;
+    }
+    answer.answered(ref!, f.type === "error");
+    this.#sendIfComplete(answer);
+  }
+
+  /** A frame as IRC lines, knowing what (if anything) it answers. */
+  #answer(f: ServerFrame, asked: Asked | undefined): void {
     // The answer to a query (NAMES, WHO, WHOIS, LIST, LUSERS, AWAY, …) as its numerics.
     const answer = queryNumerics(this.#server, f, asked);
     if (answer !== null) return this.#numerics(answer);
@@ -293,10 +331,6 @@ export class IrcConnection implements Peer {
       case "system":
         return this.#system(f);
       case "error":
-        // A message refused after its command was handled owes its label no echo any more.
-        if (asked?.kind === "send" && !this.#echoLabels.empty) {
-          this.#echoLabels.refused(asked.target);
-        }
         return this.#error(f.code, f.message, asked);
       case "ack":
         // A private message to someone away: RPL_AWAY with what they said (not for a NOTICE).
@@ -361,7 +395,7 @@ export class IrcConnection implements Peer {
   #message(m: MessageFrame, batch?: string): void {
     this.#remember(m);
     const mine = m.from_username === this.#reg.nick;
-    if (mine && !batch && !this.#echoLabels.empty && this.#labeledEcho(m)) return;
+    if (mine && !batch && this.#echoesOwed && this.#labeledEcho(m)) return;
     if (mine && !batch && !this.#reg.caps.has("echo-message")) {
       // What this client typed is on its screen already; from another device it is not.
       const key = sentKey(m);
@@ -387,7 +421,7 @@ export class IrcConnection implements Peer {
     if (m.type !== "message") return false;
     if (m.from_username === this.#reg.nick) {
       if (!this.#reg.caps.has("echo-message")) return false;
-      if (!this.#echoLabels.empty && this.#labeledEcho(m)) return true;
+      if (this.#echoesOwed && this.#labeledEcho(m)) return true;
     }
     this.#remember(m);
     const caps = this.#reg.caps;
@@ -452,6 +486,9 @@ export class IrcConnection implements Peer {
   #ask(frame: Record<string, unknown>, asked: Asked): Promise<void> {
     const ref = `irc${++this.#refs}`;
     this.#asked.set(ref, asked);
+    if (asked.kind === "send" && this.#answering) {
+      this.#answering.expect(ref, asked.key, this.#reg.caps.has("echo-message"));
+    }
     return this.#send({ ...frame, ref }, ref);
   }
 
@@ -518,7 +555,6 @@ export class IrcConnection implements Peer {
       isOn: (channel) => this.#on.has(channel.slice(1).toLowerCase()),
       channelsOn: () => [...this.#on].map((room) => `#${room}`),
       sent: (key) => {
-        this.#labelSends?.push(key);
         this.#sent.push(key);
         if (this.#sent.length > 256) this.#sent.shift();
       },

@@ -1,14 +1,17 @@
 /**
- * labeled-response for messages: with echo-message, a labeled PRIVMSG or NOTICE is answered by
- * its echo, which comes only once the message is stored. Until then its label is owed, matched
- * to the echo by target and text.
+ * labeled-response: everything a labeled command causes to be sent back is its answer, in one
+ * labeled line, a `labeled-response` batch, or an `ACK` when there is nothing. Most commands are
+ * answered while they are handled; a PRIVMSG or NOTICE is answered later, once the message is
+ * stored: by its echo (echo-message) and its ack (an `RPL_AWAY` for someone away) or its refusal.
+ * So an answer waits for each message it sent: its ack or refusal by the ask's ref, and its echo
+ * by target and text.
  * @module
  */
 
 import type { MessageFrame } from "../../../protocol/frames.ts";
 
-/** Labeled messages whose echo may be awaited at once (a client sends one at a time). */
-const OWED_AT_MOST = 64;
+/** Answers that may wait at once (a client sends one labeled command at a time). */
+const WAITING_AT_MOST = 64;
 
 /**
  * How a message this client sent is known when it comes back: its target ("#room" or "@nick") and
@@ -23,32 +26,84 @@ export function typedKey(target: string, text: string): string {
   return ((target.startsWith("#") ? target : "@" + target) + "\0" + text).toLowerCase();
 }
 
-/** Labels owed to the echoes of labeled messages still being stored, oldest first. */
-export class EchoLabels {
-  #owed: Array<{ key: string; label: string }> = [];
+/** One labeled command's answer while it is gathered. */
+export class LabeledAnswer {
+  /** The lines answering it so far, untagged by the label. */
+  readonly lines: string[] = [];
+  /** Refs of its messages whose ack or refusal has not come, with each one's key. */
+  readonly #refs = new Map<string, string>();
+  /** Keys of its messages whose echo has not come (echo-message). */
+  readonly #echoes: string[] = [];
+  /** Whether the command is still being handled. */
+  handling = true;
 
-  /** Whether any label is owed (the fast path of every delivery asks). */
+  /** An answer for the command labeled `label`. */
+  constructor(readonly label: string) {}
+
+  /** Whether nothing more will join it. */
+  get complete(): boolean {
+    return !this.handling && this.#refs.size === 0 && this.#echoes.length === 0;
+  }
+
+  /** The command sent a message (ask `ref`, `key` as `typedKey`): wait for its ack or refusal, and echo. */
+  expect(ref: string, key: string, echo: boolean): void {
+    this.#refs.set(ref, key);
+    if (echo) this.#echoes.push(key);
+  }
+
+  /** Whether `ref` is one of its messages still unanswered. */
+  awaits(ref: string): boolean {
+    return this.#refs.has(ref);
+  }
+
+  /** The message of `ref` was acked, or refused (then no echo will come). */
+  answered(ref: string, refused: boolean): void {
+    const key = this.#refs.get(ref);
+    this.#refs.delete(ref);
+    if (refused && key !== undefined) this.#takeEcho(key);
+  }
+
+  /** Takes this message's echo as awaited by this answer; false if it was not. */
+  takeEcho(m: MessageFrame): boolean {
+    return this.#takeEcho(sentKey(m));
+  }
+
+  #takeEcho(key: string): boolean {
+    const at = this.#echoes.indexOf(key);
+    if (at < 0) return false;
+    this.#echoes.splice(at, 1);
+    return true;
+  }
+}
+
+/** The answers handled and still waiting for their messages, oldest first. */
+export class WaitingAnswers {
+  #waiting: LabeledAnswer[] = [];
+
+  /** Whether none waits (the fast path of every delivery asks). */
   get empty(): boolean {
-    return this.#owed.length === 0;
+    return this.#waiting.length === 0;
   }
 
-  /** Owes `label` to the echo of the message sent as `key` (`typedKey`). */
-  owe(key: string, label: string): void {
-    this.#owed.push({ key, label });
-    if (this.#owed.length > OWED_AT_MOST) this.#owed.shift();
+  /** An answer handled whose messages are not all answered; the oldest, if too many wait. */
+  add(answer: LabeledAnswer): LabeledAnswer | undefined {
+    this.#waiting.push(answer);
+    return this.#waiting.length > WAITING_AT_MOST ? this.#waiting.shift() : undefined;
   }
 
-  /** The label owed to this message's echo, taken; undefined if none is. */
-  take(m: MessageFrame): string | undefined {
-    const key = sentKey(m);
-    const at = this.#owed.findIndex((e) => e.key === key);
-    return at < 0 ? undefined : this.#owed.splice(at, 1)[0]!.label;
+  /** The waiting answer that sent the message of `ref`. */
+  byRef(ref: string): LabeledAnswer | undefined {
+    return this.#waiting.find((a) => a.awaits(ref));
   }
 
-  /** A message to `target` was refused after its command: its echo will not come. */
-  refused(target: string): void {
-    const prefix = typedKey(target, "");
-    const at = this.#owed.findIndex((e) => e.key.startsWith(prefix));
-    if (at >= 0) this.#owed.splice(at, 1);
+  /** The waiting answer this echo belongs to, with the echo taken. */
+  byEcho(m: MessageFrame): LabeledAnswer | undefined {
+    return this.#waiting.find((a) => a.takeEcho(m));
+  }
+
+  /** Stops waiting for a complete answer. */
+  remove(answer: LabeledAnswer): void {
+    const at = this.#waiting.indexOf(answer);
+    if (at >= 0) this.#waiting.splice(at, 1);
   }
 }
