@@ -3,6 +3,8 @@
  * Debian (`ii`, which speaks IRC through files) chatting with a JSON-lines user.
  */
 import assert from "node:assert/strict";
+import type { MessageFrame } from "../protocol/frames.ts";
+import { Labels } from "../server/transport/irc/labels.ts";
 import { parseIrc, plainText } from "../server/transport/irc/lines.ts";
 import { JsonClient, WAIT_MS, WsClient } from "./_helpers.ts";
 import { Irc, withIrcServer } from "./_irc.ts";
@@ -33,6 +35,56 @@ Deno.test("plainText(): IRC's formatting codes go, the text and other characters
   ];
   for (const [input, want] of table) assert.equal(plainText(input), want, JSON.stringify(input));
   assert.equal(plainText(undefined), undefined);
+});
+
+Deno.test("Labels: an answer waits for each message's ack or refusal and echo; too many waiting go out as they are", async () => {
+  const sent: string[] = [];
+  const labels = new Labels("chat", (text) => sent.push(text));
+  const echo = (to: string, message: string): MessageFrame => ({
+    type: "private",
+    id: "x",
+    seq: 1,
+    from_username: "me",
+    to_username: to,
+    message,
+    timestamp: "t",
+  });
+  const line = (text: string) => `:chat ${text}\r\n`;
+  // Two messages, one refused while handled, one acked later; its echo comes before its ack.
+  await labels.handle("a", () => {
+    labels.sent("r1", "@bob\0hi", true);
+    labels.sent("r2", "@nobody\0hi", true);
+    labels.answered("r2", true, () => labels.collect(line("401 me nobody :no")));
+    return Promise.resolve();
+  });
+  assert.deepEqual(sent, [], "waits for bob's message");
+  assert.equal(labels.echo(echo("carol", "hi"), () => "never"), false, "not a message it sent");
+  assert.equal(labels.echo(echo("Bob", "HI"), () => line("PRIVMSG bob :HI")), true);
+  assert.deepEqual(sent, [], "still waits for the ack");
+  labels.answered("r1", false, () => labels.collect(line("301 me bob :away")));
+  assert.deepEqual(sent, [
+    "@label=a :chat BATCH +l1 labeled-response\r\n" +
+    "@batch=l1 :chat 401 me nobody :no\r\n" +
+    "@batch=l1 :chat PRIVMSG bob :HI\r\n" +
+    "@batch=l1 :chat 301 me bob :away\r\n" +
+    ":chat BATCH -l1\r\n",
+  ]);
+  // Without echo (no echo-message) the ack alone completes it: nothing said, an ACK.
+  sent.length = 0;
+  await labels.handle("b", () => (labels.sent("r3", "@bob\0yo", false), Promise.resolve()));
+  labels.answered("r3", false, () => {});
+  assert.deepEqual(sent, ["@label=b :chat ACK\r\n"]);
+  // Acks that never come: past 64 waiting, the oldest goes out with what it has.
+  sent.length = 0;
+  for (let i = 0; i < 65; i++) {
+    await labels.handle(
+      `w${i}`,
+      () => (labels.sent(`q${i}`, "@bob\0lost", false), Promise.resolve()),
+    );
+  }
+  assert.deepEqual(sent, ["@label=w0 :chat ACK\r\n"]);
+  // An ack nobody waits for goes to the wire.
+  assert.equal(labels.collect("x\r\n"), false);
 });
 
 Deno.test("irc: registration numerics, an honest ISUPPORT, MOTD, and commands before it refused", async () => {

@@ -32,9 +32,8 @@ import {
   parseIrc,
   plainText,
   tagged,
-  withTag,
 } from "./lines.ts";
-import { LabeledAnswer, sentKey, WaitingAnswers } from "./labels.ts";
+import { Labels, sentKey } from "./labels.ts";
 import { Registration } from "./registration.ts";
 import {
   ircHints,
@@ -81,12 +80,8 @@ export class IrcConnection implements Peer {
   #refs = 0;
   #asked = new Map<string, Asked>();
   #session: IrcSession | undefined;
-  /** Where lines go instead of the queue: a labeled command's answer, while it is gathered. */
-  #labeled: string[] | null = null;
-  /** The labeled command being handled. */
-  #answering: LabeledAnswer | null = null;
-  /** Labeled commands handled whose messages are not all acked (or refused) and echoed yet. */
-  #waiting = new WaitingAnswers();
+  /** labeled-response: the answers of labeled commands, gathered until complete. */
+  #labels: Labels;
   /** Message id → sequence number of what this client was shown (oldest dropped first). */
   #seen = new SeenIds();
   /** Messages this client sent and has not seen come back: not echoed without echo-message. */
@@ -122,6 +117,7 @@ export class IrcConnection implements Peer {
       },
       failed: () => this.#hardClose(),
     }, options.maxOutboundBytes ?? MAX_OUTBOUND_BYTES);
+    this.#labels = new Labels(this.#server, (text) => this.#queue.push(encoder.encode(text)));
     this.#id = hub.connect(this);
     this.#loginTimer = setTimeout(() => {
       this.#line(`ERROR :Closing link: you did not register in time`);
@@ -167,71 +163,7 @@ export class IrcConnection implements Peer {
 
   #line(text: string, tags: Record<string, string> = {}): void {
     const line = tagged(text, tags, this.#reg.caps);
-    if (this.#labeled) this.#labeled.push(line);
-    else this.#queue.push(encoder.encode(line));
-  }
-
-  /**
-   * labeled-response: what a labeled command causes to be sent back goes out labeled, in one line,
-   * a `labeled-response` batch, or an `ACK` when there is nothing. The messages a PRIVMSG or NOTICE
-   * sent are answered once stored (an echo with echo-message, an `RPL_AWAY`, a refusal): the
-   * answer waits for each one's ack or refusal and echo (`labels.ts`).
-   */
-  async #withLabel(label: string, run: () => Promise<void>): Promise<void> {
-    const answer = new LabeledAnswer(label);
-    this.#answering = answer;
-    this.#labeled = answer.lines;
-    try {
-      await run();
-    } finally {
-      this.#answering = null;
-      this.#labeled = null;
-      answer.handling = false;
-    }
-    if (answer.complete) return this.#sendAnswer(answer);
-    // Too many waiting (acks that never came): the oldest goes out with what it has.
-    const evicted = this.#waiting.add(answer);
-    if (evicted) this.#sendAnswer(evicted);
-  }
-
-  #sendAnswer({ label, lines }: LabeledAnswer): void {
-    if (lines.length === 0) {
-      return this.#queue.push(
-        encoder.encode(withTag(`:${this.#server} ACK\r\n`, `label=${label}`)),
-      );
-    }
-    if (lines.length === 1) {
-      return this.#queue.push(encoder.encode(withTag(lines[0]!, `label=${label}`)));
-    }
-    const id = `l${++this.#refs}`;
-    this.#queue.push(encoder.encode(
-      `@label=${label} :${this.#server} BATCH +${id} labeled-response\r\n` +
-        lines.map((l) => withTag(l, `batch=${id}`)).join("") + `:${this.#server} BATCH -${id}\r\n`,
-    ));
-  }
-
-  /** Whether a labeled command may still be owed an echo (the fast path of deliveries asks). */
-  get #echoesOwed(): boolean {
-    return this.#answering !== null || !this.#waiting.empty;
-  }
-
-  /** The echo of a labeled message (echo-message) joins its command's answer. */
-  #labeledEcho(m: MessageFrame): boolean {
-    const answer = this.#answering?.takeEcho(m) ? this.#answering : this.#waiting.byEcho(m);
-    if (!answer) return false;
-    this.#remember(m);
-    const target = m.type === "private" ? m.to_username : `#${m.room}`;
-    const lines = messageLines(m, target, this.#server, this.#reg.caps);
-    answer.lines.push(...lines.split(/(?<=\r\n)/));
-    this.#sendIfComplete(answer);
-    return true;
-  }
-
-  /** Sends a waiting answer once nothing more will join it. */
-  #sendIfComplete(answer: LabeledAnswer): void {
-    if (answer === this.#answering || !answer.complete) return;
-    this.#waiting.remove(answer);
-    this.#sendAnswer(answer);
+    if (!this.#labels.collect(line)) this.#queue.push(encoder.encode(line));
   }
 
   #numeric(code: string, text: string): void {
@@ -279,22 +211,9 @@ export class IrcConnection implements Peer {
     const asked = ref === undefined ? undefined : this.#asked.get(ref);
     if (asked === undefined) return this.#answer(f, undefined);
     this.#asked.delete(ref!);
+    if (asked.kind !== "send") return this.#answer(f, asked);
     // The ack or refusal of a message a labeled command sent joins that command's answer.
-    const answer = asked.kind !== "send"
-      ? undefined
-      : this.#answering?.awaits(ref!)
-      ? this.#answering
-      : this.#waiting.byRef(ref!);
-    if (!answer) return this.#answer(f, asked);
-    const outer = this.#labeled;
-    this.#labeled = answer.lines;
-    try {
-      this.#answer(f, asked);
-    } finally {
-      this.#labeled = outer;
-    }
-    answer.answered(ref!, f.type === "error");
-    this.#sendIfComplete(answer);
+    this.#labels.answered(ref!, f.type === "error", () => this.#answer(f, asked));
   }
 
   /** A frame as IRC lines, knowing what (if anything) it answers. */
@@ -388,6 +307,15 @@ export class IrcConnection implements Peer {
     this.#line(`PING :${this.#server}`);
   }
 
+  /** This client's echo of a message a labeled command sent joins that command's answer. */
+  #labeledEcho(m: MessageFrame): boolean {
+    return this.#labels.echo(m, () => {
+      this.#remember(m);
+      const target = m.type === "private" ? m.to_username : `#${m.room}`;
+      return messageLines(m, target, this.#server, this.#reg.caps);
+    });
+  }
+
   #remember(m: MessageFrame): void {
     this.#seen.add(m.id, m.seq);
   }
@@ -395,7 +323,7 @@ export class IrcConnection implements Peer {
   #message(m: MessageFrame, batch?: string): void {
     this.#remember(m);
     const mine = m.from_username === this.#reg.nick;
-    if (mine && !batch && this.#echoesOwed && this.#labeledEcho(m)) return;
+    if (mine && !batch && this.#labeledEcho(m)) return;
     if (mine && !batch && !this.#reg.caps.has("echo-message")) {
       // What this client typed is on its screen already; from another device it is not.
       const key = sentKey(m);
@@ -408,8 +336,7 @@ export class IrcConnection implements Peer {
     const target = m.type === "private" ? (mine ? m.to_username : this.#reg.nick) : `#${m.room}`;
     const lines = messageLines(m, target, this.#server, this.#reg.caps, batch);
     // Inside a labeled answer (CHATHISTORY), each line joins it; else they go out at once.
-    if (this.#labeled) this.#labeled.push(...lines.split(/(?<=\r\n)/));
-    else this.#queue.push(encoder.encode(lines));
+    if (!this.#labels.collect(lines)) this.#queue.push(encoder.encode(lines));
   }
 
   /**
@@ -421,7 +348,7 @@ export class IrcConnection implements Peer {
     if (m.type !== "message") return false;
     if (m.from_username === this.#reg.nick) {
       if (!this.#reg.caps.has("echo-message")) return false;
-      if (this.#echoesOwed && this.#labeledEcho(m)) return true;
+      if (this.#labeledEcho(m)) return true;
     }
     this.#remember(m);
     const caps = this.#reg.caps;
@@ -486,8 +413,8 @@ export class IrcConnection implements Peer {
   #ask(frame: Record<string, unknown>, asked: Asked): Promise<void> {
     const ref = `irc${++this.#refs}`;
     this.#asked.set(ref, asked);
-    if (asked.kind === "send" && this.#answering) {
-      this.#answering.expect(ref, asked.key, this.#reg.caps.has("echo-message"));
+    if (asked.kind === "send") {
+      this.#labels.sent(ref, asked.key, this.#reg.caps.has("echo-message"));
     }
     return this.#send({ ...frame, ref }, ref);
   }
@@ -509,8 +436,8 @@ export class IrcConnection implements Peer {
 
   async #command(m: IrcMessage): Promise<void> {
     const label = m.tags.label;
-    if (label && this.#reg.caps.has("labeled-response") && !this.#labeled) {
-      return await this.#withLabel(label, () => this.#command({ ...m, tags: {} }));
+    if (label && this.#reg.caps.has("labeled-response") && !this.#labels.handling) {
+      return await this.#labels.handle(label, () => this.#command({ ...m, tags: {} }));
     }
     const p = m.params;
     switch (m.command) {

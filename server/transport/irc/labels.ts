@@ -9,6 +9,7 @@
  */
 
 import type { MessageFrame } from "../../../protocol/frames.ts";
+import { withTag } from "./lines.ts";
 
 /** Answers that may wait at once (a client sends one labeled command at a time). */
 const WAITING_AT_MOST = 64;
@@ -27,7 +28,7 @@ export function typedKey(target: string, text: string): string {
 }
 
 /** One labeled command's answer while it is gathered. */
-export class LabeledAnswer {
+class LabeledAnswer {
   /** The lines answering it so far, untagged by the label. */
   readonly lines: string[] = [];
   /** Refs of its messages whose ack or refusal has not come, with each one's key. */
@@ -76,8 +77,113 @@ export class LabeledAnswer {
   }
 }
 
+/**
+ * One connection's labeled answers: the one being handled, and those handled that still wait for
+ * their messages. Lines go to `collect` while one gathers; an answer complete goes to `send`.
+ */
+export class Labels {
+  readonly #server: string;
+  readonly #send: (text: string) => void;
+  #batches = 0;
+  /** Where lines go instead of the wire while an answer gathers them (null: the wire). */
+  #into: string[] | null = null;
+  #handling: LabeledAnswer | null = null;
+  #waiting = new WaitingAnswers();
+
+  /** Labels for a connection to `server` that writes its text with `send`. */
+  constructor(server: string, send: (text: string) => void) {
+    this.#server = server;
+    this.#send = send;
+  }
+
+  /** Whether a labeled command is being handled (a label inside one is not another answer). */
+  get handling(): boolean {
+    return this.#handling !== null;
+  }
+
+  /** Takes lines (each CRLF-ended) into the answer gathering now; false: they go to the wire. */
+  collect(lines: string): boolean {
+    if (this.#into === null) return false;
+    this.#into.push(...lines.split(/(?<=\r\n)/));
+    return true;
+  }
+
+  /** Handles a labeled command: everything it causes to be sent back is its answer. */
+  async handle(label: string, run: () => Promise<void>): Promise<void> {
+    const answer = new LabeledAnswer(label);
+    this.#handling = answer;
+    this.#into = answer.lines;
+    try {
+      await run();
+    } finally {
+      this.#handling = null;
+      this.#into = null;
+      answer.handling = false;
+    }
+    if (answer.complete) return this.#sendAnswer(answer);
+    // Too many waiting (acks that never came): the oldest goes out with what it has.
+    const evicted = this.#waiting.add(answer);
+    if (evicted) this.#sendAnswer(evicted);
+  }
+
+  /** The command being handled sent a message (ask `ref`, `typedKey` `key`): its answer waits. */
+  sent(ref: string, key: string, echo: boolean): void {
+    this.#handling?.expect(ref, key, echo);
+  }
+
+  /**
+   * The ack or refusal (ask `ref`) of a message: what `render` writes of it joins the answer that
+   * sent it, if one did; else it goes to the wire.
+   */
+  answered(ref: string, refused: boolean, render: () => void): void {
+    const answer = this.#handling?.awaits(ref) ? this.#handling : this.#waiting.byRef(ref);
+    if (!answer) return render();
+    const outer = this.#into;
+    this.#into = answer.lines;
+    try {
+      render();
+    } finally {
+      this.#into = outer;
+    }
+    answer.answered(ref, refused);
+    this.#sendIfComplete(answer);
+  }
+
+  /**
+   * This client's own message came back (echo-message): if a labeled command awaits it, its
+   * `lines` join that answer and true is returned; else false, and it goes out as any message.
+   */
+  echo(m: MessageFrame, lines: () => string): boolean {
+    if (this.#handling === null && this.#waiting.empty) return false;
+    const answer = this.#handling?.takeEcho(m) ? this.#handling : this.#waiting.byEcho(m);
+    if (!answer) return false;
+    answer.lines.push(...lines().split(/(?<=\r\n)/));
+    this.#sendIfComplete(answer);
+    return true;
+  }
+
+  /** Sends a waiting answer once nothing more will join it. */
+  #sendIfComplete(answer: LabeledAnswer): void {
+    if (answer === this.#handling || !answer.complete) return;
+    this.#waiting.remove(answer);
+    this.#sendAnswer(answer);
+  }
+
+  /** One labeled line, a `labeled-response` batch, or an `ACK` for an answer of no lines. */
+  #sendAnswer({ label, lines }: LabeledAnswer): void {
+    const server = this.#server;
+    if (lines.length === 0) return this.#send(withTag(`:${server} ACK\r\n`, `label=${label}`));
+    if (lines.length === 1) return this.#send(withTag(lines[0]!, `label=${label}`));
+    const id = `l${++this.#batches}`;
+    this.#send(
+      `@label=${label} :${server} BATCH +${id} labeled-response\r\n` +
+        lines.map((l) => withTag(l, `batch=${id}`)).join("") + `:${server} BATCH -${id}\r\n`,
+    );
+  }
+}
+
 /** The answers handled and still waiting for their messages, oldest first. */
-export class WaitingAnswers {
+class WaitingAnswers {
   #waiting: LabeledAnswer[] = [];
 
   /** Whether none waits (the fast path of every delivery asks). */
