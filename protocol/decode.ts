@@ -56,6 +56,19 @@ function optInt(obj: Json, name: string, min: number, max: number): number | und
   return v;
 }
 
+/** A place in a chat: a message's sequence number (from `min`), or its id. */
+function seqOrId(obj: Json, name: string, min: number): number | string | undefined {
+  const v = field(obj, name);
+  if (typeof v === "string" && ULID_RE.test(v)) return v;
+  if (typeof v === "string" || typeof v === "number" && !Number.isInteger(v)) {
+    throw new ProtocolError(
+      "bad_field",
+      `"${name}" must be a message's seq (a whole number from ${min}) or its id`,
+    );
+  }
+  return optInt(obj, name, min, Number.MAX_SAFE_INTEGER);
+}
+
 /**
  * A list of up to MAX_LOOKUP_NAMES names to look up. Not checked as names a user could take: one
  * no user has (an IRC nick with brackets, say) is simply not found.
@@ -293,10 +306,11 @@ export function decodeClientValue(value: unknown): ClientFrame {
     }
     case "history": {
       const chat = optString(obj, "chat", type);
-      const before = optInt(obj, "before", 1, Number.MAX_SAFE_INTEGER);
-      const after = optInt(obj, "after", 0, Number.MAX_SAFE_INTEGER);
-      if (before !== undefined && after !== undefined) {
-        throw new ProtocolError("bad_field", 'Give "before" or "after", not both');
+      const before = seqOrId(obj, "before", 1);
+      const after = seqOrId(obj, "after", 0);
+      const around = seqOrId(obj, "around", 1);
+      if ([before, after, around].filter((x) => x !== undefined).length > 1) {
+        throw new ProtocolError("bad_field", 'Give one of "before", "after" or "around"');
       }
       const limit = optInt(obj, "limit", 1, MAX_PAGE);
       return {
@@ -304,6 +318,7 @@ export function decodeClientValue(value: unknown): ClientFrame {
         ...(chat === undefined ? {} : { chat: validateChatAddress(chat) }),
         ...(before === undefined ? {} : { before }),
         ...(after === undefined ? {} : { after }),
+        ...(around === undefined ? {} : { around }),
         ...(limit === undefined ? {} : { limit }),
         ...ref,
       };
@@ -436,7 +451,8 @@ export function decodeClientValue(value: unknown): ClientFrame {
   }
 }
 
-const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+/** A ULID, as message, file and log entry ids are. */
+export const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const MAX_REASON_CHARS = 500;
 
 function optId(obj: Json, name: string, type: string, required = false): string | undefined {

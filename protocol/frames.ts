@@ -87,7 +87,15 @@ export type ClientFrame =
     | { type: "rooms"; after?: string; limit?: number }
     | { type: "join"; room: string }
     | { type: "leave"; room?: string; reason?: string }
-    | { type: "history"; chat?: string; before?: number; after?: number; limit?: number }
+    | {
+      type: "history";
+      chat?: string;
+      /** A message's seq, or its id: the page ends before it, starts after it, or centres on it. */
+      before?: number | string;
+      after?: number | string;
+      around?: number | string;
+      limit?: number;
+    }
     | { type: "unread"; chat: string; limit?: number }
     | { type: "unread_counts" }
     | { type: "members"; room: string }

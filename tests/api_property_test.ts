@@ -106,6 +106,10 @@ function candidates(schema: Schema): fc.Arbitrary<unknown> {
         ...(typeof schema.pattern === "string" || schema.minLength !== undefined
           ? [fc.constantFrom("", " ", "a b/c", "\u0000x", "x".repeat(5000), "#", "@")]
           : []),
+        // A string bounded only in length (a comma-separated list) is broken by a longer one.
+        ...(schema.maxLength !== undefined
+          ? [fc.constant("x".repeat(Number(schema.maxLength) + 1))]
+          : []),
       );
     case "integer":
       return fc.oneof(fc.constant("abc"), fc.constant(1.5), fc.constant(-5), fc.constant(1e12));

@@ -390,6 +390,16 @@ Deno.test("api v1: room and private messages: send, page with limit/before/after
     texts(await call(app, "GET", "/api/v1/rooms/general/messages?after=3", { token: b })),
     ["g4", "g5"],
   );
+  // A message by its id: the page around it (or before or after it).
+  const all = await call(app, "GET", "/api/v1/rooms/general/messages", { token: b });
+  const g3 = (all.json.messages as Array<{ id: string; message: string }>)[2]!;
+  assert.equal(g3.message, "g3");
+  const around = `/api/v1/rooms/general/messages?around=${g3.id}&limit=3`;
+  assert.deepEqual(texts(await call(app, "GET", around, { token: b })), ["g2", "g3", "g4"]);
+  const after = `/api/v1/rooms/general/messages?after=${g3.id}`;
+  assert.deepEqual(texts(await call(app, "GET", after, { token: b })), ["g4", "g5"]);
+  const elsewhere = `/api/v1/private/alice/messages?before=${g3.id}`;
+  assert.equal((await call(app, "GET", elsewhere, { token: b })).status, 404);
   assert.deepEqual(texts(await call(app, "GET", "/api/v1/private/alice/messages", { token: b })), [
     "p1",
   ]);

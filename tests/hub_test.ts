@@ -387,6 +387,37 @@ Deno.test("Hub: history pages backwards with before and limit", async () => {
   assert.equal(alice.peer.of("error")[0]!.code, "no_such_user");
 });
 
+Deno.test("Hub: history pages before, after or around a message given by its id or its seq", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const alice = await login(hub, "Alice");
+  await login(hub, "Bob");
+  for (let i = 1; i <= 10; i++) await hub.receive(alice.id, { type: "message", message: `m${i}` });
+  await hub.receive(alice.id, { type: "private", target_username: "Bob", message: "x" });
+  await hub.whenStored();
+  const ids = alice.peer.of("ack").map((a) => a.id);
+  assert.equal(ids.length, 11);
+  const page = async (fields: Record<string, unknown>) => {
+    const ref = `p${Math.random()}`;
+    await hub.receive(alice.id, { type: "history", chat: "general", limit: 3, ref, ...fields });
+    const answer = alice.peer.frames.find((f) => "ref" in f && f.ref === ref)!;
+    if (answer.type === "error") return answer.code;
+    assert.equal(answer.type, "history");
+    return answer.type === "history" ? answer.messages.map((m) => m.message) : [];
+  };
+  assert.deepEqual(await page({ before: ids[4] }), ["m2", "m3", "m4"]);
+  assert.deepEqual(await page({ after: ids[4] }), ["m6", "m7", "m8"]);
+  // Around: the message, and half the page either side (the older side first).
+  assert.deepEqual(await page({ around: ids[4] }), ["m4", "m5", "m6"]);
+  assert.deepEqual(await page({ around: 5, limit: 1 }), ["m5"]);
+  assert.deepEqual(await page({ around: ids[0], limit: 4 }), ["m1", "m2", "m3"]);
+  assert.deepEqual(await page({ around: ids[9] }), ["m9", "m10"]);
+  // An id of another chat, or none at all: no such message here.
+  assert.equal(await page({ before: ids[10] }), "no_such_message");
+  assert.equal(await page({ around: "01JDZ3K6Q9V7C8W2X4Y5Z6A7B8" }), "no_such_message");
+});
+
 Deno.test("Hub: a returning user gets general's history with everything unread since they left", async () => {
   await using kv = await Deno.openKv(":memory:");
   await using ctx = await makeHub(kv, new FakeClock(), { historySize: 3 });

@@ -321,6 +321,20 @@ Deno.test("irc: CHATHISTORY pages a channel by msgid in a batch; labeled-respons
     for (let i = 28; i <= 30; i++) await c.line(new RegExp(`PRIVMSG #general :line ${i}$`));
     await c.send("CHATHISTORY BEFORE #general msgid=unknown 5");
     await c.line(/FAIL CHATHISTORY INVALID_MSGREFID/);
+    // A msgid this connection was never shown (line 3's, from before it came; another device's,
+    // one from before a reconnect) is any message of the chat.
+    await json.send({ type: "history", chat: "general", before: 4, limit: 1, ref: "h3" });
+    const third = (await json.type("history", (h) => h.ref === "h3")).messages[0]!;
+    assert.equal(third.message, "line 3");
+    await c.send(`CHATHISTORY AROUND #general msgid=${third.id} 3`);
+    for (let i = 2; i <= 4; i++) await c.line(new RegExp(`PRIVMSG #general :line ${i}$`));
+    await c.send(`CHATHISTORY BETWEEN #general msgid=${third.id} msgid=${id} 2`);
+    for (let i = 4; i <= 5; i++) await c.line(new RegExp(`PRIVMSG #general :line ${i}$`));
+    await c.send(`CHATHISTORY LATEST #general msgid=${third.id} 2`);
+    for (let i = 29; i <= 30; i++) await c.line(new RegExp(`PRIVMSG #general :line ${i}$`));
+    // A message of another chat is not one of this chat's.
+    await c.send(`CHATHISTORY BEFORE bob msgid=${third.id} 5`);
+    await c.line(/FAIL CHATHISTORY INVALID_MSGREFID BEFORE bob :There is no message/);
     // A labeled command answered by nothing yet gets an ACK; one answered in one line, the label.
     await c.send("@label=x1 PRIVMSG #general :hi");
     await c.line(/^@label=x1 :chat ACK$/);

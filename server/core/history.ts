@@ -65,27 +65,39 @@ export function canRead(u: UserState, chat: string): boolean {
   return u.chats.has(chat);
 }
 
-/** `history`: a page of a chat, before or after a sequence number. */
+/** A place in a history page request: a message's seq, or its id. */
+type Place = number | string;
+
+/**
+ * `history`: a page of a chat, before or after a message, or around one (the message and those
+ * either side: a reply's parent, a search result), each given by its seq or its id.
+ */
 export async function historyCommand(
   call: UserCall,
-  page: { chat?: string; before?: number; after?: number; limit?: number },
+  page: { chat?: string; before?: Place; after?: Place; around?: Place; limit?: number },
 ) {
   const { core, user: u } = call;
   const chat = resolveChat(call, page.chat);
   const limit = page.limit ?? core.config.historySize;
-  const messages = visibleTo(
-    u,
-    chat,
-    await core.store.listMessages(chat, {
-      now: core.clock.now(),
-      limit,
-      ...(page.before === undefined ? {} : { before: page.before }),
-      ...(page.after === undefined ? {} : { after: page.after }),
-    }),
-  );
-  const hasMore = page.after === undefined
-    ? messages.length > 0 && messages[0]!.seq > 1
-    : messages.length === limit && messages.at(-1)!.seq < (core.seqs.get(chat) ?? 0);
+  const now = core.clock.now();
+  const list = async (options: { limit: number; before?: number; after?: number }) =>
+    visibleTo(u, chat, await core.store.listMessages(chat, { now, ...options }));
+  let messages: StoredMessage[];
+  let hasMore: boolean;
+  if (page.around !== undefined) {
+    const at = await seqOf(call, chat, page.around);
+    const upTo = await list({ before: at + 1, limit: limit - Math.floor(limit / 2) });
+    const later = limit > 1 ? await list({ after: at, limit: Math.floor(limit / 2) }) : [];
+    messages = [...upTo, ...later];
+    hasMore = messages.length > 0 && messages[0]!.seq > 1;
+  } else if (page.after !== undefined) {
+    messages = await list({ after: await seqOf(call, chat, page.after), limit });
+    hasMore = messages.length === limit && messages.at(-1)!.seq < (core.seqs.get(chat) ?? 0);
+  } else {
+    const before = page.before === undefined ? undefined : await seqOf(call, chat, page.before);
+    messages = await list({ limit, ...(before === undefined ? {} : { before }) });
+    hasMore = messages.length > 0 && messages[0]!.seq > 1;
+  }
   return {
     type: "history" as const,
     chat: core.address(u, chat),
@@ -93,6 +105,21 @@ export async function historyCommand(
     messages: messages.map(toFrame),
     has_more: hasMore,
   };
+}
+
+/** A place's seq: a number is one; an id must name a message of this chat the user can see. */
+async function seqOf(call: UserCall, chat: string, place: Place): Promise<number> {
+  if (typeof place === "number") return place;
+  const m = await call.core.store.getMessage(place);
+  if (
+    !m || m.chat !== chat || call.core.expired(m) || visibleTo(call.user, chat, [m]).length === 0
+  ) {
+    throw new ChatError(
+      "no_such_message",
+      `There is no message ${place} in this chat: give the id of one it shows, or its seq`,
+    );
+  }
+  return m.seq;
 }
 
 /** `unread`: up to `limit` unread messages of a chat; the read cursor moves past them (polling). */

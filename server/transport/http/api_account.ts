@@ -80,6 +80,7 @@ export const accountRoutes: RouteSpec[] = [
       }),
     }),
     ok: { 200: { description: "the users_list frame", schema: UsersList } },
+    errors: [413],
     async handle({ hub, user, ip, query, c }) {
       const { usernames, ...page } = query;
       const fields = usernames === undefined ? page : { ...page, usernames: usernames.split(",") };

@@ -23,10 +23,15 @@ import {
   Username,
 } from "./schemas.ts";
 
+/** A message, by its seq in the chat or by its id. */
+const Place = z.union([Ulid, Seq]);
 const Page = z.object({
   limit: Limit.optional().meta({ description: "1 to 200 messages (default: --history)" }),
-  before: Seq.optional().meta({ description: "only messages with seq below this" }),
-  after: Seq.optional().meta({ description: "only messages with seq above this" }),
+  before: Place.optional().meta({ description: "only messages before this one (a seq or an id)" }),
+  after: Place.optional().meta({ description: "only messages after this one (a seq or an id)" }),
+  around: Place.optional().meta({
+    description: "this message (a seq or an id) and those either side, half the page before",
+  }),
 });
 const Post = z.strictObject({
   message: MessageText,

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ULID_RE } from "../../../protocol/decode.ts";
 import { charCount, type MessageFrame } from "../../../protocol/frames.ts";
 import { MAX_LOOKUP_NAMES, MAX_NAME_CHARS } from "../../../protocol/limits.ts";
 import type { IrcMessage } from "./lines.ts";
@@ -50,8 +51,6 @@ export interface IrcSession {
   isOn(channel: string): boolean;
   /** The channels this client is on (`#room`). */
   channelsOn(): string[];
-  /** The sequence number of a message this connection was shown, by its id. */
-  seenSeq(id: string): number | undefined;
   /** Notes a message this client sent (to tell its echo from others' without echo-message). */
   sent(key: string): void;
   /** Sends the message of the day (375/372/376, or 422). */
@@ -290,10 +289,11 @@ function online(s: IrcSession, nicks: string[], reply: "ison" | "userhost") {
 /**
  * `CHATHISTORY LATEST|BEFORE|AFTER|AROUND target (*|msgid=ID) limit` and
  * `CHATHISTORY BETWEEN target msgid=A msgid=B limit`, over the same history as every wire. A
- * msgid names a message this connection was shown (the chat pages by sequence number). Each
- * page is read with the `history` frame and sent as one batch, trimmed to what the subcommand
- * asks: LATEST after a msgid is the newest `limit` after it; BETWEEN excludes both ends and, read
- * backwards (A after B), is the newest `limit` before A; AROUND centres the page on the message.
+ * msgid names any message of the chat, shown on this connection or not (before a reconnect, on
+ * another device): the chat pages by sequence number, so it is looked up first. Each page is read with the `history` frame and sent as one batch, trimmed to what the
+ * subcommand asks: LATEST after a msgid is the newest `limit` after it; BETWEEN excludes both
+ * ends and, read backwards (A after B), is the newest `limit` before A; AROUND centres the page
+ * on the message.
  */
 async function chathistory(s: IrcSession, p: string[]): Promise<void> {
   const verb = (p[0] ?? "").toUpperCase();
@@ -305,20 +305,9 @@ async function chathistory(s: IrcSession, p: string[]): Promise<void> {
   const limit = Math.min(100, Math.max(1, Number(limitText) || 50));
   const chat = target.startsWith("#") ? target.slice(1) : target ? "@" + target : "";
   if (!chat) return fail("INVALID_PARAMS", "CHATHISTORY needs a channel or a nick");
-  const refs: Array<number | undefined> = [];
-  for (const at of between ? [p[2] ?? "", p[3] ?? ""] : [p[2] ?? ""]) {
-    if (at === "*" && !between) {
-      refs.push(undefined);
-      continue;
-    }
-    const seq = s.seenSeq(at.startsWith("msgid=") ? at.slice(6) : "");
-    if (seq === undefined) {
-      return fail("INVALID_MSGREFID", "Give msgid= of a message this connection was shown, or *");
-    }
-    refs.push(seq);
-  }
-  const [at, other] = refs;
-  const read = async (page: { before?: number; after?: number; limit?: number }) => {
+  const read = async (
+    page: { before?: number | string; after?: number | string; around?: string; limit?: number },
+  ) => {
     const into: MessageFrame[][] = [];
     await s.ask({ type: "history", chat, limit, ...page }, {
       kind: "history",
@@ -328,20 +317,41 @@ async function chathistory(s: IrcSession, p: string[]): Promise<void> {
     });
     return into[0];
   };
+  const noSuch = (ref: string) =>
+    fail("INVALID_MSGREFID", `No message ${ref} here: give msgid= of one of this chat's, or *`);
+  const ids: Array<string | undefined> = [];
+  for (const ref of between ? [p[2] ?? "", p[3] ?? ""] : [p[2] ?? ""]) {
+    if (ref === "*" && !between) {
+      ids.push(undefined);
+      continue;
+    }
+    const id = ref.startsWith("msgid=") ? ref.slice(6) : "";
+    if (!ULID_RE.test(id)) return noSuch(ref || "*");
+    ids.push(id);
+  }
+  /** A message's seq, where a page must be trimmed by it (undefined: a FAIL has been sent). */
+  const seqOf = async (id: string): Promise<number | undefined> => {
+    const found = await read({ around: id, limit: 1 });
+    const seq = found?.find((m) => m.id === id)?.seq;
+    if (found && seq === undefined) noSuch(`msgid=${id}`);
+    return seq;
+  };
+  const [at, other] = ids;
   let page: MessageFrame[] | undefined;
   if (verb === "LATEST") {
-    page = await read({});
-    if (page && at !== undefined) page = page.filter((m) => m.seq > at);
-  } else if (verb === "BEFORE" && at !== undefined) page = await read({ before: at });
-  else if (verb === "AFTER" && at !== undefined) page = await read({ after: at });
-  else if (between && at !== undefined && other !== undefined) {
-    page = at < other
-      ? (await read({ after: at }))?.filter((m) => m.seq < other)
-      : (await read({ before: at }))?.filter((m) => m.seq > other);
-  } else if (verb === "AROUND" && at !== undefined) {
-    const upTo = await read({ before: at + 1, limit: limit - Math.floor(limit / 2) });
-    const after = upTo && limit > 1 ? await read({ after: at, limit: Math.floor(limit / 2) }) : [];
-    page = upTo && after ? [...upTo, ...after] : undefined;
+    const after = at === undefined ? 0 : await seqOf(at);
+    if (after === undefined) return;
+    page = (await read({}))?.filter((m) => m.seq > after);
+  } else if (verb === "BEFORE" && at) page = await read({ before: at });
+  else if (verb === "AFTER" && at) page = await read({ after: at });
+  else if (verb === "AROUND" && at) page = await read({ around: at });
+  else if (between && at && other) {
+    const from = await seqOf(at);
+    const to = from === undefined ? undefined : await seqOf(other);
+    if (from === undefined || to === undefined) return;
+    page = from < to
+      ? (await read({ after: from }))?.filter((m) => m.seq < to)
+      : (await read({ before: from }))?.filter((m) => m.seq > to);
   } else {
     return fail(
       "INVALID_PARAMS",

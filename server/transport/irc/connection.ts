@@ -44,7 +44,6 @@ import {
   systemLines,
   welcomeNumerics,
 } from "./replies.ts";
-import { SeenIds } from "./seen_ids.ts";
 
 /** Options of the IRC listener. */
 export interface IrcOptions {
@@ -82,8 +81,6 @@ export class IrcConnection implements Peer {
   #session: IrcSession | undefined;
   /** labeled-response: the answers of labeled commands, gathered until complete. */
   #labels: Labels;
-  /** Message id → sequence number of what this client was shown (oldest dropped first). */
-  #seen = new SeenIds();
   /** Messages this client sent and has not seen come back: not echoed without echo-message. */
   #sent: string[] = [];
   #loginTimer: ReturnType<typeof setTimeout> | undefined;
@@ -310,18 +307,12 @@ export class IrcConnection implements Peer {
   /** This client's echo of a message a labeled command sent joins that command's answer. */
   #labeledEcho(m: MessageFrame): boolean {
     return this.#labels.echo(m, () => {
-      this.#remember(m);
       const target = m.type === "private" ? m.to_username : `#${m.room}`;
       return messageLines(m, target, this.#server, this.#reg.caps);
     });
   }
 
-  #remember(m: MessageFrame): void {
-    this.#seen.add(m.id, m.seq);
-  }
-
   #message(m: MessageFrame, batch?: string): void {
-    this.#remember(m);
     const mine = m.from_username === this.#reg.nick;
     if (mine && !batch && this.#labeledEcho(m)) return;
     if (mine && !batch && !this.#reg.caps.has("echo-message")) {
@@ -350,7 +341,6 @@ export class IrcConnection implements Peer {
       if (!this.#reg.caps.has("echo-message")) return false;
       if (this.#labeledEcho(m)) return true;
     }
-    this.#remember(m);
     const caps = this.#reg.caps;
     const key = `irc:${caps.has("server-time") ? "t" : ""}${caps.has("message-tags") ? "m" : ""}`;
     const server = this.#server;
@@ -478,7 +468,6 @@ export class IrcConnection implements Peer {
       numeric: (code, text) => this.#numeric(code, text),
       line: (text) => this.#line(text),
       notice: (text) => this.#notice(text),
-      seenSeq: (id) => this.#seen.seqOf(id),
       isOn: (channel) => this.#on.has(channel.slice(1).toLowerCase()),
       channelsOn: () => [...this.#on].map((room) => `#${room}`),
       sent: (key) => {

@@ -236,9 +236,8 @@ export function refusal(
   if (asked?.kind === "who") return { numeric: ["315", `${asked.channel} :End of /WHO list`] };
   if (asked?.kind === "history") {
     const sub = asked.sub || "*";
-    return {
-      line: `:${server} FAIL CHATHISTORY INVALID_TARGET ${sub} ${asked.target} :${message}`,
-    };
+    const fail = code === "no_such_message" ? "INVALID_MSGREFID" : "INVALID_TARGET";
+    return { line: `:${server} FAIL CHATHISTORY ${fail} ${sub} ${asked.target} :${message}` };
   }
   if (asked?.kind === "kick") {
     if (code === "no_such_user") return { numeric: ["401", `${asked.nick} :${message}`] };
