@@ -290,10 +290,11 @@ function online(s: IrcSession, nicks: string[], reply: "ison" | "userhost") {
  * `CHATHISTORY LATEST|BEFORE|AFTER|AROUND target (*|msgid=ID) limit` and
  * `CHATHISTORY BETWEEN target msgid=A msgid=B limit`, over the same history as every wire. A
  * msgid names any message of the chat, shown on this connection or not (before a reconnect, on
- * another device): the chat pages by sequence number, so it is looked up first. Each page is read with the `history` frame and sent as one batch, trimmed to what the
- * subcommand asks: LATEST after a msgid is the newest `limit` after it; BETWEEN excludes both
- * ends and, read backwards (A after B), is the newest `limit` before A; AROUND centres the page
- * on the message.
+ * another device): BEFORE, AFTER and AROUND page by it; LATEST and BETWEEN, which trim a page by
+ * sequence number, look its number up first. Each page is read with the `history` frame and sent
+ * as one batch: LATEST after a msgid is the newest `limit` after it; BETWEEN excludes both ends
+ * and, read backwards (A after B), is the newest `limit` before A; AROUND centres the page on the
+ * message.
  */
 async function chathistory(s: IrcSession, p: string[]): Promise<void> {
   const verb = (p[0] ?? "").toUpperCase();

@@ -46,7 +46,7 @@ class LabeledAnswer {
     return !this.handling && this.#refs.size === 0 && this.#echoes.length === 0;
   }
 
-  /** The command sent a message (ask `ref`, `key` as `typedKey`): wait for its ack or refusal, and echo. */
+  /** It sent a message (ask `ref`, `typedKey` `key`): wait for its ack or refusal, and echo. */
   expect(ref: string, key: string, echo: boolean): void {
     this.#refs.set(ref, key);
     if (echo) this.#echoes.push(key);
