@@ -947,3 +947,22 @@ Deno.test("Hub: users with usernames answers for those names only, wherever they
   ]);
   assert.deepEqual(some.users, ["Zed", "user504", "Alice"]);
 });
+
+Deno.test("Hub: users joining a new room at the same moment all end up in the one room, and all hear it", async () => {
+  await using kv = await Deno.openKv(":memory:");
+  await using ctx = await makeHub(kv);
+  const { hub } = ctx;
+  const users = [];
+  for (let i = 0; i < 8; i++) users.push(await login(hub, `joiner${i}`));
+  await Promise.all(users.map((x) => hub.receive(x.id, { type: "join", room: "fresh" })));
+  const created = users.map((x) => x.peer.of("joined").at(-1)!.created);
+  assert.equal(created.filter(Boolean).length, 1, "made once");
+  await hub.receive(users[0]!.id, { type: "message", room: "fresh", message: "all here?" });
+  await hub.whenStored();
+  for (const x of users) {
+    assert.ok(
+      x.peer.of("message").some((m) => m.message === "all here?"),
+      `${x.peer.of("welcome")[0]!.username} heard it`,
+    );
+  }
+});

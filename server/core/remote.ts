@@ -160,6 +160,9 @@ export async function loadRoom(core: Core, id: string): Promise<RoomState | null
   if (known) return known;
   const record = await core.store.getChat(id);
   if (!record || record.kind !== "room") return null;
+  // Loaded or made here meanwhile (another command of this node): keep that one and its members.
+  const meanwhile = core.rooms.get(id);
+  if (meanwhile) return meanwhile;
   const room = newRoomState(record);
   core.addRoom(room);
   return room;

@@ -32,6 +32,8 @@ export async function joinCommand(
   // another node of a cluster made a moment ago may not have reached this node yet: the shared
   // store is asked before the name is taken for a new room (one node's memory and store agree).
   let room = core.findRoom(frame.room) ?? await loadRoom(core, frame.room);
+  // Another join may have made the room while the store was asked: that one is the room.
+  room = core.findRoom(frame.room) ?? room;
   const name = room?.record.id ?? frame.room;
   if (room?.record.private && !room.members.has(u)) {
     // Joining a private group you were invited to accepts the invite.
