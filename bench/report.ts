@@ -30,12 +30,20 @@ const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : "n/a");
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
 
 /** Whether a generator row missed receivers (its figures are not comparable). */
-const isVoid = (x: Row) => x !== undefined && Number(x.joined) < Number(x.receivers);
+const missing = (x: Row) => x !== undefined && Number(x.joined) < Number(x.receivers);
+/** Messages that did not reach every receiver: the server lost them, its rate is not a rate. */
+const lost = (x: Row) => x !== undefined && Number(x.delivered) < Number(x.expected);
+const isVoid = (x: Row) => missing(x) || lost(x);
 
-/** Why a generator row cannot be trusted, if it cannot: receivers missing, or a busy generator. */
+/**
+ * Why a generator row cannot be trusted, if it cannot: receivers missing, deliveries lost, or a
+ * busy generator.
+ */
 export function flag(x: Row): string {
-  return isVoid(x)
+  return missing(x)
     ? ` ⚠ void: ${x.joined}/${x.receivers} joined`
+    : lost(x)
+    ? ` ⚠ void: ${x.delivered}/${x.expected} delivered`
     : Number(x.gen_cpu_pct) > 80
     ? " ⚠ generator > 80% of a core"
     : "";
@@ -64,7 +72,8 @@ function idleTarget(name: string, x: Row, limitKb: number): [string, string, boo
 
 /**
  * Issue 16's targets: what each is, this run's figure, and whether it is met. A target whose
- * rows are void (receivers missing on either server) is not met, whatever its ratio says.
+ * rows are void (receivers missing, or deliveries lost, on either server) is not met, whatever its
+ * ratio says.
  */
 export function targets(r: Results): Array<[string, string, boolean]> {
   const bj = r.burst.json, bw = r.burst.ws, bi = r.burst.irc;
@@ -75,7 +84,9 @@ export function targets(r: Results): Array<[string, string, boolean]> {
     figure: string,
     ok: boolean,
   ): [string, string, boolean] =>
-    rows.some(isVoid) ? [name, `${figure} (void: receivers missing)`, false] : [name, figure, ok];
+    rows.some(isVoid)
+      ? [name, `${figure} (void: receivers missing or deliveries lost)`, false]
+      : [name, figure, ok];
   const openAt = (rate: number, name: string, limit: number, notRun: string) => {
     const o = r.open[rate];
     if (!o) return [name, notRun, false] as [string, string, boolean];
@@ -220,7 +231,8 @@ the same for both servers. How it was checked, and what keeps it fair:
   and measures ngircd's p99 at 200/s in the 30s of milliseconds.
 - Receivers connect 8 at a time and are retried (ngircd listens with a backlog of 10: 200
   connects at once overflowed it and left a fifth of its receivers out). The clock starts only
-  once every receiver has joined; a row where any is missing is marked void.
+  once every receiver has joined; a row where any is missing, or where a message did not reach
+  every receiver, is marked void (and so are the targets it feeds).
 - Senders keep at most 200 messages unanswered on the chat, as a real client must (the
   WebSocket wire closes a client with more than 256 frames in flight); ngircd answers nothing,
   so its senders are paced by TCP alone. Every goodbye a server sends is counted ("byes").

@@ -131,6 +131,18 @@ Deno.test("a row with receivers missing voids the targets it feeds, on either se
   assert.deepEqual(verdicts(open), [true, true, true, true, false, false, true, true, true, true]);
 });
 
+Deno.test("a row that lost deliveries voids the targets it feeds, however fast it was", () => {
+  const r = passing();
+  r.burst.json.delivered = 77_200; // 7 receivers in a room nobody posted to
+  r.burst.json.expected = 80_000;
+  const t = targets(r);
+  assert.deepEqual(t.slice(0, 3).map(([, , ok]) => ok), [false, false, true]);
+  includes(t[0]![1], "void: receivers missing or deliveries lost");
+  includes(flag(r.burst.json), "void: 77200/80000 delivered");
+  // A row that delivered everything is not void.
+  assert.equal(flag(passing().burst.json), "");
+});
+
 Deno.test("an ingest run that lost acks voids its target, whatever its rate", () => {
   const r = passing();
   r.ingest.acked = 39_000;
