@@ -5,6 +5,7 @@
  * @module
  */
 
+import { ULID_RE } from "../../../protocol/fields.ts";
 import { z } from "zod";
 import { charCount } from "../../../protocol/frames.ts";
 import {
@@ -45,7 +46,7 @@ export const ChatAddress = z.string().regex(
 });
 
 /** A message or entry id. */
-export const Ulid = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, {
+export const Ulid = z.string().regex(ULID_RE, {
   error: "an id is 26 characters (a ULID), as in a message's id",
 }).meta({ description: "a ULID", example: "01JDZ3K6Q9V7C8W2X4Y5Z6A7B8" });
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ULID_RE } from "../../../protocol/decode.ts";
+import { ULID_RE } from "../../../protocol/fields.ts";
 import { charCount, type MessageFrame } from "../../../protocol/frames.ts";
 import { MAX_LOOKUP_NAMES, MAX_NAME_CHARS } from "../../../protocol/limits.ts";
 import type { IrcMessage } from "./lines.ts";
